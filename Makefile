@@ -1,0 +1,62 @@
+# Churn prediction platform. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.churn-installed
+DATA_DIR := data
+# Set REDIS_URL to use an existing Redis; empty means the embedded redis-server under data/.
+REDIS_URL ?=
+# Extra arguments for ploomber build / pytest, e.g. ARGS="--env--n_users 300" or ARGS="-k redis".
+ARGS ?=
+BACKUP ?=
+REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
+
+.PHONY: help setup build test lab bench redis-start stop clean db-backup db-restore db-clean
+
+help: ## list the targets and what they do
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## create .venv and install the pinned dependencies (fast when nothing changed)
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	@touch $(STAMP)
+
+redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_URL is set
+	@if [ -z "$(REDIS_URL)" ]; then $(BIN)/python -m churn.store.redis_server start --data-dir $(DATA_DIR); \
+	else echo "using REDIS_URL=$(REDIS_URL)"; fi
+
+build: setup redis-start ## run the whole pipeline (ploomber build); reports land in reports/
+	$(BIN)/ploomber build $(REDIS_ENV) $(ARGS)
+
+test: setup ## run the whole test suite (unit, data, model, serving, pipeline + nbval)
+	$(BIN)/python -m pytest $(ARGS)
+
+lab: setup ## JupyterLab that opens the percent-format notebooks (Ploomber-aware)
+	$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
+
+bench: setup ## run the benchmarks and write reports/benchmarks.md
+	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md $(ARGS)
+
+stop: ## stop the embedded redis-server
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m churn.store.redis_server stop --data-dir $(DATA_DIR); fi
+
+clean: stop ## remove generated data and reports (keeps data/backups)
+	find $(DATA_DIR) -mindepth 1 -maxdepth 1 ! -name .gitkeep ! -name backups -exec rm -rf {} +
+	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	rm -rf .pytest_cache
+
+db-backup: setup ## EXPORT DATABASE into data/backups/<timestamp>
+	$(BIN)/python -m churn.store.warehouse backup --warehouse $(DATA_DIR)/churn.duckdb
+
+db-restore: setup ## IMPORT DATABASE from BACKUP=data/backups/<timestamp> (default: the latest)
+	$(BIN)/python -m churn.store.warehouse restore --warehouse $(DATA_DIR)/churn.duckdb $(if $(BACKUP),--backup $(BACKUP),)
+
+db-clean: setup ## delete the warehouse (and its reader snapshot); backups are kept
+	$(BIN)/python -m churn.store.warehouse clean --warehouse $(DATA_DIR)/churn.duckdb

@@ -1,0 +1,1 @@
+"""Raw schema, synthetic simulator and loaders for your own files."""

@@ -1,0 +1,30 @@
+"""Small helpers the phase notebooks share (products, parameter coercion)."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+
+def write_receipt(path: str | os.PathLike, **facts: Any) -> dict[str, Any]:
+    """Write a task's JSON receipt (what it wrote, with counts) atomically; returns it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    receipt = {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **facts}
+    tmp = target.with_suffix(".tmp")
+    tmp.write_text(json.dumps(receipt, indent=2, default=str))
+    os.replace(tmp, target)
+    return receipt
+
+
+def as_date(value: str | date) -> date:
+    """Parse an ISO date parameter, naming the value when it is not one."""
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None

@@ -1,0 +1,1 @@
+"""Warehouse (DuckDB), online store (Redis), embedded Redis server."""

@@ -1,0 +1,85 @@
+"""Raw tables in the warehouse: written all-or-nothing, read back as DataFrames."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH
+from churn.store.warehouse import Warehouse, WarehouseError
+
+TRUTH_TABLE = f"{TRUTH_SCHEMA_NAME}.{USER_TRUTH.name}"
+
+
+def write_raw_tables(warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFrame]]) -> dict[str, int]:
+    """Replace the raw tables (and the simulator's truth table) with the rows of ``chunks``.
+
+    Each chunk maps table names (``users``, ``events``, ``billing`` and optionally
+    ``user_truth``) to frames in the documented schema. Everything happens in one transaction:
+    if any chunk fails, the previous tables are left exactly as they were.
+
+    Returns:
+        Rows written per table.
+    """
+    counts = {name: 0 for name in [*RAW_TABLES, USER_TRUTH.name]}
+    with warehouse.writer() as con, warehouse.transaction(con):
+        for table in RAW_TABLES.values():
+            con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table.name}")
+            con.execute(table.ddl(RAW_SCHEMA_NAME))
+        # a truth table from an earlier synthetic run would not describe these users
+        con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")
+        for chunk in chunks:
+            unknown = set(chunk) - set(counts)
+            if unknown:
+                raise WarehouseError(f"unknown raw table(s) {sorted(unknown)}")
+            if USER_TRUTH.name in chunk and not Warehouse.table_exists(con, TRUTH_TABLE):
+                con.execute(USER_TRUTH.ddl(TRUTH_SCHEMA_NAME))
+            for name, frame in chunk.items():
+                schema = TRUTH_SCHEMA_NAME if name == USER_TRUTH.name else RAW_SCHEMA_NAME
+                counts[name] += Warehouse.append(con, f"{schema}.{name}", frame)
+    return counts
+
+
+def read_raw_tables(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
+    """The three raw tables as DataFrames (from the reader snapshot)."""
+    with warehouse.reader() as con:
+        return {name: Warehouse.read_table(con, f"{RAW_SCHEMA_NAME}.{name}") for name in RAW_TABLES}
+
+
+def raw_table_summary(warehouse: Warehouse) -> dict[str, dict]:
+    """Row count and content fingerprint of every raw table (what a receipt records)."""
+    summary: dict[str, dict] = {}
+    with warehouse.reader() as con:
+        for name in RAW_TABLES:
+            fingerprint = Warehouse.content_hash(con, f"{RAW_SCHEMA_NAME}.{name}")
+            summary[name] = {"rows": int(fingerprint.split(":")[0]), "fingerprint": fingerprint}
+    return summary
+
+
+def describe_raw(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
+    """Overview frames for the data report: weekly activity, event mix, billing mix, plans."""
+    queries = {
+        "weekly_activity": """
+            SELECT date_trunc('week', event_at) AS week, count(*) AS events,
+                   count(DISTINCT user_id) AS active_users
+            FROM raw_data.events GROUP BY 1 ORDER BY 1""",
+        "weekday_activity": """
+            SELECT dayname(event_at) AS weekday, isodow(event_at) AS dow, count(*) AS events
+            FROM raw_data.events GROUP BY 1, 2 ORDER BY 2""",
+        "event_types": """
+            SELECT event_type, count(*) AS events, round(100.0 * count(*) / sum(count(*)) OVER (), 2)
+                   AS pct FROM raw_data.events GROUP BY 1 ORDER BY 2 DESC""",
+        "billing_types": """
+            SELECT billing_type, count(*) AS records, round(sum(amount), 2) AS amount
+            FROM raw_data.billing GROUP BY 1 ORDER BY 2 DESC""",
+        "plans": """
+            SELECT plan, count(*) AS users, round(avg(monthly_price), 2) AS price,
+                   round(avg((churned_at IS NOT NULL)::INT), 4) AS churn_share
+            FROM raw_data.users GROUP BY 1 ORDER BY 2 DESC""",
+        "monthly_churn": """
+            SELECT date_trunc('month', churned_at) AS month, count(*) AS churned
+            FROM raw_data.users WHERE churned_at IS NOT NULL GROUP BY 1 ORDER BY 1""",
+    }
+    with warehouse.reader() as con:
+        return {name: con.execute(sql).df() for name, sql in queries.items()}

