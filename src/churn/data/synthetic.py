@@ -1,0 +1,413 @@
+"""Vectorised synthetic SaaS simulator: raw ``users``/``events``/``billing`` plus hidden truth.
+
+Users are simulated in fixed-size chunks, each with its own RNG derived from ``(seed, chunk)``,
+so output depends only on :class:`SimulationParams`. Time runs on a grid of whole weeks starting
+on the Monday on/before ``start``; all instants are int64 microseconds from that Monday until
+they are turned into naive (UTC-meaning) ``datetime64[us]`` columns.
+
+Causal story: latent risk (low engagement, plan, channel, support load, noise) plus payment
+failures, plan changes and tenure set a weekly churn hazard, calibrated per chunk so the
+expected churn share in ``[start, end)`` is ``target_churn_rate``. Most churners disengage
+for 3-8 weeks beforehand (and file more tickets); about a quarter leave suddenly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from churn.data import schema
+
+CHUNK_USERS = 5000
+"""Users per chunk; fixed so results never depend on anything but the params."""
+SCENARIOS: tuple[str, ...] = ("stable",)
+
+_DAY = 86_400_000_000  # microseconds
+_HOUR = 3_600_000_000
+_WEEK = 7 * _DAY
+_NEVER = np.iinfo(np.int64).max
+
+_PLANS = tuple(schema.PLANS)
+_PRICES = np.array([schema.PLANS[p] for p in _PLANS])
+_PLAN_P = np.array([0.6, 0.3, 0.1])
+_PLAN_LOGHAZ = np.array([0.35, 0.0, -0.45])  # cheap plans are less committed
+_COUNTRY_P = np.array([0.34, 0.10, 0.09, 0.07, 0.10, 0.14, 0.08, 0.08])
+_COUNTRY_FAIL = np.array([0.0, 0.0, -0.3, 0.0, 0.8, 0.7, 0.0, 0.0])  # card-decline log-odds
+_CHANNEL_P = np.array([0.35, 0.25, 0.15, 0.15, 0.10])
+_CHANNEL_LOGHAZ = np.array([0.0, 0.3, -0.35, 0.2, -0.15])
+_WEEKDAY = np.array([1.12, 1.15, 1.15, 1.12, 1.02, 0.6, 0.55])  # Mon..Sun, weekend ~50% lower
+_WEEKDAY = _WEEKDAY / _WEEKDAY.mean()
+_HOURLY = np.array([0.5, 0.3, 0.2, 0.2, 0.3, 0.6, 1.2, 2.5, 4.5, 6.0, 6.5, 6.2,
+                    5.0, 5.5, 6.2, 6.3, 5.8, 5.0, 4.2, 3.8, 3.5, 3.0, 2.0, 1.0])
+_HOURLY = _HOURLY / _HOURLY.sum()
+# Mix of the non-ticket event types (order of schema.EVENT_TYPES minus support_ticket).
+_TYPE_MIX = np.array([0.24, 0.42, 0.18, 0.10, 0.04, 0.02])
+_TICKET = schema.EVENT_TYPES.index("support_ticket")
+_BTYPE = {name: i for i, name in enumerate(schema.BILLING_TYPES)}
+
+
+@dataclass(frozen=True)
+class SimulationParams:
+    """Everything that determines a simulated dataset."""
+
+    n_users: int = 1000
+    start: date = date(2025, 1, 1)
+    end: date = date(2026, 1, 1)  # exclusive
+    seed: int = 42
+    target_churn_rate: float = 0.10  # expected share of users churning within [start, end)
+    events_per_user_day: float = 5.8  # mean events per active user-day before modifiers
+    scenario: str = "stable"
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first invalid parameter."""
+        if not isinstance(self.n_users, (int, np.integer)) or self.n_users < 1:
+            raise ValueError(f"n_users must be an integer >= 1, got {self.n_users!r}")
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if not isinstance(value, date) or isinstance(value, datetime):
+                raise ValueError(f"{name} must be a datetime.date, got {value!r}")
+        if self.end <= self.start + timedelta(days=30):
+            raise ValueError(f"end ({self.end}) must be > 30 days after start ({self.start})")
+        if not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not 0.0 <= self.target_churn_rate <= 0.9:
+            raise ValueError(f"target_churn_rate must be in [0, 0.9], got {self.target_churn_rate}")
+        if not 0.0 < self.events_per_user_day < float("inf"):
+            raise ValueError(
+                f"events_per_user_day must be finite and > 0, got {self.events_per_user_day}"
+            )
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """Week-aligned time grid; instants are microseconds since ``day0`` (a Monday)."""
+
+    day0: np.datetime64
+    n_weeks: int
+    start_us: int
+    end_us: int
+
+    @classmethod
+    def of(cls, p: SimulationParams) -> _Grid:
+        monday = p.start - timedelta(days=p.start.weekday())
+        n_weeks = -(-(p.end - monday).days // 7)
+        return cls(np.datetime64(monday, "us"), n_weeks,
+                   (p.start - monday).days * _DAY, (p.end - monday).days * _DAY)
+
+    def stamp(self, us: np.ndarray) -> np.ndarray:
+        return self.day0 + us.astype("timedelta64[us]")
+
+
+@dataclass
+class _Users:
+    """Per-user latent and observable attributes of one chunk (arrays of length n)."""
+
+    signup: np.ndarray  # us
+    active_from: np.ndarray  # max(signup, start), us
+    country: np.ndarray
+    channel: np.ndarray
+    plan0: np.ndarray
+    base_eng: np.ndarray  # lognormal, mean 1
+    support: np.ndarray  # tickets per active day at normal engagement
+    risk: np.ndarray  # latent log-hazard offset (without plan)
+    p_fail: np.ndarray  # per-charge card-decline probability
+    plan1: np.ndarray  # plan after the (optional) plan change
+    change_at: np.ndarray  # us, _NEVER if no change
+
+
+def _draw_users(rng: np.random.Generator, n: int, g: _Grid) -> _Users:
+    """Draw attributes; ~35% of users are an existing base signed up in the prior year."""
+    existing = rng.random(n) < 0.35
+    span = g.end_us - g.start_us - 30 * _DAY
+    signup = np.where(existing, g.start_us - (rng.random(n) * 365 * _DAY).astype(np.int64),
+                      g.start_us + (rng.random(n) * span).astype(np.int64))
+    base_eng = rng.lognormal(-0.245, 0.7, n)
+    support = 0.012 * rng.lognormal(-0.18, 0.6, n)
+    country = rng.choice(len(_COUNTRY_P), n, p=_COUNTRY_P)
+    channel = rng.choice(len(_CHANNEL_P), n, p=_CHANNEL_P)
+    risk = (-0.8 * np.log(base_eng) + 0.4 * np.log(support / 0.012)
+            + _CHANNEL_LOGHAZ[channel] + rng.normal(0.0, 0.6, n))
+    p_fail = 1 / (1 + np.exp(3.3 - 0.5 * risk - _COUNTRY_FAIL[country]))
+    plan0 = rng.choice(len(_PLANS), n, p=_PLAN_P)
+    active_from = np.maximum(signup, g.start_us)
+    plan1, change_at = _draw_plan_changes(rng, plan0, base_eng, active_from, g)
+    return _Users(signup, active_from, country, channel, plan0, base_eng, support, risk,
+                  p_fail, plan1, change_at)
+
+
+def _draw_plan_changes(rng: np.random.Generator, plan0: np.ndarray, base_eng: np.ndarray,
+                       active_from: np.ndarray, g: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """~10% change plan once; engaged users tend to upgrade, others downgrade."""
+    n = len(plan0)
+    changes = rng.random(n) < 0.10
+    up = rng.random(n) < 1 / (1 + np.exp(-1.5 * np.log(base_eng) - 0.4))
+    step = np.where(plan0 == 0, 1, np.where(plan0 == len(_PLANS) - 1, -1, np.where(up, 1, -1)))
+    plan1 = np.where(changes, plan0 + step, plan0)
+    when = active_from + (rng.random(n) * (g.end_us - active_from)).astype(np.int64)
+    return plan1, np.where(changes, when, _NEVER)
+
+
+def _charge_schedule(u: _Users, p: SimulationParams, g: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Monthly charge instants (n, n_months) on the signup day-of-month, and which are in range."""
+    signup_dt = g.stamp(u.signup)
+    dom = (signup_dt.astype("datetime64[D]") - signup_dt.astype("datetime64[M]")).astype(int)
+    months = np.arange(np.datetime64(p.start, "M"), np.datetime64(p.end, "M") + 1)
+    month_len = ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(int)
+    day = months.astype("datetime64[D]")[None, :] + np.minimum(dom[:, None], month_len - 1)
+    tod = u.signup % _DAY + 60_000_000  # a minute after the signup time of day
+    t = (day - g.day0.astype("datetime64[D]")).astype(np.int64) * _DAY + tod[:, None]
+    return t, (t >= u.signup[:, None]) & (t >= g.start_us) & (t < g.end_us)
+
+
+def _draw_billing(rng: np.random.Generator, u: _Users, p: SimulationParams,
+                  g: _Grid) -> dict[str, np.ndarray]:
+    """Charges, failures (80% retried 1-5 days later), refunds and plan changes.
+
+    Drawn for the whole horizon (churn unknown yet); records at/after churn are dropped later.
+    """
+    t, valid = _charge_schedule(u, p, g)
+    fail = rng.random(t.shape) < u.p_fail[:, None]
+    retry = fail & (rng.random(t.shape) < 0.8)
+    retry_t = t + rng.integers(1, 6, t.shape) * _DAY + rng.integers(0, 4 * _HOUR, t.shape)
+    ok_t = np.concatenate([t[valid & ~fail], retry_t[valid & retry]])
+    ok_u = np.concatenate([np.nonzero(valid & ~fail)[0], np.nonzero(valid & retry)[0]])
+    refund = rng.random(len(ok_t)) < 0.02
+    fail_u, fail_t = np.nonzero(valid & fail)[0], t[valid & fail]
+    chg_u = np.flatnonzero(u.change_at != _NEVER)
+    parts = [(ok_u, ok_t, "charge"), (fail_u, fail_t, "payment_failed"),
+             (ok_u[refund], ok_t[refund] + rng.integers(1, 15, refund.sum()) * _DAY, "refund"),
+             (chg_u, u.change_at[chg_u], "plan_change")]
+    uid = np.concatenate([x[0] for x in parts])
+    at = np.concatenate([x[1] for x in parts])
+    btype = np.concatenate([np.full(len(x[0]), _BTYPE[x[2]], np.int8) for x in parts])
+    plan = np.where(at >= u.change_at[uid], u.plan1[uid], u.plan0[uid])
+    frac = np.where(btype == _BTYPE["refund"], np.round(rng.uniform(0.3, 1.0, len(at)), 2), 1.0)
+    amount = np.where(btype == _BTYPE["plan_change"], 0.0, np.round(_PRICES[plan] * frac, 2))
+    return {"user": uid, "at": at, "type": btype, "plan": plan, "amount": amount,
+            "fail_user": fail_u, "fail_at": fail_t, "fail_unrecovered": (~retry)[valid & fail]}
+
+
+def _recent(n: int, n_weeks: int, users: np.ndarray, at: np.ndarray, weeks: int) -> np.ndarray:
+    """Boolean (n, n_weeks): an incident of ``users`` happened within the last ``weeks`` weeks."""
+    diff = np.zeros((n, n_weeks + weeks + 1), np.int32)
+    w = at // _WEEK
+    np.add.at(diff, (users, w), 1)
+    np.add.at(diff, (users, w + weeks), -1)
+    return np.cumsum(diff, axis=1)[:, :n_weeks] > 0
+
+
+def _relative_hazard(u: _Users, bill: dict[str, np.ndarray], g: _Grid) -> np.ndarray:
+    """Uncalibrated weekly hazard (n, n_weeks): latent risk x plan x tenure x payment trouble."""
+    n, week_at = len(u.signup), np.arange(g.n_weeks) * _WEEK
+    plan = np.where(week_at[None, :] >= u.change_at[:, None], u.plan1[:, None], u.plan0[:, None])
+    downgraded = (u.plan1 < u.plan0)[:, None] & (week_at[None, :] >= u.change_at[:, None])
+    tenure = np.maximum(week_at[None, :] - u.signup[:, None], 0) / _WEEK
+    unrec = bill["fail_unrecovered"]
+    recovered = _recent(n, g.n_weeks, bill["fail_user"][~unrec], bill["fail_at"][~unrec], 4)
+    lapsed = _recent(n, g.n_weeks, bill["fail_user"][unrec], bill["fail_at"][unrec], 8)
+    log_h = (u.risk[:, None] + _PLAN_LOGHAZ[plan] + 0.5 * downgraded
+             + np.log1p(1.2 * np.exp(-tenure / 6)) + 0.8 * recovered + 1.8 * lapsed)
+    return np.exp(log_h)
+
+
+def _week_exposure(lo: np.ndarray, hi: np.ndarray, g: _Grid) -> np.ndarray:
+    """Fraction (n, n_weeks) of each week inside the per-user interval [lo, hi)."""
+    week_at = np.arange(g.n_weeks) * _WEEK
+    overlap = np.minimum(hi[:, None], week_at + _WEEK) - np.maximum(lo[:, None], week_at)
+    return np.clip(overlap, 0, _WEEK) / _WEEK
+
+
+def _calibrate(rel: np.ndarray, expo: np.ndarray, target: float) -> float:
+    """Scale c such that the mean churn probability over [start, end) equals ``target``."""
+    if target == 0.0:
+        return 0.0
+
+    def churn_share(c: float) -> float:
+        return float(np.mean(1 - np.exp((expo * np.log1p(-np.minimum(c * rel, 0.95))).sum(1))))
+
+    lo, hi = -20.0, 5.0  # bisection on log c; the share is monotone in c
+    for _ in range(50):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if churn_share(np.exp(mid)) < target else (lo, mid)
+    return float(np.exp((lo + hi) / 2))
+
+
+def _scenario_effects(p: SimulationParams, g: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Per-week (engagement, hazard) multipliers of the scenario; applied after calibration.
+
+    "stable" is all ones. A future "drift" scenario returns != 1 from its drift date on
+    (shape (n_weeks,) or, for segment-specific drift, (n_users, n_weeks)).
+    """
+    ones = np.ones(g.n_weeks)
+    return ones, ones
+
+
+def _draw_churn(rng: np.random.Generator, hazard: np.ndarray, expo: np.ndarray,
+                u: _Users, g: _Grid) -> np.ndarray:
+    """Churn instant (us) per user, ``_NEVER`` for survivors; first week whose draw fires."""
+    fires = (rng.random(hazard.shape) < 1 - (1 - hazard) ** expo) & (expo > 0)
+    week = np.argmax(fires, axis=1)
+    lo = np.maximum(week * _WEEK, u.active_from + _HOUR)
+    hi = np.minimum((week + 1) * _WEEK, g.end_us)
+    at = lo + (rng.random(len(week)) * np.maximum(hi - lo, 1)).astype(np.int64)
+    return np.where(fires.any(axis=1) & (at < g.end_us), at, _NEVER)
+
+
+def _weekly_engagement(rng: np.random.Generator, churn_at: np.ndarray,
+                       g: _Grid) -> tuple[np.ndarray, np.ndarray]:
+    """Pre-churn decay (n, n_weeks) and in-decay flag; ~25% of churners leave suddenly."""
+    n = len(churn_at)
+    churn_week = np.where(churn_at == _NEVER, g.n_weeks + 99, churn_at // _WEEK)
+    gradual = rng.random(n) >= 0.25
+    length = rng.integers(3, 9, n)  # weeks of decline
+    floor = rng.uniform(0.1, 0.5, n)  # engagement left in the churn week
+    k = churn_week[:, None] - np.arange(g.n_weeks)[None, :]  # weeks before churn
+    decaying = gradual[:, None] & (k >= 0) & (k < length[:, None])
+    decay = np.where(decaying, floor[:, None] ** ((length[:, None] - k) / length[:, None]), 1.0)
+    return decay, decaying
+
+
+def _vacations(rng: np.random.Generator, n: int, n_days: int) -> np.ndarray:
+    """Daily factor (n, n_days): quiet spells of 4-21 days (~1.5 per user-year) for everyone."""
+    n_spells = rng.poisson(1.5 * n_days / 365, n)
+    who = np.repeat(np.arange(n), n_spells)
+    first = rng.integers(0, n_days, len(who))
+    last = np.minimum(first + rng.integers(4, 22, len(who)), n_days)
+    depth = rng.uniform(0.0, 0.25, len(who))
+    log_f = np.zeros((n, n_days + 1))
+    np.add.at(log_f, (who, first), np.log(depth + 1e-3))
+    np.add.at(log_f, (who, last), -np.log(depth + 1e-3))
+    return np.exp(np.cumsum(log_f, axis=1)[:, :n_days])
+
+
+def _draw_events(rng: np.random.Generator, u: _Users, lam: np.ndarray, ticket_lam: np.ndarray,
+                 stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Poisson counts per user-day -> (user, instant, type) sorted by user then time."""
+    n, n_days = lam.shape
+    counts = rng.poisson(np.concatenate([lam, ticket_lam], axis=1)).ravel()
+    cell = np.repeat(np.arange(counts.size), counts)
+    who, col = np.divmod(cell, 2 * n_days)
+    del cell  # events dominate chunk memory: free big temporaries early
+    is_ticket = col >= n_days
+    at = (col % n_days) * _DAY
+    del col
+    at += rng.choice(24, len(at), p=_HOURLY) * _HOUR
+    at += rng.integers(0, _HOUR, len(at))
+    mix = rng.dirichlet(_TYPE_MIX * 40, n).cumsum(axis=1)  # user-specific type mix
+    draw, etype = rng.random(len(at)), np.zeros(len(at), np.int8)
+    for k in range(mix.shape[1] - 1):  # inverse CDF, one type at a time to bound memory
+        etype += draw > mix[who, k]
+    etype[is_ticket] = _TICKET
+    keep = (at >= u.active_from[who]) & (at < stop[who])
+    who, at, etype = who[keep], at[keep], etype[keep]
+    order = np.argsort(who * (n_days * _DAY) + at, kind="stable")
+    return who[order], at[order], etype[order]
+
+
+def _labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Series:
+    """Codes -> pandas ``str`` column, via Arrow (much faster than object arrays)."""
+    arr = pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(names))
+    return arr.cast(pa.string()).to_pandas()
+
+
+def _simulate_chunk(p: SimulationParams, chunk: int, g: _Grid) -> dict[str, Any]:
+    """Simulate one chunk; returns raw arrays (local user index 0..n-1)."""
+    rng = np.random.default_rng(np.random.SeedSequence([p.seed, chunk]))
+    n = min(CHUNK_USERS, p.n_users - chunk * CHUNK_USERS)
+    u = _draw_users(rng, n, g)
+    bill = _draw_billing(rng, u, p, g)
+    rel = _relative_hazard(u, bill, g)
+    expo = _week_exposure(u.active_from, np.full(n, g.end_us), g)
+    eng_mult, haz_mult = _scenario_effects(p, g)
+    hazard = np.minimum(_calibrate(rel, expo, p.target_churn_rate) * rel * haz_mult, 0.95)
+    churn_at = _draw_churn(rng, hazard, expo, u, g)
+    stop = np.minimum(churn_at, g.end_us)
+    decay, decaying = _weekly_engagement(rng, churn_at, g)
+    weekly = u.base_eng[:, None] * decay * eng_mult
+    vac = _vacations(rng, n, 7 * g.n_weeks)
+    noise = rng.gamma(2.5, 1 / 2.5, vac.shape)  # day-level over-dispersion
+    lam = p.events_per_user_day * np.repeat(weekly, 7, axis=1) * np.tile(_WEEKDAY, g.n_weeks)
+    lam *= vac * noise
+    ticket_lam = np.repeat(u.support[:, None] * (1 + 3.0 * decaying), 7, axis=1) * noise
+    events = _draw_events(rng, u, lam, ticket_lam, stop)
+    truth_mask = _week_exposure(u.active_from, stop, g) > 0
+    truth_eng = weekly * vac.reshape(n, g.n_weeks, 7).mean(axis=2)
+    return {"u": u, "bill": bill, "churn_at": churn_at, "stop": stop, "events": events,
+            "truth": (truth_mask, truth_eng, hazard)}
+
+
+def _table(table: schema.TableSchema, *columns: object) -> pd.DataFrame:
+    """DataFrame with ``table``'s column names, in schema order."""
+    return pd.DataFrame(dict(zip(table.column_names, columns, strict=True)))
+
+
+def _frames(sim: dict[str, Any], g: _Grid, user0: int, event0: int,
+            bill0: int) -> dict[str, pd.DataFrame]:
+    """Turn one chunk's arrays into schema-ordered DataFrames with global ids."""
+    u, bill, stop, churn_at = sim["u"], sim["bill"], sim["stop"], sim["churn_at"]
+    final_plan = np.where(u.change_at < stop, u.plan1, u.plan0)
+    churned = np.where(churn_at == _NEVER, np.datetime64("NaT", "us"), g.stamp(stop))
+    users = _table(schema.USERS, np.arange(user0, user0 + len(stop), dtype=np.int64),
+                   g.stamp(u.signup), _labels(final_plan, _PLANS), _PRICES[final_plan],
+                   _labels(u.country, schema.COUNTRIES), _labels(u.channel, schema.CHANNELS),
+                   churned)
+    who, at, etype = sim["events"]
+    events = _table(schema.EVENTS, np.arange(event0, event0 + len(who), dtype=np.int64),
+                    who + user0, _labels(etype, schema.EVENT_TYPES), g.stamp(at))
+    keep = (bill["at"] >= u.active_from[bill["user"]]) & (bill["at"] < stop[bill["user"]])
+    order = np.lexsort((bill["at"][keep], bill["user"][keep]))
+    b = {k: bill[k][keep][order] for k in ("user", "at", "type", "plan", "amount")}
+    billing = _table(schema.BILLING, np.arange(bill0, bill0 + len(order), dtype=np.int64),
+                     b["user"] + user0, g.stamp(b["at"]), _labels(b["type"], schema.BILLING_TYPES),
+                     _labels(b["plan"], _PLANS), b["amount"].astype(np.float64))
+    mask, eng, hazard = sim["truth"]
+    tu, tw = np.nonzero(mask)
+    truth = _table(schema.USER_TRUTH, tu + user0, g.stamp(tw * _WEEK), eng[tu, tw],
+                   hazard[tu, tw])
+    return {"users": users, "events": events, "billing": billing, "user_truth": truth}
+
+
+def n_chunks(params: SimulationParams) -> int:
+    """Number of chunks ``iter_chunks`` yields for these params."""
+    return -(-params.n_users // CHUNK_USERS)
+
+
+def iter_chunks(params: SimulationParams,
+                progress: bool = True) -> Iterator[dict[str, pd.DataFrame]]:
+    """Yield ``{"users", "events", "billing", "user_truth"}`` frames chunk by chunk.
+
+    User ids are 1..n_users; event and billing ids are running counters starting at 1.
+    """
+    params.validate()
+    g = _Grid.of(params)
+    next_event, next_bill = 1, 1
+    chunks = range(n_chunks(params))
+    for chunk in tqdm(chunks, desc="simulating", unit="chunk", disable=not progress):
+        # No local keeps the raw arrays alive while the consumer holds the yielded frames.
+        frames = _frames(_simulate_chunk(params, chunk, g), g, chunk * CHUNK_USERS + 1,
+                         next_event, next_bill)
+        next_event += len(frames["events"])
+        next_bill += len(frames["billing"])
+        yield frames
+        del frames
+
+
+def generate(params: SimulationParams, progress: bool = False) -> dict[str, pd.DataFrame]:
+    """All chunks concatenated in memory (meant for small runs and tests)."""
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for frames in iter_chunks(params, progress=progress):
+        for name, df in frames.items():
+            parts.setdefault(name, []).append(df)
+    return {name: pd.concat(dfs, ignore_index=True) for name, dfs in parts.items()}
