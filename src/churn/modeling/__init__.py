@@ -1,0 +1,1 @@
+"""Training, evaluation and the predictor shared by batch scoring and the API."""

@@ -1,0 +1,182 @@
+"""The online store: the latest feature vector per user in Redis.
+
+Each user's vector is one binary value (``as_of`` in microseconds as int64, then the features as
+float64 in the feature set's order), so a read is exact to the last bit and a batch of users is a
+single ``MGET``. Keys are namespaced by feature-set version: ``churn:fs:<version>:u:<user_id>``;
+``churn:fs:<version>:meta`` records the feature order so a reader with another order is refused
+(no training/serving skew). Hit and miss counters live in Redis, shared by every process.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import redis
+
+
+class OnlineStoreError(RuntimeError):
+    """The online store is unreachable or holds another feature set than expected."""
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What ``online_write_batch`` did."""
+
+    users: int
+    batches: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class OnlineRead:
+    """Vectors for the requested users; ``found[i]`` tells whether user ``i`` was in the store."""
+
+    user_ids: np.ndarray
+    found: np.ndarray
+    as_of: np.ndarray  # datetime64[us], NaT where missing
+    values: np.ndarray  # (n, n_features) float64, NaN rows where missing
+
+    def to_frame(self, features: list[str]) -> pd.DataFrame:
+        frame = pd.DataFrame(self.values, columns=features)
+        frame.insert(0, "snapshot_at", self.as_of)
+        frame.insert(0, "user_id", self.user_ids)
+        return frame[self.found].reset_index(drop=True)
+
+
+class OnlineStore:
+    """Redis-backed online store for one feature-set version.
+
+    Args:
+        client: a redis-py client (``redis.Redis.from_url(url)``).
+        feature_set: version of the feature spec, e.g. ``"v1"``.
+        features: feature names in model order.
+        ttl_seconds: optional expiry of every vector.
+    """
+
+    def __init__(self, client: redis.Redis, feature_set: str, features: list[str],
+                 ttl_seconds: int | None = None) -> None:
+        self.client = client
+        self.features = list(features)
+        self.ttl = ttl_seconds
+        self.prefix = f"churn:fs:{feature_set}"
+        self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
+
+    @classmethod
+    def from_url(cls, url: str, feature_set: str, features: list[str], **kwargs) -> OnlineStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, **kwargs)
+
+    def key(self, user_id: int) -> str:
+        return f"{self.prefix}:u:{int(user_id)}"
+
+    def online_write_batch(self, frame: pd.DataFrame, batch_size: int = 5000) -> WriteStats:
+        """Write one vector per row of ``frame`` (user_id, snapshot_at, features) in pipelined
+        batches; the feature order is recorded first so readers can check it."""
+        started = time.perf_counter()
+        records = np.zeros(len(frame), dtype=self._dtype)
+        records["as_of"] = frame["snapshot_at"].to_numpy("datetime64[us]").astype("int64")
+        records["values"] = frame[self.features].to_numpy(np.float64)
+        user_ids = frame["user_id"].to_numpy(np.int64)
+        batches = 0
+        with self._guard():
+            self.client.set(f"{self.prefix}:meta", json.dumps({"features": self.features}))
+            for lo in range(0, len(records), batch_size):
+                pipe = self.client.pipeline(transaction=False)
+                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size]):
+                    pipe.set(self.key(uid), rec.tobytes(), ex=self.ttl)
+                pipe.execute()
+                batches += 1
+        return WriteStats(users=len(records), batches=batches, seconds=time.perf_counter() - started)
+
+    def online_read(self, user_ids: list[int] | np.ndarray, count: bool = True) -> OnlineRead:
+        """Vectors for ``user_ids`` in one round trip; counts hits and misses when ``count``."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.mget([self.key(u) for u in ids]) if len(ids) else pipe.echo("")
+            raw = pipe.execute()[0] if len(ids) else []
+            found = np.array([r is not None for r in raw], dtype=bool)
+            if count and len(ids):
+                hits = int(found.sum())
+                self.client.hincrby(f"{self.prefix}:stats", "hits", hits)
+                self.client.hincrby(f"{self.prefix}:stats", "misses", len(ids) - hits)
+        return self._decode(ids, raw, found)
+
+    def _decode(self, ids: np.ndarray, raw: list, found: np.ndarray) -> OnlineRead:
+        records = np.zeros(len(ids), dtype=self._dtype)
+        if found.any():
+            blob = b"".join(r for r in raw if r is not None)
+            if len(blob) != found.sum() * self._dtype.itemsize:
+                raise OnlineStoreError(
+                    f"online store {self.prefix} holds vectors of another length: re-publish "
+                    "the features (make build or /cache/sync)"
+                )
+            records[found] = np.frombuffer(blob, dtype=self._dtype)
+        values = records["values"].astype(np.float64)
+        values[~found] = np.nan
+        as_of = records["as_of"].astype("datetime64[us]")
+        as_of[~found] = np.datetime64("NaT")
+        return OnlineRead(user_ids=ids, found=found, as_of=as_of, values=values)
+
+    def check_feature_order(self) -> None:
+        """Refuse a store written with another feature order than this reader expects."""
+        with self._guard():
+            meta = self.client.get(f"{self.prefix}:meta")
+        if meta is not None and json.loads(meta)["features"] != self.features:
+            raise OnlineStoreError(
+                f"online store {self.prefix} was written with features {json.loads(meta)['features']}, "
+                f"but this reader expects {self.features}"
+            )
+
+    def stats(self) -> dict[str, float]:
+        """Hits, misses and hit rate since the counters were last reset."""
+        with self._guard():
+            raw = self.client.hgetall(f"{self.prefix}:stats")
+        hits, misses = int(raw.get(b"hits", 0)), int(raw.get(b"misses", 0))
+        total = hits + misses
+        return {"hits": hits, "misses": misses, "hit_rate": hits / total if total else float("nan")}
+
+    def reset_stats(self) -> None:
+        with self._guard():
+            self.client.delete(f"{self.prefix}:stats")
+
+    def count(self) -> int:
+        """Number of user vectors held (SCAN, so it does not block Redis)."""
+        with self._guard():
+            return sum(1 for _ in self.client.scan_iter(f"{self.prefix}:u:*", count=5000))
+
+    def clear(self) -> int:
+        """Delete every vector of this feature set (counters too); returns vectors deleted."""
+        deleted = 0
+        with self._guard():
+            batch = []
+            for key in self.client.scan_iter(f"{self.prefix}:u:*", count=5000):
+                batch.append(key)
+                if len(batch) >= 5000:
+                    deleted += self.client.unlink(*batch)
+                    batch = []
+            if batch:
+                deleted += self.client.unlink(*batch)
+            self.client.delete(f"{self.prefix}:stats", f"{self.prefix}:meta")
+        return deleted
+
+    def _guard(self):
+        return _RedisGuard(self.prefix)
+
+
+class _RedisGuard:
+    """Turns connection failures into one clear ``OnlineStoreError``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        if exc is not None and isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            raise OnlineStoreError(f"online store (Redis) unreachable: {exc}") from None
+        return False

@@ -1,0 +1,76 @@
+"""Online store against the real embedded Redis: exact round trips, one round trip per batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import redis
+
+from churn.store.online import OnlineStore, OnlineStoreError
+
+FEATURES = ["a", "b", "c"]
+
+
+def _vectors(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 3)) * 1e3, columns=FEATURES)
+    frame.insert(0, "snapshot_at", pd.Timestamp("2026-01-01 00:00:00.123456"))
+    frame.insert(0, "user_id", np.arange(1, n + 1))
+    return frame
+
+
+def test_round_trip_is_exact_to_the_last_bit(redis_client):
+    """What is written is what is read: identical float64 bits and the same as-of time."""
+    store = OnlineStore(redis_client, "test", FEATURES)
+    frame = _vectors(2500)
+    stats = store.online_write_batch(frame, batch_size=1000)
+    assert stats.users == 2500 and stats.batches == 3
+    read = store.online_read(frame["user_id"])
+    assert read.found.all()
+    assert read.values.tobytes() == frame[FEATURES].to_numpy(np.float64).tobytes()
+    assert (read.as_of == frame["snapshot_at"].to_numpy("datetime64[us]")).all()
+
+
+def test_missing_users_are_misses_and_counted(redis_client):
+    store = OnlineStore(redis_client, "test", FEATURES)
+    store.online_write_batch(_vectors(10))
+    read = store.online_read([1, 2, 999])
+    assert read.found.tolist() == [True, True, False]
+    assert np.isnan(read.values[2]).all()
+    stats = store.stats()
+    assert (stats["hits"], stats["misses"]) == (2, 1) and stats["hit_rate"] == pytest.approx(2 / 3)
+
+
+def test_keys_are_namespaced_by_feature_set_version(redis_client):
+    """Two feature-set versions never read each other's vectors."""
+    OnlineStore(redis_client, "v1", FEATURES).online_write_batch(_vectors(5))
+    assert not OnlineStore(redis_client, "v2", FEATURES).online_read([1]).found.any()
+
+
+def test_reader_with_another_feature_order_is_refused(redis_client):
+    """A reader whose feature order differs from the writer's would mis-score: refused."""
+    OnlineStore(redis_client, "v1", FEATURES).online_write_batch(_vectors(5))
+    with pytest.raises(OnlineStoreError, match="was written with features"):
+        OnlineStore(redis_client, "v1", ["b", "a", "c"]).check_feature_order()
+
+
+def test_ttl_expires_vectors(redis_client):
+    store = OnlineStore(redis_client, "v1", FEATURES, ttl_seconds=100)
+    store.online_write_batch(_vectors(3))
+    assert 0 < redis_client.ttl(store.key(1)) <= 100
+
+
+def test_clear_removes_vectors_and_counters(redis_client):
+    store = OnlineStore(redis_client, "v1", FEATURES)
+    store.online_write_batch(_vectors(7))
+    store.online_read([1])
+    assert store.count() == 7
+    assert store.clear() == 7
+    assert store.count() == 0 and store.stats()["hits"] == 0
+
+
+def test_unreachable_redis_is_a_clear_error():
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    with pytest.raises(OnlineStoreError, match="unreachable"):
+        OnlineStore(client, "v1", FEATURES).online_read([1])
