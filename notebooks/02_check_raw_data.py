@@ -13,6 +13,7 @@ churn_rate_max = None
 # %%
 from datetime import datetime, timezone
 
+from churn.pipeline import write_receipt
 from churn.quality import runner, suites
 from churn.store import raw
 from churn.store.warehouse import Warehouse
@@ -46,8 +47,6 @@ print(report.message())
 report.raise_for_failures()
 
 # %%
-from churn.pipeline import write_receipt
-
 receipt = write_receipt(
     product["receipt"], success=report.success, checked_at=checked_at,
     expectations=len(report.results),

@@ -1,0 +1,246 @@
+"""The model registry: versions, stages and their history in DuckDB, artifacts under ``models_dir``.
+
+Invariant: at most one ``production`` version per model name, and once a name has one it always
+has exactly one (a production version only leaves production by being replaced or rolled back).
+Every change is a row in ``ml_pipeline.model_events`` with a reason, written in the same
+transaction as the change itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from churn.registry import artifacts
+from churn.registry import writes
+from churn.registry.records import (
+    DEFAULT_MODEL_NAME,
+    EVENT_COLUMNS,
+    EVENTS_TABLE,
+    MODELS_TABLE,
+    ModelVersion,
+    RegistryError,
+    as_version,
+    check_event,
+    check_name,
+    check_reason,
+    check_stage,
+    ensure_tables,
+    fetch_versions,
+    utcnow,
+)
+from churn.store.warehouse import Warehouse
+
+
+class ModelRegistry:
+    """Register, find, promote, archive, roll back and load models.
+
+    Args:
+        warehouse: the platform warehouse (writes go through ``writer()`` in one transaction).
+        models_dir: folder for artifacts (``data/models``); one per warehouse.
+    """
+
+    def __init__(self, warehouse: Warehouse, models_dir: str | os.PathLike) -> None:
+        self.warehouse = warehouse
+        self.models_dir = Path(models_dir)
+        self._markers: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
+
+    # -- reads (published snapshot) -----------------------------------------------------------
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """Snapshot connection, or None while the registry tables do not exist yet."""
+        if not (self.warehouse.snapshot_path.exists() or self.warehouse.path.exists()):
+            yield None
+            return
+        with self.warehouse.reader() as con:
+            yield con if Warehouse.table_exists(con, MODELS_TABLE) else None
+
+    def list_models(self, model_name: str | None = None, stage: str | None = None) -> list[ModelVersion]:
+        """All versions (optionally of one name and/or in one stage), by name and version."""
+        clauses, params = [], []
+        if model_name is not None:
+            clauses, params = ["model_name = ?"], [model_name]
+        if stage is not None:
+            clauses.append("stage = ?")
+            params.append(check_stage(stage))
+        with self._reader() as con:
+            return [] if con is None else fetch_versions(con, self.models_dir, " AND ".join(clauses), params)
+
+    def get_model(
+        self, model_name: str, version: int | str | None = None, stage: str | None = None
+    ) -> ModelVersion:
+        """One version: the given one, else the newest in ``stage``, else the newest overall."""
+        with self._reader() as con:
+            found = [] if con is None else fetch_versions(con, self.models_dir, "model_name = ?", [model_name])
+        return writes.pick_version(model_name, found, version, stage)
+
+    def get_production(self, model_name: str) -> ModelVersion | None:
+        """The production version of ``model_name``, or None if it has none."""
+        found = self.list_models(model_name, "production")
+        return found[0] if found else None
+
+    def production_marker(self, model_name: str) -> str:
+        """``v<version>:<sha256>`` of the production version (``"none"`` without one).
+
+        Cheap to poll: the answer is cached until the published snapshot file changes (a new
+        snapshot is a new file), so an unchanged registry costs one ``stat``, not a connection.
+        """
+        stamp = self._snapshot_stamp()
+        cached = self._markers.get(model_name)
+        if stamp is not None and cached is not None and cached[0] == stamp:
+            return cached[1]
+        with self._reader() as con:
+            rows = [] if con is None else con.execute(
+                f"SELECT version, artifact_sha256 FROM {MODELS_TABLE} "
+                "WHERE model_name = ? AND stage = 'production'",
+                [model_name],
+            ).fetchall()
+        marker = f"v{rows[0][0]}:{rows[0][1]}" if rows else "none"
+        self._markers[model_name] = (stamp, marker)  # stamp taken before the read: never stale
+        return marker
+
+    def _snapshot_stamp(self) -> tuple[int, int, int] | None:
+        """Identity of the file ``reader()`` opens (inode, mtime, size), None if there is none."""
+        for path in (self.warehouse.snapshot_path, self.warehouse.path):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return None
+
+    def list_events(self, model_name: str | None = None) -> pd.DataFrame:
+        """The change history (oldest first), optionally for one model name."""
+        where, params = ("WHERE model_name = ?", [model_name]) if model_name is not None else ("", [])
+        with self._reader() as con:
+            if con is None or not Warehouse.table_exists(con, EVENTS_TABLE):
+                return pd.DataFrame(columns=EVENT_COLUMNS)
+            columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)  # "at" is a keyword
+            sql = f"SELECT {columns} FROM {EVENTS_TABLE} {where} ORDER BY event_id"
+            return con.execute(sql, params).df()
+
+    def load_model(
+        self, model_name: str, version: int | str | None = None, stage: str = "production"
+    ) -> tuple[object, ModelVersion]:
+        """Unpickle a version (``version`` if given, else the newest in ``stage``) after its
+        artifact's sha256 is verified; raises ``ArtifactIntegrityError`` otherwise."""
+        record = self.get_model(model_name, version, None if version is not None else stage)
+        return artifacts.load_verified(record.artifact_path, record.artifact_sha256), record
+
+    # -- writes (one transaction each) --------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.warehouse.writer() as con:
+            ensure_tables(con)
+            with self.warehouse.transaction(con):
+                yield con
+
+    def register_model(
+        self,
+        model_name: str,
+        version: int | str | None = None,
+        model_path: str | os.PathLike | None = None,
+        model: object | None = None,
+        metrics: dict | None = None,
+        params: dict | None = None,
+        features: list[str] | None = None,
+        training_data_fingerprint: str | None = None,
+        code_version: str | None = None,
+        stage: str = "none",
+        reason: str = "registered",
+    ) -> ModelVersion:
+        """Store a new version: ``model`` is saved with joblib, or ``model_path`` is copied in.
+
+        ``version=None`` takes the next free number. An existing (name, version) is refused
+        before anything is written. ``stage`` other than ``none`` is applied in the same
+        transaction (``production`` archives the current production version).
+        """
+        check_name(model_name), check_stage(stage)
+        reason = check_reason(reason)
+        if (model is None) == (model_path is None):
+            raise RegistryError("register_model needs exactly one of model= or model_path=")
+        source = Path(model_path) if model_path is not None else None
+        if source is not None and not source.is_file():
+            raise RegistryError(f"model_path {source} does not exist or is not a file")
+        row = {
+            "model_name": model_name, "metrics": metrics, "params": params, "features": features,
+            "training_data_fingerprint": training_data_fingerprint, "code_version": code_version,
+        }
+        wanted = None if version is None else as_version(version)
+        return self._register(row, wanted, model, source, stage, reason)
+
+    def _register(
+        self, row: dict, wanted: int | None, model: object, source: Path | None, stage: str, reason: str
+    ) -> ModelVersion:
+        """Rows and artifact together: if the transaction does not commit, the file goes too."""
+        placed: list[Path] = []
+        with self.warehouse.writer() as con:
+            ensure_tables(con)
+            try:
+                with self.warehouse.transaction(con):
+                    record = self._insert_with_artifact(con, row, wanted, model, source, stage, reason, placed)
+            except BaseException:
+                for path in placed:  # only before COMMIT: a committed row keeps its artifact
+                    path.unlink(missing_ok=True)
+                raise
+        return record
+
+    def _insert_with_artifact(
+        self, con: duckdb.DuckDBPyConnection, row: dict, wanted: int | None, model: object,
+        source: Path | None, stage: str, reason: str, placed: list[Path],
+    ) -> ModelVersion:
+        name = row["model_name"]
+        number = wanted or writes.next_version(con, name)
+        writes.refuse_duplicate(con, name, number)  # before any file is touched
+        rel = artifacts.artifact_relpath(name, number, source.suffix if source else ".joblib")
+        target = self.models_dir / rel
+        tmp, sha = artifacts.stage_artifact(target, model=model, source=source)
+        try:
+            now = utcnow()
+            writes.insert_version(con, {**row, "version": number, "artifact_path": rel, "artifact_sha256": sha}, now)
+            writes.add_event(con, name, number, "registered", None, "none", reason, now)
+            os.replace(tmp, target)  # atomic: readers never see half a file
+            placed.append(target)
+            if stage != "none":  # after the move: change_stage verifies the artifact
+                writes.change_stage(con, self.models_dir, name, number, stage, reason, now)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return writes.require(con, self.models_dir, name, number)
+
+    def promote_model(
+        self, version: int | str, stage: str, reason: str, model_name: str = DEFAULT_MODEL_NAME
+    ) -> ModelVersion:
+        """Move a version to ``stage``; to ``production`` also archives the current production."""
+        check_stage(stage)
+        reason, number = check_reason(reason), as_version(version)
+        with self._writer() as con:
+            writes.change_stage(con, self.models_dir, model_name, number, stage, reason, utcnow())
+            return writes.require(con, self.models_dir, model_name, number)
+
+    def archive_model(self, model_name: str, version: int | str, reason: str) -> ModelVersion:
+        """Archive a version (not the production one: replace it or roll back instead)."""
+        return self.promote_model(version, "archived", reason, model_name=model_name)
+
+    def rollback(self, model_name: str, reason: str) -> ModelVersion:
+        """Restore the previous production version and archive the current one.
+
+        The previous one is the version most recently demoted from production other than by a
+        rollback, so repeated rollbacks walk further back instead of toggling.
+        """
+        reason = check_reason(reason)
+        with self._writer() as con:
+            restored = writes.rollback_production(con, self.models_dir, model_name, reason, utcnow())
+            return writes.require(con, self.models_dir, model_name, restored)
+
+    def record_event(self, model_name: str, version: int | str, event: str, reason: str) -> None:
+        """Record a decision that changes no stage (e.g. ``kept`` after an A/B test)."""
+        check_event(event)
+        reason, number = check_reason(reason), as_version(version)
+        with self._writer() as con:
+            current = writes.require(con, self.models_dir, model_name, number)
+            writes.add_event(con, model_name, number, event, current.stage, current.stage, reason, utcnow())

@@ -1,0 +1,179 @@
+"""The SQL steps of registry writes, each run inside the caller's transaction.
+
+Nothing here commits: ``ModelRegistry`` wraps every public write in one
+``warehouse.transaction``, so a failure at any step leaves the registry exactly as it was.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from churn.registry import artifacts
+from churn.registry.records import (
+    EVENTS_TABLE,
+    MODELS_TABLE,
+    STAGE_EVENTS,
+    ModelVersion,
+    RegistryError,
+    as_version,
+    check_stage,
+    fetch_versions,
+    to_json,
+)
+
+Con = duckdb.DuckDBPyConnection
+
+
+def pick_version(
+    model_name: str, found: list[ModelVersion], version: int | str | None, stage: str | None
+) -> ModelVersion:
+    """The given version, else the newest in ``stage``, else the newest; clear errors otherwise."""
+    if not found:
+        raise RegistryError(f"no model named {model_name!r} is registered")
+    known = ", ".join(str(m.version) for m in found)
+    if version is not None:
+        number = as_version(version)
+        match = [m for m in found if m.version == number]
+        if not match:
+            raise RegistryError(f"model {model_name!r} has no version {number} (versions: {known})")
+        if stage is not None and match[0].stage != check_stage(stage):
+            raise RegistryError(f"{model_name} v{number} is in stage {match[0].stage!r}, not {stage!r}")
+        return match[0]
+    if stage is not None:
+        found = [m for m in found if m.stage == check_stage(stage)]
+        if not found:
+            raise RegistryError(f"model {model_name!r} has no version in stage {stage!r}")
+    return found[-1]
+
+
+def require(con: Con, models_dir: Path, model_name: str, version: int) -> ModelVersion:
+    """The stored (name, version), or a RegistryError naming it and the known versions."""
+    found = fetch_versions(con, models_dir, "model_name = ?", [model_name])
+    return pick_version(model_name, found, version, None)
+
+
+def next_version(con: Con, model_name: str) -> int:
+    """One more than the highest version of ``model_name`` (1 for a new name)."""
+    rows = con.execute(
+        f"SELECT coalesce(max(version), 0) + 1 FROM {MODELS_TABLE} WHERE model_name = ?", [model_name]
+    ).fetchall()
+    return int(rows[0][0])
+
+
+def refuse_duplicate(con: Con, model_name: str, version: int) -> None:
+    """Registered versions are immutable: refuse to register one twice."""
+    rows = con.execute(
+        f"SELECT count(*) FROM {MODELS_TABLE} WHERE model_name = ? AND version = ?", [model_name, version]
+    ).fetchall()
+    if rows[0][0]:
+        raise RegistryError(
+            f"{model_name} v{version} is already registered; registered versions and their artifacts "
+            "are immutable: register a new version (version=None takes the next one)"
+        )
+
+
+def insert_version(con: Con, row: dict, at: datetime) -> None:
+    """Insert a new version in stage ``none`` (JSON columns serialised here)."""
+    con.execute(
+        f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, 'none', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            row["model_name"], row["version"], to_json(row.get("metrics") or {}),
+            to_json(row.get("params") or {}), to_json(list(row.get("features") or [])),
+            row.get("training_data_fingerprint"), row.get("code_version"),
+            row["artifact_path"], row["artifact_sha256"], at, at,
+        ],
+    )
+
+
+def add_event(
+    con: Con, model_name: str, version: int, event: str, from_stage: str | None,
+    to_stage: str | None, reason: str, at: datetime,
+) -> None:
+    """Append one history row; event_id is max + 1 (safe: DuckDB allows a single writer)."""
+    con.execute(
+        f"INSERT INTO {EVENTS_TABLE} SELECT coalesce(max(event_id), 0) + 1, ?, ?, ?, ?, ?, ?, ? "
+        f"FROM {EVENTS_TABLE}",
+        [model_name, version, event, from_stage, to_stage, reason, at],
+    )
+
+
+def set_stage(con: Con, record: ModelVersion, to_stage: str, event: str, reason: str, at: datetime) -> None:
+    """Change one version's stage and record the event."""
+    con.execute(
+        f"UPDATE {MODELS_TABLE} SET stage = ?, updated_at = ? WHERE model_name = ? AND version = ?",
+        [to_stage, at, record.model_name, record.version],
+    )
+    add_event(con, record.model_name, record.version, event, record.stage, to_stage, reason, at)
+
+
+def current_production(con: Con, models_dir: Path, model_name: str) -> ModelVersion | None:
+    """The production version of ``model_name`` as seen inside the transaction."""
+    found = fetch_versions(con, models_dir, "model_name = ? AND stage = 'production'", [model_name])
+    return found[0] if found else None
+
+
+def change_stage(
+    con: Con, models_dir: Path, model_name: str, version: int, stage: str, reason: str, at: datetime
+) -> None:
+    """Move a version to ``stage``; entering production archives the current production first."""
+    record = require(con, models_dir, model_name, version)
+    if record.stage == stage:
+        raise RegistryError(f"{model_name} v{version} is already in stage {stage!r}")
+    if record.stage == "production":
+        raise RegistryError(
+            f"{model_name} v{version} is the production version: promote another version or "
+            "roll back instead, so that a production version always exists"
+        )
+    if stage == "production":
+        artifacts.read_verified(record.artifact_path, record.artifact_sha256)  # never serve a bad file
+        current = current_production(con, models_dir, model_name)
+        if current is not None:
+            set_stage(con, current, "archived", "archived", f"replaced by v{version}: {reason}", at)
+    set_stage(con, record, stage, STAGE_EVENTS[stage], reason, at)
+    check_single_production(con, model_name)
+
+
+def previous_production(con: Con, model_name: str, exclude: int) -> int | None:
+    """The version most recently demoted from production other than by a rollback."""
+    rows = con.execute(
+        f"""
+        WITH last_exit AS (
+            SELECT version, arg_max(event, event_id) AS event, max(event_id) AS last_id
+            FROM {EVENTS_TABLE}
+            WHERE model_name = ? AND from_stage = 'production' AND to_stage <> 'production'
+            GROUP BY version)
+        SELECT version FROM last_exit WHERE event <> 'rolled_back' AND version <> ?
+        ORDER BY last_id DESC LIMIT 1""",
+        [model_name, exclude],
+    ).fetchall()
+    return int(rows[0][0]) if rows else None
+
+
+def rollback_production(con: Con, models_dir: Path, model_name: str, reason: str, at: datetime) -> int:
+    """Archive the current production version and restore the previous one; returns its version."""
+    current = current_production(con, models_dir, model_name)
+    if current is None:
+        raise RegistryError(f"model {model_name!r} has no production version to roll back")
+    previous = previous_production(con, model_name, current.version)
+    if previous is None:
+        raise RegistryError(
+            f"cannot roll back {model_name} v{current.version}: no earlier production version to restore"
+        )
+    restored = require(con, models_dir, model_name, previous)
+    artifacts.read_verified(restored.artifact_path, restored.artifact_sha256)
+    set_stage(con, current, "archived", "rolled_back", reason, at)
+    set_stage(con, restored, "production", "restored", reason, at)
+    check_single_production(con, model_name)
+    return previous
+
+
+def check_single_production(con: Con, model_name: str) -> None:
+    """Last line of defence before commit: never two production versions of one name."""
+    rows = con.execute(
+        f"SELECT count(*) FROM {MODELS_TABLE} WHERE model_name = ? AND stage = 'production'", [model_name]
+    ).fetchall()
+    if rows[0][0] > 1:
+        raise RegistryError(f"refusing to commit {rows[0][0]} production versions of {model_name!r}")
