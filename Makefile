@@ -25,7 +25,8 @@ setup: $(STAMP) ## create .venv and install the pinned dependencies (fast when n
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c requirements.lock -e .
+	@echo "installing the pinned stack into $(VENV) (about 3 minutes on a fresh machine)..."
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -c requirements.lock -e .
 	@touch $(STAMP)
 
 redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_URL is set

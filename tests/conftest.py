@@ -39,3 +39,29 @@ def redis_client(embedded_redis: EmbeddedRedis) -> Iterator[redis.Redis]:
 def warehouse(tmp_path: Path) -> Warehouse:
     """An empty warehouse file in a temp dir."""
     return Warehouse(tmp_path / "churn.duckdb")
+
+
+@pytest.fixture(scope="session")
+def default_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+    """1,000 users, seed 42: exactly the raw data `make build` writes."""
+    from churn.data.synthetic import SimulationParams, iter_chunks
+    from churn.store.raw import write_raw_tables
+
+    warehouse = Warehouse(tmp_path_factory.mktemp("default") / "churn.duckdb")
+    write_raw_tables(warehouse, iter_chunks(SimulationParams(), progress=False))
+    return warehouse
+
+
+@pytest.fixture(scope="session")
+def default_features(default_warehouse: Warehouse):
+    """The default build's offline store: 8 labelled snapshots + the current one."""
+    from churn.features import default_feature_spec, snapshot_dates
+    from churn.store import offline, raw
+
+    spec = default_feature_spec()
+    first, last = raw.data_range(default_warehouse)
+    data_end = last.ceil("D")
+    snapshots = [*snapshot_dates(first, data_end, n_snapshots=8, horizon_days=30), data_end.to_pydatetime()]
+    frame = offline.compute_features(default_warehouse, spec, snapshots, 30, data_end)
+    offline.write_features(default_warehouse, frame, spec.version, spec.feature_names, spec.to_dict())
+    return frame

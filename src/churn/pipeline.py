@@ -28,3 +28,19 @@ def as_date(value: str | date) -> date:
         return date.fromisoformat(str(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an ISO date (YYYY-MM-DD)") from None
+
+
+def code_version(root: str | os.PathLike = ".") -> str:
+    """Git commit of the working tree (``+dirty`` when modified), else the package version."""
+    import subprocess
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        from importlib.metadata import version
+
+        return f"churn-{version('churn')}"

@@ -8,9 +8,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import redis
 
+from churn.registry import ModelRegistry
+from churn.store import offline
+from churn.store.online import OnlineStore
 from churn.store.raw import read_raw_tables
 from churn.store.warehouse import Warehouse
 
@@ -21,12 +26,19 @@ SMALL = ["--env--n_users", "300"]
 pytestmark = pytest.mark.slow
 
 
-def ploomber_build(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    """`ploomber build` of this project with data and reports redirected into ``tmp``."""
+PHASES = ("01_generate_data", "02_check_raw_data", "03_build_features", "04_check_features",
+          "05_train_model", "06_publish_online", "07_score_batch")
+
+
+def ploomber_build(tmp: Path, redis_url: str, *extra: str) -> subprocess.CompletedProcess:
+    """`ploomber build` of this project with data, models and reports redirected into ``tmp``
+    and the test session's embedded Redis as the online store."""
     paths = [
         "--env--data_dir", str(tmp / "data"),
         "--env--reports_dir", str(tmp / "reports"),
         "--env--warehouse", str(tmp / "data" / "churn.duckdb"),
+        "--env--models_dir", str(tmp / "data" / "models"),
+        "--env--redis_url", redis_url,
     ]  # fmt: skip
     return subprocess.run(
         [PLOOMBER, "build", "--force", *paths, *extra],
@@ -36,9 +48,10 @@ def ploomber_build(tmp: Path, *extra: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_build(tmp_path_factory: pytest.TempPathFactory, embedded_redis) -> Path:
     tmp = tmp_path_factory.mktemp("build")
-    result = ploomber_build(tmp, *SMALL)
+    redis.Redis.from_url(embedded_redis.url).flushdb()
+    result = ploomber_build(tmp, embedded_redis.url, *SMALL)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return tmp
 
@@ -46,7 +59,7 @@ def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_build_writes_raw_tables_and_reports(small_build: Path):
     """Every phase leaves its executed notebook as .ipynb and .html, plus the quality report."""
     reports = small_build / "reports"
-    for phase in ("01_generate_data", "02_check_raw_data"):
+    for phase in PHASES:
         assert (reports / f"{phase}.ipynb").stat().st_size > 0
         assert (reports / f"{phase}.html").stat().st_size > 0
     assert (reports / "data_quality" / "validation_result.json").exists()
@@ -55,6 +68,23 @@ def test_build_writes_raw_tables_and_reports(small_build: Path):
     assert len(tables["users"]) == 300
     receipt = json.loads((small_build / "data" / "products" / "check_raw_data.json").read_text())
     assert receipt["success"] is True
+    assert (reports / "feature_quality" / "data_docs" / "index.html").exists()
+
+
+def test_build_leaves_a_production_model_predictions_and_online_vectors(small_build: Path, embedded_redis):
+    """Registry has a production model that beats chance; every current user is scored and in
+    Redis with exactly the offline store's vector."""
+    wh = Warehouse(small_build / "data" / "churn.duckdb")
+    production = ModelRegistry(wh, small_build / "data" / "models").get_production("churn_model")
+    assert production is not None and production.metrics["auc"] > 0.5
+    latest = offline.latest_vectors(wh)
+    predictions = offline.read_predictions(wh)
+    assert sorted(predictions.user_id) == sorted(latest.user_id)
+    assert (predictions.model_version == production.version).all()
+    feature_set, features = offline.feature_set(wh)
+    read = OnlineStore.from_url(embedded_redis.url, feature_set, features).online_read(latest.user_id, count=False)
+    assert read.found.all()
+    assert read.values.tobytes() == latest[features].to_numpy(np.float64).tobytes()
 
 
 def test_executed_notebooks_rerun_identically_under_nbval(small_build: Path):
@@ -82,11 +112,11 @@ def _corrupt_raw_files(source: Path, target: Path) -> None:
         frame.to_parquet(target / f"{name}.parquet", index=False)
 
 
-def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Path, tmp_path: Path):
+def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Path, tmp_path: Path, embedded_redis):
     """Duplicate ids, negative amounts, unknown users and future timestamps stop the build at
     check-raw-data, and the failure names those expectations."""
     _corrupt_raw_files(small_build, tmp_path / "own")
-    result = ploomber_build(tmp_path, "--env--source", "files", "--env--raw_dir", str(tmp_path / "own"))
+    result = ploomber_build(tmp_path, embedded_redis.url, "--env--source", "files", "--env--raw_dir", str(tmp_path / "own"))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "check-raw-data" in output
@@ -94,3 +124,4 @@ def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Pat
                      "user_known", "amount"):
         assert expected in output, expected
     assert (tmp_path / "reports" / "data_quality" / "validation_result.json").exists()
+    assert not (tmp_path / "reports" / "03_build_features.ipynb").exists()

@@ -76,3 +76,16 @@ def calibration_table(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int
     """Observed churn rate vs mean predicted probability per quantile bin."""
     observed, predicted = calibration_curve(y_true, probabilities, n_bins=n_bins, strategy="quantile")
     return pd.DataFrame({"mean_predicted": predicted, "observed_rate": observed})
+
+
+def bootstrap_auc_ci(y_true, scores, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of the AUC (resampling rows; degenerate resamples skipped)."""
+    y, s = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), len(y))
+        if 0 < y[idx].sum() < len(idx):
+            aucs.append(skm.roc_auc_score(y[idx], s[idx]))
+    tail = (1 - level) / 2
+    return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))

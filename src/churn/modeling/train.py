@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from churn.modeling.evaluate import EvaluationReport, evaluate, max_f1_threshold
 
-DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0)
+DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 class TrainingDataError(ValueError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
@@ -144,6 +145,8 @@ def validate_frames(
         )
     gx = import_gx()
     docs_dir = Path(report_dir) / DOCS_DIR if report_dir is not None else None
+    if docs_dir is not None and docs_dir.exists():
+        shutil.rmtree(docs_dir)  # the index would otherwise list every earlier run's pages
     context = _make_context(gx, docs_dir)
     source = context.data_sources.add_pandas(_DATA_SOURCE)
     results = {

@@ -83,3 +83,15 @@ def describe_raw(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
     }
     with warehouse.reader() as con:
         return {name: con.execute(sql).df() for name, sql in queries.items()}
+
+
+def data_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """(earliest, latest) activity timestamp over events and billing."""
+    with warehouse.reader() as con:
+        low, high = con.execute(
+            "SELECT least((SELECT min(event_at) FROM raw_data.events), (SELECT min(billed_at) FROM raw_data.billing)),"
+            " greatest((SELECT max(event_at) FROM raw_data.events), (SELECT max(billed_at) FROM raw_data.billing))"
+        ).fetchall()[0]
+    if low is None:
+        raise WarehouseError("raw_data.events and raw_data.billing are empty: nothing to build features from")
+    return pd.Timestamp(low), pd.Timestamp(high)

@@ -1,0 +1,52 @@
+# %% [markdown]
+# # Publish online
+# The latest feature vector of every current user into the Redis online store, in pipelined
+# batches, keyed by feature-set version. Then every user is read back: the hit rate must be
+# 100% and each vector identical, bit for bit, to the offline store's.
+
+# %% tags=["parameters"]
+upstream = ["check-features"]
+product = None
+warehouse = None
+data_dir = None
+redis_url = None
+online_ttl_seconds = None
+
+# %%
+import numpy as np
+
+from churn.pipeline import write_receipt
+from churn.store import offline
+from churn.store.online import OnlineStore
+from churn.store.redis_server import resolve_redis_url
+from churn.store.warehouse import Warehouse
+
+wh = Warehouse(warehouse)
+feature_set, features = offline.feature_set(wh)
+latest = offline.latest_vectors(wh)
+url = resolve_redis_url(redis_url or None, data_dir)
+store = OnlineStore.from_url(url, feature_set, features, ttl_seconds=int(online_ttl_seconds) or None)
+print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}, Redis at {url}")
+
+# %% [markdown]
+# ## Write
+
+# %%
+removed = store.clear()  # users who churned since the last publish must not linger
+stats = store.online_write_batch(latest)
+print(f"removed {removed:,} old vectors; wrote {stats.users:,} vectors in {stats.batches} batch(es), "
+      f"{stats.seconds * 1000:.0f} ms ({stats.users / stats.seconds:,.0f} vectors/s)")
+
+# %% [markdown]
+# ## Read back: hit rate and parity with the offline store
+
+# %%
+# NBVAL_CHECK_OUTPUT
+read = store.online_read(latest["user_id"], count=False)
+identical = read.values.tobytes() == latest[features].to_numpy(np.float64).tobytes()
+print(f"hit rate {read.found.mean():.1%}; vectors identical to the offline store: {identical}")
+
+# %%
+receipt = write_receipt(product["receipt"], users=stats.users, seconds=stats.seconds,
+                        hit_rate=float(read.found.mean()), identical=identical, feature_set=feature_set)
+assert read.found.all() and identical, "online store does not match the offline store"

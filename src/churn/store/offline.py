@@ -1,0 +1,114 @@
+"""The offline store: point-in-time feature vectors in ``ml_pipeline.features``.
+
+One row per (user_id, snapshot_at) with every feature of the spec, the label and whether the
+label has matured. ``ml_pipeline.feature_sets`` records the spec (version, feature order, the spec
+itself) that produced the table, so readers can refuse a mismatched feature order.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from churn.store.warehouse import Warehouse, WarehouseError
+
+FEATURES_TABLE = "ml_pipeline.features"
+FEATURE_SETS_TABLE = "ml_pipeline.feature_sets"
+
+
+def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, features: list[str],
+                   spec: dict) -> int:
+    """Replace the offline store with ``frame`` and record its feature set, in one transaction."""
+    missing = [c for c in ["user_id", "snapshot_at", *features, "label", "label_mature"] if c not in frame]
+    if missing:
+        raise WarehouseError(f"feature frame lacks column(s) {missing}")
+    meta = pd.DataFrame({"feature_set": [feature_set], "features": [json.dumps(features)],
+                         "spec": [json.dumps(spec, default=str)], "rows": [len(frame)],
+                         "written_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)]})
+    with warehouse.writer() as con, warehouse.transaction(con):
+        Warehouse.replace_table(con, FEATURES_TABLE, frame)
+        Warehouse.replace_table(con, FEATURE_SETS_TABLE, meta)
+    return len(frame)
+
+
+def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
+    """(version, feature order) of the features currently in the offline store."""
+    with warehouse.reader() as con:
+        meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
+    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
+
+
+def read_features(warehouse: Warehouse) -> pd.DataFrame:
+    """The whole offline store, ordered by snapshot then user."""
+    with warehouse.reader() as con:
+        Warehouse.read_table(con, FEATURE_SETS_TABLE)  # clear error before any build-features
+        return con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY snapshot_at, user_id").df()
+
+
+def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None = None) -> pd.DataFrame:
+    """Each user's vector at the latest snapshot (optionally only for ``user_ids``)."""
+    where = ""
+    params: list = []
+    if user_ids is not None:
+        where = "AND user_id IN (SELECT unnest(?::BIGINT[]))"
+        params = [[int(u) for u in user_ids]]
+    sql = (f"SELECT * FROM {FEATURES_TABLE} WHERE snapshot_at = (SELECT max(snapshot_at) "
+           f"FROM {FEATURES_TABLE}) {where} ORDER BY user_id")
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, FEATURES_TABLE):
+            raise WarehouseError(f"{FEATURES_TABLE} does not exist: run the build-features phase")
+        return con.execute(sql, params).df()
+
+
+def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
+    """Vectors, labelled vectors and churn rate per snapshot (for reports)."""
+    with warehouse.reader() as con:
+        return con.execute(
+            f"""SELECT snapshot_at, count(*) AS vectors, count(*) FILTER (WHERE label_mature) AS labelled,
+                       round(avg(label::DOUBLE) FILTER (WHERE label_mature), 4) AS churn_rate
+                FROM {FEATURES_TABLE} GROUP BY 1 ORDER BY 1"""
+        ).df()
+
+
+def compute_features(warehouse: Warehouse, spec, snapshots: list, horizon_days: int,
+                     data_end: pd.Timestamp) -> pd.DataFrame:
+    """Point-in-time vectors for ``snapshots`` from the raw tables (read-only connection)."""
+    from churn.features import build_feature_frame
+
+    with warehouse.reader() as con:
+        return build_feature_frame(con, spec, snapshots, horizon_days, data_end)
+
+
+PREDICTIONS_TABLE = "ml_pipeline.predictions"
+_PREDICTIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {PREDICTIONS_TABLE} (
+    user_id BIGINT NOT NULL, model_name VARCHAR NOT NULL, model_version INTEGER NOT NULL,
+    probability DOUBLE NOT NULL, risk_band VARCHAR NOT NULL, features_as_of TIMESTAMP NOT NULL,
+    scored_at TIMESTAMP NOT NULL)"""
+
+
+def write_predictions(warehouse: Warehouse, frame: pd.DataFrame) -> int:
+    """Store a scoring run; a re-run of the same model on the same snapshot replaces its rows."""
+    with warehouse.writer() as con, warehouse.transaction(con):
+        con.execute(_PREDICTIONS_DDL)
+        for (name, version, as_of), _ in frame.groupby(["model_name", "model_version", "features_as_of"]):
+            con.execute(f"DELETE FROM {PREDICTIONS_TABLE} WHERE model_name = ? AND model_version = ? "
+                        "AND features_as_of = ?", [name, int(version), as_of])
+        Warehouse.append(con, PREDICTIONS_TABLE, frame)
+    return len(frame)
+
+
+def read_predictions(warehouse: Warehouse, latest_only: bool = True) -> pd.DataFrame:
+    """Stored predictions (by default only the latest scoring run)."""
+    where = f"WHERE scored_at = (SELECT max(scored_at) FROM {PREDICTIONS_TABLE})" if latest_only else ""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, PREDICTIONS_TABLE):
+            raise WarehouseError(f"{PREDICTIONS_TABLE} does not exist: run the score-batch phase")
+        return con.execute(f"SELECT * FROM {PREDICTIONS_TABLE} {where} ORDER BY user_id").df()
+
+
+def features_fingerprint(warehouse: Warehouse) -> str:
+    """Content fingerprint of the offline store (recorded with every model trained on it)."""
+    with warehouse.reader() as con:
+        return Warehouse.content_hash(con, FEATURES_TABLE)
