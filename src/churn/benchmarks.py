@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-CASES: dict[str, Callable[[Path], dict]] = {}
+CASES: dict[str, Callable[[Path], list[tuple[str, dict]]]] = {}
 
 
 def case(name: str) -> Callable:
-    def register(fn: Callable[[Path], dict]) -> Callable[[Path], dict]:
+    def register(fn: Callable) -> Callable:
         CASES[name] = fn
         return fn
 
@@ -45,47 +45,105 @@ class Measurement:
 
 
 # -- cases: each returns {"seconds": timed part, **facts}; setup is not timed ----------------
-def _generate(tmp: Path, n_users: int) -> dict:
+def _generate(tmp: Path, n_users: int):
     from churn.data.synthetic import SimulationParams, iter_chunks
     from churn.store.raw import write_raw_tables
     from churn.store.warehouse import Warehouse
 
+    warehouse = Warehouse(tmp / "w.duckdb")
     started = time.perf_counter()
-    counts = write_raw_tables(Warehouse(tmp / "w.duckdb"), iter_chunks(SimulationParams(n_users=n_users), progress=False))
-    return {"seconds": time.perf_counter() - started, "events": counts["events"]}
+    counts = write_raw_tables(warehouse, iter_chunks(SimulationParams(n_users=n_users), progress=False))
+    return warehouse, {"seconds": time.perf_counter() - started, "events": counts["events"]}
 
 
-@case("generate default data (1,000 users) into DuckDB")
-def bench_generate_default(tmp: Path) -> dict:
-    return _generate(tmp, 1000)
+def _features(warehouse) -> tuple:
+    from churn.features import default_feature_spec, snapshot_dates
+    from churn.store import offline, raw
+
+    spec = default_feature_spec()
+    first, last = raw.data_range(warehouse)
+    end = last.ceil("D")
+    snapshots = [*snapshot_dates(first, end, 8, 30), end.to_pydatetime()]
+    started = time.perf_counter()
+    frame = offline.compute_features(warehouse, spec, snapshots, 30, end)
+    offline.write_features(warehouse, frame, spec.version, spec.feature_names, spec.to_dict())
+    return frame, spec, {"seconds": time.perf_counter() - started, "vectors": len(frame)}
 
 
-@case("generate 100,000 users into DuckDB")
-def bench_generate_100k(tmp: Path) -> dict:
-    return _generate(tmp, 100_000)
+def _materialize(tmp: Path, frame, spec) -> dict:
+    from churn.store.online import OnlineStore
+    from churn.store.redis_server import EmbeddedRedis
+
+    latest = frame[frame.snapshot_at == frame.snapshot_at.max()]
+    server = EmbeddedRedis(tmp)
+    try:
+        store = OnlineStore.from_url(server.start(), spec.version, spec.feature_names)
+        stats = store.online_write_batch(latest)
+        started = time.perf_counter()
+        read = store.online_read(latest["user_id"], count=False)
+        read_s = time.perf_counter() - started
+    finally:
+        server.stop()
+    return {"seconds": stats.seconds, "users": stats.users, "read_all_ms": round(read_s * 1000, 1),
+            "hit_rate": float(read.found.mean())}
+
+
+def _scoring(frame, spec) -> dict:
+    from churn.modeling.predict import ChurnPredictor
+    from churn.modeling.train import make_pipeline
+
+    labelled = frame[frame.label_mature]
+    predictor = ChurnPredictor(make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float),
+                                                      labelled.label.to_numpy(int)), spec.feature_names)
+    started = time.perf_counter()
+    scored = predictor.predict_frame(frame)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "rows": len(scored), "rows_per_s": f"{len(scored) / seconds:,.0f}"}
+
+
+def _pipeline_case(tmp: Path, n_users: int, label: str) -> list[tuple[str, dict]]:
+    warehouse, generated = _generate(tmp, n_users)
+    frame, spec, built = _features(warehouse)
+    return [
+        (f"generate {label} into DuckDB", generated),
+        (f"build features, {label} (8 snapshots + current)", built),
+        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, frame, spec)),
+        (f"batch scoring (predict_frame), {label}", _scoring(frame, spec)),
+    ]
+
+
+@case("default data (1,000 users)")
+def bench_default(tmp: Path) -> list[tuple[str, dict]]:
+    return _pipeline_case(tmp, 1000, "1,000 users")
+
+
+@case("100,000 users")
+def bench_100k(tmp: Path) -> list[tuple[str, dict]]:
+    return _pipeline_case(tmp, 100_000, "100,000 users")
 
 
 def _run_case(name: str, queue: mp.Queue) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        result = CASES[name](Path(tmp))
-    result["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put(result)
+        rows = CASES[name](Path(tmp))
+    queue.put((rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def measure(name: str, repeats: int) -> Measurement:
-    """Run one case ``repeats`` times, each in a fresh spawned process."""
+def measure(name: str, repeats: int) -> list[Measurement]:
+    """Run one case ``repeats`` times, each in a fresh spawned process; one Measurement per row."""
     ctx = mp.get_context("spawn")
-    seconds, peaks, facts = [], [], {}
+    rows: dict[str, Measurement] = {}
     for _ in range(repeats):
         queue = ctx.Queue()
         proc = ctx.Process(target=_run_case, args=(name, queue))
         proc.start()
-        result = queue.get(timeout=3600)
+        results, peak = queue.get(timeout=3600)
         proc.join()
-        seconds.append(result.pop("seconds"))
-        peaks.append(result.pop("peak_mb"))
-        facts = result
-    return Measurement(name, seconds, max(peaks), facts)
+        for row, facts in results:
+            facts = dict(facts)
+            m = rows.setdefault(row, Measurement(row, [], 0.0, {}))
+            m.seconds.append(facts.pop("seconds"))
+            m.peak_mb, m.facts = max(m.peak_mb, peak), facts
+    return list(rows.values())
 
 
 def machine() -> str:
@@ -104,8 +162,8 @@ def render(rows: list[Measurement]) -> str:
     ]  # fmt: skip
     for m in rows:
         facts = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in m.facts.items())
-        lines.append(f"| {m.name} | {len(m.seconds)} | {m.median:.2f} | {min(m.seconds):.2f} | "
-                     f"{max(m.seconds):.2f} | {m.peak_mb:,.0f} | {facts} |")
+        lines.append(f"| {m.name} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | "
+                     f"{max(m.seconds):.3f} | {m.peak_mb:,.0f} | {facts} |")
     return "\n".join(lines) + "\n"
 
 
@@ -122,8 +180,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         repeats = 1 if "100,000" in name else args.repeats
         print(f"bench: {name} x{repeats}", flush=True)
-        rows.append(measure(name, repeats))
-        print(f"  median {rows[-1].median:.2f} s, peak {rows[-1].peak_mb:,.0f} MB", flush=True)
+        for m in measure(name, repeats):
+            rows.append(m)
+            print(f"  {m.name}: median {m.median:.3f} s, peak {m.peak_mb:,.0f} MB", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(render(rows))
     print(f"wrote {args.out}")
