@@ -1,0 +1,125 @@
+"""``ABTestManager``: start, record, analyse and conclude model A/B tests (original platform API)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn.abtest.assignment import assign
+from churn.abtest.decision import Decision, Guardrail, analyse, decide
+from churn.abtest.sequential import msprt
+from churn.abtest.simulate import daily_counts
+from churn.abtest.stats import welch_test
+from churn.registry import ModelRegistry, RegistryError
+from churn.store import abtests
+from churn.store.warehouse import Warehouse
+
+DEFAULTS = {"mde": 0.01, "alpha": 0.05, "window_days": 30}
+
+
+class ABTestError(ValueError):
+    """A test cannot be started, found or analysed as asked."""
+
+
+class ABTestManager:
+    """A/B tests between the production model (control) and a staging candidate (variant)."""
+
+    def __init__(self, warehouse: Warehouse, registry: ModelRegistry, model_name: str = "churn_model") -> None:
+        self.warehouse, self.registry, self.model_name = warehouse, registry, model_name
+
+    def start_test(self, test_name: str, control_version: int, variant_version: int, traffic_split: float = 0.5,
+                   user_ids: list[int] | np.ndarray | None = None, **params: Any) -> dict:
+        """Validate, assign users deterministically and store the test, all or nothing."""
+        if not 0.0 < float(traffic_split) < 1.0:
+            raise ABTestError(f"traffic_split must lie strictly between 0 and 1, got {traffic_split}")
+        if abtests.get_test(self.warehouse, test_name) is not None:
+            raise ABTestError(f"an A/B test named {test_name!r} already exists")
+        self._check_stage(control_version, "production", "control")
+        self._check_stage(variant_version, "staging", "variant")
+        ids = np.asarray(user_ids if user_ids is not None else [], dtype=np.int64)
+        arms = assign(ids, test_name, float(traffic_split))
+        for arm in ("control", "variant"):
+            if not (arms == arm).any():
+                raise ABTestError(f"the {arm} arm would have no users ({len(ids)} users, split {traffic_split})")
+        row = {"test_name": test_name, "model_name": self.model_name, "control_version": int(control_version),
+               "variant_version": int(variant_version), "traffic_split": float(traffic_split),
+               "params": {**DEFAULTS, **params}}
+        abtests.create_test(self.warehouse, row, pd.DataFrame({"user_id": ids, "arm": arms}))
+        return abtests.get_test(self.warehouse, test_name)
+
+    def _check_stage(self, version: int, stage: str, role: str) -> None:
+        try:
+            model = self.registry.get_model(self.model_name, version=version)
+        except RegistryError as exc:
+            raise ABTestError(f"{role} model {self.model_name} v{version} does not exist ({exc})") from None
+        if model.stage != stage:
+            raise ABTestError(f"{role} must be the {stage} model, but v{version} is {model.stage}")
+
+    def assignments(self, test_name: str) -> pd.DataFrame:
+        self._test(test_name)
+        return abtests.read_assignments(self.warehouse, test_name)
+
+    def record_outcomes(self, test_name: str, outcomes: pd.DataFrame) -> int:
+        self._test(test_name)
+        return abtests.write_results(self.warehouse, test_name, outcomes)
+
+    def _test(self, test_name: str) -> dict:
+        test = abtests.get_test(self.warehouse, test_name)
+        if test is None:
+            raise ABTestError(f"no A/B test named {test_name!r}")
+        return test
+
+    def analysis(self, test_name: str):
+        """(test row, ExperimentResults, Welch test on log loss, daily counts) or results None."""
+        test = self._test(test_name)
+        outcomes = abtests.read_results(self.warehouse, test_name)
+        if outcomes.empty:
+            return test, None, None, None
+        p = test["params"]
+        daily = daily_counts(outcomes, int(p["window_days"]))
+        last = daily.iloc[-1]
+        sequential = msprt(daily.conv_control.to_numpy(), daily.n_control.to_numpy(), daily.conv_variant.to_numpy(),
+                           daily.n_variant.to_numpy(), tau=float(p["mde"]), alpha=float(p["alpha"]))
+        results = analyse(int(last.conv_control), int(last.n_control), int(last.conv_variant), int(last.n_variant),
+                          expected_split=test["traffic_split"], mde=float(p["mde"]), alpha=float(p["alpha"]),
+                          sequential=sequential)
+        arm = outcomes.groupby("arm")["log_loss"]
+        welch = welch_test(arm.get_group("control").to_numpy(), arm.get_group("variant").to_numpy())
+        return test, results, welch, daily
+
+    def get_test_results(self, test_name: str) -> dict:
+        """Control vs variant, p-value, the probability test with its winner, SRM and power."""
+        test, results, welch, _ = self.analysis(test_name)
+        summary = {"test_name": test_name, "status": test["status"], "decision": test.get("decision"),
+                   "reasons": test.get("reasons", []), "control_version": int(test["control_version"]),
+                   "variant_version": int(test["variant_version"]), "traffic_split": float(test["traffic_split"])}
+        if results is None:
+            return {**summary, "results": None}
+        f, b, s = results.fixed, results.bayes, results.srm
+        winner = "variant" if b.prob_variant_better >= 0.95 else "control" if b.prob_variant_better <= 0.05 else "none"
+        return {**summary,
+                "control": {"users": s.n_control, "churn_rate": f.rate_control},
+                "variant": {"users": s.n_variant, "churn_rate": f.rate_variant},
+                "difference": f.difference, "ci": [f.ci_low, f.ci_high], "p_value": f.p_value,
+                "sequential_p_value": float(results.sequential.p_value[-1]),
+                "probability_test": {"prob_variant_better": b.prob_variant_better, "winner": winner,
+                                     "expected_loss_variant": b.expected_loss_variant},
+                "log_loss": {"control": welch.mean_control, "variant": welch.mean_variant, "p_value": welch.p_value},
+                "srm": {"p_value": s.p_value, "mismatch": bool(s.mismatch)},
+                "power": {k: v for k, v in results.power.items() if isinstance(v, (int, float)) or v is None}}
+
+    def conclude(self, test_name: str, guardrails: list[Guardrail] = ()) -> Decision:
+        """Decide, then promote the variant (archiving control) or record keeping control."""
+        test, results, _, _ = self.analysis(test_name)
+        if results is None:
+            raise ABTestError(f"A/B test {test_name!r} has no outcomes yet")
+        decision = decide(results, guardrails)
+        reason = f"A/B test {test_name}: {decision.reasons[0]}"
+        if decision.action == "promote":
+            self.registry.promote_model(test["variant_version"], "production", reason, model_name=self.model_name)
+        else:
+            self.registry.record_event(self.model_name, test["variant_version"], f"ab_{decision.action}", reason)
+        abtests.conclude_test(self.warehouse, test_name, decision.action, decision.reasons)
+        return decision

@@ -1,0 +1,91 @@
+"""A/B test storage: ``ml_pipeline.ab_tests``, ``ab_assignments`` and ``ab_results`` (per user)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from churn.store.warehouse import Warehouse
+
+TESTS, ASSIGNMENTS, RESULTS = "ml_pipeline.ab_tests", "ml_pipeline.ab_assignments", "ml_pipeline.ab_results"
+DDL = (
+    f"""CREATE TABLE IF NOT EXISTS {TESTS} (
+        test_name VARCHAR PRIMARY KEY, model_name VARCHAR NOT NULL, control_version INTEGER NOT NULL,
+        variant_version INTEGER NOT NULL, traffic_split DOUBLE NOT NULL, status VARCHAR NOT NULL,
+        params JSON NOT NULL, started_at TIMESTAMP NOT NULL, concluded_at TIMESTAMP,
+        decision VARCHAR, reasons JSON)""",
+    f"""CREATE TABLE IF NOT EXISTS {ASSIGNMENTS} (
+        test_name VARCHAR NOT NULL, user_id BIGINT NOT NULL, arm VARCHAR NOT NULL,
+        assigned_at TIMESTAMP NOT NULL, PRIMARY KEY (test_name, user_id))""",
+    f"""CREATE TABLE IF NOT EXISTS {RESULTS} (
+        test_name VARCHAR NOT NULL, user_id BIGINT NOT NULL, arm VARCHAR NOT NULL, score DOUBLE NOT NULL,
+        offered BOOLEAN NOT NULL, churned BOOLEAN NOT NULL, observed_day INTEGER NOT NULL, log_loss DOUBLE NOT NULL,
+        PRIMARY KEY (test_name, user_id))""",
+)
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def create_test(warehouse: Warehouse, row: dict, assignments: pd.DataFrame) -> None:
+    """Insert a test and its assignments in one transaction (nothing half-created on error)."""
+    with warehouse.writer() as con, warehouse.transaction(con):
+        for ddl in DDL:
+            con.execute(ddl)
+        con.execute(
+            f"INSERT INTO {TESTS} (test_name, model_name, control_version, variant_version, traffic_split, "
+            "status, params, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
+            [row["test_name"], row["model_name"], row["control_version"], row["variant_version"],
+             row["traffic_split"], json.dumps(row.get("params", {})), _now()],
+        )
+        Warehouse.append(con, ASSIGNMENTS, assignments.assign(test_name=row["test_name"], assigned_at=_now()))
+
+
+def write_results(warehouse: Warehouse, test_name: str, outcomes: pd.DataFrame) -> int:
+    """Replace the per-user outcomes of ``test_name``."""
+    columns = ["user_id", "arm", "score", "offered", "churned", "observed_day", "log_loss"]
+    with warehouse.writer() as con, warehouse.transaction(con):
+        con.execute(DDL[2])
+        con.execute(f"DELETE FROM {RESULTS} WHERE test_name = ?", [test_name])
+        Warehouse.append(con, RESULTS, outcomes[columns].assign(test_name=test_name))
+    return len(outcomes)
+
+
+def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: list[str]) -> None:
+    with warehouse.writer() as con, warehouse.transaction(con):
+        con.execute(f"UPDATE {TESTS} SET status = 'concluded', concluded_at = ?, decision = ?, reasons = ? "
+                    "WHERE test_name = ?", [_now(), decision, json.dumps(reasons), test_name])
+
+
+def _read(warehouse: Warehouse, sql: str, params: list) -> pd.DataFrame:
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, TESTS):
+            return pd.DataFrame()
+        return con.execute(sql, params).df()
+
+
+def get_test(warehouse: Warehouse, test_name: str) -> dict | None:
+    frame = _read(warehouse, f"SELECT * FROM {TESTS} WHERE test_name = ?", [test_name])
+    if frame.empty:
+        return None
+    row = frame.iloc[0].to_dict()
+    row["params"] = json.loads(row["params"])
+    row["reasons"] = json.loads(row["reasons"]) if isinstance(row.get("reasons"), str) else []
+    return row
+
+
+def list_tests(warehouse: Warehouse) -> pd.DataFrame:
+    return _read(warehouse, f"SELECT * FROM {TESTS} ORDER BY started_at", [])
+
+
+def read_assignments(warehouse: Warehouse, test_name: str) -> pd.DataFrame:
+    return _read(warehouse, f"SELECT user_id, arm FROM {ASSIGNMENTS} WHERE test_name = ? ORDER BY user_id", [test_name])
+
+
+def read_results(warehouse: Warehouse, test_name: str) -> pd.DataFrame:
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, RESULTS):
+            return pd.DataFrame()
+        return con.execute(f"SELECT * FROM {RESULTS} WHERE test_name = ? ORDER BY user_id", [test_name]).df()
