@@ -1,0 +1,70 @@
+"""Monitoring storage: ``monitoring.drift_reports``, ``metrics_timeline``, ``alerts``,
+``retraining_decisions``. Alerts are keyed, so each is raised once, not once per build."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from churn.store.warehouse import Warehouse
+
+DRIFT, TIMELINE, ALERTS, DECISIONS = ("monitoring.drift_reports", "monitoring.metrics_timeline",
+                                      "monitoring.alerts", "monitoring.retraining_decisions")
+ALERTS_DDL = f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
+    alert_key VARCHAR PRIMARY KEY, severity VARCHAR NOT NULL, metric VARCHAR NOT NULL, subject VARCHAR,
+    value DOUBLE, threshold DOUBLE, period VARCHAR, message VARCHAR NOT NULL, status VARCHAR NOT NULL,
+    raised_at TIMESTAMP NOT NULL)"""
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def _replace_where(con, table: str, frame: pd.DataFrame, column: str, value) -> None:
+    """Replace the rows of ``table`` whose ``column`` equals ``value`` with ``frame``."""
+    if Warehouse.table_exists(con, table):
+        con.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
+        Warehouse.append(con, table, frame)
+    else:
+        Warehouse.replace_table(con, table, frame)
+
+
+def write_monitoring_run(warehouse: Warehouse, run_id: str, drift: pd.DataFrame, timeline: pd.DataFrame,
+                         alerts: pd.DataFrame) -> int:
+    """Store one monitoring run (drift + timeline replace that run's rows); returns new alerts."""
+    with warehouse.writer() as con, warehouse.transaction(con):
+        _replace_where(con, DRIFT, drift.assign(run_id=run_id, run_at=_now()), "run_id", run_id)
+        _replace_where(con, TIMELINE, timeline.assign(run_id=run_id, run_at=_now()), "run_id", run_id)
+        con.execute(ALERTS_DDL)
+        before = con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0]
+        if len(alerts):
+            fresh = alerts.assign(status="open", raised_at=_now())  # noqa: F841 - read by DuckDB
+            con.execute(f"INSERT OR IGNORE INTO {ALERTS} BY NAME SELECT * FROM fresh")
+        return con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0] - before
+
+
+def write_retraining_decision(warehouse: Warehouse, model_name: str, model_version: int,
+                              triggers: pd.DataFrame, action: str, candidate_version: int | None) -> None:
+    row = pd.DataFrame([{
+        "decided_at": _now(), "model_name": model_name, "model_version": int(model_version),
+        "retrain": bool(triggers["fired"].any()), "action": action,
+        "candidate_version": candidate_version, "triggers": json.dumps(triggers.to_dict("records"), default=str),
+    }])  # fmt: skip
+    with warehouse.writer() as con, warehouse.transaction(con):
+        if Warehouse.table_exists(con, DECISIONS):
+            Warehouse.append(con, DECISIONS, row)
+        else:
+            Warehouse.replace_table(con, DECISIONS, row)
+
+
+def read_table(warehouse: Warehouse, table: str, where: str = "", params: list | None = None) -> pd.DataFrame:
+    """A monitoring table (empty frame when the phase that fills it has not run yet)."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, table):
+            return pd.DataFrame()
+        return con.execute(f"SELECT * FROM {table} {where}", params or []).df()
+
+
+def latest_run(warehouse: Warehouse, table: str) -> pd.DataFrame:
+    return read_table(warehouse, table, f"WHERE run_at = (SELECT max(run_at) FROM {table})")
