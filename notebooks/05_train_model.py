@@ -92,7 +92,9 @@ version = registry.register_model(
     metrics={**result.validation.as_dict(), "auc_ci_low": auc_low, "auc_ci_high": auc_high,
              "baseline_auc": result.baseline.auc, "canary_auc": canary},
     params={"C": result.best_c, "threshold": result.threshold, "horizon_days": int(horizon_days),
-            "feature_set": feature_set, "bands": list(predictor.bands)},
+            "feature_set": feature_set, "bands": list(predictor.bands),
+            "train_snapshots": [str(s) for s in result.train_snapshots],
+            "valid_snapshots": [str(s) for s in result.valid_snapshots]},
     features=features, training_data_fingerprint=offline.features_fingerprint(wh),
     code_version=code_version(), reason="trained by the train-model phase",
 )

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 
 
 PHASES = ("01_generate_data", "02_check_raw_data", "03_build_features", "04_check_features",
-          "05_train_model", "06_publish_online", "07_score_batch")
+          "05_train_model", "06_publish_online", "07_score_batch", "08_monitor", "09_decide_retraining",
+          "10_ab_test")
 
 
 def ploomber_build(tmp: Path, redis_url: str, *extra: str) -> subprocess.CompletedProcess:

@@ -84,7 +84,7 @@ class ABTestManager:
                            daily.n_variant.to_numpy(), tau=float(p["mde"]), alpha=float(p["alpha"]))
         results = analyse(int(last.conv_control), int(last.n_control), int(last.conv_variant), int(last.n_variant),
                           expected_split=test["traffic_split"], mde=float(p["mde"]), alpha=float(p["alpha"]),
-                          sequential=sequential)
+                          baseline=p.get("baseline"), sequential=sequential)
         arm = outcomes.groupby("arm")["log_loss"]
         welch = welch_test(arm.get_group("control").to_numpy(), arm.get_group("variant").to_numpy())
         return test, results, welch, daily

@@ -9,10 +9,17 @@ Causal story: latent risk (low engagement, plan, channel, support load, noise) p
 failures, plan changes and tenure set a weekly churn hazard, calibrated per chunk so the
 expected churn share in ``[start, end)`` is ``target_churn_rate``. Most churners disengage
 for 3-8 weeks beforehand (and file more tickets); about a quarter leave suddenly.
+
+Scenario "drift" changes the world from ``drift_start`` on (see ``DRIFT_TRUTH``): the "pro"
+plan's price rises 30% (invoices and ``users.monthly_price``) and its users' hazard doubles;
+engagement of US users ramps down to 0.4 over 4 weeks, their hazard up to 1.6x. It replays
+the stable run's random draws and thins/adds events from a separate stream, so everything before
+``drift_start`` is identical to "stable" with the same seed.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -27,7 +34,19 @@ from churn.data import schema
 
 CHUNK_USERS = 5000
 """Users per chunk; fixed so results never depend on anything but the params."""
-SCENARIOS: tuple[str, ...] = ("stable",)
+SCENARIOS: tuple[str, ...] = ("stable", "drift")
+DRIFT_DEFAULT_DAYS = 75  # default drift_start: this many days before ``end``
+DRIFT_PLAN, DRIFT_PRICE, DRIFT_COUNTRY = "pro", 38.99, "US"  # +30% price; disengaging segment
+DRIFT_TRUTH: dict[str, list[str]] = {
+    # Default-spec features the drift moves, relative to the stable run at the same dates.
+    "shifted": ["events_30d", "events_90d", "active_days_30d", "active_days_90d",
+                "days_since_last_event", "activity_trend", "feature_use_30d", "monthly_price"],
+    # Subset of "shifted" that moves little (a third of users; 90-day windows lag; recency of
+    # daily users barely changes): whole-population tests on ~1000 users rarely flag these.
+    "weakly_shifted": ["events_90d", "active_days_90d", "days_since_last_event"],
+    # tenure_days is not moved by the drift but drifts with calendar time in every scenario.
+    "unshifted": ["support_tickets_90d", "payment_failures_90d", "tenure_days"],
+}
 
 _DAY = 86_400_000_000  # microseconds
 _HOUR = 3_600_000_000
@@ -36,6 +55,9 @@ _NEVER = np.iinfo(np.int64).max
 
 _PLANS = tuple(schema.PLANS)
 _PRICES = np.array([schema.PLANS[p] for p in _PLANS])
+_DRIFT_PLAN_IX, _DRIFT_COUNTRY_IX = _PLANS.index(DRIFT_PLAN), schema.COUNTRIES.index(DRIFT_COUNTRY)
+_DRIFT_RAMP_WEEKS, _DRIFT_ENG_FLOOR = 4, 0.4  # a milder floor is invisible in population tests
+_DRIFT_LOGHAZ_PRICE, _DRIFT_LOGHAZ_SEGMENT = np.log(2.0), np.log(1.6)
 _PLAN_P = np.array([0.6, 0.3, 0.1])
 _PLAN_LOGHAZ = np.array([0.35, 0.0, -0.45])  # cheap plans are less committed
 _COUNTRY_P = np.array([0.34, 0.10, 0.09, 0.07, 0.10, 0.14, 0.08, 0.08])
@@ -64,6 +86,7 @@ class SimulationParams:
     target_churn_rate: float = 0.10  # expected share of users churning within [start, end)
     events_per_user_day: float = 5.8  # mean events per active user-day before modifiers
     scenario: str = "stable"
+    drift_start: date | None = None  # scenario "drift" only; None: DRIFT_DEFAULT_DAYS before end
 
     def __post_init__(self) -> None:
         self.validate()
@@ -88,6 +111,17 @@ class SimulationParams:
             )
         if self.scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario {self.scenario!r}; expected one of {SCENARIOS}")
+        if self.drift_start is not None and (not isinstance(self.drift_start, date)
+                                             or isinstance(self.drift_start, datetime)):
+            raise ValueError(f"drift_start must be a date or None, got {self.drift_start!r}")
+        if self.scenario == "drift" and not self.start < self.drift_date < self.end:
+            raise ValueError(f"drift_start ({self.drift_date}) must lie strictly inside "
+                             f"({self.start}, {self.end})")
+
+    @property
+    def drift_date(self) -> date:
+        """First day of the drift scenario's changes (``drift_start`` or its default)."""
+        return self.drift_start or self.end - timedelta(days=DRIFT_DEFAULT_DAYS)
 
 
 @dataclass(frozen=True)
@@ -98,13 +132,20 @@ class _Grid:
     n_weeks: int
     start_us: int
     end_us: int
+    drift_us: int = _NEVER  # instant the drift scenario starts; never for "stable"
 
     @classmethod
     def of(cls, p: SimulationParams) -> _Grid:
         monday = p.start - timedelta(days=p.start.weekday())
         n_weeks = -(-(p.end - monday).days // 7)
+        drift_us = (p.drift_date - monday).days * _DAY if p.scenario == "drift" else _NEVER
         return cls(np.datetime64(monday, "us"), n_weeks,
-                   (p.start - monday).days * _DAY, (p.end - monday).days * _DAY)
+                   (p.start - monday).days * _DAY, (p.end - monday).days * _DAY, drift_us)
+
+    @property
+    def drift_week(self) -> int:
+        """First week starting on/after the drift instant (weekly effects begin there)."""
+        return -(-self.drift_us // _WEEK)
 
     def stamp(self, us: np.ndarray) -> np.ndarray:
         return self.day0 + us.astype("timedelta64[us]")
@@ -130,7 +171,7 @@ class _Users:
 def _draw_users(rng: np.random.Generator, n: int, g: _Grid) -> _Users:
     """Draw attributes; ~35% of users are an existing base signed up in the prior year."""
     existing = rng.random(n) < 0.35
-    span = g.end_us - g.start_us - 30 * _DAY
+    span = g.end_us - g.start_us  # signups never stop: every snapshot has its share of new users
     signup = np.where(existing, g.start_us - (rng.random(n) * 365 * _DAY).astype(np.int64),
                       g.start_us + (rng.random(n) * span).astype(np.int64))
     base_eng = rng.lognormal(-0.245, 0.7, n)
@@ -194,9 +235,20 @@ def _draw_billing(rng: np.random.Generator, u: _Users, p: SimulationParams,
     btype = np.concatenate([np.full(len(x[0]), _BTYPE[x[2]], np.int8) for x in parts])
     plan = np.where(at >= u.change_at[uid], u.plan1[uid], u.plan0[uid])
     frac = np.where(btype == _BTYPE["refund"], np.round(rng.uniform(0.3, 1.0, len(at)), 2), 1.0)
-    amount = np.where(btype == _BTYPE["plan_change"], 0.0, np.round(_PRICES[plan] * frac, 2))
+    amount = np.where(btype == _BTYPE["plan_change"], 0.0, np.round(_price(plan, at, g) * frac, 2))
     return {"user": uid, "at": at, "type": btype, "plan": plan, "amount": amount,
             "fail_user": fail_u, "fail_at": fail_t, "fail_unrecovered": (~retry)[valid & fail]}
+
+
+def _price(plan: np.ndarray, at: np.ndarray, g: _Grid) -> np.ndarray:
+    """Monthly price of ``plan`` at instants ``at`` (the drift scenario raises one plan's)."""
+    return np.where((plan == _DRIFT_PLAN_IX) & (at >= g.drift_us), DRIFT_PRICE, _PRICES[plan])
+
+
+def _plan_by_week(u: _Users, g: _Grid) -> np.ndarray:
+    """Plan index (n, n_weeks) in force at the start of each week."""
+    week_at = np.arange(g.n_weeks) * _WEEK
+    return np.where(week_at[None, :] >= u.change_at[:, None], u.plan1[:, None], u.plan0[:, None])
 
 
 def _recent(n: int, n_weeks: int, users: np.ndarray, at: np.ndarray, weeks: int) -> np.ndarray:
@@ -210,8 +262,7 @@ def _recent(n: int, n_weeks: int, users: np.ndarray, at: np.ndarray, weeks: int)
 
 def _relative_hazard(u: _Users, bill: dict[str, np.ndarray], g: _Grid) -> np.ndarray:
     """Uncalibrated weekly hazard (n, n_weeks): latent risk x plan x tenure x payment trouble."""
-    n, week_at = len(u.signup), np.arange(g.n_weeks) * _WEEK
-    plan = np.where(week_at[None, :] >= u.change_at[:, None], u.plan1[:, None], u.plan0[:, None])
+    n, week_at, plan = len(u.signup), np.arange(g.n_weeks) * _WEEK, _plan_by_week(u, g)
     downgraded = (u.plan1 < u.plan0)[:, None] & (week_at[None, :] >= u.change_at[:, None])
     tenure = np.maximum(week_at[None, :] - u.signup[:, None], 0) / _WEEK
     unrec = bill["fail_unrecovered"]
@@ -244,14 +295,21 @@ def _calibrate(rel: np.ndarray, expo: np.ndarray, target: float) -> float:
     return float(np.exp((lo + hi) / 2))
 
 
-def _scenario_effects(p: SimulationParams, g: _Grid) -> tuple[np.ndarray, np.ndarray]:
+def _scenario_effects(p: SimulationParams, g: _Grid, u: _Users) -> tuple[np.ndarray, np.ndarray]:
     """Per-week (engagement, hazard) multipliers of the scenario; applied after calibration.
 
-    "stable" is all ones. A future "drift" scenario returns != 1 from its drift date on
-    (shape (n_weeks,) or, for segment-specific drift, (n_users, n_weeks)).
+    "stable" is all ones (n_weeks,). "drift" gives (n, n_weeks), != 1 only from ``drift_week``:
+    the price-rise plan's hazard x2; the segment's engagement ramps to 0.4, its hazard to x1.6.
     """
-    ones = np.ones(g.n_weeks)
-    return ones, ones
+    if p.scenario == "stable":
+        ones = np.ones(g.n_weeks)
+        return ones, ones
+    weeks = np.arange(g.n_weeks)
+    ramp = np.clip((weeks - g.drift_week + 1) / _DRIFT_RAMP_WEEKS, 0.0, 1.0)[None, :]
+    segment = (u.country == _DRIFT_COUNTRY_IX)[:, None]
+    eng = np.where(segment, 1.0 - (1.0 - _DRIFT_ENG_FLOOR) * ramp, 1.0)
+    priced = (_plan_by_week(u, g) == _DRIFT_PLAN_IX) & (weeks >= g.drift_week)[None, :]
+    return eng, np.exp(_DRIFT_LOGHAZ_PRICE * priced + _DRIFT_LOGHAZ_SEGMENT * segment * ramp)
 
 
 def _draw_churn(rng: np.random.Generator, hazard: np.ndarray, expo: np.ndarray,
@@ -322,6 +380,42 @@ def _labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Series:
     return arr.cast(pa.string()).to_pandas()
 
 
+def _churn_paths(rng: np.random.Generator, p: SimulationParams, u: _Users, g: _Grid,
+                 rel: np.ndarray, expo: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(hazard, churn_at, weekly0, weekly, decaying0, decaying) of the scenario; ``0`` = stable.
+
+    The stable twins replay the same uniforms from a copy of ``rng``: with hazards only raised,
+    scenario churn is never later, and every later draw stays aligned with the stable run.
+    """
+    eng_mult, haz_mult = _scenario_effects(p, g, u)
+    base = _calibrate(rel, expo, p.target_churn_rate) * rel
+    hazard = np.minimum(base * haz_mult, 0.95)
+    churn0 = _draw_churn(copy.deepcopy(rng), np.minimum(base, 0.95), expo, u, g)
+    churn_at = _draw_churn(rng, hazard, expo, u, g)
+    decay0, decaying0 = _weekly_engagement(copy.deepcopy(rng), churn0, g)
+    decay, decaying = _weekly_engagement(rng, churn_at, g)
+    before = np.arange(g.n_weeks) < g.drift_week  # no decline caused by a future drift
+    decay, decaying = np.where(before, decay0, decay), np.where(before, decaying0, decaying)
+    weekly0 = u.base_eng[:, None] * decay0
+    return hazard, churn_at, weekly0, u.base_eng[:, None] * decay * eng_mult, decaying0, decaying
+
+
+def _adjust_events(rng: np.random.Generator, u: _Users, events: tuple[np.ndarray, ...],
+                   ratio: np.ndarray, extra_ticket_lam: np.ndarray,
+                   stop: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin non-ticket events to ``ratio`` (n, n_weeks) of their intensity; add extra tickets.
+
+    Thinning a Poisson process gives a Poisson process at the lower rate, so this reaches the
+    scenario's intensity while leaving every event where ``ratio`` is 1 untouched.
+    """
+    who, at, etype = events
+    keep = (etype == _TICKET) | (rng.random(len(at)) < ratio[who, at // _WEEK])
+    more = _draw_events(rng, u, np.zeros_like(extra_ticket_lam), extra_ticket_lam, stop)
+    who, at, etype = (np.concatenate([a[keep], b]) for a, b in zip(events, more, strict=True))
+    order = np.lexsort((at, who))
+    return who[order], at[order], etype[order]
+
+
 def _simulate_chunk(p: SimulationParams, chunk: int, g: _Grid) -> dict[str, Any]:
     """Simulate one chunk; returns raw arrays (local user index 0..n-1)."""
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, chunk]))
@@ -330,18 +424,20 @@ def _simulate_chunk(p: SimulationParams, chunk: int, g: _Grid) -> dict[str, Any]
     bill = _draw_billing(rng, u, p, g)
     rel = _relative_hazard(u, bill, g)
     expo = _week_exposure(u.active_from, np.full(n, g.end_us), g)
-    eng_mult, haz_mult = _scenario_effects(p, g)
-    hazard = np.minimum(_calibrate(rel, expo, p.target_churn_rate) * rel * haz_mult, 0.95)
-    churn_at = _draw_churn(rng, hazard, expo, u, g)
+    hazard, churn_at, weekly0, weekly, decaying0, decaying = _churn_paths(rng, p, u, g, rel, expo)
     stop = np.minimum(churn_at, g.end_us)
-    decay, decaying = _weekly_engagement(rng, churn_at, g)
-    weekly = u.base_eng[:, None] * decay * eng_mult
     vac = _vacations(rng, n, 7 * g.n_weeks)
     noise = rng.gamma(2.5, 1 / 2.5, vac.shape)  # day-level over-dispersion
-    lam = p.events_per_user_day * np.repeat(weekly, 7, axis=1) * np.tile(_WEEKDAY, g.n_weeks)
+    # Drawn at the stable intensity: Poisson draws use a varying number of uniforms, so any other
+    # intensity would shift every later draw. A scenario then thins and adds from its own stream.
+    lam = p.events_per_user_day * np.repeat(weekly0, 7, axis=1) * np.tile(_WEEKDAY, g.n_weeks)
     lam *= vac * noise
-    ticket_lam = np.repeat(u.support[:, None] * (1 + 3.0 * decaying), 7, axis=1) * noise
+    ticket_lam = np.repeat(u.support[:, None] * (1 + 3.0 * decaying0), 7, axis=1) * noise
     events = _draw_events(rng, u, lam, ticket_lam, stop)
+    if p.scenario != "stable":
+        extra = np.repeat(u.support[:, None] * 3.0 * (decaying & ~decaying0), 7, axis=1) * noise
+        events = _adjust_events(np.random.default_rng(np.random.SeedSequence([p.seed, chunk, 1])),
+                                u, events, weekly / weekly0, extra, stop)
     truth_mask = _week_exposure(u.active_from, stop, g) > 0
     truth_eng = weekly * vac.reshape(n, g.n_weeks, 7).mean(axis=2)
     return {"u": u, "bill": bill, "churn_at": churn_at, "stop": stop, "events": events,
@@ -360,7 +456,7 @@ def _frames(sim: dict[str, Any], g: _Grid, user0: int, event0: int,
     final_plan = np.where(u.change_at < stop, u.plan1, u.plan0)
     churned = np.where(churn_at == _NEVER, np.datetime64("NaT", "us"), g.stamp(stop))
     users = _table(schema.USERS, np.arange(user0, user0 + len(stop), dtype=np.int64),
-                   g.stamp(u.signup), _labels(final_plan, _PLANS), _PRICES[final_plan],
+                   g.stamp(u.signup), _labels(final_plan, _PLANS), _price(final_plan, stop - 1, g),
                    _labels(u.country, schema.COUNTRIES), _labels(u.channel, schema.CHANNELS),
                    churned)
     who, at, etype = sim["events"]

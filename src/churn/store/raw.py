@@ -95,3 +95,20 @@ def data_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
     if low is None:
         raise WarehouseError("raw_data.events and raw_data.billing are empty: nothing to build features from")
     return pd.Timestamp(low), pd.Timestamp(high)
+
+
+def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:
+    """Each user's latest weekly churn hazard from the simulator's hidden truth.
+
+    Only simulators (the A/B test's live-traffic simulation) and validation tests may call this:
+    features and training never see it.
+    """
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, TRUTH_TABLE):
+            raise WarehouseError(
+                f"{TRUTH_TABLE} does not exist: simulated A/B traffic needs synthetic data "
+                "(source: synthetic), because outcomes are drawn from the simulator's truth"
+            )
+        return con.execute(
+            f"SELECT user_id, arg_max(churn_hazard, week_start) AS weekly_hazard FROM {TRUTH_TABLE} GROUP BY 1"
+        ).df()

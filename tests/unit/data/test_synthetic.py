@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -198,9 +198,119 @@ def test_churners_activity_drops_in_the_weeks_before_churn(
         ({"target_churn_rate": 1.5}, "target_churn_rate"),
         ({"events_per_user_day": 0.0}, "events_per_user_day"),
         ({"scenario": "apocalypse"}, "scenario"),
+        ({"scenario": "drift", "drift_start": date(2024, 12, 1)}, "drift_start"),
+        ({"scenario": "drift", "drift_start": date(2026, 1, 1)}, "drift_start"),
+        ({"drift_start": datetime(2025, 10, 1)}, "drift_start"),
     ],
 )
 def test_invalid_params_raise_value_error_naming_problem(kwargs: dict, problem: str) -> None:
     """Bad parameters fail fast with a message naming the offending field."""
     with pytest.raises(ValueError, match=problem):
         SimulationParams(**kwargs)
+
+
+# --- scenario "drift" (price rise for "pro", US engagement falls), paired with `default` ---
+
+DRIFT = SimulationParams(scenario="drift")
+CUT = pd.Timestamp(DRIFT.drift_date)
+
+
+@pytest.fixture(scope="module")
+def drift() -> dict[str, pd.DataFrame]:
+    """The default dataset under the drift scenario: same seed as `default`, so runs pair up."""
+    return generate(DRIFT)
+
+
+def _before_cut(df: pd.DataFrame, ts: str) -> pd.DataFrame:
+    """Rows strictly before the drift start, without the running id (ids shift after it)."""
+    return df[df[ts] < CUT].drop(columns=df.columns[0]).reset_index(drop=True)
+
+
+def _weekly_churn(users: pd.DataFrame, lo: pd.Timestamp, hi: pd.Timestamp) -> float:
+    """Churns per user-week of exposure within [lo, hi)."""
+    start = np.maximum(users.signup_at, lo)
+    stop = np.minimum(users.churned_at.fillna(hi), hi)
+    weeks = (stop - start).clip(lower=pd.Timedelta(0)).sum() / pd.Timedelta(weeks=1)
+    return users.churned_at.between(lo, hi, inclusive="left").sum() / weeks
+
+
+def test_drift_start_defaults_to_75_days_before_end_and_stable_ignores_it() -> None:
+    """drift_date defaults to end - 75 days; a drift_start given to "stable" changes nothing."""
+    assert DRIFT.drift_date == date(2025, 10, 18)
+    assert SimulationParams(scenario="drift", drift_start=date(2025, 9, 1)).drift_date.month == 9
+    ignored = generate(SimulationParams(n_users=300, seed=7, drift_start=date(2025, 6, 1)))
+    assert all(df.equals(ignored[name]) for name, df in generate(SMALL).items())
+
+
+def test_drift_equals_stable_before_drift_start(default: dict[str, pd.DataFrame],
+                                                drift: dict[str, pd.DataFrame]) -> None:
+    """Same seed: every event, billing record and truth week before drift_start is identical."""
+    for name, ts in (("events", "event_at"), ("billing", "billed_at")):
+        assert _before_cut(drift[name], ts).equals(_before_cut(default[name], ts)), name
+    truth = {k: v[v.week_start < CUT].reset_index(drop=True)
+             for k, v in (("s", default["user_truth"]), ("d", drift["user_truth"]))}
+    assert truth["d"].equals(truth["s"])
+    same = ["user_id", "signup_at", "country", "acquisition_channel"]
+    assert drift["users"][same].equals(default["users"][same])
+
+
+def test_drift_churn_only_moves_earlier_and_only_after_drift_start(
+    default: dict[str, pd.DataFrame], drift: dict[str, pd.DataFrame],
+) -> None:
+    """Hazards are only raised from drift_start, and both runs share the churn draws."""
+    never = pd.Timestamp(DRIFT.end)
+    stable_at = default["users"].churned_at.fillna(never)
+    drift_at = drift["users"].churned_at.fillna(never)
+    moved = stable_at != drift_at
+    assert moved.sum() >= 5
+    assert (drift_at[moved] >= CUT).all() and (drift_at[moved] < stable_at[moved]).all()
+
+
+def test_drift_raises_churn_rate_after_drift_start(default: dict[str, pd.DataFrame],
+                                                   drift: dict[str, pd.DataFrame]) -> None:
+    """Weekly churn after drift_start beats the stable run's and the drift run's own past."""
+    end, start = pd.Timestamp(DRIFT.end), pd.Timestamp(DRIFT.start)
+    after = _weekly_churn(drift["users"], CUT, end)
+    assert after > 1.3 * _weekly_churn(default["users"], CUT, end)
+    assert after > 1.1 * _weekly_churn(drift["users"], start, CUT)
+
+
+def test_drift_raises_pro_price_from_drift_start(drift: dict[str, pd.DataFrame]) -> None:
+    """Pro invoices cost 29.99 before and 38.99 from drift_start; so does users.monthly_price."""
+    bi = drift["billing"]
+    pro = bi[(bi.plan == "pro") & bi.billing_type.isin(["charge", "payment_failed"])]
+    assert (pro.amount[pro.billed_at < CUT] == 29.99).all()
+    assert (pro.amount[pro.billed_at >= CUT] == synthetic.DRIFT_PRICE).all()
+    users = drift["users"][drift["users"].plan == "pro"]
+    active = users.churned_at.isna() | (users.churned_at >= CUT)
+    assert (users.monthly_price[active] == synthetic.DRIFT_PRICE).all()
+    assert (users.monthly_price[~active] == 29.99).all()
+
+
+def test_drift_segment_activity_falls(default: dict[str, pd.DataFrame],
+                                      drift: dict[str, pd.DataFrame]) -> None:
+    """US events in the last 4 weeks drop below 60% of the 4 weeks before the drift; others not."""
+
+    def last_vs_before(data: dict[str, pd.DataFrame], us: bool) -> float:
+        ev = data["events"].merge(data["users"][["user_id", "country"]], on="user_id")
+        ev = ev[(ev.country == "US") == us]
+        last = ev.event_at >= pd.Timestamp(DRIFT.end) - pd.Timedelta(weeks=4)
+        return last.sum() / ev.event_at.between(CUT - pd.Timedelta(weeks=4), CUT,
+                                                inclusive="left").sum()
+
+    assert last_vs_before(drift, us=True) < 0.6
+    assert 0.85 < last_vs_before(drift, us=False) < 1.3
+    assert 0.85 < last_vs_before(default, us=True) < 1.3
+
+
+def test_drift_data_keeps_raw_invariants(drift: dict[str, pd.DataFrame]) -> None:
+    """Schema columns, unique ids, nothing after churn, non-negative amounts hold under drift."""
+    for name, table in TABLES.items():
+        assert list(drift[name].columns) == table.column_names, name
+    assert drift["events"].event_id.is_unique and drift["billing"].billing_id.is_unique
+    for name, ts in (("events", "event_at"), ("billing", "billed_at")):
+        rows = _with_user_times(drift[name], drift["users"])
+        assert not (rows[ts] >= rows.churned_at).any(), name
+        assert (rows[ts] >= rows.signup_at).all(), name
+    assert (drift["billing"].amount >= 0).all()
+    assert drift["events"].groupby("user_id").event_at.is_monotonic_increasing.all()
