@@ -14,7 +14,7 @@ ARGS ?=
 BACKUP ?=
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lab bench redis-start stop clean db-backup db-restore db-clean
+.PHONY: help setup build test lab bench redis-start stop clean db-backup db-restore db-clean dashboards browser
 
 help: ## list the targets and what they do
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -36,14 +36,25 @@ redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_U
 build: setup redis-start ## run the whole pipeline (ploomber build); reports land in reports/
 	$(BIN)/ploomber build $(REDIS_ENV) $(ARGS)
 
-test: setup ## run the whole test suite (unit, data, model, serving, pipeline + nbval)
+test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
+
+browser: ## install Debian's headless Chromium for the dashboard tests, if missing (needs root)
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+		|| echo "chromium missing and not root: dashboard browser tests will be skipped"; }
 
 lab: setup ## JupyterLab that opens the percent-format notebooks (Ploomber-aware)
 	$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
 
 bench: setup ## run the benchmarks and write reports/benchmarks.md
 	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md $(ARGS)
+
+dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:8866
+	@echo "monitoring: http://127.0.0.1:8866/voila/render/monitoring.ipynb"
+	@echo "A/B tests:  http://127.0.0.1:8866/voila/render/ab_testing.ipynb"
+	$(BIN)/voila notebooks/dashboards --no-browser --port 8866 --Voila.ip=127.0.0.1 \
+		--MappingKernelManager.cull_idle_timeout=300 --MappingKernelManager.cull_interval=60 \
+		--MappingKernelManager.cull_connected=True
 
 stop: ## stop the embedded redis-server
 	@if [ -x $(BIN)/python ]; then $(BIN)/python -m churn.store.redis_server stop --data-dir $(DATA_DIR); fi

@@ -19,42 +19,11 @@ from churn.store.online import OnlineStore
 from churn.store.raw import read_raw_tables
 from churn.store.warehouse import Warehouse
 
-ROOT = Path(__file__).resolve().parents[2]
-PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
-SMALL = ["--env--n_users", "300"]
-
-pytestmark = pytest.mark.slow
-
-
 PHASES = ("01_generate_data", "02_check_raw_data", "03_build_features", "04_check_features",
           "05_train_model", "06_publish_online", "07_score_batch", "08_monitor", "09_decide_retraining",
           "10_ab_test")
 
-
-def ploomber_build(tmp: Path, redis_url: str, *extra: str) -> subprocess.CompletedProcess:
-    """`ploomber build` of this project with data, models and reports redirected into ``tmp``
-    and the test session's embedded Redis as the online store."""
-    paths = [
-        "--env--data_dir", str(tmp / "data"),
-        "--env--reports_dir", str(tmp / "reports"),
-        "--env--warehouse", str(tmp / "data" / "churn.duckdb"),
-        "--env--models_dir", str(tmp / "data" / "models"),
-        "--env--redis_url", redis_url,
-    ]  # fmt: skip
-    return subprocess.run(
-        [PLOOMBER, "build", "--force", *paths, *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=900,
-        env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
-    )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def small_build(tmp_path_factory: pytest.TempPathFactory, embedded_redis) -> Path:
-    tmp = tmp_path_factory.mktemp("build")
-    redis.Redis.from_url(embedded_redis.url).flushdb()
-    result = ploomber_build(tmp, embedded_redis.url, *SMALL)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return tmp
+pytestmark = pytest.mark.slow
 
 
 def test_build_writes_raw_tables_and_reports(small_build: Path):
@@ -113,11 +82,12 @@ def _corrupt_raw_files(source: Path, target: Path) -> None:
         frame.to_parquet(target / f"{name}.parquet", index=False)
 
 
-def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Path, tmp_path: Path, embedded_redis):
+def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Path, tmp_path: Path, embedded_redis,
+                                                                run_build):
     """Duplicate ids, negative amounts, unknown users and future timestamps stop the build at
     check-raw-data, and the failure names those expectations."""
     _corrupt_raw_files(small_build, tmp_path / "own")
-    result = ploomber_build(tmp_path, embedded_redis.url, "--env--source", "files", "--env--raw_dir", str(tmp_path / "own"))
+    result = run_build(tmp_path, embedded_redis.url, "--env--source", "files", "--env--raw_dir", str(tmp_path / "own"))
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "check-raw-data" in output
