@@ -14,7 +14,7 @@ ARGS ?=
 BACKUP ?=
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lab bench redis-start stop clean db-backup db-restore db-clean dashboards browser
+.PHONY: help setup build test lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
 
 help: ## list the targets and what they do
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -46,8 +46,14 @@ browser: ## install Debian's headless Chromium for the dashboard tests, if missi
 lab: setup ## JupyterLab that opens the percent-format notebooks (Ploomber-aware)
 	$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
 
-bench: setup ## run the benchmarks and write reports/benchmarks.md
-	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md $(ARGS)
+bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the API under wrk) -> reports/benchmarks.md
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || true
+	@test -f $(DATA_DIR)/churn.snapshot.duckdb || $(MAKE) build
+	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
+
+serve: setup redis-start ## the REST API on http://127.0.0.1:8000 (docs at /docs); run `make build` first
+	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' $(BIN)/uvicorn churn.serving.app:create_app --factory \
+		--host 127.0.0.1 --port 8000 --loop uvloop --http httptools
 
 dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:8866
 	@echo "monitoring: http://127.0.0.1:8866/voila/render/monitoring.ipynb"

@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 100,000-user cases")
     parser.add_argument("-k", default="", help="only cases whose name contains this text")
+    parser.add_argument("--serving-data-dir", default=None,
+                        help="a finished build (e.g. data): also benchmark the API against it")
     args = parser.parse_args(argv)
     rows = []
     for name in CASES:
@@ -183,8 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         for m in measure(name, repeats):
             rows.append(m)
             print(f"  {m.name}: median {m.median:.3f} s, peak {m.peak_mb:,.0f} MB", flush=True)
+    report = render(rows)
+    if args.serving_data_dir:
+        from churn.serving_bench import comparison, run_all
+
+        print("bench: serving API (in-process path, single and batch HTTP with wrk)", flush=True)
+        report += "\n## Serving\n\n" + comparison(run_all(args.serving_data_dir)) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(render(rows))
+    Path(args.out).write_text(report)
     print(f"wrote {args.out}")
     return 0
 

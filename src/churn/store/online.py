@@ -94,15 +94,17 @@ class OnlineStore:
     def online_read(self, user_ids: list[int] | np.ndarray, count: bool = True) -> OnlineRead:
         """Vectors for ``user_ids`` in one round trip; counts hits and misses when ``count``."""
         ids = np.asarray(user_ids, dtype=np.int64)
+        if not len(ids):
+            return self._decode(ids, [], np.zeros(0, dtype=bool))
         with self._guard():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.mget([self.key(u) for u in ids]) if len(ids) else pipe.echo("")
-            raw = pipe.execute()[0] if len(ids) else []
+            raw = self.client.mget([self.key(u) for u in ids])
             found = np.array([r is not None for r in raw], dtype=bool)
-            if count and len(ids):
+            if count:
                 hits = int(found.sum())
-                self.client.hincrby(f"{self.prefix}:stats", "hits", hits)
-                self.client.hincrby(f"{self.prefix}:stats", "misses", len(ids) - hits)
+                pipe = self.client.pipeline(transaction=False)
+                pipe.hincrby(f"{self.prefix}:stats", "hits", hits)
+                pipe.hincrby(f"{self.prefix}:stats", "misses", len(ids) - hits)
+                pipe.execute()
         return self._decode(ids, raw, found)
 
     def _decode(self, ids: np.ndarray, raw: list, found: np.ndarray) -> OnlineRead:

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 SOCKET_PATH_LIMIT = 100  # the kernel's sun_path limit is 108 bytes
 
@@ -132,7 +134,8 @@ class EmbeddedRedis:
             self._clear_stale()
             return False
         try:
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+            # No retries: SHUTDOWN drops the connection, which redis-py would retry for seconds.
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0))
             client.shutdown(save=True)
         except (redis.RedisError, OSError):
             os.kill(pid, signal.SIGTERM)

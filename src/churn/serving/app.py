@@ -1,0 +1,66 @@
+"""The FastAPI app factory: ``uvicorn churn.serving.app:create_app --factory``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import Depends, FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from churn.serving import errors
+from churn.serving.middleware import BodySizeLimit
+from churn.serving.routes import cache, dashboard, explain, health, predict
+from churn.serving.security import RateLimiter, guard
+from churn.serving.service import ServingState
+from churn.serving.settings import Settings
+
+log = logging.getLogger("churn.serving")
+DESCRIPTION = """Churn probabilities, explanations and registry/monitoring views.
+
+Features come from Redis (online store) and fall back to the DuckDB offline store on a miss.
+Send `X-API-Key` on the admin endpoints (`/cache/*`) always, and on every endpoint when the server
+has `CHURN_API_KEY` set. Each client (key or IP) gets `CHURN_RATE_LIMIT_PER_MINUTE` requests per
+minute per worker process; above it the answer is 429 with `Retry-After`. Errors are
+`{"detail": "..."}`."""
+
+
+async def _poll(state: ServingState, every: float) -> None:
+    """Reload a changed production model (and flush counters) without a restart."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await run_in_threadpool(state.tick)
+        except Exception:  # a failed tick must not stop the next ones
+            log.exception("background refresh failed")
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    state = await run_in_threadpool(ServingState.open, settings)
+    app.state.serving = state
+    task = asyncio.create_task(_poll(state, settings.model_poll_seconds))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        state.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; ``settings`` defaults to the environment (``Settings()``)."""
+    settings = settings or Settings()
+    app = FastAPI(title="Churn prediction API", version="1.0", description=DESCRIPTION, lifespan=lifespan,
+                  dependencies=[Depends(guard)])
+    app.state.settings = settings
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    for module in (health, predict, explain, cache, dashboard):
+        app.include_router(module.router)
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,185 @@
+"""Feature vectors for the API: the online store first, the offline store on a miss.
+
+A miss is read from the warehouse snapshot (``latest_vectors``) and written back to Redis, so the
+next request for that user is a hit. When Redis is unreachable every vector comes from the
+offline store and Redis is skipped for ``retry_seconds`` (a dead server must not add a timeout to
+every request). Hit/miss counts are kept in process and added to the store's shared counters off
+the request path, so a cached prediction is one Redis round trip.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import redis
+from starlette.concurrency import run_in_threadpool
+
+from churn.serving.errors import ServiceUnavailable, scrub
+from churn.serving.model import LoadedModel
+from churn.store import offline
+from churn.store.online import OnlineStore, OnlineStoreError
+from churn.store.warehouse import Warehouse
+
+log = logging.getLogger("churn.serving")
+
+
+@dataclass
+class Vectors:
+    """Vectors for the requested ids, in request order (duplicates kept)."""
+
+    user_ids: np.ndarray
+    found: np.ndarray  # in either store
+    cached: np.ndarray  # served from Redis
+    as_of: np.ndarray  # datetime64[us], NaT where not found
+    values: np.ndarray  # (n, n_features) float64
+
+    @classmethod
+    def empty(cls, user_ids: np.ndarray, n_features: int) -> Vectors:
+        n = len(user_ids)
+        return cls(user_ids, np.zeros(n, bool), np.zeros(n, bool),
+                   np.full(n, np.datetime64("NaT"), "datetime64[us]"), np.full((n, n_features), np.nan))
+
+    def fill(self, frame: pd.DataFrame, features: list[str]) -> None:
+        """Take the still-missing users' vectors from an offline ``frame`` (one row per user)."""
+        todo = np.flatnonzero(~self.found)
+        rows = pd.Index(frame["user_id"].to_numpy(np.int64)).get_indexer(self.user_ids[todo])
+        hit, rows = todo[rows >= 0], rows[rows >= 0]
+        self.values[hit] = frame[features].to_numpy(np.float64)[rows]
+        self.as_of[hit] = frame["snapshot_at"].to_numpy("datetime64[us]")[rows]
+        self.found[hit] = True
+
+
+class FeatureSource:
+    """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
+
+    def __init__(self, client: redis.Redis, warehouse: Warehouse, retry_seconds: float = 1.0) -> None:
+        self.client = client
+        self.warehouse = warehouse
+        self.retry_seconds = retry_seconds
+        self.redis_error: str | None = None
+        self.order_ok: dict[str, bool] = {}  # store prefix -> Redis holds our feature order
+        self._down_until = 0.0
+        self._stores: dict[tuple, OnlineStore] = {}
+        self._counts: dict[str, list[int]] = {}  # prefix -> [hits, misses] not yet in Redis
+        self._lock = threading.Lock()
+
+    def store(self, feature_set: str, features: list[str]) -> OnlineStore:
+        key = (feature_set, tuple(features))
+        if key not in self._stores:
+            self._stores[key] = OnlineStore(self.client, feature_set, features)
+        return self._stores[key]
+
+    def store_for(self, model: LoadedModel) -> OnlineStore:
+        return self.store(model.feature_set, model.features)
+
+    # -- lookups ---------------------------------------------------------------------------------
+    def lookup(self, model: LoadedModel, user_ids: list[int] | np.ndarray, use_cache: bool = True) -> Vectors:
+        """Vectors for ``user_ids``: Redis first (unless ``use_cache`` is off), then the warehouse."""
+        vectors = self.read_cached(model, user_ids, use_cache)
+        if not vectors.found.all():
+            self.read_offline(model, vectors, refill=use_cache)
+        return vectors
+
+    async def alookup(self, model: LoadedModel, user_ids: list[int], use_cache: bool = True) -> Vectors:
+        """``lookup`` for the event loop: the Redis round trip (~0.1 ms) inline, DuckDB in a thread."""
+        vectors = self.read_cached(model, user_ids, use_cache)
+        if not vectors.found.all():
+            await run_in_threadpool(self.read_offline, model, vectors, use_cache)
+        return vectors
+
+    def read_cached(self, model: LoadedModel, user_ids, use_cache: bool = True) -> Vectors:
+        """One MGET for all ids; an empty result when Redis is skipped or unreachable."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        store = self.store_for(model)
+        if not (use_cache and self.cache_usable(store)):
+            return Vectors.empty(ids, len(model.features))
+        try:
+            read = store.online_read(ids, count=False)
+        except OnlineStoreError as exc:
+            self.mark_down(exc)
+            return Vectors.empty(ids, len(model.features))
+        hits = int(read.found.sum())
+        self._count(store.prefix, hits, len(ids) - hits)
+        return Vectors(ids, read.found.copy(), read.found, read.as_of, read.values)
+
+    def read_offline(self, model: LoadedModel, vectors: Vectors, refill: bool = True) -> None:
+        """Fill the missing vectors from the warehouse snapshot and (``refill``) write them to Redis."""
+        missing = np.unique(vectors.user_ids[~vectors.found])
+        frame = offline.latest_vectors(self.warehouse, missing)
+        lacking = [f for f in model.features if f not in frame.columns]
+        if lacking:
+            raise ServiceUnavailable(f"the offline store lacks feature(s) {lacking} that model "
+                                     f"v{model.version} needs: rebuild the features")
+        vectors.fill(frame, model.features)
+        store = self.store_for(model)
+        if refill and len(frame) and self.cache_usable(store):
+            try:
+                store.online_write_batch(frame[["user_id", "snapshot_at", *model.features]])
+            except OnlineStoreError as exc:
+                self.mark_down(exc)
+
+    # -- Redis health ----------------------------------------------------------------------------
+    def cache_usable(self, store: OnlineStore) -> bool:
+        return time.monotonic() >= self._down_until and self.order_ok.get(store.prefix, True)
+
+    def mark_down(self, exc: Exception) -> None:
+        self._down_until = time.monotonic() + self.retry_seconds
+        if self.redis_error is None:  # log the transition, not every retry
+            log.warning("online store unreachable, serving from the offline store: %s", exc)
+        self.redis_error = scrub(str(exc))
+
+    def ping(self) -> bool:
+        """True when Redis answers now (and then stop skipping it)."""
+        try:
+            self.client.ping()
+        except (redis.RedisError, OSError) as exc:
+            self.mark_down(exc)
+            return False
+        if self.redis_error is not None:
+            log.warning("online store reachable again")
+        self._down_until, self.redis_error = 0.0, None
+        return True
+
+    def check_order(self, model: LoadedModel) -> None:
+        """Refuse a Redis written with another feature order than the model's (no skew)."""
+        store = self.store_for(model)
+        if not self.ping():
+            return  # unknown until Redis is back
+        try:
+            store.check_feature_order()
+            self.order_ok[store.prefix] = True
+        except OnlineStoreError as exc:
+            self.order_ok[store.prefix] = False
+            log.error("online store not used: %s", exc)
+
+    # -- hit/miss counters -----------------------------------------------------------------------
+    def _count(self, prefix: str, hits: int, misses: int) -> None:
+        with self._lock:
+            pending = self._counts.setdefault(prefix, [0, 0])
+            pending[0] += hits
+            pending[1] += misses
+
+    def flush_counts(self) -> None:
+        """Add this process's pending hits/misses to the store's shared counters in Redis."""
+        with self._lock:
+            pending, self._counts = self._counts, {}
+        if not pending:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for prefix, (hits, misses) in pending.items():
+                pipe.hincrby(f"{prefix}:stats", "hits", hits)  # the key OnlineStore.stats() reads
+                pipe.hincrby(f"{prefix}:stats", "misses", misses)
+            pipe.execute()
+        except (redis.RedisError, OSError):
+            for prefix, (hits, misses) in pending.items():  # keep them for the next flush
+                self._count(prefix, hits, misses)
+
+    def forget_counts(self, prefix: str) -> None:
+        with self._lock:
+            self._counts.pop(prefix, None)

@@ -1,0 +1,119 @@
+"""Load generation against a real uvicorn server over loopback (used by ``churn.serving_bench``).
+
+``wrk`` (Debian package) when installed, with Lua scripts that pick random ids or bodies; else an
+async httpx client with bounded concurrency and duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def latency_ms(seconds: list[float]) -> dict[str, float]:
+    values = np.asarray(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(values, 50)), 3), "p99_ms": round(float(np.percentile(values, 99)), 3)}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(env: dict[str, str], workers: int, port: int, timeout: float = 60.0) -> subprocess.Popen:
+    """uvicorn with the app factory in a subprocess; returns once /health answers."""
+    import httpx
+
+    cmd = [sys.executable, "-m", "uvicorn", "churn.serving.app:create_app", "--factory", "--host", "127.0.0.1",
+           "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+           "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["model"]["loaded"]:
+                return proc
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
+        time.sleep(0.2)
+    stop_server(proc)
+    raise RuntimeError(f"uvicorn did not serve a model within {timeout:.0f} s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+LUA_SINGLE = """ids = {%s}
+request = function() return wrk.format("GET", "/predict/" .. ids[math.random(#ids)]) end
+"""
+LUA_BATCH = """bodies = {%s}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies)]) end
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def run_wrk(url: str, script: str, duration: float, connections: int, threads: int) -> dict:
+    """Run wrk with a Lua script; req/s, p50/p99 latency and error counts from its report."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(script)
+    try:
+        out = subprocess.run(["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s",
+                              "-s", fh.name, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(fh.name)
+
+    def latency(pct: str) -> float:
+        value, unit = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        return round(float(value) * _UNITS[unit], 3)
+
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    return {"tool": f"wrk -t{threads} -c{connections}", "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+            "p50_ms": latency("50"), "p99_ms": latency("99"),
+            "errors": int(non_2xx.group(1)) if non_2xx else 0, "socket_errors": socket_errors.group(1) if socket_errors else ""}
+
+
+async def httpx_load(url: str, make_request, duration: float, connections: int) -> dict:
+    """Fallback load generator: ``connections`` concurrent httpx clients for ``duration`` s."""
+    import httpx
+
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker() -> None:
+        nonlocal errors
+        # one client (one keep-alive connection) per worker: a shared pool is the bottleneck
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+            while time.monotonic() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = await make_request(client)
+                    errors += response.status_code != 200
+                except httpx.HTTPError:
+                    errors += 1
+                latencies.append(time.perf_counter() - started)
+
+    deadline = time.monotonic() + duration
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return {"tool": f"httpx x{connections}", "requests": len(latencies), "req_per_s": round(len(latencies) / duration, 1),
+            **latency_ms(latencies), "errors": errors, "socket_errors": ""}

@@ -1,0 +1,22 @@
+"""``/explain``: why the model scores a user the way it does."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from churn.serving.deps import State, UserId
+from churn.serving.routes.predict import ERRORS
+from churn.serving.schemas import ErrorOut, ExplanationOut
+
+router = APIRouter(prefix="/explain", tags=["explain"])
+
+
+@router.get("/{user_id}", response_model=ExplanationOut, summary="Explain one user's score",
+            responses={404: {"model": ErrorOut, "description": "unknown user"}, **ERRORS})
+async def explain(user_id: UserId, state: State) -> dict:
+    """Per-feature contributions to the log-odds (coefficient x standardised value), largest
+    first; ``intercept`` + their sum equals ``logit`` exactly."""
+    result = await state.explain(user_id)
+    if result is None:
+        raise HTTPException(404, f"user {user_id} not found in the online or offline store")
+    return result

@@ -1,0 +1,33 @@
+"""``/predict``: churn probability for one user or a batch."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from churn.serving.deps import SettingsDep, State, UserId
+from churn.serving.schemas import BatchOut, BatchRequest, ErrorOut, PredictionOut
+
+router = APIRouter(prefix="/predict", tags=["predict"])
+ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut},
+          503: {"model": ErrorOut, "description": "no production model / store unavailable"}}
+
+
+@router.get("/{user_id}", response_model=PredictionOut, summary="Predict one user",
+            responses={404: {"model": ErrorOut, "description": "unknown user"}, **ERRORS})
+async def predict_one(user_id: UserId, state: State) -> dict:
+    """Features from Redis (offline store on a miss, which refills Redis), scored in memory."""
+    result = await state.predict([user_id])
+    if result["not_found"]:
+        raise HTTPException(404, f"user {user_id} not found in the online or offline store")
+    return result["predictions"][0]
+
+
+@router.post("/batch", response_model=BatchOut, summary="Predict a batch of users",
+             responses={413: {"model": ErrorOut, "description": "more ids than CHURN_BATCH_LIMIT"}, **ERRORS})
+async def predict_batch(body: BatchRequest, state: State, settings: SettingsDep) -> dict:
+    """One Redis round trip and one vectorised scoring for all ids; unknown ids are listed in
+    ``not_found`` instead of failing the batch."""
+    if len(body.user_ids) > settings.batch_limit:
+        raise HTTPException(413, f"{len(body.user_ids):,} user ids in one batch; the limit is "
+                                 f"{settings.batch_limit:,}: split the request")
+    return await state.predict(body.user_ids, use_cache=body.use_cache)

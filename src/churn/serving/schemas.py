@@ -1,0 +1,122 @@
+"""Request and response bodies of the prediction, explanation, health and cache endpoints."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_USER_ID = 2**63 - 1  # user ids are BIGINT in the warehouse
+BodyUserId = Annotated[int, Field(ge=0, le=MAX_USER_ID, strict=True)]
+RiskBand = Literal["low", "medium", "high"]
+
+
+def _examples(*examples: dict) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+class ErrorOut(BaseModel):
+    """Every error: one clear sentence (422 adds the structured ``errors`` list)."""
+
+    model_config = _examples({"detail": "user 123456 not found in the online or offline store"})
+    detail: str
+
+
+class PredictionOut(BaseModel):
+    model_config = _examples({"user_id": 42, "probability": 0.0731, "risk_band": "medium", "model_version": 3,
+                              "features_as_of": "2026-01-01T00:00:00", "cached": True})
+    user_id: int
+    probability: float = Field(description="churn probability within the label horizon (30 days)")
+    risk_band: RiskBand
+    model_version: int
+    features_as_of: datetime = Field(description="snapshot time of the feature vector used")
+    cached: bool = Field(description="true when the vector came from the online store (Redis)")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={
+        "examples": [{"user_ids": [1, 2, 42], "use_cache": True}]})
+    user_ids: list[BodyUserId] = Field(min_length=1, description="integers; at most CHURN_BATCH_LIMIT (10,000)")
+    use_cache: bool = Field(True, description="false: read the offline store only, bypassing Redis")
+
+
+class BatchOut(BaseModel):
+    model_config = _examples({"model_version": 3, "requested": 3, "not_found": [999999], "predictions": [
+        {"user_id": 1, "probability": 0.0123, "risk_band": "low", "model_version": 3,
+         "features_as_of": "2026-01-01T00:00:00", "cached": True}]})
+    model_version: int
+    requested: int
+    predictions: list[PredictionOut]
+    not_found: list[int] = Field(description="ids found in neither the online nor the offline store")
+
+
+class Contribution(BaseModel):
+    feature: str
+    value: float = Field(description="the raw feature value")
+    contribution: float = Field(description="coefficient x standardised value, in log-odds")
+
+
+class ExplanationOut(BaseModel):
+    model_config = _examples({
+        "user_id": 42, "model_version": 3, "features_as_of": "2026-01-01T00:00:00", "cached": True,
+        "probability": 0.0731, "risk_band": "medium", "logit": -2.54, "intercept": -4.1,
+        "contributions": [{"feature": "days_since_last_event", "value": 19.0, "contribution": 1.2},
+                          {"feature": "events_30d", "value": 40.0, "contribution": 0.36}]})
+    user_id: int
+    model_version: int
+    features_as_of: datetime
+    cached: bool
+    probability: float
+    risk_band: RiskBand
+    logit: float = Field(description="intercept + sum of contributions")
+    intercept: float
+    contributions: list[Contribution] = Field(description="largest absolute contribution first")
+
+
+class Component(BaseModel):
+    ok: bool
+    detail: str | None = None
+
+
+class ModelStatus(BaseModel):
+    loaded: bool
+    name: str
+    version: int | None = None
+    feature_set: str | None = None
+    loaded_at: datetime | None = None
+    error: str | None = None
+
+
+class CacheStats(BaseModel):
+    hits: int | None = None
+    misses: int | None = None
+    hit_rate: float | None = Field(None, description="hits / lookups since the last sync; null before any")
+
+
+class HealthOut(BaseModel):
+    model_config = _examples({
+        "status": "ok", "redis": {"ok": True, "detail": None}, "warehouse": {"ok": True, "detail": None},
+        "model": {"loaded": True, "name": "churn_model", "version": 3, "feature_set": "v1",
+                  "loaded_at": "2026-01-02T08:00:00Z", "error": None},
+        "cache": {"hits": 990, "misses": 10, "hit_rate": 0.99}, "uptime_seconds": 3600.0})
+    status: Literal["ok", "degraded"] = Field(description="degraded: Redis, warehouse or model missing")
+    redis: Component
+    warehouse: Component
+    model: ModelStatus
+    cache: CacheStats
+    uptime_seconds: float
+
+
+class CacheSyncOut(BaseModel):
+    model_config = _examples({"feature_set": "v1", "removed": 904, "written": 904, "seconds": 0.08})
+    feature_set: str
+    removed: int = Field(description="vectors deleted before writing")
+    written: int
+    seconds: float
+
+
+class CacheClearOut(BaseModel):
+    model_config = _examples({"feature_set": "v1", "removed": 904})
+    feature_set: str
+    removed: int

@@ -1,0 +1,41 @@
+"""Scores and explanations from looked-up vectors (vectorised: one dot product per batch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from churn.modeling.predict import risk_bands
+from churn.serving.features import Vectors
+from churn.serving.model import LoadedModel
+
+
+def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], list[int]]:
+    """Predictions for the found users (request order) and the ids found in neither store."""
+    rows = np.flatnonzero(vectors.found)
+    p = model.predictor.predict_proba(vectors.values[rows]) if len(rows) else np.empty(0)
+    bands = risk_bands(p, model.predictor.bands)
+    as_of = vectors.as_of[rows].tolist()  # datetime64[us] -> datetime
+    ids, cached = vectors.user_ids[rows].tolist(), vectors.cached[rows].tolist()
+    predictions = [
+        {"user_id": uid, "probability": prob, "risk_band": band, "model_version": model.version,
+         "features_as_of": when, "cached": hit}
+        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached)
+    ]
+    return predictions, vectors.user_ids[~vectors.found].tolist()
+
+
+def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:
+    """The first user's exact logit decomposition: contributions (largest first) + intercept."""
+    predictor, vector = model.predictor, vectors.values[0]
+    table = predictor.explain(vector)
+    logit = float(predictor.logits(vector[None, :])[0])
+    probability = float(predictor.predict_proba(vector)[0])
+    return {
+        "user_id": int(vectors.user_ids[0]), "model_version": model.version,
+        "features_as_of": vectors.as_of[0].tolist(), "cached": bool(vectors.cached[0]),
+        "probability": probability, "risk_band": str(risk_bands(np.array([probability]), predictor.bands)[0]),
+        "logit": logit, "intercept": predictor.intercept,
+        "contributions": table.to_dict(orient="records"),
+    }

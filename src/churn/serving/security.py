@@ -1,0 +1,113 @@
+"""API keys (``X-API-Key``) and the per-client rate limit.
+
+The rate limit is an in-process token bucket: with several uvicorn workers each worker keeps its
+own buckets, so a client may get up to ``workers x`` the configured rate.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from collections.abc import Callable
+
+from fastapi import HTTPException, Request, Security
+from fastapi.security import APIKeyHeader
+from pydantic import SecretStr
+
+from churn.serving.settings import Settings
+
+api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
+                              description="required on admin endpoints, and on all when CHURN_API_KEY is set")
+
+
+def key_matches(given: str | None, secret: SecretStr | None) -> bool:
+    """Constant-time comparison; nothing matches an unset secret."""
+    if not given or secret is None:
+        return False
+    return hmac.compare_digest(given.encode(), secret.get_secret_value().encode())
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def check_api_key(key: str | None, settings: Settings) -> None:
+    """All endpoints, only when ``CHURN_API_KEY`` is set: the API key or the admin key."""
+    if settings.api_key is None:
+        return
+    if not key:
+        raise HTTPException(401, "missing X-API-Key header", headers={"WWW-Authenticate": "APIKey"})
+    if not (key_matches(key, settings.api_key) or key_matches(key, settings.admin_key)):
+        raise HTTPException(403, "invalid API key")
+
+
+async def require_admin_key(request: Request, key: str | None = Security(api_key_header)) -> None:
+    """Admin endpoints always need a key: CHURN_ADMIN_KEY, else CHURN_API_KEY."""
+    secret = _settings(request).admin_secret
+    if not key:
+        raise HTTPException(401, "admin endpoint: missing X-API-Key header",
+                            headers={"WWW-Authenticate": "APIKey"})
+    if secret is None:
+        raise HTTPException(403, "admin endpoints are disabled: the server has no CHURN_ADMIN_KEY "
+                                 "or CHURN_API_KEY configured")
+    if not key_matches(key, secret):
+        raise HTTPException(403, "invalid admin key")
+
+
+class RateLimiter:
+    """Token bucket per client: ``per_minute`` burst, refilled at ``per_minute / 60`` per second."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = 10_000) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.clock = clock
+        self.max_clients = max_clients
+        self._buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, at)
+
+    def acquire(self, client: str) -> float:
+        """Take a token: 0.0 when allowed, else the seconds until the next token."""
+        now = self.clock()
+        tokens, at = self._buckets.get(client, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - at) * self.rate)
+        if tokens < 1.0:
+            self._buckets[client] = (tokens, now)
+            return (1.0 - tokens) / self.rate
+        if len(self._buckets) >= self.max_clients and client not in self._buckets:
+            self._prune(now)
+        self._buckets[client] = (tokens - 1.0, now)
+        return 0.0
+
+    def _prune(self, now: float) -> None:
+        """Forget clients whose bucket is full again (they lose nothing): bounds the memory."""
+        full = [c for c, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.capacity]
+        for client in full or list(self._buckets)[: len(self._buckets) // 2]:
+            del self._buckets[client]
+
+
+def client_id(request: Request, key: str | None, settings: Settings) -> str:
+    """A valid key identifies the client; anything else (no key, a guessed one) is its IP."""
+    for name, secret in (("api", settings.api_key), ("admin", settings.admin_secret)):
+        if key_matches(key, secret):
+            return f"key:{name}"
+    return f"ip:{request.client.host if request.client else 'unknown'}"
+
+
+def check_rate(request: Request, key: str | None, settings: Settings) -> None:
+    """429 with ``Retry-After`` once a client has used its budget."""
+    limiter: RateLimiter | None = request.app.state.limiter
+    if limiter is None:
+        return
+    wait = limiter.acquire(client_id(request, key, settings))
+    if wait > 0:
+        raise HTTPException(429, f"rate limit of {int(limiter.capacity)} requests per minute exceeded; "
+                                 f"retry in {math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
+
+
+async def guard(request: Request, key: str | None = Security(api_key_header)) -> None:
+    """Every endpoint: the rate limit first (so guessing keys is limited too), then the API key.
+    One dependency rather than two: each costs tens of microseconds per request."""
+    settings = _settings(request)
+    check_rate(request, key, settings)
+    check_api_key(key, settings)

@@ -1,0 +1,158 @@
+"""Everything a request needs, wired once per process: model, features, warehouse, registry."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import math
+import time
+from typing import Any
+
+import duckdb
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from churn.registry import ModelRegistry
+from churn.serving import scoring
+from churn.serving.errors import scrub
+from churn.serving.features import FeatureSource
+from churn.serving.model import ModelHolder
+from churn.serving.settings import Settings
+from churn.store import offline
+from churn.store.online import OnlineStore, OnlineStoreError
+from churn.store.redis_server import EmbeddedRedis, RedisUnavailableError, resolve_redis_url
+from churn.store.warehouse import Warehouse, WarehouseError
+
+log = logging.getLogger("churn.serving")
+
+
+def redis_url(settings: Settings) -> str:
+    """``REDIS_URL``, else the embedded server (started under a file lock, so that several
+    workers starting at once share one daemon). An unreachable Redis is not fatal: the API
+    starts degraded and serves from the offline store."""
+    try:
+        if settings.redis_url:
+            return resolve_redis_url(settings.redis_url, settings.data_dir)
+        lock_dir = EmbeddedRedis(settings.data_dir).dir
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        with open(lock_dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return resolve_redis_url(None, settings.data_dir)
+    except (RedisUnavailableError, OSError) as exc:
+        log.warning("starting without Redis (offline store only until it answers): %s", exc)
+        return settings.redis_url or EmbeddedRedis(settings.data_dir).url
+
+
+def redis_client(url: str, timeout: float) -> redis.Redis:
+    """One client (one connection pool) per process; no retries: a failure falls back at once."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                retry=Retry(NoBackoff(), 0))
+
+
+class ServingState:
+    """The API's long-lived objects; handlers reach them through ``deps.State``."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.warehouse = Warehouse(settings.warehouse_path)
+        self.registry = ModelRegistry(self.warehouse, settings.models_path)
+        self.models = ModelHolder(self.registry, settings.model_name)
+        self.features = FeatureSource(client, self.warehouse, settings.redis_retry_seconds)
+        self.started = time.monotonic()
+
+    @classmethod
+    def open(cls, settings: Settings) -> ServingState:
+        state = cls(settings, redis_client(redis_url(settings), settings.redis_timeout_seconds))
+        state.tick()
+        return state
+
+    def tick(self) -> None:
+        """Background duty, every few seconds: reload a changed production model, re-check the
+        online store's feature order, publish hit/miss counts."""
+        self.models.refresh()
+        if self.models.current is not None:
+            self.features.check_order(self.models.current)
+        self.features.flush_counts()
+
+    def close(self) -> None:
+        self.features.flush_counts()
+        self.features.client.close()
+
+    # -- predictions -----------------------------------------------------------------------------
+    async def predict(self, user_ids: list[int], use_cache: bool = True) -> dict[str, Any]:
+        """Scores for ``user_ids`` with the loaded production model (see ``BatchOut``)."""
+        model = self.models.require()
+        vectors = await self.features.alookup(model, user_ids, use_cache)
+        predictions, not_found = scoring.score(model, vectors)
+        return {"model_version": model.version, "requested": len(user_ids),
+                "predictions": predictions, "not_found": not_found}
+
+    async def explain(self, user_id: int) -> dict[str, Any] | None:
+        """The exact logit decomposition for one user, None when the user is unknown."""
+        model = self.models.require()
+        vectors = await self.features.alookup(model, [user_id])
+        return scoring.explain(model, vectors) if vectors.found[0] else None
+
+    # -- health ------------------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        model = self.models.current
+        redis_ok = self.features.ping()
+        warehouse_ok, warehouse_detail = self._warehouse_check()
+        order_ok = model is None or self.features.order_ok.get(self.features.store_for(model).prefix, True)
+        cache = self._cache_stats() if redis_ok else {}
+        redis_detail = self.features.redis_error if not redis_ok else (
+            None if order_ok else "online store holds another feature order: not used until /cache/sync")
+        return {
+            "status": "ok" if (redis_ok and order_ok and warehouse_ok and model) else "degraded",
+            "redis": {"ok": redis_ok and order_ok, "detail": redis_detail},
+            "warehouse": {"ok": warehouse_ok, "detail": warehouse_detail},
+            "model": {"loaded": model is not None, "name": self.settings.model_name,
+                      "version": model.version if model else None,
+                      "feature_set": model.feature_set if model else None,
+                      "loaded_at": model.loaded_at if model else None, "error": self.models.error},
+            "cache": cache, "uptime_seconds": round(time.monotonic() - self.started, 3),
+        }
+
+    def _warehouse_check(self) -> tuple[bool, str | None]:
+        try:
+            with self.warehouse.reader() as con:
+                con.execute("SELECT 1").fetchall()
+        except (WarehouseError, duckdb.Error) as exc:
+            return False, scrub(str(exc))
+        return True, None
+
+    def _cache_stats(self) -> dict[str, Any]:
+        try:
+            self.features.flush_counts()
+            stats = self.cache_store().stats()
+        except (OnlineStoreError, WarehouseError):
+            return {}
+        rate = stats["hit_rate"]
+        return {**stats, "hit_rate": None if math.isnan(rate) else rate}
+
+    # -- cache admin -------------------------------------------------------------------------------
+    def cache_store(self) -> OnlineStore:
+        """The served model's online store (the offline store's feature set before any model)."""
+        model = self.models.current
+        if model is not None:
+            return self.features.store_for(model)
+        return self.features.store(*offline.feature_set(self.warehouse))
+
+    def sync_cache(self) -> dict[str, Any]:
+        """Replace the online store with the offline store's latest vectors; counters restart."""
+        store = self.cache_store()
+        latest = offline.latest_vectors(self.warehouse)  # before clearing: a failure keeps Redis as is
+        removed = store.clear()
+        written = store.online_write_batch(latest[["user_id", "snapshot_at", *store.features]])
+        self.features.forget_counts(store.prefix)
+        self.features.order_ok[store.prefix] = True
+        return {"feature_set": store.prefix.rsplit(":", 1)[-1], "removed": removed,
+                "written": written.users, "seconds": round(written.seconds, 4)}
+
+    def clear_cache(self) -> dict[str, Any]:
+        """Empty the online store (every lookup then falls back to the offline store)."""
+        store = self.cache_store()
+        removed = store.clear()
+        self.features.forget_counts(store.prefix)
+        return {"feature_set": store.prefix.rsplit(":", 1)[-1], "removed": removed}

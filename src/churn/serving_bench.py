@@ -1,0 +1,169 @@
+"""Serving benchmarks for ``make bench``: in-process path, HTTP single and batch predictions.
+
+Everything runs on a private copy of a build (warehouse snapshot + models) with its own embedded
+Redis in a temp dir, so ``data/`` is only read. The HTTP cases start uvicorn (uvloop + httptools,
+no access log, no rate limit) in a subprocess and load it over loopback with ``wrk`` when it is
+installed (``apt-get install -y wrk``), else with an async httpx client. Load generator and server
+share the machine's cores, so the figures are a floor for a real deployment.
+
+``python -m churn.serving_bench --data-dir data --duration 10``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from churn.serving import loadtest
+
+ORIGINAL = {"predictions_per_s": 2334, "cached_prediction_ms": 0.5}
+
+
+def prepare(source: Path, work: Path) -> dict[str, str]:
+    """Copy the build's warehouse and models into ``work``, start a Redis there, publish the
+    latest vectors; returns the serving environment (``CHURN_*`` variables)."""
+    from churn.store import offline
+    from churn.store.online import OnlineStore
+    from churn.store.redis_server import EmbeddedRedis
+    from churn.store.warehouse import Warehouse
+
+    built = Warehouse(source / "churn.duckdb")
+    file = built.snapshot_path if built.snapshot_path.exists() else built.path
+    if not file.exists() or not (source / "models").is_dir():
+        raise SystemExit(f"no build under {source}: run `make build` first")
+    shutil.copyfile(file, work / "churn.duckdb")
+    shutil.copytree(source / "models", work / "models")
+    url = EmbeddedRedis(work).start()
+    warehouse = Warehouse(work / "churn.duckdb")
+    OnlineStore.from_url(url, *offline.feature_set(warehouse)).online_write_batch(offline.latest_vectors(warehouse))
+    return {"CHURN_DATA_DIR": str(work), "REDIS_URL": url, "CHURN_RATE_LIMIT_PER_MINUTE": "0"}
+
+
+def _user_ids(env: dict[str, str]) -> list[int]:
+    from churn.store import offline
+    from churn.store.warehouse import Warehouse
+
+    return offline.latest_vectors(Warehouse(Path(env["CHURN_DATA_DIR"]) / "churn.duckdb"))["user_id"].tolist()
+
+
+def _ms(seconds: list[float] | np.ndarray) -> dict[str, float]:
+    values = np.asarray(seconds) * 1000
+    return {"p50_ms": round(float(np.percentile(values, 50)), 4), "p99_ms": round(float(np.percentile(values, 99)), 4),
+            "mean_ms": round(float(values.mean()), 4)}
+
+
+def bench_in_process(env: dict[str, str], calls: int = 20_000, seed: int = 0) -> dict:
+    """Online read + score for a random user, as the API does it, without HTTP."""
+    from churn.serving import Settings, scoring
+    from churn.serving.service import ServingState
+
+    state = ServingState.open(Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]))
+    model = state.models.require()
+    ids = np.random.default_rng(seed).choice(_user_ids(env), calls)
+    timings, cached = np.empty(calls), 0
+    for i, uid in enumerate(ids.tolist()):
+        started = time.perf_counter()
+        predictions, _ = scoring.score(model, state.features.lookup(model, [uid]))
+        timings[i] = time.perf_counter() - started
+        cached += predictions[0]["cached"]
+    state.close()
+    return {"case": "in-process online read + score", "calls": calls, "cached_share": cached / calls, **_ms(timings)}
+
+
+def _http_case(env: dict[str, str], workers: int, path: str, lua: str, fallback, duration: float,
+               connections: int) -> dict:
+    """Start a server with ``workers``, load ``path`` with wrk (else httpx), stop the server."""
+    port = loadtest.free_port()
+    proc = loadtest.start_server(env, workers, port)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if shutil.which("wrk"):
+            return loadtest.run_wrk(url + path, lua, duration, connections, threads=1)
+        return asyncio.run(loadtest.httpx_load(url, fallback, duration, connections))
+    finally:
+        loadtest.stop_server(proc)
+
+
+def bench_http_single(env: dict[str, str], workers: int, duration: float = 10.0, connections: int = 32) -> dict:
+    """``GET /predict/{id}`` with random known ids."""
+    ids, rng = _user_ids(env), np.random.default_rng(0)
+    result = _http_case(env, workers, "", loadtest.LUA_SINGLE % ",".join(map(str, ids)),
+                        lambda c: c.get(f"/predict/{rng.choice(ids)}"), duration, connections)
+    return {"case": f"GET /predict/{{id}}, {workers} worker(s)", "workers": workers, **result}
+
+
+def bench_http_batch(env: dict[str, str], workers: int = 1, batch: int = 1000, duration: float = 10.0,
+                     connections: int = 4) -> dict:
+    """``POST /predict/batch`` with ``batch`` random known ids per request -> predictions/s."""
+    ids, rng = _user_ids(env), np.random.default_rng(0)
+    bodies = [json.dumps({"user_ids": rng.choice(ids, batch).tolist()}) for _ in range(16)]
+    lua = loadtest.LUA_BATCH % ",".join(f"[[{b}]]" for b in bodies)
+    headers = {"content-type": "application/json"}
+    result = _http_case(env, workers, "/predict/batch", lua,
+                        lambda c: c.post("/predict/batch", content=bodies[rng.integers(16)], headers=headers),
+                        duration, connections)
+    return {"case": f"POST /predict/batch x{batch}, {workers} worker(s)", "workers": workers, "batch": batch,
+            "predictions_per_s": round(result["req_per_s"] * batch), **result}
+
+
+def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 20_000) -> dict:
+    """Every serving case on a private copy of the build in ``data_dir``."""
+    from churn.store.redis_server import EmbeddedRedis
+
+    work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
+    try:
+        env = prepare(Path(data_dir), work)
+        results = {"in_process": bench_in_process(env, calls),
+                   "http_single": [bench_http_single(env, w, duration) for w in (1, 2)],
+                   "http_batch": [bench_http_batch(env, w, duration=duration) for w in (1, 2)]}
+    finally:
+        EmbeddedRedis(work).stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def comparison(results: dict) -> str:
+    """Markdown: our figures next to the original platform's published ones."""
+    single = max(results["http_single"], key=lambda r: r["req_per_s"])
+    batch = max(results["http_batch"], key=lambda r: r["predictions_per_s"])
+    inproc = results["in_process"]
+    lines = ["| measure | original platform | here |", "|---|---|---|",
+             f"| cached prediction latency | {ORIGINAL['cached_prediction_ms']} ms | {inproc['p50_ms']:.3f} ms p50, "
+             f"{inproc['p99_ms']:.3f} ms p99 (in process) |",
+             f"| predictions/s | {ORIGINAL['predictions_per_s']:,} | {batch['predictions_per_s']:,} (batch of "
+             f"{batch['batch']}, {batch['workers']} worker(s)); {single['req_per_s']:,.0f} single req/s |",
+             "", "| case | tool | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    for r in [*results["http_single"], *results["http_batch"]]:
+        lines.append(f"| {r['case']} | {r['tool']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
+                     f"{r['errors']} {r['socket_errors']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m churn.serving_bench")
+    parser.add_argument("--data-dir", default="data", help="a finished build (only read)")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP case")
+    parser.add_argument("--calls", type=int, default=20_000, help="in-process calls")
+    parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--markdown", default=None, help="also write the comparison table here")
+    args = parser.parse_args(argv)
+    results = run_all(args.data_dir, args.duration, args.calls)
+    print(json.dumps(results, indent=2))
+    table = comparison(results)
+    print(table)
+    for path, text in ((args.json, json.dumps(results, indent=2)), (args.markdown, "# Serving benchmarks\n\n" + table)):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

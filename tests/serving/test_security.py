@@ -1,0 +1,123 @@
+"""API keys, rate limit, body size limit, clean errors and the OpenAPI docs."""
+
+from __future__ import annotations
+
+import pytest
+
+from churn.serving.security import RateLimiter
+
+KEY, ADMIN = "client-secret", "admin-secret"
+
+
+@pytest.mark.parametrize("path", ["/cache/sync", "/cache/clear"])
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_admin_endpoints_need_the_admin_key(client, path, method):
+    """401 without a key, 403 with a wrong one, 200 with the admin key."""
+    call = getattr(client, method)
+    assert call(path).status_code == 401
+    assert call(path, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert call(path, headers={"X-API-Key": ADMIN}).status_code == 200
+
+
+def test_admin_endpoints_are_closed_when_no_key_is_configured(make_client):
+    """Without CHURN_ADMIN_KEY and CHURN_API_KEY no key can open the admin endpoints."""
+    client = make_client(admin_key=None)
+    assert client.get("/cache/clear").status_code == 401
+    response = client.get("/cache/clear", headers={"X-API-Key": "anything"})
+    assert response.status_code == 403 and "CHURN_ADMIN_KEY" in response.json()["detail"]
+
+
+def test_api_key_protects_every_endpoint_when_configured(make_client, user_ids):
+    client = make_client(api_key=KEY, admin_key=None)
+    for path in ["/health", f"/predict/{user_ids[0]}", "/dashboard/summary"]:
+        assert client.get(path).status_code == 401
+        assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 403
+        assert client.get(path, headers={"X-API-Key": KEY}).status_code == 200
+    # admin falls back to the API key when no admin key is set
+    assert client.get("/cache/clear", headers={"X-API-Key": KEY}).status_code == 200
+
+
+def test_a_separate_admin_key_is_required_for_admin_endpoints(make_client):
+    client = make_client(api_key=KEY, admin_key=ADMIN)
+    assert client.get("/cache/clear", headers={"X-API-Key": KEY}).status_code == 403
+    assert client.get("/cache/clear", headers={"X-API-Key": ADMIN}).status_code == 200
+    assert client.get("/health", headers={"X-API-Key": ADMIN}).status_code == 200
+
+
+def test_rate_limit_answers_429_with_retry_after(make_client, user_ids):
+    """The 4th request in a minute with a budget of 3 is refused, with a Retry-After in seconds."""
+    client = make_client(rate_limit_per_minute=3)
+    codes = [client.get(f"/predict/{user_ids[0]}").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    refused = client.get("/health")
+    assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 20
+    assert "rate limit" in refused.json()["detail"]
+
+
+def test_token_bucket_refills_and_tracks_clients_separately():
+    now = [0.0]
+    limiter = RateLimiter(60, clock=lambda: now[0])  # one token per second, burst 60
+    assert all(limiter.acquire("a") == 0 for _ in range(60))
+    assert limiter.acquire("a") == pytest.approx(1.0)
+    assert limiter.acquire("b") == 0  # another client has its own bucket
+    now[0] += 1.0
+    assert limiter.acquire("a") == 0 and limiter.acquire("a") > 0
+
+
+def test_bucket_memory_is_bounded():
+    limiter = RateLimiter(60, clock=lambda: 0.0, max_clients=10)
+    for i in range(100):
+        limiter.acquire(f"ip:{i}")
+    assert len(limiter._buckets) <= 10
+
+
+def test_body_over_the_limit_is_413_json(make_client):
+    client = make_client(max_body_bytes=2048)
+    big = {"user_ids": list(range(1000))}
+    response = client.post("/predict/batch", json=big)
+    assert response.status_code == 413 and response.json() == {"detail": "request body larger than 2,048 bytes"}
+
+
+def test_chunked_body_over_the_limit_is_413_json(make_client):
+    """Without Content-Length the limit is enforced while the body streams in."""
+    client = make_client(max_body_bytes=2048)
+    chunks = (b'{"user_ids": [' + b"1," * 400, b"1" * 2000 + b"]}")
+    response = client.post("/predict/batch", content=iter(chunks), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and response.json()["detail"].startswith("request body larger")
+
+
+def test_internal_errors_are_json_without_traces_or_paths(make_client, monkeypatch, user_ids):
+    client = make_client(raise_server_exceptions=False)
+    state = client.app.state.serving
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom in /srv/secret/module.py line 3")
+
+    monkeypatch.setattr(state.features, "alookup", broken)
+    response = client.get(f"/predict/{user_ids[0]}")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal server error; the details are in the server log"}
+    assert "Traceback" not in response.text and "/srv" not in response.text
+
+
+def test_unknown_route_and_method_are_json(client):
+    assert client.get("/nope").json() == {"detail": "Not Found"}
+    assert client.delete("/health").status_code == 405
+
+
+def test_docs_list_every_endpoint_with_examples(client):
+    spec = client.get("/openapi.json").json()
+    paths = {(p, m) for p, item in spec["paths"].items() for m in item}
+    expected = {("/health", "get"), ("/predict/{user_id}", "get"), ("/predict/batch", "post"),
+                ("/explain/{user_id}", "get"), ("/cache/sync", "get"), ("/cache/sync", "post"),
+                ("/cache/clear", "get"), ("/cache/clear", "post"), ("/dashboard/summary", "get"),
+                ("/dashboard/models", "get"), ("/dashboard/models/production", "get"),
+                ("/dashboard/models/staging", "get"), ("/dashboard/retraining-status", "get"),
+                ("/dashboard/ab-tests/{test_name}", "get"), ("/dashboard/metrics/timeline", "get"),
+                ("/dashboard/alerts", "get"), ("/dashboard/health", "get")}
+    assert expected <= paths
+    schemas = spec["components"]["schemas"]
+    for name in ["PredictionOut", "BatchRequest", "BatchOut", "ExplanationOut", "HealthOut", "ErrorOut"]:
+        assert schemas[name].get("examples"), name
+    assert "X-API-Key" in str(spec["components"]["securitySchemes"])
+    assert client.get("/docs").status_code == 200 and client.get("/redoc").status_code == 200
