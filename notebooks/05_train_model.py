@@ -21,7 +21,7 @@ import pandas as pd
 
 from churn.modeling import plots
 from churn.modeling.evaluate import bootstrap_auc_ci
-from churn.modeling.predict import ChurnPredictor
+from churn.modeling.lifecycle import register_result
 from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
@@ -83,21 +83,12 @@ print(f"model AUC beats the recency baseline: {result.validation.auc > result.ba
 # risk bands: medium = training churn rate, high = the decision threshold).
 
 # %%
-train_rate = float(frame[frame.label_mature & (frame.snapshot_at <= result.train_snapshots[-1])].label.mean())
-predictor = ChurnPredictor(result.pipeline, features, model_name=model_name, bands=(train_rate, result.threshold))
 registry = ModelRegistry(wh, models_dir)
 first = registry.get_production(model_name) is None
-version = registry.register_model(
-    model_name=model_name, model=predictor,
-    metrics={**result.validation.as_dict(), "auc_ci_low": auc_low, "auc_ci_high": auc_high,
-             "baseline_auc": result.baseline.auc, "canary_auc": canary},
-    params={"C": result.best_c, "threshold": result.threshold, "horizon_days": int(horizon_days),
-            "feature_set": feature_set, "bands": list(predictor.bands),
-            "train_snapshots": [str(s) for s in result.train_snapshots],
-            "valid_snapshots": [str(s) for s in result.valid_snapshots]},
-    features=features, training_data_fingerprint=offline.features_fingerprint(wh),
-    code_version=code_version(), reason="trained by the train-model phase",
-)
+version = register_result(
+    registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
+    fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason="trained by the train-model phase",
+    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary})
 stage = "production" if first else "staging"
 version = registry.promote_model(version.version, stage, "first model of its name" if first else "candidate from train-model", model_name=model_name)
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]

@@ -21,7 +21,7 @@ retrain_min_new_labels = None
 # %%
 import pandas as pd
 
-from churn.modeling.predict import ChurnPredictor
+from churn.modeling.lifecycle import register_result
 from churn.modeling.train import train_model
 from churn.monitoring.retraining import retraining_triggers
 from churn.pipeline import code_version, write_receipt
@@ -61,16 +61,11 @@ candidate = None
 if triggers.fired.any():
     feature_set, features = offline.feature_set(wh)
     result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=max(1, int(n_valid_snapshots) - 1))
-    rate = float(frame[frame.label_mature & (frame.snapshot_at <= result.train_snapshots[-1])].label.mean())
     fired = ", ".join(triggers[triggers.fired].trigger)
-    candidate = registry.register_model(
-        model_name=model_name, model=ChurnPredictor(result.pipeline, features, model_name, bands=(rate, result.threshold)),
-        metrics={**result.validation.as_dict(), "baseline_auc": result.baseline.auc},
-        params={"C": result.best_c, "threshold": result.threshold, "horizon_days": int(horizon_days),
-                "feature_set": feature_set, "train_snapshots": [str(s) for s in result.train_snapshots],
-                "valid_snapshots": [str(s) for s in result.valid_snapshots], "trigger": fired},
-        features=features, training_data_fingerprint=offline.features_fingerprint(wh),
-        code_version=code_version(), reason=f"retraining triggered by {fired}")
+    candidate = register_result(
+        registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
+        fingerprint=offline.features_fingerprint(wh), code_version=code_version(),
+        reason=f"retraining triggered by {fired}", extra_params={"trigger": fired})
     candidate = registry.promote_model(candidate.version, "staging", f"candidate: {fired}", model_name=model_name)
     print(f"registered candidate v{candidate.version} as staging; validation AUC {result.validation.auc:.3f} "
           f"(production v{production.version}: {production.metrics['auc']:.3f})")

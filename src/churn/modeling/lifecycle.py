@@ -1,0 +1,33 @@
+"""Register a training result: the predictor artifact plus the evidence the registry keeps."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from churn.modeling.predict import ChurnPredictor
+from churn.modeling.train import TrainingResult
+from churn.registry import ModelRegistry, ModelVersion
+
+
+def predictor_from(result: TrainingResult, frame: pd.DataFrame, model_name: str) -> ChurnPredictor:
+    """The servable predictor: risk bands medium = training churn rate, high = the threshold."""
+    train = frame[frame["label_mature"].astype(bool) & (frame["snapshot_at"] <= result.train_snapshots[-1])]
+    rate = float(train["label"].astype(float).mean())
+    return ChurnPredictor(result.pipeline, result.features, model_name=model_name, bands=(rate, result.threshold))
+
+
+def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.DataFrame, *, model_name: str,
+                    feature_set: str, horizon_days: int, fingerprint: str, code_version: str, reason: str,
+                    extra_metrics: dict | None = None, extra_params: dict | None = None) -> ModelVersion:
+    """Register ``result`` (stage none) with metrics, parameters, snapshots and provenance."""
+    predictor = predictor_from(result, frame, model_name)
+    return registry.register_model(
+        model_name=model_name, model=predictor,
+        metrics={**result.validation.as_dict(), "baseline_auc": result.baseline.auc, **(extra_metrics or {})},
+        params={"C": result.best_c, "threshold": result.threshold, "horizon_days": int(horizon_days),
+                "feature_set": feature_set, "bands": list(predictor.bands),
+                "train_snapshots": [str(s) for s in result.train_snapshots],
+                "valid_snapshots": [str(s) for s in result.valid_snapshots], **(extra_params or {})},
+        features=result.features, training_data_fingerprint=fingerprint, code_version=code_version,
+        reason=reason,
+    )  # fmt: skip
