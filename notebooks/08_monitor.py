@@ -23,6 +23,8 @@ drift_alpha = None
 drift_expected = None
 alert_auc_min = None
 alert_churn_rate_max = None
+data_dir = None
+redis_url = None
 
 # %%
 import pandas as pd
@@ -112,6 +114,23 @@ run_id = f"{model_name}-v{model.version}-{current_at.date()}"
 new_alerts = monitoring.write_monitoring_run(wh, run_id, report, timeline.assign(model_version=model.version), alerts)
 print(f"{len(alerts)} alert(s) on this evidence, {new_alerts} new")
 alerts
+
+# %% [markdown]
+# ## The serving API
+# Requests, server errors and latency the API's workers recorded in Redis (nothing until
+# `make serve` has answered requests), with the online store's cache hit rate.
+
+# %%
+import redis
+
+from churn.serving.ops import read_ops
+from churn.store.online import OnlineStore
+from churn.store.redis_server import resolve_redis_url
+
+client = redis.Redis.from_url(resolve_redis_url(redis_url or None, data_dir))
+api = {**read_ops(client), "cache_hit_rate": OnlineStore(client, *offline.feature_set(wh)).stats()["hit_rate"]}
+monitoring.write_api_metrics(wh, run_id, api)
+pd.Series(api, name="API so far")
 
 # %%
 receipt = write_receipt(product["receipt"], run_id=run_id, drifted=list(summary[summary.drifted].feature),

@@ -3,7 +3,7 @@
 # Three triggers, each with its evidence: feature drift, performance degradation on matured
 # labels, and new labelled volume since the model's training data. When one fires, a candidate
 # is trained on the most recent snapshots with the same training code and registered as
-# **staging**; the A/B test decides its fate. The decision goes to
+# **staging** (an older staging candidate is archived); the A/B test decides its fate. The decision goes to
 # `monitoring.retraining_decisions`.
 
 # %% tags=["parameters"]
@@ -67,6 +67,9 @@ if triggers.fired.any():
         fingerprint=offline.features_fingerprint(wh), code_version=code_version(),
         reason=f"retraining triggered by {fired}", extra_params={"trigger": fired})
     candidate = registry.promote_model(candidate.version, "staging", f"candidate: {fired}", model_name=model_name)
+    for older in registry.list_models(model_name, stage="staging"):
+        if older.version != candidate.version:  # one candidate at a time: the newest one
+            registry.archive_model(model_name, older.version, f"superseded by candidate v{candidate.version}")
     print(f"registered candidate v{candidate.version} as staging; validation AUC {result.validation.auc:.3f} "
           f"(production v{production.version}: {production.metrics['auc']:.3f})")
 else:

@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from churn.serving import errors
 from churn.serving.middleware import BodySizeLimit
+from churn.serving.ops import OpsRecorder, OpsStats
 from churn.serving.routes import cache, dashboard, explain, health, predict
 from churn.serving.security import RateLimiter, guard
 from churn.serving.service import ServingState
@@ -27,12 +28,13 @@ minute per worker process; above it the answer is 429 with `Retry-After`. Errors
 `{"detail": "..."}`."""
 
 
-async def _poll(state: ServingState, every: float) -> None:
+async def _poll(state: ServingState, every: float, ops: OpsStats) -> None:
     """Reload a changed production model (and flush counters) without a restart."""
     while True:
         await asyncio.sleep(every)
         try:
             await run_in_threadpool(state.tick)
+            await run_in_threadpool(ops.flush, state.features.client)
         except Exception:  # a failed tick must not stop the next ones
             log.exception("background refresh failed")
 
@@ -42,7 +44,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     state = await run_in_threadpool(ServingState.open, settings)
     app.state.serving = state
-    task = asyncio.create_task(_poll(state, settings.model_poll_seconds))
+    task = asyncio.create_task(_poll(state, settings.model_poll_seconds, app.state.ops))
     try:
         yield
     finally:
@@ -63,4 +65,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.ops = OpsStats()
+    app.add_middleware(OpsRecorder, stats=app.state.ops)
     return app

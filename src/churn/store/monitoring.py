@@ -68,3 +68,16 @@ def read_table(warehouse: Warehouse, table: str, where: str = "", params: list |
 
 def latest_run(warehouse: Warehouse, table: str) -> pd.DataFrame:
     return read_table(warehouse, table, f"WHERE run_at = (SELECT max(run_at) FROM {table})")
+
+
+API_METRICS = "monitoring.api_metrics"
+
+
+def write_api_metrics(warehouse: Warehouse, run_id: str, figures: dict) -> None:
+    """Append the serving API's operational figures as seen by one monitoring run."""
+    row = pd.DataFrame([{"run_id": run_id, "run_at": _now(), **figures}])
+    with warehouse.writer() as con, warehouse.transaction(con):
+        if Warehouse.table_exists(con, API_METRICS):
+            Warehouse.append(con, API_METRICS, row)
+        else:
+            Warehouse.replace_table(con, API_METRICS, row)
