@@ -44,7 +44,8 @@ browser: ## install Debian's headless Chromium for the dashboard tests, if missi
 		|| echo "chromium missing and not root: dashboard browser tests will be skipped"; }
 
 lab: setup ## JupyterLab that opens the percent-format notebooks (Ploomber-aware)
-	$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager
+	$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
+		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the API under wrk) -> reports/benchmarks.md
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || true
