@@ -13,14 +13,14 @@ model_name = None
 # %%
 import pandas as pd
 
+from churn.modeling.lifecycle import load_predictor
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
 from churn.store import offline
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
-predictor, model = ModelRegistry(wh, models_dir).load_model(model_name, stage="production")
-predictor.version = model.version
+predictor, model = load_predictor(ModelRegistry(wh, models_dir), model_name)
 latest = offline.latest_vectors(wh)
 scored = predictor.predict_frame(latest).assign(
     model_name=model_name, model_version=model.version, features_as_of=latest["snapshot_at"].to_numpy(),

@@ -29,6 +29,7 @@ redis_url = None
 # %%
 import pandas as pd
 
+from churn.modeling.lifecycle import load_predictor
 from churn.monitoring import plots
 from churn.monitoring.alerts import AlertRule, evaluate_alerts
 from churn.monitoring.drift import drift_report, feature_drift_summary
@@ -39,7 +40,7 @@ from churn.store import monitoring, offline
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
-predictor, model = ModelRegistry(wh, models_dir).load_model(model_name, stage="production")
+predictor, model = load_predictor(ModelRegistry(wh, models_dir), model_name)
 frame = offline.read_features(wh)
 train_snapshots = pd.to_datetime(model.params["train_snapshots"])
 reference = frame[frame.snapshot_at == train_snapshots.max()]

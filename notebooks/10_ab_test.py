@@ -28,6 +28,7 @@ from churn.abtest import model_guardrails
 from churn.abtest.manager import ABTestManager
 from churn.abtest.plots import arms_figure
 from churn.abtest.simulate import churn_probability, simulate_outcomes
+from churn.modeling.lifecycle import load_predictor
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
 from churn.store import abtests, offline, raw
@@ -41,6 +42,8 @@ staging = registry.list_models(model_name, stage="staging")
 candidate = max(staging, key=lambda m: m.version) if staging else None
 test_name = f"{model_name}-v{production.version}-vs-v{candidate.version}" if candidate else None
 print(f"control: v{production.version} (production); variant: " + (f"v{candidate.version} (staging)" if candidate else "none"))
+models = {"control": load_predictor(registry, model_name, production.version)[0],
+          "variant": load_predictor(registry, model_name, candidate.version)[0]} if candidate else {}
 
 # %% [markdown]
 # ## Run the experiment
@@ -55,8 +58,6 @@ if candidate is not None and abtests.get_test(wh, test_name) is None:
                        mde=float(ab_mde_relative) * baseline, baseline=baseline, window_days=int(ab_window_days),
                        offer_share=float(ab_offer_share), offer_effect=float(ab_offer_effect))
     arms = manager.assignments(test_name).merge(latest, on="user_id")
-    models = {"control": registry.load_model(model_name, version=production.version)[0],
-              "variant": registry.load_model(model_name, version=candidate.version)[0]}
     arms["score"] = 0.0
     for arm, model in models.items():
         rows = arms.arm == arm
@@ -69,13 +70,14 @@ if candidate is not None and abtests.get_test(wh, test_name) is None:
 # ## Results
 
 # %%
-results = manager.get_test_results(test_name) if candidate is not None else None
+analysis = manager.analysis(test_name) if candidate is not None else None
+results = manager.get_test_results(test_name, analysis) if analysis else None
 pd.json_normalize(results).T if results else "no staging candidate: nothing to test"
 
 # %%
-if results and results.get("results", True) is not None:
-    _, analysis, _, daily = manager.analysis(test_name)
-    fig = arms_figure(results, daily, analysis.sequential.p_value, float(analysis.fixed.alpha))
+if analysis and analysis[1] is not None:
+    test, experiment, welch, daily = analysis
+    fig = arms_figure(results, daily, experiment.sequential.p_value, float(experiment.fixed.alpha))
 
 # %% [markdown]
 # ## Decision
@@ -87,12 +89,9 @@ decision = None
 if results and results["status"] == "running":
     frame = offline.read_features(wh)
     matured = frame[frame.label_mature & (frame.snapshot_at == frame[frame.label_mature].snapshot_at.max())]
-    control_model = registry.load_model(model_name, version=production.version)[0]
-    variant_model = registry.load_model(model_name, version=candidate.version)[0]
     y = matured.label.to_numpy(int)
-    guardrails = model_guardrails(y, control_model.predict_proba(matured[control_model.features].to_numpy(float)),
-                                  y, variant_model.predict_proba(matured[variant_model.features].to_numpy(float)))
-    decision = manager.conclude(test_name, guardrails)
+    control_scores, variant_scores = (m.predict_proba(matured[m.features].to_numpy(float)) for m in models.values())
+    decision = manager.conclude(test_name, model_guardrails(y, control_scores, y, variant_scores), analysis)
 final = abtests.get_test(wh, test_name) if test_name else None
 for reason in (final or {}).get("reasons", []):
     print("-", reason)

@@ -89,9 +89,10 @@ class ABTestManager:
         welch = welch_test(arm.get_group("control").to_numpy(), arm.get_group("variant").to_numpy())
         return test, results, welch, daily
 
-    def get_test_results(self, test_name: str) -> dict:
-        """Control vs variant, p-value, the probability test with its winner, SRM and power."""
-        test, results, welch, _ = self.analysis(test_name)
+    def get_test_results(self, test_name: str, analysis: tuple | None = None) -> dict:
+        """Control vs variant, p-value, the probability test with its winner, SRM and power
+        (from ``analysis``, the result of :meth:`analysis`, when the caller already has it)."""
+        test, results, welch, _ = analysis or self.analysis(test_name)
         summary = {"test_name": test_name, "status": test["status"], "decision": test.get("decision"),
                    "reasons": test.get("reasons", []), "control_version": int(test["control_version"]),
                    "variant_version": int(test["variant_version"]), "traffic_split": float(test["traffic_split"])}
@@ -110,9 +111,9 @@ class ABTestManager:
                 "srm": {"p_value": s.p_value, "mismatch": bool(s.mismatch)},
                 "power": {k: v for k, v in results.power.items() if isinstance(v, (int, float)) or v is None}}
 
-    def conclude(self, test_name: str, guardrails: list[Guardrail] = ()) -> Decision:
+    def conclude(self, test_name: str, guardrails: list[Guardrail] = (), analysis: tuple | None = None) -> Decision:
         """Decide, then promote the variant (archiving control) or record keeping control."""
-        test, results, _, _ = self.analysis(test_name)
+        test, results, _, _ = analysis or self.analysis(test_name)
         if results is None:
             raise ABTestError(f"A/B test {test_name!r} has no outcomes yet")
         decision = decide(results, guardrails)

@@ -31,3 +31,13 @@ def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.D
         features=result.features, training_data_fingerprint=fingerprint, code_version=code_version,
         reason=reason,
     )  # fmt: skip
+
+
+def load_predictor(registry: ModelRegistry, model_name: str, version: int | None = None,
+                   stage: str = "production") -> tuple[ChurnPredictor, ModelVersion]:
+    """A registered predictor (sha256 checked by the registry) carrying its registry version."""
+    predictor, record = registry.load_model(model_name, version=version, stage=stage)
+    if not isinstance(predictor, ChurnPredictor):
+        raise TypeError(f"{model_name} v{record.version} is a {type(predictor).__name__}, not a ChurnPredictor")
+    predictor.version = record.version
+    return predictor, record

@@ -90,8 +90,8 @@ def _check_classes(y: np.ndarray, what: str) -> None:
 
 
 def cross_validate(train: pd.DataFrame, features: list[str], horizon_days: int,
-                   cs: tuple[float, ...] = DEFAULT_CS) -> tuple[pd.DataFrame, np.ndarray]:
-    """AUC per (C, fold) and the out-of-fold predictions of the best C (for the threshold)."""
+                   cs: tuple[float, ...] = DEFAULT_CS) -> tuple[pd.DataFrame, float, np.ndarray]:
+    """AUC per (C, fold), the best C (highest mean AUC) and its out-of-fold predictions."""
     x, y = train[features].to_numpy(float), train["label"].to_numpy(int)
     folds = [f for f in time_ordered_folds(train["snapshot_at"], horizon_days)
              if len(np.unique(y[f[0]])) == 2 and len(np.unique(y[f[1]])) == 2]
@@ -106,8 +106,8 @@ def cross_validate(train: pd.DataFrame, features: list[str], horizon_days: int,
             rows.append({"C": c, "fold": i, "test_snapshot": train["snapshot_at"].iloc[te[0]],
                          "auc": roc_auc_score(y[te], p)})
     scores = pd.DataFrame(rows)
-    best = scores.groupby("C")["auc"].mean().idxmax()
-    return scores, oof[best]
+    best = float(scores.groupby("C")["auc"].mean().idxmax())
+    return scores, best, oof[best]
 
 
 def train_model(frame: pd.DataFrame, features: list[str], horizon_days: int, n_valid: int = 2,
@@ -121,8 +121,7 @@ def train_model(frame: pd.DataFrame, features: list[str], horizon_days: int, n_v
     train, valid = temporal_split(data, n_valid, horizon_days)
     _check_classes(train["label"].to_numpy(), "the training data")
     _check_classes(valid["label"].to_numpy(), "the validation data")
-    cv_scores, oof = cross_validate(train, features, horizon_days, cs)
-    best_c = float(cv_scores.groupby("C")["auc"].mean().idxmax())
+    cv_scores, best_c, oof = cross_validate(train, features, horizon_days, cs)
     scored = ~np.isnan(oof)
     threshold = max_f1_threshold(train["label"].to_numpy()[scored], oof[scored])
     pipeline = make_pipeline(best_c).fit(train[features].to_numpy(float), train["label"].to_numpy(int))

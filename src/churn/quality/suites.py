@@ -178,7 +178,7 @@ def _value_rules(table: str, low: datetime, high: datetime) -> list[Expectation]
 
 
 def _cross_table_rules(table: str, churn_rate_bounds: tuple[float, float]) -> list[Expectation]:
-    """Users: plausible churn share. Events/billing: every row's user exists in users."""
+    """Users: plausible churn share. Events/billing: every row's user exists, none after churn."""
     if table == "users":
         low, high = churn_rate_bounds
         return [_rule(
@@ -187,30 +187,31 @@ def _cross_table_rules(table: str, churn_rate_bounds: tuple[float, float]) -> li
             "outside it the data or the label is probably broken.",
             column="churned_at", min_value=low, max_value=high,
         )]
-    return [_user_exists_rule(table), _nothing_after_churn_rule(table)] if table != "users" else []
+    return [_user_exists_rule(table), _nothing_after_churn_rule(table)]
 
 
-def _nothing_after_churn_rule(table: str) -> Expectation:
-    """No activity or billing at or after the user's churn; offending user_ids are the examples."""
+def _flagged_rows_rule(rule: str, notes: str, flag: str, flagged: bool) -> Expectation:
+    """No row may have ``flag == flagged``; the offending user_ids are the examples.
+
+    Restricting to the flagged rows and allowing no value at all makes every such row
+    unexpected, so GE reports the user_ids (not just a boolean)."""
     from great_expectations.expectations.row_conditions import Column
 
-    return _rule(
-        "ExpectColumnValuesToBeInSet", "nothing_after_churn",
-        f"No {table} row may be at or after its user's churned_at "
-        f"(rows with {AFTER_CHURN} == True, derived by prepare_raw_frames, are violations).",
-        column="user_id", value_set=[], row_condition=Column(AFTER_CHURN) == True,  # noqa: E712
-    )
+    return _rule("ExpectColumnValuesToBeInSet", rule, notes, column="user_id", value_set=[],
+                 row_condition=Column(flag) == flagged)
 
 
 def _user_exists_rule(table: str) -> Expectation:
-    """No row may reference an unknown user; the unknown user_ids are the examples."""
-    from great_expectations.expectations.row_conditions import Column
-
-    # Restricting to unknown users and allowing no value at all makes every such row
-    # unexpected, so GE reports the offending user_ids (not just "False").
-    return _rule(
-        "ExpectColumnValuesToBeInSet", "user_exists",
+    return _flagged_rows_rule(
+        "user_exists",
         f"Every {table} row's user_id must exist in users.user_id "
         f"(rows with {USER_KNOWN} == False, derived by prepare_raw_frames, are violations).",
-        column="user_id", value_set=[], row_condition=Column(USER_KNOWN) == False,  # noqa: E712
-    )
+        USER_KNOWN, False)
+
+
+def _nothing_after_churn_rule(table: str) -> Expectation:
+    return _flagged_rows_rule(
+        "nothing_after_churn",
+        f"No {table} row may be at or after its user's churned_at "
+        f"(rows with {AFTER_CHURN} == True, derived by prepare_raw_frames, are violations).",
+        AFTER_CHURN, True)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from churn.modeling.lifecycle import load_predictor
 from churn.modeling.predict import ChurnPredictor
 from churn.registry import ModelRegistry, ModelVersion, RegistryError
 from churn.serving.errors import ServiceUnavailable, scrub
@@ -79,10 +80,9 @@ class ModelHolder:
         return True
 
     def _load(self) -> LoadedModel:
-        predictor, record = self.registry.load_model(self.model_name, stage="production")
-        if not isinstance(predictor, ChurnPredictor):
-            raise RegistryError(f"{self.model_name} v{record.version} is a {type(predictor).__name__}, "
-                                "not a ChurnPredictor")
-        predictor.version = record.version
+        try:
+            predictor, record = load_predictor(self.registry, self.model_name)
+        except TypeError as exc:
+            raise RegistryError(str(exc)) from None
         feature_set = record.params.get("feature_set") or offline.feature_set(self.registry.warehouse)[0]
         return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set))

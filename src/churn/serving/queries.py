@@ -1,20 +1,7 @@
 """Read-only dashboard queries on the warehouse snapshot (never blocked by a running build).
 
-The monitoring and A/B phases own these tables; until they exist each reader returns its
-documented empty result. The columns read here (others are passed through as they are):
-
-- ``monitoring.alerts``: ``created_at``, ``severity``, ``kind``, ``message``, ``status``
-  (``open`` / ``resolved``; or a ``resolved`` bool / ``resolved_at`` timestamp).
-- ``monitoring.metrics_timeline``: one row per evaluation, ``evaluated_at`` + metric columns.
-- ``monitoring.drift_reports``: one row per (report, feature, test): ``created_at``, ``feature``,
-  ``test``, ``drifted``.
-- ``monitoring.retraining_decisions``: one row per decision run: ``decided_at``,
-  ``drift_detected``, ``performance_degraded``, ``new_data_volume``, ``retrain``, ``evidence``
-  (JSON list).
-- ``ml_pipeline.ab_tests`` (one row per test, ``test_name``, ``status``, ...) and
-  ``ml_pipeline.ab_results`` (rows per test: ``computed_at``, ``control``/``variant`` (JSON),
-  ``p_value``, ``probability_variant_better``, ``winner``, ``decision``).
-
+The monitoring and A/B phases own these tables (``churn.store.monitoring``,
+``churn.store.abtests``); until they exist each reader returns its documented empty result.
 JSON text columns are returned parsed; timestamps as ISO strings.
 """
 
@@ -26,12 +13,9 @@ from typing import Any
 import pandas as pd
 
 from churn.registry import ModelRegistry, ModelVersion
-from churn.store import monitoring
+from churn.store import abtests, monitoring
 from churn.store.warehouse import Warehouse
 
-ALERTS, TIMELINE, DRIFT = "monitoring.alerts", "monitoring.metrics_timeline", "monitoring.drift_reports"
-DECISIONS, AB_TESTS, AB_RESULTS = "monitoring.retraining_decisions", "ml_pipeline.ab_tests", "ml_pipeline.ab_results"
-TIME_COLUMNS = ("raised_at", "decided_at", "run_at", "started_at", "created_at", "at", "snapshot_at")
 NO_RETRAINING: dict[str, Any] = {"drift_detected": False, "performance_degraded": False, "new_data_volume": False,
                                  "retrain_recommended": False, "decided_at": None, "evidence": []}
 
@@ -51,47 +35,21 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{k: _parse(v) for k, v in row.items()} for row in rows]
 
 
-def read_rows(warehouse: Warehouse, table: str, where: str = "", params: list | None = None,
-              newest_first: bool = True, limit: int | None = None, latest_run: bool = False) -> list[dict[str, Any]]:
-    """Rows of ``table`` ordered by its time column (``latest_run``: only the rows at its
-    newest time); ``[]`` while the table does not exist."""
-    with warehouse.reader() as con:
-        if not Warehouse.table_exists(con, table):
-            return []
-        columns = [r[0] for r in con.execute(f"SELECT * FROM {table} LIMIT 0").description]
-        when = next((c for c in TIME_COLUMNS if c in columns), None)
-        clauses = [where] if where else []
-        if latest_run and when:
-            clauses.append(f'"{when}" = (SELECT max("{when}") FROM {table})')
-        order = f'ORDER BY "{when}" {"DESC" if newest_first else "ASC"}' if when else ""
-        sql = (f"SELECT * FROM {table} {'WHERE ' + ' AND '.join(clauses) if clauses else ''} {order} "
-               f"{f'LIMIT {int(limit)}' if limit else ''}")
-        return records(con.execute(sql, params or []).df())
-
-
 def alerts(warehouse: Warehouse, open_only: bool = False) -> list[dict[str, Any]]:
-    """Alerts, newest first (``open_only``: not resolved)."""
-    rows = read_rows(warehouse, ALERTS)
-    return [r for r in rows if _is_open(r)] if open_only else rows
-
-
-def _is_open(row: dict[str, Any]) -> bool:
-    if "status" in row:
-        return str(row["status"]).lower() == "open"
-    if "resolved" in row:
-        return not row["resolved"]
-    return row.get("resolved_at") is None
+    """Alerts, newest first (``open_only``: status open)."""
+    where = "WHERE status = 'open'" if open_only else ""
+    return records(monitoring.read_table(warehouse, monitoring.ALERTS, f"{where} ORDER BY raised_at DESC"))
 
 
 def metrics_timeline(warehouse: Warehouse) -> list[dict[str, Any]]:
     """Model performance per matured snapshot from the latest monitoring run, oldest first."""
-    frame = monitoring.latest_run(warehouse, TIMELINE)
+    frame = monitoring.latest_run(warehouse, monitoring.TIMELINE)
     return records(frame.sort_values("snapshot_at")) if len(frame) else []
 
 
 def retraining_status(warehouse: Warehouse) -> dict[str, Any]:
     """The latest decision's triggers, each with its evidence (all false and ``[]`` before any run)."""
-    latest = read_rows(warehouse, DECISIONS, limit=1)
+    latest = records(monitoring.read_table(warehouse, monitoring.DECISIONS, "ORDER BY decided_at DESC LIMIT 1"))
     if not latest:
         return dict(NO_RETRAINING)
     row = latest[0]
@@ -106,25 +64,24 @@ def retraining_status(warehouse: Warehouse) -> dict[str, Any]:
 
 def ab_test(warehouse: Warehouse, registry: ModelRegistry, model_name: str, test_name: str) -> dict[str, Any] | None:
     """Control vs variant of one A/B test with its statistics, or None when no such test exists."""
-    from churn.abtest.manager import ABTestError, ABTestManager
+    from churn.abtest.manager import ABTestManager
 
-    try:
-        results = ABTestManager(warehouse, registry, model_name).get_test_results(test_name)
-    except ABTestError:
+    test = abtests.get_test(warehouse, test_name)
+    if test is None:
         return None
-    tests = read_rows(warehouse, AB_TESTS, "test_name = ?", [test_name])
+    results = ABTestManager(warehouse, registry, model_name).get_test_results(test_name)
     probability = results.get("probability_test") or {}
     return {"test_name": test_name, "status": results["status"],
             "control": {"version": results["control_version"], **(results.get("control") or {})},
             "variant": {"version": results["variant_version"], **(results.get("variant") or {})},
             "p_value": results.get("p_value"), "probability_variant_better": probability.get("prob_variant_better"),
             "winner": probability.get("winner"), "decision": results.get("decision"),
-            "test": tests[0] if tests else None, "statistics": results}
+            "test": records(pd.DataFrame([test]))[0], "statistics": results}
 
 
 def drift_summary(warehouse: Warehouse) -> dict[str, Any]:
     """The latest drift report: when, and which features drifted."""
-    rows = records(monitoring.latest_run(warehouse, DRIFT))
+    rows = records(monitoring.latest_run(warehouse, monitoring.DRIFT))
     drifted = sorted({str(r["feature"]) for r in rows if r.get("drifted") and not r.get("expected_drift")})
     return {"drift_report_at": rows[0]["run_at"] if rows else None, "drift_detected": bool(drifted),
             "features_drifted": drifted}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import math
 import time
@@ -28,17 +27,10 @@ log = logging.getLogger("churn.serving")
 
 
 def redis_url(settings: Settings) -> str:
-    """``REDIS_URL``, else the embedded server (started under a file lock, so that several
-    workers starting at once share one daemon). An unreachable Redis is not fatal: the API
-    starts degraded and serves from the offline store."""
+    """``REDIS_URL``, else the embedded server (workers starting at once share one daemon).
+    An unreachable Redis is not fatal: the API starts degraded and serves from the offline store."""
     try:
-        if settings.redis_url:
-            return resolve_redis_url(settings.redis_url, settings.data_dir)
-        lock_dir = EmbeddedRedis(settings.data_dir).dir
-        lock_dir.mkdir(parents=True, exist_ok=True)
-        with open(lock_dir / "start.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            return resolve_redis_url(None, settings.data_dir)
+        return resolve_redis_url(settings.redis_url, settings.data_dir)
     except (RedisUnavailableError, OSError) as exc:
         log.warning("starting without Redis (offline store only until it answers): %s", exc)
         return settings.redis_url or EmbeddedRedis(settings.data_dir).url

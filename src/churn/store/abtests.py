@@ -59,15 +59,8 @@ def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: 
                     "WHERE test_name = ?", [_now(), decision, json.dumps(reasons), test_name])
 
 
-def _read(warehouse: Warehouse, sql: str, params: list) -> pd.DataFrame:
-    with warehouse.reader() as con:
-        if not Warehouse.table_exists(con, TESTS):
-            return pd.DataFrame()
-        return con.execute(sql, params).df()
-
-
 def get_test(warehouse: Warehouse, test_name: str) -> dict | None:
-    frame = _read(warehouse, f"SELECT * FROM {TESTS} WHERE test_name = ?", [test_name])
+    frame = warehouse.read_if_exists(TESTS, f"SELECT * FROM {TESTS} WHERE test_name = ?", [test_name])
     if frame.empty:
         return None
     row = frame.iloc[0].to_dict()
@@ -77,15 +70,13 @@ def get_test(warehouse: Warehouse, test_name: str) -> dict | None:
 
 
 def list_tests(warehouse: Warehouse) -> pd.DataFrame:
-    return _read(warehouse, f"SELECT * FROM {TESTS} ORDER BY started_at", [])
+    return warehouse.read_if_exists(TESTS, f"SELECT * FROM {TESTS} ORDER BY started_at")
 
 
 def read_assignments(warehouse: Warehouse, test_name: str) -> pd.DataFrame:
-    return _read(warehouse, f"SELECT user_id, arm FROM {ASSIGNMENTS} WHERE test_name = ? ORDER BY user_id", [test_name])
+    sql = f"SELECT user_id, arm FROM {ASSIGNMENTS} WHERE test_name = ? ORDER BY user_id"
+    return warehouse.read_if_exists(ASSIGNMENTS, sql, [test_name])
 
 
 def read_results(warehouse: Warehouse, test_name: str) -> pd.DataFrame:
-    with warehouse.reader() as con:
-        if not Warehouse.table_exists(con, RESULTS):
-            return pd.DataFrame()
-        return con.execute(f"SELECT * FROM {RESULTS} WHERE test_name = ? ORDER BY user_id", [test_name]).df()
+    return warehouse.read_if_exists(RESULTS, f"SELECT * FROM {RESULTS} WHERE test_name = ? ORDER BY user_id", [test_name])

@@ -25,9 +25,7 @@ def _replace_where(con, table: str, frame: pd.DataFrame, column: str, value) -> 
     """Replace the rows of ``table`` whose ``column`` equals ``value`` with ``frame``."""
     if Warehouse.table_exists(con, table):
         con.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
-        Warehouse.append(con, table, frame)
-    else:
-        Warehouse.replace_table(con, table, frame)
+    Warehouse.append(con, table, frame, create=True)
 
 
 def write_monitoring_run(warehouse: Warehouse, run_id: str, drift: pd.DataFrame, timeline: pd.DataFrame,
@@ -52,18 +50,12 @@ def write_retraining_decision(warehouse: Warehouse, model_name: str, model_versi
         "candidate_version": candidate_version, "triggers": json.dumps(triggers.to_dict("records"), default=str),
     }])  # fmt: skip
     with warehouse.writer() as con, warehouse.transaction(con):
-        if Warehouse.table_exists(con, DECISIONS):
-            Warehouse.append(con, DECISIONS, row)
-        else:
-            Warehouse.replace_table(con, DECISIONS, row)
+        Warehouse.append(con, DECISIONS, row, create=True)
 
 
 def read_table(warehouse: Warehouse, table: str, where: str = "", params: list | None = None) -> pd.DataFrame:
     """A monitoring table (empty frame when the phase that fills it has not run yet)."""
-    with warehouse.reader() as con:
-        if not Warehouse.table_exists(con, table):
-            return pd.DataFrame()
-        return con.execute(f"SELECT * FROM {table} {where}", params or []).df()
+    return warehouse.read_if_exists(table, f"SELECT * FROM {table} {where}", params)
 
 
 def latest_run(warehouse: Warehouse, table: str) -> pd.DataFrame:
@@ -77,7 +69,4 @@ def write_api_metrics(warehouse: Warehouse, run_id: str, figures: dict) -> None:
     """Append the serving API's operational figures as seen by one monitoring run."""
     row = pd.DataFrame([{"run_id": run_id, "run_at": _now(), **figures}])
     with warehouse.writer() as con, warehouse.transaction(con):
-        if Warehouse.table_exists(con, API_METRICS):
-            Warehouse.append(con, API_METRICS, row)
-        else:
-            Warehouse.replace_table(con, API_METRICS, row)
+        Warehouse.append(con, API_METRICS, row, create=True)

@@ -13,6 +13,7 @@ Command line: ``python -m churn.store.redis_server {start,stop,status,url} --dat
 from __future__ import annotations
 
 import argparse
+import fcntl
 import os
 import signal
 import subprocess
@@ -95,7 +96,11 @@ class EmbeddedRedis:
         return self.pid() is not None and self.ping()
 
     def start(self, timeout: float = 15.0) -> str:
-        """Start the daemon unless it already runs; return its URL once it answers PING."""
+        """Start the daemon unless it already runs; return its URL once it answers PING.
+
+        Processes starting at once (API workers, a build) take a file lock, so exactly one of
+        them launches the daemon and the others reuse it.
+        """
         if self.is_running():
             return self.url
         if len(str(self.socket)) > SOCKET_PATH_LIMIT:
@@ -103,8 +108,13 @@ class EmbeddedRedis:
                 f"unix socket path {self.socket} is longer than {SOCKET_PATH_LIMIT} characters: "
                 "move the project to a shorter path or set REDIS_URL"
             )
-        self._clear_stale()
         self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return self.url if self.is_running() else self._launch(timeout)
+
+    def _launch(self, timeout: float) -> str:
+        self._clear_stale()
         cmd = [
             str(redis_binary()),
             "--daemonize", "yes",

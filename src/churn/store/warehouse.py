@@ -137,12 +137,23 @@ class Warehouse:
         return len(frame)
 
     @staticmethod
-    def append(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame) -> int:
-        """Append ``frame`` to an existing table, matching columns by name."""
+    def append(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, create: bool = False) -> int:
+        """Append ``frame`` to ``name``, matching columns by name; with ``create`` the first
+        append creates the table from the frame."""
         qualified(name)
+        if create and not Warehouse.table_exists(con, name):
+            return Warehouse.replace_table(con, name, frame)
         # DuckDB's replacement scan reads the local DataFrame `frame` directly (no register()).
         con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
         return len(frame)
+
+    def read_if_exists(self, table: str, sql: str | None = None, params: list | None = None) -> pd.DataFrame:
+        """``sql`` (default: the whole table) on the reader snapshot; an empty frame while the
+        table does not exist yet (the phase filling it has not run)."""
+        with self.reader() as con:
+            if not Warehouse.table_exists(con, table):
+                return pd.DataFrame()
+            return con.execute(sql or f"SELECT * FROM {table}", params or []).df()
 
     @staticmethod
     def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
