@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
 import pandas as pd
@@ -93,7 +94,7 @@ class Warehouse:
                 if _HELD[key][1] == 0:
                     _HELD.pop(key)[0].close()  # closing the file releases the flock
 
-    def _acquire(self):
+    def _acquire(self) -> TextIO:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.lock_path, "a+")
         try:
