@@ -71,11 +71,11 @@ clean: stop ## remove generated data and reports (keeps data/backups)
 	find reports -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
 	rm -rf .pytest_cache
 
-db-backup: setup ## EXPORT DATABASE into data/backups/<timestamp>
-	$(BIN)/python -m churn.store.warehouse backup --warehouse $(DATA_DIR)/churn.duckdb
+db-backup: setup ## EXPORT DATABASE + data/models into data/backups/<timestamp>, with a sha256 manifest
+	$(BIN)/python -m churn.store.warehouse backup --warehouse $(DATA_DIR)/churn.duckdb --models-dir $(DATA_DIR)/models
 
-db-restore: setup ## IMPORT DATABASE from BACKUP=data/backups/<timestamp> (default: the latest)
-	$(BIN)/python -m churn.store.warehouse restore --warehouse $(DATA_DIR)/churn.duckdb $(if $(BACKUP),--backup $(BACKUP),)
+db-restore: setup ## verify, then IMPORT DATABASE + data/models from BACKUP=data/backups/<timestamp> (default: the latest)
+	$(BIN)/python -m churn.store.warehouse restore --warehouse $(DATA_DIR)/churn.duckdb --models-dir $(DATA_DIR)/models $(if $(BACKUP),--backup $(BACKUP),)
 
 db-clean: setup ## delete the warehouse (and its reader snapshot); backups are kept
 	$(BIN)/python -m churn.store.warehouse clean --warehouse $(DATA_DIR)/churn.duckdb

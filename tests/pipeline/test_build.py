@@ -85,8 +85,13 @@ def _corrupt_raw_files(source: Path, target: Path) -> None:
 def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Path, tmp_path: Path, embedded_redis,
                                                                 run_build):
     """Duplicate ids, negative amounts, unknown users and future timestamps stop the build at
-    check-raw-data, and the failure names those expectations."""
+    check-raw-data, and the failure names those expectations. The last good report of that
+    phase stays in place (.ipynb and .html); the failed notebook is written next to it."""
     _corrupt_raw_files(small_build, tmp_path / "own")
+    (tmp_path / "reports").mkdir()
+    good = {suffix: (small_build / "reports" / f"02_check_raw_data{suffix}").read_bytes() for suffix in (".ipynb", ".html")}
+    for suffix, content in good.items():
+        (tmp_path / "reports" / f"02_check_raw_data{suffix}").write_bytes(content)
     result = run_build(tmp_path, embedded_redis.url, "--env--source", "files", "--env--raw_dir", str(tmp_path / "own"))
     output = result.stdout + result.stderr
     assert result.returncode != 0
@@ -96,3 +101,7 @@ def test_corrupted_raw_data_stops_the_build_at_the_quality_gate(small_build: Pat
         assert expected in output, expected
     assert (tmp_path / "reports" / "data_quality" / "validation_result.json").exists()
     assert not (tmp_path / "reports" / "03_build_features.ipynb").exists()
+    for suffix, content in good.items():
+        assert (tmp_path / "reports" / f"02_check_raw_data{suffix}").read_bytes() == content, suffix
+    failed = (tmp_path / "reports" / "02_check_raw_data.failed.ipynb").read_text()
+    assert "expect_column_values_to_be_unique" in failed

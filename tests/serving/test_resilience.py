@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+import redis
 
 from churn.registry import ModelRegistry
 from churn.store import offline
@@ -76,8 +77,11 @@ def test_redis_crashing_while_serving_degrades_and_recovers(make_client, tmp_pat
         down = client.get(f"/predict/{user_ids[0]}")
         assert down.status_code == 200 and down.json()["cached"] is False
         assert client.get("/health").json()["status"] == "degraded"
-        server.start()  # empty: the next lookup misses, is served offline and refills Redis
+        server.start()  # its append-only file kept the synced vectors through the SIGKILL
         assert client.get("/health").json()["status"] == "ok"
+        assert client.get(f"/predict/{user_ids[1]}").json()["cached"] is True
+        with redis.Redis.from_url(server.url) as direct:
+            direct.flushdb()  # an emptied store: the next lookup misses, is served offline, refills
         assert client.get(f"/predict/{user_ids[1]}").json()["cached"] is False
         assert client.get(f"/predict/{user_ids[1]}").json()["cached"] is True
     finally:

@@ -27,7 +27,9 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from churn.abtest.bayes import BayesResult, bayesian_beta_binomial
 from churn.abtest.power import power_analysis
 from churn.abtest.sequential import SequentialResult
-from churn.abtest.stats import ProportionTest, SRMResult, srm_check, two_proportion_test
+from churn.abtest.stats import (
+    FISHER_EXACT, MIN_EXPECTED_COUNT, ProportionTest, SRMResult, srm_check, two_proportion_test,
+)
 
 Action = Literal["promote", "keep_control", "inconclusive"]
 
@@ -125,13 +127,17 @@ def _significance(r: ExperimentResults) -> tuple[str, str]:
         verdict = "none"
         if s.significant:
             verdict = "better" if s.ci_high[-1] < 0 else "worse" if s.ci_low[-1] > 0 else "none"
-        when = f"first reached alpha at look {s.reject_at + 1}" if s.significant else "never reached alpha"
+        looks = len(s.p_value)
+        when = (f"reached alpha = {s.alpha:g} first at look {s.reject_at + 1} of {looks}" if s.significant
+                else f"did not reach alpha = {s.alpha:g} in {looks} look{'s' if looks != 1 else ''}")
         return verdict, (
-            f"Sequential mSPRT (always valid under daily looks): min p-value {s.p_value[-1]:.4g}, "
-            f"{when} of {len(s.p_value)}; churn difference (variant - control) {_pp(s.difference[-1])}, "
-            f"confidence sequence [{_pp(s.ci_low[-1])}, {_pp(s.ci_high[-1])}].")
+            f"Sequential mSPRT (always valid under daily looks): always-valid p-value "
+            f"{s.p_value[-1]:.4g}, {when}; churn difference (variant - control) "
+            f"{_pp(s.difference[-1])}, confidence sequence [{_pp(s.ci_low[-1])}, {_pp(s.ci_high[-1])}].")
     f = r.fixed
-    text = (f"Fixed-horizon z-test: churn {f.rate_control:.2%} (control) vs {f.rate_variant:.2%} "
+    small = (f" (smallest expected cell {f.min_expected:.1f} < {MIN_EXPECTED_COUNT:g}, so exact)"
+             if f.test == FISHER_EXACT else "")
+    text = (f"Fixed-horizon {f.test}{small}: churn {f.rate_control:.2%} (control) vs {f.rate_variant:.2%} "
             f"(variant), difference {_pp(f.difference)}, {1 - f.alpha:.0%} Newcombe CI "
             f"[{_pp(f.ci_low)}, {_pp(f.ci_high)}], p = {f.p_value:.4g}.")
     if not r.at_planned_end:

@@ -104,6 +104,7 @@ class ABTestManager:
                 "control": {"users": s.n_control, "churn_rate": f.rate_control},
                 "variant": {"users": s.n_variant, "churn_rate": f.rate_variant},
                 "difference": f.difference, "ci": [f.ci_low, f.ci_high], "p_value": f.p_value,
+                "p_value_test": f.test,
                 "sequential_p_value": float(results.sequential.p_value[-1]),
                 "probability_test": {"prob_variant_better": b.prob_variant_better, "winner": winner,
                                      "expected_loss_variant": b.expected_loss_variant},

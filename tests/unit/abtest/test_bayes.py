@@ -61,3 +61,20 @@ def test_loss_difference_equals_difference_of_posterior_means():
 
 def test_identical_posteriors_are_a_coin_flip():
     assert exact_prob_variant_lower(11, 91, 11, 91) == pytest.approx(0.5, abs=1e-9)
+
+
+@pytest.mark.parametrize("counts", [(3, 1000, 0, 1000), (0, 1000, 0, 1000), (0, 500, 2, 800)])
+def test_zero_counts_agree_with_a_direct_monte_carlo(counts):
+    """P(variant better) and the losses with an arm at zero churners match an independent Monte
+    Carlo from the Beta(1 + conv, 1 + n - conv) posteriors (3/1000 vs 0/1000: about 0.94)."""
+    conv_c, n_c, conv_v, n_v = counts
+    rng = np.random.default_rng(12345)
+    draws = 400_000
+    p_c = rng.beta(1 + conv_c, 1 + n_c - conv_c, draws)
+    p_v = rng.beta(1 + conv_v, 1 + n_v - conv_v, draws)
+    prob, se = np.mean(p_v < p_c), np.sqrt(0.25 / draws)
+    r = bayesian_beta_binomial(conv_c, n_c, conv_v, n_v)
+    assert r.prob_variant_better_exact == pytest.approx(prob, abs=5 * se)
+    assert r.prob_variant_better == pytest.approx(prob, abs=5 * se + 5 * np.sqrt(0.25 / r.draws))
+    assert r.expected_loss_variant_exact == pytest.approx(np.mean(np.maximum(p_v - p_c, 0)), rel=0.02)
+    assert r.expected_loss_control_exact == pytest.approx(np.mean(np.maximum(p_c - p_v, 0)), rel=0.02)

@@ -73,3 +73,32 @@ def test_model_guardrails_compute_auc_and_brier_on_matured_labels():
 
 def test_guardrail_margin_is_inclusive_despite_float_rounding():
     assert Guardrail("AUC", 0.80, 0.79, 0.01).holds
+
+
+def _sequential_sentence(reasons: list[str]) -> str:
+    return next(s for s in reasons if s.startswith("Sequential mSPRT"))
+
+
+def test_sequential_text_names_alpha_and_the_number_of_looks():
+    """Never significant: "did not reach alpha = 0.05 in 30 looks" (it read "never reached alpha
+    of 30"); significant: "reached alpha = 0.05 first at look k of 10"."""
+    n = 100 * np.arange(1, 31)
+    flat = msprt(0.01 * n, n, 0.01 * n, n, tau=0.01)
+    text = _sequential_sentence(decide(analyse(30, 3000, 30, 3000, expected_split=0.5, mde=0.005,
+                                               sequential=flat)).reasons)
+    assert "did not reach alpha = 0.05 in 30 looks;" in text
+    assert "never reached alpha of" not in text and "always-valid p-value 1," in text
+    n = 400 * np.arange(1, 11)
+    seq = msprt(0.10 * n, n, 0.075 * n, n, tau=0.02)
+    text = _sequential_sentence(decide(analyse(400, 4000, 300, 4000, expected_split=0.5, mde=0.02,
+                                               sequential=seq)).reasons)
+    assert f"reached alpha = 0.05 first at look {seq.reject_at + 1} of 10;" in text
+
+
+def test_fixed_text_names_the_test_that_ran():
+    """Small counts say Fisher's exact test ran and why; large counts say z-test."""
+    small = decide(analyse(3, 1000, 0, 1000, expected_split=0.5, mde=0.002)).reasons
+    assert any(s.startswith("Fixed-horizon Fisher exact test (smallest expected cell 1.5 < 5, so exact)")
+               for s in small)
+    large = decide(analyse(400, 4000, 310, 4000, expected_split=0.5, mde=0.02)).reasons
+    assert any(s.startswith("Fixed-horizon z-test: churn 10.00% (control)") for s in large)

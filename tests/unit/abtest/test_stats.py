@@ -47,11 +47,43 @@ def test_newcombe_interval_equals_its_wilson_construction():
 
 
 def test_vectorised_pooled_z_equals_the_reported_test():
+    """Same z everywhere; same p wherever the z-test ran (5/1000 vs 0/900 is too small for it)."""
     conv_c, conv_v = np.array([30, 200, 5]), np.array([45, 160, 0])
     z, p = pooled_z(conv_c, 1000, conv_v, 900)
     for i in range(3):
         r = two_proportion_test(int(conv_c[i]), 1000, int(conv_v[i]), 900)
-        assert (z[i], p[i]) == pytest.approx((r.z, r.p_value), rel=1e-10)
+        assert z[i] == pytest.approx(r.z, rel=1e-10)
+        assert r.test == ("z-test" if i < 2 else "Fisher exact test")
+        if r.test == "z-test":
+            assert p[i] == pytest.approx(r.p_value, rel=1e-10)
+
+
+@pytest.mark.parametrize("counts", [(3, 1000, 0, 1000), (0, 1000, 3, 1000), (1, 50, 6, 60),
+                                    (2, 2000, 5, 2000), (995, 1000, 1000, 1000)])
+def test_small_expected_counts_use_fishers_exact_test(counts):
+    """Any expected cell below 5 (3/1000 vs 0/1000 gave p = 0.083 from the z-test): the p-value
+    is scipy's two-sided Fisher exact test on the same 2x2 table, and the result says so."""
+    conv_c, n_c, conv_v, n_v = counts
+    r = two_proportion_test(*counts)
+    expected = stats.contingency.expected_freq([[conv_v, n_v - conv_v], [conv_c, n_c - conv_c]])
+    assert expected.min() < 5 and r.min_expected == pytest.approx(expected.min())
+    fisher = stats.fisher_exact([[conv_v, n_v - conv_v], [conv_c, n_c - conv_c]]).pvalue
+    assert r.test == "Fisher exact test"
+    assert r.p_value == pytest.approx(fisher, rel=1e-12)
+
+
+def test_three_versus_zero_churners_is_not_close_to_significant():
+    """3/1000 vs 0/1000: Fisher's p = 0.25 (exactly 2 * C(1000,3)/C(2000,3) * ... by scipy), far
+    from the z-test's 0.083."""
+    r = two_proportion_test(3, 1000, 0, 1000)
+    assert r.p_value == pytest.approx(0.25, abs=0.001)
+    assert r.p_value > 0.2
+
+
+def test_large_expected_counts_keep_the_z_test():
+    """With every expected cell >= 5 the z-test runs and is named."""
+    r = two_proportion_test(10, 1000, 4, 1000)
+    assert r.min_expected >= 5 and r.test == "z-test"
 
 
 def test_no_churn_in_either_arm_gives_no_evidence():

@@ -70,11 +70,13 @@ def test_psi_merges_tied_quantile_bins() -> None:
 @pytest.mark.parametrize("correction", ["holm", "fdr_bh"])
 def test_adjusted_p_values_match_statsmodels(windows: tuple[pd.DataFrame, pd.DataFrame],
                                              correction: str) -> None:
-    """Each test family is adjusted across all tested features, exactly as statsmodels does."""
+    """All tested (feature, test) p-values form one family, adjusted exactly as statsmodels does
+    (adjusting each test separately left the whole decision's false alarm rate above alpha)."""
     report = drift_report(*windows, list("abcdef"), correction=correction)
-    for _, family in report.groupby("test"):
-        expected = multipletests(family.p_value, method=correction)[1]
-        assert family.p_adjusted.to_numpy() == pytest.approx(expected)
+    family = report[report.status == "ok"]
+    assert family.test.nunique() > 1
+    expected = multipletests(family.p_value, method=correction)[1]
+    assert family.p_adjusted.to_numpy() == pytest.approx(expected)
 
 
 def test_holm_equals_statsmodels_and_hand_computation() -> None:

@@ -1,7 +1,8 @@
 """Drift detection validated against the simulator's known truth (``synthetic.DRIFT_TRUTH``).
 
 Reference window: the features at drift_start; current: 45 days later (1,000 users over the
-default year). Measured when written, seeds 0-9, Holm or BH alike: under "drift" the five strongly
+default year). The false alarm rate of the whole decision is measured by simulation on
+exchangeable stable windows. Measured when written, seeds 0-9, Holm or BH alike: under "drift" the five strongly
 shifted features were flagged 10/10 times, days_since_last_event 2/10, the other weak and the
 unshifted ones never; under "stable" 0 of 100 features (10 per seed) were flagged. tenure_days
 is left out of the false-alarm check: it moves with calendar time in every scenario (flagged from
@@ -12,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from churn.data.synthetic import DRIFT_TRUTH, SimulationParams, generate
 from churn.monitoring import detection_delay, drift_report, feature_drift_summary
@@ -48,8 +51,39 @@ def test_drift_flags_the_shifted_features_and_not_the_unshifted(drift_run: dict)
     assert not flags[DRIFT_TRUTH["unshifted"]].any(), flags[flags].index.tolist()
 
 
-def test_stable_runs_raise_at_most_5_percent_false_alarms(features_at: Builder) -> None:
-    """5 seeds x 10 features under "stable": at most 5% flagged (measured: 0 of 100, seeds 0-9)."""
+@pytest.fixture(scope="module")
+def stable_pool(features_at: Builder) -> pd.DataFrame:
+    """Every feature of every user alive at drift_start in a stable run (1,000 users, seed 0)."""
+    params = SimulationParams(n_users=1000, seed=0, scenario="stable")
+    return features_at(generate(params), pd.Timestamp(params.drift_date))[FEATURES]
+
+
+def test_whole_drift_decision_keeps_its_family_wise_false_alarm_rate(stable_pool) -> None:
+    """Stable data, 200-row windows: the build's alarm ("any feature flagged by any test") fires
+    in at most 5% of windows, shown by a one-sided exact binomial test (the upper end of the
+    one-sided 95% Clopper-Pearson interval is below 0.05).
+
+    Each simulation draws 400 distinct users from one stable snapshot and splits them into a
+    reference and a current window, so the windows are exchangeable: every alarm is false,
+    whatever the features' ties and skew. Per-test Holm (the old rule) alarmed in ~8% of windows;
+    one Holm family over all 33 (feature, test) p-values gives ~2-3%.
+    """
+    rng = np.random.default_rng(2026)
+    sims, rows = 500, 200
+    pool = stable_pool.to_numpy()
+    alarms = 0
+    for _ in range(sims):
+        idx = rng.choice(len(pool), 2 * rows, replace=False)
+        ref = pd.DataFrame(pool[idx[:rows]], columns=FEATURES)
+        cur = pd.DataFrame(pool[idx[rows:]], columns=FEATURES)
+        alarms += bool(drift_report(ref, cur, FEATURES).drifted.any())
+    upper = stats.binomtest(alarms, sims, alternative="less").proportion_ci(0.95).high
+    assert upper < 0.05, f"{alarms}/{sims} windows raised a false alarm (upper bound {upper:.3f})"
+
+
+def test_stable_runs_flag_no_feature_a_month_and_a_half_later(features_at: Builder) -> None:
+    """5 stable seeds, reference at drift_start vs 45 days later: no feature but tenure_days
+    (which moves with calendar time by construction) is flagged."""
     features = [f for f in FEATURES if f != "tenure_days"]
     alarms = []
     for seed in range(5):
@@ -57,7 +91,7 @@ def test_stable_runs_raise_at_most_5_percent_false_alarms(features_at: Builder) 
         data, start = generate(params), pd.Timestamp(params.drift_date)
         flags = _flags(features_at(data, start), features_at(data, start + pd.Timedelta(days=45)))
         alarms += flags[features].tolist()
-    assert sum(alarms) / len(alarms) <= 0.05, sum(alarms)
+    assert sum(alarms) == 0, sum(alarms)
 
 
 def test_detection_delay_of_weekly_snapshots(drift_run: dict) -> None:

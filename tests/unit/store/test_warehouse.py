@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -128,3 +130,151 @@ def test_restore_refuses_partial_backup_and_keeps_data(warehouse, tmp_path):
 def test_cli_restore_without_backups_fails_clearly(warehouse, capsys):
     assert wh_module.main(["restore", "--warehouse", str(warehouse.path)]) == 1
     assert "no complete backup" in capsys.readouterr().err
+
+
+def _try_write(path: str, out) -> None:
+    """In another process: write through the project's writer; report 'wrote' or 'locked'."""
+    from churn.store.warehouse import Warehouse, WarehouseLockedError
+
+    try:
+        with Warehouse(path).writer() as con:
+            con.execute("CREATE OR REPLACE TABLE raw_data.t AS SELECT 999 AS id, 0.0 AS value")
+        out.put("wrote")
+    except WarehouseLockedError:
+        out.put("locked")
+
+
+def _concurrent_write(path) -> str:
+    """Run one writer in a fresh process, now, and return what happened to it."""
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_try_write, args=(str(path), out))
+    proc.start()
+    proc.join(120)
+    return out.get(timeout=5)
+
+
+def test_snapshot_is_published_under_the_write_lock(warehouse, monkeypatch):
+    """While the snapshot is being copied, another process cannot start writing (it would tear
+    the copy); the published snapshot is exactly the committed table."""
+    copy, seen = wh_module.shutil.copyfile, []
+
+    def copy_with_concurrent_writer(src, dst, **kwargs):
+        if src == warehouse.path:
+            seen.append(_concurrent_write(warehouse.path))
+        return copy(src, dst, **kwargs)
+
+    monkeypatch.setattr(wh_module.shutil, "copyfile", copy_with_concurrent_writer)
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(5))
+    assert seen == ["locked"]
+    with warehouse.reader() as con:
+        assert con.execute("SELECT count(*), sum(id) FROM raw_data.t").fetchall() == [(5, 10)]
+    assert sorted(p.name for p in warehouse.path.parent.iterdir() if ".tmp" in p.name) == []
+
+
+def test_restore_holds_the_lock_from_check_to_replace(warehouse, tmp_path, monkeypatch):
+    """A writer starting while restore imports is refused (before, it wrote into the file that
+    restore then replaced, and its write vanished); the restored tables are the backup's."""
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(50))
+    folder = wh_module.backup(warehouse, tmp_path / "backups")
+    connect, seen = wh_module.duckdb.connect, []
+
+    def connect_with_concurrent_writer(database, *args, **kwargs):
+        if str(database).endswith(".restoring"):
+            seen.append(_concurrent_write(warehouse.path))
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(wh_module.duckdb, "connect", connect_with_concurrent_writer)
+    wh_module.restore(warehouse, folder)
+    assert seen == ["locked"]
+    with warehouse.reader() as con:
+        assert con.execute("SELECT count(*), sum(id) FROM raw_data.t").fetchall() == [(50, 1225)]
+
+
+def test_second_writer_in_another_process_gets_a_clear_lock_error(warehouse):
+    """Our own lock names the warehouse; the same process may nest writers (reentrant)."""
+    with warehouse.writer() as con, warehouse.writer() as inner:
+        Warehouse.replace_table(con, "raw_data.t", _frame(3))
+        assert inner.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(3,)]
+        assert _concurrent_write(warehouse.path) == "locked"
+    assert _concurrent_write(warehouse.path) == "wrote"
+
+
+def test_backup_writes_a_sha256_manifest_of_every_file(warehouse, tmp_path):
+    """MANIFEST.sha256 lists each exported file with its sha256 (`sha256sum -c` format)."""
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(10))
+    folder = wh_module.backup(warehouse, tmp_path / "backups")
+    listed = dict(reversed(line.split("  ", 1)) for line in (folder / "MANIFEST.sha256").read_text().splitlines())
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    assert sorted(listed) == [f for f in files if f not in ("COMPLETE", "MANIFEST.sha256")]
+    assert all(hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest for name, digest in listed.items())
+
+
+def test_restore_refuses_a_replaced_parquet_naming_it(warehouse, tmp_path):
+    """A parquet swapped for another valid one (501 rows) after the backup is refused, naming
+    the file, and the warehouse keeps its current tables."""
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(500))
+    folder = wh_module.backup(warehouse, tmp_path / "backups")
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(7))
+    (parquet,) = [p for p in folder.glob("*.parquet") if "t" in p.stem.split("_")]
+    duckdb.sql(f"COPY (SELECT range AS id, range::DOUBLE AS value FROM range(501)) TO '{parquet}' (FORMAT parquet)")
+    with pytest.raises(WarehouseError, match=rf"{parquet.name} does not match its sha256"):
+        wh_module.restore(warehouse, folder)
+    (folder / "extra.parquet").write_bytes(b"x")
+    with pytest.raises(WarehouseError, match="extra.parquet is not in its manifest"):
+        wh_module.restore(warehouse, folder)
+    with warehouse.reader() as con:
+        assert con.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(7,)]
+
+
+def test_latest_backup_is_chosen_by_a_valid_timestamp_name(warehouse, tmp_path):
+    """Stray folders (``partial_schema.sql``, an impossible date, a .partial) never win, even
+    with markers in them."""
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(3))
+    root = tmp_path / "backups"
+    real = wh_module.backup(warehouse, root)
+    for name in ("partial_schema.sql", "99991399T999999", "20991231T235959.partial", "zzz"):
+        (root / name).mkdir()
+        for marker in ("COMPLETE", "MANIFEST.sha256", "schema.sql", "load.sql"):
+            (root / name / marker).write_text("")
+    assert wh_module.latest_backup(root) == real
+
+
+def test_model_artifacts_are_backed_up_and_restored_with_the_warehouse(warehouse, tmp_path):
+    """data/models is in the backup and its manifest; after a restore the registry loads the
+    backed-up artifact with its sha256 verified, and a newer artifact is gone with its row."""
+    from churn.registry import ModelRegistry
+
+    models = tmp_path / "models"
+    registry = ModelRegistry(warehouse, models)
+    registry.register_model("churn_model", model={"weights": [1.0, 2.0]})
+    folder = wh_module.backup(warehouse, tmp_path / "backups", models)
+    assert any(line.endswith(".joblib") or "models/" in line
+               for line in (folder / "MANIFEST.sha256").read_text().splitlines())
+    registry.register_model("churn_model", model={"weights": [3.0]})
+    first = registry.get_model("churn_model", version=1)
+    first.artifact_path.write_bytes(b"overwritten")
+    wh_module.restore(warehouse, folder, models)
+    model, record = registry.load_model("churn_model", version=1)
+    assert model == {"weights": [1.0, 2.0]} and record.version == 1
+    assert [m.version for m in registry.list_models("churn_model")] == [1]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("models")) == ["models"]
+
+
+def test_cli_backup_and_restore_include_the_models_folder(warehouse, tmp_path, capsys):
+    """`make db-backup` / `make db-restore` pass data/models; the CLI's default is models/ next
+    to the warehouse."""
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(4))
+    (warehouse.path.parent / "models").mkdir()
+    (warehouse.path.parent / "models" / "a.joblib").write_bytes(b"artifact")
+    assert wh_module.main(["backup", "--warehouse", str(warehouse.path)]) == 0
+    (warehouse.path.parent / "models" / "a.joblib").write_bytes(b"changed")
+    assert wh_module.main(["restore", "--warehouse", str(warehouse.path)]) == 0
+    assert (warehouse.path.parent / "models" / "a.joblib").read_bytes() == b"artifact"
