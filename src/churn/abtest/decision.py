@@ -28,7 +28,12 @@ from churn.abtest.bayes import BayesResult, bayesian_beta_binomial
 from churn.abtest.power import power_analysis
 from churn.abtest.sequential import SequentialResult
 from churn.abtest.stats import (
-    FISHER_EXACT, MIN_EXPECTED_COUNT, ProportionTest, SRMResult, srm_check, two_proportion_test,
+    FISHER_EXACT,
+    MIN_EXPECTED_COUNT,
+    ProportionTest,
+    SRMResult,
+    srm_check,
+    two_proportion_test,
 )
 
 Action = Literal["promote", "keep_control", "inconclusive"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,11 @@ import pandas as pd
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
     from great_expectations.core import ExpectationSuiteValidationResult
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationValidationResult,
-    )
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
     from great_expectations.data_context import AbstractDataContext
     from great_expectations.expectations import Expectation
 
-    SuiteLike = Union[ExpectationSuite, Sequence[Expectation]]
+    SuiteLike = ExpectationSuite | Sequence[Expectation]
 else:
     SuiteLike = Any
 
@@ -192,7 +191,7 @@ def _make_context(gx: Any, docs_dir: Path | None) -> AbstractDataContext:
     return context
 
 
-def _validate_one(  # noqa: PLR0913 - all six are needed and distinct
+def _validate_one(
     gx: Any,
     context: AbstractDataContext,
     source: Any,

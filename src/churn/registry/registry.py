@@ -16,8 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from churn.registry import artifacts
-from churn.registry import writes
+from churn.registry import artifacts, writes
 from churn.registry.records import (
     DEFAULT_MODEL_NAME,
     EVENT_COLUMNS,

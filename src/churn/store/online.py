@@ -85,7 +85,7 @@ class OnlineStore:
             self.client.set(f"{self.prefix}:meta", json.dumps({"features": self.features}))
             for lo in range(0, len(records), batch_size):
                 pipe = self.client.pipeline(transaction=False)
-                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size]):
+                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size], strict=True):
                     pipe.set(self.key(uid), rec.tobytes(), ex=self.ttl)
                 pipe.execute()
                 batches += 1

@@ -22,7 +22,7 @@ def write_raw_tables(warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFra
     Returns:
         Rows written per table.
     """
-    counts = {name: 0 for name in [*RAW_TABLES, USER_TRUTH.name]}
+    counts = dict.fromkeys([*RAW_TABLES, USER_TRUTH.name], 0)
     with warehouse.writer() as con, warehouse.transaction(con):
         for table in RAW_TABLES.values():
             con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table.name}")

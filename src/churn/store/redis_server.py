@@ -17,6 +17,7 @@ Command line: ``python -m churn.store.redis_server {start,stop,status,url} --dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import signal
@@ -218,10 +219,8 @@ class EmbeddedRedis:
     def _signal(self, pid: int, sig: signal.Signals) -> None:
         """Send ``sig`` only if ``pid`` is still our server (it may have exited and been reused)."""
         if self._is_ours(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
 
     def _clear_stale(self) -> None:
         if self.pid() is None:
