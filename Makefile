@@ -39,9 +39,10 @@ build: setup redis-start ## run the whole pipeline (ploomber build); reports lan
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
 
-lint: setup ## ruff (lint + format check of files not listed as legacy in pyproject.toml)
+lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: setup ## apply ruff's safe fixes and format every file not listed as legacy in pyproject.toml
 	$(BIN)/ruff check --fix .

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 
-def arms_figure(results: dict, daily: pd.DataFrame, sequential_p: np.ndarray, alpha: float = 0.05) -> Figure:
+def arms_figure(results: dict[str, Any], daily: pd.DataFrame, sequential_p: np.ndarray, alpha: float = 0.05) -> Figure:
     """Churn rate per arm (Wilson 95% CI), Beta posteriors, and the daily sequential p-value."""
     fig, (bar_ax, post_ax, seq_ax) = plt.subplots(1, 3, figsize=(15, 3.8))
     arms = ("control", "variant")

@@ -12,7 +12,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -216,8 +216,10 @@ def _fresh_suite(gx: Any, table: str, suite: SuiteLike) -> ExpectationSuite:
     Adding a suite to a context stamps ids onto it; copying keeps the caller's objects
     reusable across calls and lets one suite serve several tables.
     """
-    expectations = suite.expectations if isinstance(suite, gx.ExpectationSuite) else suite
-    meta = dict(suite.meta) if isinstance(suite, gx.ExpectationSuite) else {}
+    if isinstance(suite, gx.ExpectationSuite):
+        expectations, meta = list(suite.expectations), dict(suite.meta)
+    else:
+        expectations, meta = list(cast("Sequence[Expectation]", suite)), {}
     copies = [e.copy(deep=True, update={"id": None}) for e in expectations]
     return gx.ExpectationSuite(name=table, expectations=copies, meta=meta)
 
@@ -238,6 +240,8 @@ def _build_report(results: Mapping[str, ExpectationSuiteValidationResult]) -> Qu
 def _outcome(table: str, result: ExpectationValidationResult) -> ExpectationOutcome:
     """Summarise one expectation result."""
     config = result.expectation_config
+    if config is None:
+        raise ValueError(f"{table}: a validation result without its expectation")
     details = result.result or {}
     error = _exception_message(result.exception_info)
     return ExpectationOutcome(

@@ -67,7 +67,7 @@ class EmbeddedRedis:
         data_dir: the project's data folder; the server lives in ``data_dir/redis``.
     """
 
-    def __init__(self, data_dir: str | os.PathLike) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.dir = Path(data_dir).resolve() / "redis"
         self.socket = self.dir / "redis.sock"
         self.pidfile = self.dir / "redis.pid"
@@ -239,7 +239,7 @@ class EmbeddedRedis:
 
 
 
-def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike) -> str:
+def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike[str]) -> str:
     """The Redis URL to use: ``redis_url`` when given (checked), else the embedded server's."""
     if redis_url:
         try:
