@@ -14,7 +14,7 @@ ARGS ?=
 BACKUP ?=
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
+.PHONY: help setup build test test-fast lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
 
 help: ## list the targets and what they do
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -38,6 +38,9 @@ build: setup redis-start ## run the whole pipeline (ploomber build); reports lan
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: setup ## the unit tests only (no default-size simulations, builds or browser): about a minute
+	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
 
 lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
 	$(BIN)/ruff check .
