@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -66,8 +68,8 @@ class OnlineStore:
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
 
     @classmethod
-    def from_url(cls, url: str, feature_set: str, features: list[str], **kwargs) -> OnlineStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, **kwargs)
+    def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}:u:{int(user_id)}"
@@ -85,7 +87,7 @@ class OnlineStore:
             self.client.set(f"{self.prefix}:meta", json.dumps({"features": self.features}))
             for lo in range(0, len(records), batch_size):
                 pipe = self.client.pipeline(transaction=False)
-                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size]):
+                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size], strict=True):
                     pipe.set(self.key(uid), rec.tobytes(), ex=self.ttl)
                 pipe.execute()
                 batches += 1
@@ -107,7 +109,7 @@ class OnlineStore:
                 pipe.execute()
         return self._decode(ids, raw, found)
 
-    def _decode(self, ids: np.ndarray, raw: list, found: np.ndarray) -> OnlineRead:
+    def _decode(self, ids: np.ndarray, raw: list[Any], found: np.ndarray) -> OnlineRead:
         records = np.zeros(len(ids), dtype=self._dtype)
         if found.any():
             blob = b"".join(r for r in raw if r is not None)
@@ -165,7 +167,7 @@ class OnlineStore:
             self.client.delete(f"{self.prefix}:stats", f"{self.prefix}:meta")
         return deleted
 
-    def _guard(self):
+    def _guard(self) -> _RedisGuard:
         return _RedisGuard(self.prefix)
 
 
@@ -178,7 +180,8 @@ class _RedisGuard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         if exc is not None and isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             raise OnlineStoreError(f"online store (Redis) unreachable: {exc}") from None
         return False
