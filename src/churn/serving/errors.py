@@ -27,6 +27,10 @@ class ServiceUnavailable(Exception):
         self.detail = detail
 
 
+class InvalidFeatureVector(Exception):
+    """A stored vector that cannot be scored: a data bug, answered 500 naming the users."""
+
+
 def scrub(text: str) -> str:
     """Library messages name files for the operator; a client sees ``<path>`` instead."""
     return _PATH.sub("<path>", text)
@@ -57,6 +61,11 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     return _json(503, prefix + scrub(str(getattr(exc, "detail", exc))))
 
 
+async def invalid_vector(request: Request, exc: InvalidFeatureVector) -> JSONResponse:
+    log.error("500 for %s: %s", request.url.path, exc)
+    return _json(500, str(exc))
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return _json(500, "internal server error; the details are in the server log")
@@ -68,4 +77,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     for cls in (ServiceUnavailable, WarehouseError, OnlineStoreError, RegistryError, duckdb.Error):
         app.add_exception_handler(cls, unavailable)
+    app.add_exception_handler(InvalidFeatureVector, invalid_vector)
     app.add_exception_handler(Exception, internal_error)

@@ -92,6 +92,8 @@ class CacheStats(BaseModel):
     hits: int | None = None
     misses: int | None = None
     hit_rate: float | None = Field(None, description="hits / lookups since the last sync; null before any")
+    bad_values: int | None = Field(None, description="values in Redis that were not valid vectors (served "
+                                                     "from the offline store and rewritten) since the last sync")
 
 
 class HealthOut(BaseModel):
@@ -99,7 +101,7 @@ class HealthOut(BaseModel):
         "status": "ok", "redis": {"ok": True, "detail": None}, "warehouse": {"ok": True, "detail": None},
         "model": {"loaded": True, "name": "churn_model", "version": 3, "feature_set": "v1",
                   "loaded_at": "2026-01-02T08:00:00Z", "error": None},
-        "cache": {"hits": 990, "misses": 10, "hit_rate": 0.99}, "uptime_seconds": 3600.0})
+        "cache": {"hits": 990, "misses": 10, "hit_rate": 0.99, "bad_values": 0}, "uptime_seconds": 3600.0})
     status: Literal["ok", "degraded"] = Field(description="degraded: Redis, warehouse or model missing")
     redis: Component
     warehouse: Component
