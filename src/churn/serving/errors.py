@@ -52,8 +52,15 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     return _json(422, f"invalid request: {summary}", errors=errors)
 
 
+# DuckDB errors that mean "the file cannot be reached now" (locked, missing, out of memory);
+# every other duckdb.Error (Binder, Catalog, Parser, Conversion ...) is a bug in our SQL: a 500.
+DUCKDB_UNAVAILABLE = (duckdb.IOException, duckdb.ConnectionException, duckdb.OutOfMemoryException)
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """A missing dependency the request truly needed: the library's message, paths removed."""
+    if isinstance(exc, duckdb.Error) and not isinstance(exc, DUCKDB_UNAVAILABLE):
+        return await internal_error(request, exc)
     log.warning("503 for %s: %s", request.url.path, exc)
     what = {OnlineStoreError: "online store", WarehouseError: "warehouse", duckdb.Error: "warehouse",
             RegistryError: "model registry"}
@@ -67,7 +74,8 @@ async def invalid_vector(request: Request, exc: InvalidFeatureVector) -> JSONRes
 
 
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    """A bug: 500 for the client, the traceback in the server log."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _json(500, "internal server error; the details are in the server log")
 
 
