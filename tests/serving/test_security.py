@@ -7,6 +7,7 @@ import logging
 import duckdb
 import pytest
 
+from churn.serving.proxy import TrustedProxies
 from churn.serving.security import RateLimiter
 from churn.store.online import OnlineStoreError
 from churn.store.warehouse import WarehouseError
@@ -163,3 +164,51 @@ def test_only_real_unavailability_is_503_and_a_bug_is_a_logged_500(make_client, 
         assert logged and logged[-1].exc_info and logged[-1].exc_info[1] is exc
     else:
         assert "unavailable" in response.json()["detail"]
+
+
+def test_rotating_forwarded_for_does_not_bypass_the_rate_limit(make_client, user_ids):
+    """Without a configured proxy, X-Forwarded-For is ignored: one peer is one client."""
+    client = make_client(rate_limit_per_minute=3)
+    codes = [client.get(f"/predict/{user_ids[0]}", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+             for i in range(6)]
+    assert codes == [200, 200, 200, 429, 429, 429]
+
+
+def test_forwarded_for_is_believed_only_from_a_configured_proxy(make_client, user_ids):
+    """Behind a trusted proxy each forwarded client has its own budget; a spoofed hop to the left
+    of the real client changes nothing."""
+    client = make_client(rate_limit_per_minute=2, forwarded_allow_ips="testclient, 10.9.0.0/16")
+    real = [client.get("/health", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(4)]
+    assert real == [200] * 4  # four clients, one request each
+    spoofed = [client.get("/health", headers={"X-Forwarded-For": f"1.1.1.{i}, 198.51.100.7, 10.9.3.4"}).status_code
+               for i in range(3)]
+    assert spoofed == [200, 200, 429]  # all counted against 198.51.100.7, the first untrusted hop
+
+
+def test_trusted_proxies_parse_addresses_networks_and_names():
+    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8,::1,proxy.sock")
+    assert trusted.trusts("127.0.0.1") and trusted.trusts("10.2.3.4") and trusted.trusts("::1")
+    assert trusted.trusts("proxy.sock") and not trusted.trusts("11.0.0.1") and not trusted.trusts("testclient")
+    assert trusted.client_of("127.0.0.1", "9.9.9.9, 10.1.1.1") == "9.9.9.9"
+    assert trusted.client_of("127.0.0.1", "10.1.1.1, 10.2.2.2") == "10.1.1.1"
+    assert not TrustedProxies.parse("") and TrustedProxies.parse("*").trusts("8.8.8.8")
+
+
+def test_pruning_never_forgets_a_throttled_client():
+    """A throttled client stays throttled however many new clients arrive (else it could reset
+    its own budget by spraying requests from other addresses)."""
+    limiter = RateLimiter(60, clock=lambda: 0.0, max_clients=10)
+    for _ in range(60):
+        limiter.acquire("victim")
+    assert limiter.acquire("victim") > 0
+    for i in range(100):
+        limiter.acquire(f"ip:{i}")
+        assert limiter.acquire("victim") > 0, f"forgotten after {i + 1} new clients"
+    assert len(limiter._buckets) <= 10
+
+
+def test_pruning_keeps_every_throttled_client_even_beyond_the_cap():
+    limiter = RateLimiter(1, clock=lambda: 0.0, max_clients=5)
+    for i in range(8):
+        limiter.acquire(f"ip:{i}")  # uses its only token: now throttled
+    assert all(limiter.acquire(f"ip:{i}") > 0 for i in range(8))

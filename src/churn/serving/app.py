@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from churn.serving import errors
 from churn.serving.middleware import BodySizeLimit
 from churn.serving.ops import OpsRecorder, OpsStats
+from churn.serving.proxy import ForwardedFor, TrustedProxies
 from churn.serving.routes import cache, dashboard, explain, health, predict
 from churn.serving.security import RateLimiter, guard
 from churn.serving.service import ServingState
@@ -67,4 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.ops = OpsStats()
     app.add_middleware(OpsRecorder, stats=app.state.ops)
+    trusted = TrustedProxies.parse(settings.forwarded_allow_ips)
+    if trusted:  # outermost, so everything inside sees the real client
+        app.add_middleware(ForwardedFor, trusted=trusted)
     return app
