@@ -82,7 +82,7 @@ class ServingState:
         model = self.models.require()
         vectors = await self.features.alookup(model, user_ids, use_cache)
         predictions, not_found = scoring.score(model, vectors)
-        return {"model_version": model.version, "requested": len(user_ids),
+        return {"model_version": model.version, "requested": len(user_ids), "band_cutoffs": scoring.band_cutoffs(model),
                 "predictions": predictions, "not_found": not_found}
 
     async def explain(self, user_id: int) -> dict[str, Any] | None:
@@ -90,6 +90,11 @@ class ServingState:
         model = self.models.require()
         vectors = await self.features.alookup(model, [user_id])
         return scoring.explain(model, vectors) if vectors.found[0] else None
+
+    def not_found_detail(self, user_id: int) -> str:
+        """The 404 message: whether the user churned, never existed, or has no vector yet."""
+        reason = queries.absent_user_reason(self.warehouse, user_id)
+        return f"user {user_id} not found in the online or offline store" + (f": {reason}" if reason else "")
 
     # -- dashboard -------------------------------------------------------------------------------
     AB_CACHE_SIZE = 64
