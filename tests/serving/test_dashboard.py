@@ -15,6 +15,7 @@ from churn.registry import ModelRegistry
 from churn.store import monitoring
 from churn.store.warehouse import Warehouse
 
+
 def test_registry_views(client):
     models = client.get("/dashboard/models").json()
     assert [(m["version"], m["stage"]) for m in models] == [(1, "production"), (2, "none")]

@@ -56,7 +56,7 @@ def test_hit_rate_is_100_percent_after_cache_sync(client, latest, user_ids):
     assert synced.status_code == 200 and synced.json()["written"] == len(latest)
     body = client.post("/predict/batch", json={"user_ids": user_ids}).json()
     assert all(p["cached"] for p in body["predictions"])
-    assert client.get("/predict/{}".format(user_ids[0])).json()["cached"] is True
+    assert client.get(f"/predict/{user_ids[0]}").json()["cached"] is True
     cache = client.get("/health").json()["cache"]
     assert cache["hit_rate"] == 1.0 and cache["hits"] == len(user_ids) + 1
 

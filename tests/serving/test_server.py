@@ -5,36 +5,20 @@ forwarded headers from unconfigured peers."""
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
-
-from churn.serving import loadtest
 
 MAX_CONNECTIONS, HEADER_TIMEOUT = 20, 1.0
 
 
 @pytest.fixture(scope="module")
-def server(serving_base: Path, embedded_redis) -> tuple[int, subprocess.Popen]:
-    port = loadtest.free_port()
-    env = {"CHURN_DATA_DIR": str(serving_base), "REDIS_URL": embedded_redis.url, "CHURN_RATE_LIMIT_PER_MINUTE": "30",
-           "CHURN_MAX_CONNECTIONS": str(MAX_CONNECTIONS), "CHURN_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT)}
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_") and k != "REDIS_URL"}
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(clean)
-    try:
-        proc = loadtest.start_server(env, workers=1, port=port)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    yield port, proc
-    loadtest.stop_server(proc)
+def server(launch) -> tuple[int, None]:
+    port = launch(CHURN_RATE_LIMIT_PER_MINUTE="30", CHURN_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+                  CHURN_HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT))
+    return port, None
 
 
 def _get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
@@ -94,5 +78,6 @@ def test_rotating_forwarded_for_from_localhost_is_one_client(server):
 
 
 def test_launcher_refuses_an_abbreviated_option():
-    result = subprocess.run([sys.executable, "-m", "churn.serving", "--no-access"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "churn.serving", "--no-access"], check=False, capture_output=True,
+                            text=True)
     assert result.returncode == 2 and "unrecognized arguments" in result.stderr

@@ -82,7 +82,7 @@ def run_wrk(url: str, script: str, duration: float, connections: int, threads: i
         os.unlink(fh.name)
 
     def latency(pct: str) -> float:
-        value, unit = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        value, unit = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE).groups()
         return round(float(value) * _UNITS[unit], 3)
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)

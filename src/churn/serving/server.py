@@ -12,6 +12,7 @@ Forwarded headers are never trusted by uvicorn (``proxy_headers=False``): see ``
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ class Limits:
 
 
 def _response(status: str, text: str) -> bytes:
-    body = ('{"detail": "%s"}' % text).encode()
+    body = json.dumps({"detail": text}).encode()
     return (f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n"
             "connection: close\r\n\r\n").encode() + body
 
