@@ -35,8 +35,8 @@ redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_U
 	@if [ -z "$(REDIS_URL)" ]; then $(BIN)/python -m churn.store.redis_server start --data-dir $(DATA_DIR); \
 	else echo "using REDIS_URL=$(REDIS_URL)"; fi
 
-build: setup redis-start ## run the whole pipeline (ploomber build); reports land in reports/
-	$(BIN)/ploomber build $(REDIS_ENV) $(ARGS)
+build: setup redis-start ## run the whole pipeline (parameters checked first, then ploomber build); reports land in reports/
+	$(BIN)/churn build $(REDIS_ENV) $(ARGS)
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
