@@ -51,7 +51,7 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # churners, so the validation set holds few positives and every metric is noisy.
 
 # %%
-comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()})
+comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()}).astype(object)
 auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
 comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]",
                               "[{:.3f}, {:.3f}]".format(*bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"]))]

@@ -1,4 +1,5 @@
-"""Ploomber task hooks that keep the last good report of a phase when a run fails.
+"""Ploomber task hooks: the last good report of a phase survives a failed run, every successful
+run gets a stakeholder HTML report, and ``reports/index.html`` is refreshed after every phase.
 
 Papermill writes the executed notebook to its product path cell by cell, so a failing run used to
 leave ``reports/NN_<phase>.ipynb`` holding the failed notebook while ``.html`` (converted only on
@@ -9,6 +10,10 @@ The hooks, set on every notebook task in ``pipeline.yaml``:
   ``.NN_<phase>.ipynb.last-good`` (hidden, so globs over ``*.ipynb`` never see it);
 * ``on_failure``: move the failed notebook to ``NN_<phase>.failed.ipynb`` and put the copy back;
 * ``on_finish`` (success): drop the copy and any ``.failed.ipynb`` of an earlier failure.
+
+``finish_report`` and ``fail_report`` (the hooks ``pipeline.yaml`` sets) add the readable side:
+the ``.html`` is written from the executed notebook without code or parameter cells
+(:mod:`churn.reports.html`) and the index lists every task of the DAG (:mod:`churn.reports.index`).
 """
 
 from __future__ import annotations
@@ -62,3 +67,56 @@ def drop_last_good(product: Any) -> None:
     notebook = _notebook(product)
     last_good_path(notebook).unlink(missing_ok=True)
     failed_path(notebook).unlink(missing_ok=True)
+
+
+HTML_KEY = "nb_html"
+RECEIPT_KEY = "receipt"
+
+
+def finish_report(product: Any, task: Any) -> None:
+    """``on_finish``: the run succeeded; write its HTML report and refresh the index."""
+    from churn.reports.html import render_report
+
+    drop_last_good(product)
+    render_report(_notebook(product), Path(str(product[HTML_KEY])))
+    write_dag_index(task.dag)
+
+
+def fail_report(product: Any, task: Any) -> None:
+    """``on_failure``: keep the last good report, then refresh the index (the phase shows as failed)."""
+    restore_last_good(product)
+    write_dag_index(task.dag)
+
+
+def write_dag_index(dag: Any) -> Path | None:
+    """``reports/index.html`` for every notebook task of ``dag`` (in the DAG's order)."""
+    from churn.reports.index import Phase, write_index
+
+    phases = []
+    for name in dag:
+        product = dag[name].product
+        try:
+            notebook, html = Path(str(product[NB_KEY])), Path(str(product[HTML_KEY]))
+        except (KeyError, TypeError):
+            continue
+        phases.append(Phase(name, notebook, html, _optional(product, RECEIPT_KEY)))
+    if not phases:
+        return None
+    reports_dir = phases[0].notebook.parent
+    return write_index(reports_dir, phases, extra_links(reports_dir))
+
+
+def _optional(product: Any, key: str) -> Path | None:
+    try:
+        return Path(str(product[key]))
+    except KeyError:
+        return None
+
+
+def extra_links(reports_dir: Path) -> list[tuple[str, Path]]:
+    """Other pages worth a link from the index (only those that exist are shown)."""
+    return [
+        ("raw data quality (Great Expectations Data Docs)", reports_dir / "data_quality" / "data_docs" / "index.html"),
+        ("feature quality (Great Expectations Data Docs)", reports_dir / "feature_quality" / "data_docs" / "index.html"),
+        *sorted((f"model card: {p.stem.removesuffix('.card')}", p) for p in (reports_dir / "model_cards").glob("*.html")),
+    ]
