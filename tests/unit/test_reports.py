@@ -129,3 +129,19 @@ def test_index_lists_every_phase_with_status_time_and_headline_figures(tmp_path)
     assert "abc:123" not in page and "written_at" not in page
     assert "last run failed" in rows[1] and "last good run" in rows[1]
     assert "1 ok, 1 failed, 1 not run" in page
+
+
+def test_index_links_the_quality_reports_and_every_model_card_in_version_order(tmp_path):
+    from churn.reports import extra_links
+
+    models = tmp_path / "models" / "churn_model"
+    models.mkdir(parents=True)
+    for version in (10, 2, 1):
+        (models / f"v{version}.card.html").write_text("card")
+        (models / f"v{version}.joblib").write_text("artifact")
+    docs = tmp_path / "reports" / "data_quality" / "data_docs"
+    docs.mkdir(parents=True)
+    (docs / "index.html").write_text("docs")
+    links = [label for label, path in extra_links(tmp_path / "reports", [tmp_path / "models"]) if path.exists()]
+    assert links == ["raw data quality: Great Expectations Data Docs (need internet)", "model card: churn_model v1",
+                     "model card: churn_model v2", "model card: churn_model v10"]

@@ -100,7 +100,7 @@ def wilson_interval(successes: np.ndarray, n: np.ndarray, level: float = 0.95) -
     p = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
     centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
     half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
-    return centre - half, centre + half
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def decile_table(y_true: np.ndarray, scores: np.ndarray, n_groups: int = 10) -> pd.DataFrame:

@@ -92,9 +92,11 @@ def write_dag_index(dag: Any) -> Path | None:
     """``reports/index.html`` for every notebook task of ``dag`` (in the DAG's order)."""
     from churn.reports.index import Phase, write_index
 
-    phases = []
+    phases, models_dirs = [], set()
     for name in dag:
         product = dag[name].product
+        if "models_dir" in dag[name].params:
+            models_dirs.add(Path(str(dag[name].params["models_dir"])))
         try:
             notebook, html = Path(str(product[NB_KEY])), Path(str(product[HTML_KEY]))
         except (KeyError, TypeError):
@@ -103,7 +105,7 @@ def write_dag_index(dag: Any) -> Path | None:
     if not phases:
         return None
     reports_dir = phases[0].notebook.parent
-    return write_index(reports_dir, phases, extra_links(reports_dir))
+    return write_index(reports_dir, phases, extra_links(reports_dir, sorted(models_dirs)))
 
 
 def _optional(product: Any, key: str) -> Path | None:
@@ -113,10 +115,19 @@ def _optional(product: Any, key: str) -> Path | None:
         return None
 
 
-def extra_links(reports_dir: Path) -> list[tuple[str, Path]]:
-    """Other pages worth a link from the index (only those that exist are shown)."""
+def extra_links(reports_dir: Path, models_dirs: list[Path] = ()) -> list[tuple[str, Path]]:
+    """Other pages worth a link from the index (only those that exist are shown): the data
+    quality reports and the model card of every registered model."""
+    from churn.reports.model_card import CARD_SUFFIX
+
+    cards = sorted((card for models_dir in models_dirs for card in models_dir.glob(f"*/v*{CARD_SUFFIX}")),
+                   key=lambda card: (card.parent.name, int("0" + card.name[1:].removesuffix(CARD_SUFFIX))))
     return [
-        ("raw data quality (Great Expectations Data Docs)", reports_dir / "data_quality" / "data_docs" / "index.html"),
-        ("feature quality (Great Expectations Data Docs)", reports_dir / "feature_quality" / "data_docs" / "index.html"),
-        *sorted((f"model card: {p.stem.removesuffix('.card')}", p) for p in (reports_dir / "model_cards").glob("*.html")),
+        ("raw data quality", reports_dir / "data_quality" / "index.html"),
+        ("feature quality", reports_dir / "feature_quality" / "index.html"),
+        ("raw data quality: Great Expectations Data Docs (need internet)",
+         reports_dir / "data_quality" / "data_docs" / "index.html"),
+        ("feature quality: Great Expectations Data Docs (need internet)",
+         reports_dir / "feature_quality" / "data_docs" / "index.html"),
+        *[(f"model card: {card.parent.name} {card.name.removesuffix(CARD_SUFFIX)}", card) for card in cards],
     ]

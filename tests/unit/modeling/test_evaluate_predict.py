@@ -112,3 +112,14 @@ def test_decile_table_refuses_fewer_rows_than_groups():
 
     with pytest.raises(ValueError, match="at least 10 rows, got 3"):
         decile_table(np.array([0, 1, 0]), np.array([0.1, 0.9, 0.2]))
+
+
+def test_lift_gains_figure_draws_deciles_without_churners():
+    """Deciles with no churner (rate 0, interval starting at 0) are drawn, not refused."""
+    from churn.modeling.plots import lift_gains_figure
+
+    y = np.r_[np.ones(3), np.zeros(297)].astype(int)
+    frame = pd.DataFrame({"label": y, "model": np.linspace(1, 0, 300), "baseline": np.linspace(0, 1, 300)})
+    fig = lift_gains_figure(frame, {"model": "model", "baseline": "baseline"})
+    assert [ax.get_xlabel() for ax in fig.axes] == ["users contacted, highest scores first (%)",
+                                                    "score decile (1 = riskiest 10%)"]
