@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import sys
-from pathlib import Path
 
 import click
 
@@ -76,7 +75,8 @@ def phase(ctx: Context, name: str, in_place: bool) -> None:
     project = ctx.project()
     overrides = {} if in_place else scratch_copy(project, name)
     run = ctx.project(**overrides) if overrides else project
-    click.echo(f"running {name} {'IN PLACE on ' + str(run.warehouse.path) if in_place else 'on a scratch copy: ' + str(run.data_dir)}")
+    where = f"IN PLACE on {run.warehouse.path}" if in_place else f"on a scratch copy: {run.data_dir}"
+    click.echo(f"running {name} {where}")
     try:
         result = run_ploomber(run.root, ["task", name, "--force", *params_mod.env_args({**ctx.sets, **overrides})],
                               log=new_log(project.logs_dir, f"phase-{name}"), reports_dir=run.reports_dir)

@@ -62,7 +62,8 @@ def db(ctx: Context, sql: str | None, write: bool) -> None:
         if sql is not None:
             run_sql(con, sql)
         else:
-            _shell(con, f"{'READ-WRITE on ' + str(warehouse.path) if write else 'read-only on the published snapshot of ' + str(warehouse.path)}")
+            mode = "READ-WRITE on" if write else "read-only on the published snapshot of"
+            _shell(con, f"{mode} {warehouse.path}")
 
 
 @click.command("redis-cli", context_settings={"ignore_unknown_options": True})
