@@ -12,6 +12,8 @@ REDIS_URL ?=
 # Extra arguments for ploomber build / pytest, e.g. ARGS="--env--n_users 300" or ARGS="-k redis".
 ARGS ?=
 BACKUP ?=
+# The API's port (make serve PORT=8080).
+PORT ?= 8000
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
 .PHONY: help setup build test test-fast lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
@@ -33,8 +35,8 @@ redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_U
 	@if [ -z "$(REDIS_URL)" ]; then $(BIN)/python -m churn.store.redis_server start --data-dir $(DATA_DIR); \
 	else echo "using REDIS_URL=$(REDIS_URL)"; fi
 
-build: setup redis-start ## run the whole pipeline (ploomber build); reports land in reports/
-	$(BIN)/ploomber build $(REDIS_ENV) $(ARGS)
+build: setup redis-start ## run the whole pipeline (parameters checked first, then ploomber build); reports land in reports/
+	$(BIN)/churn build $(REDIS_ENV) $(ARGS)
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
@@ -64,9 +66,8 @@ bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the 
 	@test -f $(DATA_DIR)/churn.snapshot.duckdb || $(MAKE) build
 	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
 
-serve: setup redis-start ## the REST API on http://127.0.0.1:8000 (docs at /docs); run `make build` first
-	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' $(BIN)/uvicorn churn.serving.app:create_app --factory \
-		--host 127.0.0.1 --port 8000 --loop uvloop --http httptools
+serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
+	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving
 
 dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:8866
 	@echo "monitoring: http://127.0.0.1:8866/voila/render/monitoring.ipynb"

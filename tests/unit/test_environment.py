@@ -1,4 +1,4 @@
-"""The conda environment and the pip project install the same pinned packages."""
+"""The conda environment and the pip project install the same pinned packages (the lock)."""
 
 import tomllib
 from pathlib import Path
@@ -22,10 +22,12 @@ def _conda_pins() -> tuple[str, set[str]]:
     return python, set(pip)
 
 
-def test_environment_yml_pins_equal_pyproject_pins():
-    """Every pip pin in environment.yml is in pyproject.toml and vice versa."""
+def test_environment_yml_installs_the_lock_and_the_project():
+    """environment.yml's pip section installs requirements.lock (which pins every direct
+    dependency at pyproject's version, see below) and the project itself, nothing else."""
     _, conda = _conda_pins()
-    assert conda == _pyproject_pins()
+    assert conda == {"-r requirements.lock", "-e ."}
+    assert (ROOT / "requirements.lock").is_file()
 
 
 def test_every_dependency_is_pinned_exactly():

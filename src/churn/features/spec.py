@@ -66,6 +66,7 @@ class FeatureDef:
     scale: float = 1.0
     default: float | str | None = None
     description: str = ""
+    unit: str = ""  # shown with the value (API explanations); empty: derived from the aggregation
 
     @property
     def is_ratio(self) -> bool:

@@ -351,8 +351,12 @@ def _notes_text(notes: str | list[str] | None) -> str | None:
 
 
 def _write_reports(context: AbstractDataContext, report: QualityReport, report_dir: Path) -> None:
-    """Write the raw validation results as JSON and build Data Docs."""
+    """Write the raw validation results as JSON, build Data Docs, and our offline page
+    (``index.html``: Data Docs need a CDN for their index and styles)."""
+    from churn.reports.quality import write_quality_report
+
     report_dir.mkdir(parents=True, exist_ok=True)
     payload = {"success": report.success, "tables": report.raw}
     (report_dir / RESULT_FILE).write_text(json.dumps(payload, indent=2, default=str))
     context.build_data_docs(site_names=[_DOCS_SITE])
+    write_quality_report(report, report_dir)

@@ -30,13 +30,13 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], workers: int, port: int, timeout: float = 60.0) -> subprocess.Popen:
-    """uvicorn with the app factory in a subprocess; returns once /health answers."""
+    """The API launcher (``python -m churn.serving``, as ``make serve`` runs it) in a subprocess;
+    returns once /health reports a loaded model."""
     import httpx
 
-    cmd = [sys.executable, "-m", "uvicorn", "churn.serving.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-           "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    cmd = [sys.executable, "-m", "churn.serving", "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "CHURN_HOST": "127.0.0.1", "CHURN_PORT": str(port),
+                                      "CHURN_WORKERS": str(workers), **env})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:

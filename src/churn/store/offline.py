@@ -44,6 +44,13 @@ def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
     return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
 
 
+def feature_spec(warehouse: Warehouse) -> dict:
+    """The feature spec (plain data) that produced the offline store; {} when none was recorded."""
+    with warehouse.reader() as con:
+        meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
+    return json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+
+
 def read_features(warehouse: Warehouse) -> pd.DataFrame:
     """The whole offline store, ordered by snapshot then user."""
     with warehouse.reader() as con:
