@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from churn.cli import Context, pass_context
+
+if TYPE_CHECKING:
+    from churn.registry import ModelRegistry
 
 REASON = click.option("--reason", required=True, help="Why (recorded in the registry's history).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 MODEL = click.option("--model-name", default=None, help="Model name (default: model_name in env.yaml).")
 
 
-def _name(ctx: Context, model_name: str | None) -> tuple[object, str]:
+def _name(ctx: Context, model_name: str | None) -> tuple[ModelRegistry, str]:
     project = ctx.project()
     return project.registry, model_name or project.model_name
 

@@ -12,11 +12,15 @@ import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from churn.cli import Context, pass_context
 from churn.cli.project import Project
+
+if TYPE_CHECKING:
+    from churn.serving.service import ServingState
 
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON (the API's response body).")
 
@@ -25,7 +29,7 @@ def settings_for(project: Project):
     """API settings pointing at this project's data (REDIS_URL / CHURN_* variables still apply)."""
     from churn.serving.settings import Settings
 
-    given = {"data_dir": project.data_dir, "warehouse": project.path("warehouse"),
+    given: dict[str, Any] = {"data_dir": project.data_dir, "warehouse": project.path("warehouse"),
              "models_dir": project.models_dir, "model_name": project.model_name}
     if project.params.get("redis_url"):
         given["redis_url"] = project.params["redis_url"]
@@ -33,7 +37,7 @@ def settings_for(project: Project):
 
 
 @contextmanager
-def serving_state(project: Project) -> Iterator[object]:
+def serving_state(project: Project) -> Iterator[ServingState]:
     from churn.serving.errors import ServiceUnavailable
     from churn.serving.service import ServingState
 

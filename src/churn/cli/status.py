@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -110,7 +111,7 @@ def runs(ctx: Context, as_json: bool) -> None:
     """The last run of every phase: status, duration, and what its receipt says it wrote."""
     project = ctx.project()
     receipts = read_receipts(project.receipts_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for state in task_states(project):
         receipt = receipts.get(state.name.replace("-", "_"), {})
         rows.append({"task": state.name, "status": state.status, "outdated": state.outdated,

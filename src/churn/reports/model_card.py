@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
     m, p = record.metrics, record.params
     title = f"{record.model_name} v{record.version}"
     metrics = metric_intervals(m)
-    if result is not None and pd.isna(metrics.loc[0, "low"]):
+    if result is not None and metrics["low"].isna().iloc[0]:
         low, high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
         metrics.loc[0, ["low", "high"]] = [low, high]
     sections = [
@@ -107,6 +108,7 @@ def _features(record: ModelVersion, result: Any | None) -> str:
 
 def _metrics(table: pd.DataFrame, m: dict[str, Any]) -> str:
     rows = []
+    row: Any  # a row of the metrics table
     for row in table.itertuples():
         interval = f"[{_num(row.low)}, {_num(row.high)}]" if pd.notna(row.low) else ""
         rows.append((row.metric, _num(row.value), interval, row.interval))
@@ -144,7 +146,7 @@ def _limits(record: ModelVersion) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+def _table(rows: Sequence[tuple[object, ...]], header: tuple[str, ...] | None = None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"
