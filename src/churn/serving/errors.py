@@ -81,8 +81,9 @@ async def internal_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    # Starlette types a handler as taking any Exception, so narrower handlers need the ignores.
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     for cls in (ServiceUnavailable, WarehouseError, OnlineStoreError, RegistryError, duckdb.Error):
         app.add_exception_handler(cls, unavailable)
     app.add_exception_handler(InvalidFeatureVector, invalid_vector)

@@ -22,7 +22,7 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     predictions = [
         {"user_id": uid, "probability": prob, "risk_band": band, "model_version": model.version,
          "features_as_of": when, "cached": hit}
-        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached)
+        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached, strict=True)
     ]
     return predictions, vectors.user_ids[~vectors.found].tolist()
 

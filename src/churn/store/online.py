@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -81,8 +83,8 @@ class OnlineStore:
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
 
     @classmethod
-    def from_url(cls, url: str, feature_set: str, features: list[str], **kwargs) -> OnlineStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, **kwargs)
+    def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}:u:{int(user_id)}"
@@ -100,7 +102,7 @@ class OnlineStore:
             self.client.set(f"{self.prefix}:meta", json.dumps({"features": self.features}))
             for lo in range(0, len(records), batch_size):
                 pipe = self.client.pipeline(transaction=False)
-                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size]):
+                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size], strict=True):
                     pipe.set(self.key(uid), rec.tobytes(), ex=self.ttl)
                 pipe.execute()
                 batches += 1
@@ -118,14 +120,14 @@ class OnlineStore:
             self.add_counts(int(read.found.sum()), len(ids) - int(read.found.sum()), int(read.bad.sum()))
         return read
 
-    def decode(self, ids: np.ndarray, raw: list) -> OnlineRead:
+    def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
         """Vectors from the raw ``MGET`` answer; a value that is not a valid vector is ``bad``."""
         size = self._dtype.itemsize
         present = np.array([r is not None for r in raw], dtype=bool)
         sized = np.array([r is not None and len(r) == size for r in raw], dtype=bool)
         records = np.zeros(len(ids), dtype=self._dtype)
         if sized.any():
-            records[sized] = np.frombuffer(b"".join(r for r, ok in zip(raw, sized) if ok), dtype=self._dtype)
+            records[sized] = np.frombuffer(b"".join(r for r, ok in zip(raw, sized, strict=True) if ok), dtype=self._dtype)
         valid = sized.copy()
         if sized.any():
             stamps = records["as_of"]
@@ -197,7 +199,7 @@ class OnlineStore:
             self.client.delete(f"{self.prefix}:stats", f"{self.prefix}:meta")
         return deleted
 
-    def _guard(self):
+    def _guard(self) -> _RedisGuard:
         return _RedisGuard(self.prefix)
 
 
@@ -210,7 +212,8 @@ class _RedisGuard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         if exc is not None and isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             raise OnlineStoreError(f"online store (Redis) unreachable: {exc}") from None
         return False

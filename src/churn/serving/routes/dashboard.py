@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from churn.serving import queries
-from churn.serving.dashboard_schemas import ABTestOut, ModelOut, MonitoringHealthOut, RetrainingStatusOut, Row, SummaryOut
+from churn.serving.dashboard_schemas import (
+    ABTestOut,
+    ModelOut,
+    MonitoringHealthOut,
+    RetrainingStatusOut,
+    Row,
+    SummaryOut,
+)
 from churn.serving.deps import State
 from churn.serving.schemas import ErrorOut
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 from starlette.concurrency import run_in_threadpool
 
@@ -9,7 +11,7 @@ from churn.serving.deps import SettingsDep, State, UserId
 from churn.serving.schemas import BatchOut, BatchRequest, ErrorOut, PredictionDetailOut
 
 router = APIRouter(prefix="/predict", tags=["predict"])
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut},
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut},
           503: {"model": ErrorOut, "description": "no production model / store unavailable"}}
 
 
