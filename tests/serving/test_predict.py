@@ -125,12 +125,13 @@ def test_too_many_ids_is_413(make_client):
 
 
 def test_a_batch_is_one_redis_read_and_one_vectorised_scoring(client, monkeypatch, user_ids, unknown_id):
-    """However many ids: a single online_read (one MGET) and a single predict_proba call."""
+    """However many ids: a single online read (one MGET, on the asyncio client) and a single
+    predict_proba call; the blocking client is not used on the request path."""
     state = client.app.state.serving
     model = state.models.current
     store = state.features.store_for(model)
-    calls = {"online_read": 0, "predict_proba": 0}
-    for obj, name in ((store, "online_read"), (model.predictor, "predict_proba")):
+    calls = {"aonline_read": 0, "online_read": 0, "predict_proba": 0}
+    for obj, name in ((store, "aonline_read"), (store, "online_read"), (model.predictor, "predict_proba")):
         original = getattr(obj, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):
@@ -140,7 +141,7 @@ def test_a_batch_is_one_redis_read_and_one_vectorised_scoring(client, monkeypatc
         monkeypatch.setattr(obj, name, spy)
     response = client.post("/predict/batch", json={"user_ids": [*user_ids, unknown_id]})
     assert response.status_code == 200 and len(response.json()["predictions"]) == len(user_ids)
-    assert calls == {"online_read": 1, "predict_proba": 1}
+    assert calls == {"aonline_read": 1, "online_read": 0, "predict_proba": 1}
 
 
 def test_cache_clear_empties_the_online_store(client, redis_client, latest, user_ids):
