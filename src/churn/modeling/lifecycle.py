@@ -18,8 +18,11 @@ def predictor_from(result: TrainingResult, frame: pd.DataFrame, model_name: str)
 
 def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.DataFrame, *, model_name: str,
                     feature_set: str, horizon_days: int, fingerprint: str, code_version: str, reason: str,
-                    extra_metrics: dict | None = None, extra_params: dict | None = None) -> ModelVersion:
-    """Register ``result`` (stage none) with metrics, parameters, snapshots and provenance."""
+                    extra_metrics: dict | None = None, extra_params: dict | None = None,
+                    stage: str = "none") -> ModelVersion:
+    """Register ``result`` with metrics, parameters, snapshots and provenance, and put it in
+    ``stage`` in the same transaction (a crash never leaves it in ``none``). Idempotent: the
+    same training data and code (or the same artifact) reuse the existing version."""
     predictor = predictor_from(result, frame, model_name)
     return registry.register_model(
         model_name=model_name, model=predictor,
@@ -29,7 +32,7 @@ def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.D
                 "train_snapshots": [str(s) for s in result.train_snapshots],
                 "valid_snapshots": [str(s) for s in result.valid_snapshots], **(extra_params or {})},
         features=result.features, training_data_fingerprint=fingerprint, code_version=code_version,
-        reason=reason,
+        reason=reason, stage=stage, idempotent=True,
     )  # fmt: skip
 
 
