@@ -26,6 +26,7 @@ import socket
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TextIO
 
 import pandas as pd
@@ -52,15 +53,16 @@ class RunLock:
     def acquire(self, holder: dict[str, Any]) -> None:
         """Take the lock and write ``holder`` into it, or raise :class:`RunLockedError` at once."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+")
+        handle = open(self.path, "a+")  # noqa: SIM115 - held open until release(): the open file is the lock
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
             text = handle.read()
             handle.close()
-            raise RunLockedError(f"another run holds {self.path}: {describe_holder(text)}; wait for it to "
-                                 "finish or stop it, then retry") from None
+            raise RunLockedError(
+                f"another run holds {self.path}: {describe_holder(text)}; wait for it to finish or stop it, then retry"
+            ) from None
         handle.truncate(0)
         handle.write(json.dumps(holder, default=str))
         handle.flush()
@@ -94,7 +96,7 @@ def _build_force() -> bool | None:
     """The ``force`` flag of the ``DAG.build`` we are called from, None outside a build:
     ``ploomber status`` / ``plot`` render the DAG (and so call the ``on_render`` hook) without
     running anything, and must neither lock nor record a run."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
         if code.co_name == "_build" and code.co_filename.replace(os.sep, "/").endswith("ploomber/dag/dag.py"):
@@ -111,23 +113,42 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}"
     lock = RunLock(data_dir)
-    lock.acquire({"pid": os.getpid(), "run_id": run_id, "started_at": f"{started:%Y-%m-%d %H:%M:%S}",
-                  "host": socket.gethostname()})
+    lock.acquire(
+        {
+            "pid": os.getpid(),
+            "run_id": run_id,
+            "started_at": f"{started:%Y-%m-%d %H:%M:%S}",
+            "host": socket.gethostname(),
+        }
+    )
     try:
         ledger = RunLedger(data_dir)
         died, forced = repair(dag, ledger, Warehouse(warehouse), build_force)
         params = run_params(dag)
-        ledger.start({"run_id": run_id, "as_of": params.get("as_of"), "params": params,
-                      "code_version": code_version(root), "pid": os.getpid(), "host": socket.gethostname(),
-                      "started_at": started, "planned": planned_tasks(dag), "forced": forced,
-                      "repaired_run": died})
+        ledger.start(
+            {
+                "run_id": run_id,
+                "as_of": params.get("as_of"),
+                "params": params,
+                "code_version": code_version(root),
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started_at": started,
+                "planned": planned_tasks(dag),
+                "forced": forced,
+                "repaired_run": died,
+            }
+        )
     except BaseException:
         lock.release()
         raise
     _CURRENT.update(lock=lock, ledger=ledger, run_id=run_id)
     if died:
-        print(f"churn: run {died} died before it finished; forced again: "
-              + (", ".join(f"{t} ({why})" for t, why in forced.items()) or "nothing"), file=sys.stderr)
+        print(
+            f"churn: run {died} died before it finished; forced again: "
+            + (", ".join(f"{t} ({why})" for t, why in forced.items()) or "nothing"),
+            file=sys.stderr,
+        )
 
 
 def on_finish(dag, report) -> None:
@@ -165,8 +186,11 @@ def run_params(dag) -> dict[str, Any]:
 
 def planned_tasks(dag) -> list[str]:
     """The tasks this build will run (Ploomber found them outdated, or they were forced)."""
-    return [name for name in dag if str(dag[name].exec_status) in {"TaskStatus.WaitingExecution",
-                                                                  "TaskStatus.WaitingUpstream"}]
+    return [
+        name
+        for name in dag
+        if str(dag[name].exec_status) in {"TaskStatus.WaitingExecution", "TaskStatus.WaitingUpstream"}
+    ]
 
 
 def read_receipt(task) -> dict | None:
@@ -188,15 +212,21 @@ def task_rows(dag, report: dict[str, dict]) -> list[dict[str, Any]]:
         task = dag[name]
         status = str(task.exec_status).removeprefix("TaskStatus.")
         facts = report.get(name, {})
-        rows.append({"task": name, "status": status,
-                     "elapsed_s": facts.get("Elapsed (s)") if facts.get("Ran?") else None,
-                     "outputs": read_receipt(task) if status == "Executed" else None})
+        rows.append(
+            {
+                "task": name,
+                "status": status,
+                "elapsed_s": facts.get("Elapsed (s)") if facts.get("Ran?") else None,
+                "outputs": read_receipt(task) if status == "Executed" else None,
+            }
+        )
     return rows
 
 
 # -- repair after a died run ----------------------------------------------------------------------
-def repair(dag, ledger: RunLedger, warehouse: Warehouse, build_force: bool = False
-           ) -> tuple[str | None, dict[str, str]]:
+def repair(
+    dag, ledger: RunLedger, warehouse: Warehouse, build_force: bool = False
+) -> tuple[str | None, dict[str, str]]:
     """Mark every ``running`` run as died (we hold the lock, so its holder is gone) and force the
     tasks whose outputs cannot be confirmed (``build_force``: the build runs everything anyway).
     Returns (the latest died run, {task: reason})."""
@@ -204,12 +234,12 @@ def repair(dag, ledger: RunLedger, warehouse: Warehouse, build_force: bool = Fal
     if running.empty:
         return None, {}
     forced: dict[str, str] = {}
-    for row in running.itertuples():
-        ledger.mark_died(row.run_id, "its process ended while the run was running (killed or crashed)")
-        started = pd.Timestamp(row.started_at).tz_localize("UTC").timestamp()
-        for name in json.loads(row.planned):
+    for row in running.to_dict("records"):
+        ledger.mark_died(str(row["run_id"]), "its process ended while the run was running (killed or crashed)")
+        started = pd.Timestamp(row["started_at"]).tz_localize("UTC").timestamp()
+        for name in json.loads(str(row["planned"])):
             if name in dag and not _finished_since(dag[name], started):
-                forced.setdefault(name, f"did not finish in run {row.run_id}")
+                forced.setdefault(name, f"did not finish in run {row['run_id']}")
     for name, why in unconfirmed_receipts(dag, warehouse).items():
         forced.setdefault(name, why)
     if forced:
@@ -241,9 +271,14 @@ def unconfirmed_receipts(dag, warehouse: Warehouse) -> dict[str, str]:
 def _fingerprinted_tables(receipt: dict) -> dict[str, str]:
     """``{schema.table: fingerprint}`` a receipt vouches for: its ``tables`` entry, whose keys are
     qualified names or raw table names (generate-data's receipt)."""
-    tables = receipt.get("tables") if isinstance(receipt.get("tables"), dict) else {}
-    return {(key if "." in key else f"raw_data.{key}"): facts["fingerprint"]
-            for key, facts in tables.items() if isinstance(facts, dict) and "fingerprint" in facts}
+    tables = receipt.get("tables")
+    if not isinstance(tables, dict):
+        return {}
+    return {
+        (key if "." in key else f"raw_data.{key}"): facts["fingerprint"]
+        for key, facts in tables.items()
+        if isinstance(facts, dict) and "fingerprint" in facts
+    }
 
 
 def force(dag, names: list[str], build_force: bool = False) -> None:

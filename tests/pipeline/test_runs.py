@@ -6,10 +6,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
-
-import sys
 
 import pytest
 import redis
@@ -37,8 +36,9 @@ def _ploomber(tmp: Path, redis_url: str, *extra: str, command: str = "build", wa
     if wait:
         return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     # its own process group: the kill must take the notebook kernel (a child) with it
-    return subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
 
 
 def _wait_for(predicate, what: str, timeout: float = 300) -> None:

@@ -59,8 +59,14 @@ def test_ledger_records_a_run_its_tasks_and_a_death(tmp_path: Path):
     assert ledger.runs().empty
     base = {"params": {"seed": 42}, "code_version": "abc", "pid": 1, "host": "h", "planned": ["a", "b"]}
     ledger.start({**base, "run_id": "r1", "started_at": pd.Timestamp("2026-12-05 01:00")})
-    ledger.finish("r1", "succeeded", [{"task": "a", "status": "Executed", "elapsed_s": 1.5, "outputs": {"rows": 3}},
-                                      {"task": "b", "status": "Skipped"}])
+    ledger.finish(
+        "r1",
+        "succeeded",
+        [
+            {"task": "a", "status": "Executed", "elapsed_s": 1.5, "outputs": {"rows": 3}},
+            {"task": "b", "status": "Skipped"},
+        ],
+    )
     ledger.start({**base, "run_id": "r2", "started_at": pd.Timestamp("2026-12-05 02:00")})
     assert list(ledger.runs("running").run_id) == ["r2"]
     ledger.mark_died("r2", "killed")
@@ -101,7 +107,12 @@ def test_a_receipt_whose_fingerprints_left_the_warehouse_is_unconfirmed(tmp_path
 
 
 def test_receipt_tables_are_qualified():
-    receipt = {"tables": {"users": {"fingerprint": "3:1"}, "ml_pipeline.features": {"fingerprint": "9:2"},
-                          "odd": "no fingerprint"}}
+    receipt = {
+        "tables": {
+            "users": {"fingerprint": "3:1"},
+            "ml_pipeline.features": {"fingerprint": "9:2"},
+            "odd": "no fingerprint",
+        }
+    }
     assert _fingerprinted_tables(receipt) == {"raw_data.users": "3:1", "ml_pipeline.features": "9:2"}
     assert _fingerprinted_tables({"tables": None}) == {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from churn.modeling.predict import ChurnPredictor
@@ -18,13 +20,16 @@ def predictor_from(result: TrainingResult, frame: pd.DataFrame, model_name: str)
 
 def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.DataFrame, *, model_name: str,
                     feature_set: str, horizon_days: int, fingerprint: str, code_version: str, reason: str,
-                    extra_metrics: dict | None = None, extra_params: dict | None = None,
+                    extra_metrics: dict[str, Any] | None = None, extra_params: dict[str, Any] | None = None,
                     stage: str = "none") -> ModelVersion:
-    """Register ``result`` with metrics, parameters, snapshots and provenance, and put it in
-    ``stage`` in the same transaction (a crash never leaves it in ``none``). Idempotent: the
-    same training data and code (or the same artifact) reuse the existing version."""
+    """Register ``result`` with metrics, parameters, snapshots and provenance, put it in
+    ``stage`` in the same transaction (a crash never leaves it in ``none``), and write its model
+    card next to the artifact. Idempotent: the same training data and code (or the same
+    artifact) reuse the existing version."""
+    from churn.reports.model_card import write_model_card
+
     predictor = predictor_from(result, frame, model_name)
-    return registry.register_model(
+    record = registry.register_model(
         model_name=model_name, model=predictor,
         metrics={**result.validation.as_dict(), "baseline_auc": result.baseline.auc, **(extra_metrics or {})},
         params={"C": result.best_c, "threshold": result.threshold, "horizon_days": int(horizon_days),
@@ -34,6 +39,8 @@ def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.D
         features=result.features, training_data_fingerprint=fingerprint, code_version=code_version,
         reason=reason, stage=stage, idempotent=True,
     )  # fmt: skip
+    write_model_card(record, result)
+    return record
 
 
 def load_predictor(registry: ModelRegistry, model_name: str, version: int | None = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -75,7 +76,7 @@ def refuse_duplicate(con: Con, model_name: str, version: int) -> None:
         )
 
 
-def insert_version(con: Con, row: dict, at: datetime) -> None:
+def insert_version(con: Con, row: dict[str, Any], at: datetime) -> None:
     """Insert a new version in stage ``none`` (JSON columns serialised here)."""
     con.execute(
         f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, 'none', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -179,7 +180,7 @@ def check_single_production(con: Con, model_name: str) -> None:
         raise RegistryError(f"refusing to commit {rows[0][0]} production versions of {model_name!r}")
 
 
-def find_identical(con: Con, models_dir: Path, row: dict, sha256: str) -> ModelVersion | None:
+def find_identical(con: Con, models_dir: Path, row: dict[str, Any], sha256: str) -> ModelVersion | None:
     """A version of ``row``'s model that this registration would duplicate: the same artifact
     bytes, or the same training data, clean code version, parameters and features."""
     code = row.get("code_version")

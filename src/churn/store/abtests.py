@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import duckdb
 import pandas as pd
 
 from churn.store.warehouse import Warehouse
@@ -29,7 +31,7 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
-def create_test(warehouse: Warehouse, row: dict, assignments: pd.DataFrame) -> None:
+def create_test(warehouse: Warehouse, row: dict[str, Any], assignments: pd.DataFrame) -> None:
     """Insert a test and its assignments in one transaction (nothing half-created on error)."""
     with warehouse.writer() as con, warehouse.transaction(con):
         for ddl in DDL:
@@ -53,7 +55,8 @@ def write_results(warehouse: Warehouse, test_name: str, outcomes: pd.DataFrame) 
     return len(outcomes)
 
 
-def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: list[str], con=None) -> None:
+def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: list[str],
+                  con: duckdb.DuckDBPyConnection | None = None) -> None:
     """Mark a running test concluded with its decision; with ``con`` inside the caller's
     transaction (the registry change the decision makes commits with it, or neither does)."""
     if con is None:
@@ -66,11 +69,11 @@ def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: 
         raise ValueError(f"A/B test {test_name!r} is not running (unknown or already concluded)")
 
 
-def get_test(warehouse: Warehouse, test_name: str) -> dict | None:
+def get_test(warehouse: Warehouse, test_name: str) -> dict[str, Any] | None:
     frame = warehouse.read_if_exists(TESTS, f"SELECT * FROM {TESTS} WHERE test_name = ?", [test_name])
     if frame.empty:
         return None
-    row = frame.iloc[0].to_dict()
+    row = {str(k): v for k, v in frame.iloc[0].to_dict().items()}  # to_dict gives Python scalars
     row["params"] = json.loads(row["params"])
     row["reasons"] = json.loads(row["reasons"]) if isinstance(row.get("reasons"), str) else []
     return row

@@ -38,7 +38,7 @@ class RunLedger:
         data_dir: the workspace's data folder (the ledger is ``data_dir/runs.duckdb``).
     """
 
-    def __init__(self, data_dir: str | os.PathLike) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = Path(data_dir) / LEDGER_FILE
 
     @contextmanager
@@ -74,18 +74,28 @@ class RunLedger:
         if status not in RUN_STATUSES:
             raise ValueError(f"unknown run status {status!r}: expected one of {', '.join(RUN_STATUSES)}")
         with self._writer() as con:
-            con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
-                        [status, _now(), error, run_id])
+            con.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+                [status, _now(), error, run_id],
+            )
             con.execute("DELETE FROM run_tasks WHERE run_id = ?", [run_id])
             for task in tasks:
-                con.execute("INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?)",
-                            [run_id, task["task"], task["status"], task.get("elapsed_s"),
-                             _json(task.get("outputs")) if task.get("outputs") is not None else None])
+                con.execute(
+                    "INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?)",
+                    [
+                        run_id,
+                        task["task"],
+                        task["status"],
+                        task.get("elapsed_s"),
+                        _json(task.get("outputs")) if task.get("outputs") is not None else None,
+                    ],
+                )
 
     def mark_died(self, run_id: str, note: str) -> None:
         with self._writer() as con:
-            con.execute("UPDATE runs SET status = 'died', finished_at = ?, error = ? WHERE run_id = ?",
-                        [_now(), note, run_id])
+            con.execute(
+                "UPDATE runs SET status = 'died', finished_at = ?, error = ? WHERE run_id = ?", [_now(), note, run_id]
+            )
 
     def runs(self, status: str | None = None) -> pd.DataFrame:
         """Every run, oldest first (optionally only those in ``status``); empty without a ledger."""
@@ -95,7 +105,7 @@ class RunLedger:
     def tasks(self, run_id: str) -> pd.DataFrame:
         return self._read("SELECT * FROM run_tasks WHERE run_id = ? ORDER BY task", [run_id])
 
-    def _read(self, sql: str, params: list) -> pd.DataFrame:
+    def _read(self, sql: str, params: list[Any]) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame()
         con = duckdb.connect(str(self.path), read_only=True)
