@@ -63,6 +63,8 @@ def load_dag(project: Project):
 
     with contextlib.chdir(project.root):
         dag = DAGSpec(str(project.root / PIPELINE), env=dict(project.params)).to_dag()
+        for task in dag.values():
+            task._on_render = None  # the report hooks copy files: looking must not write
         dag.render(show_progress=False)
     return dag
 

@@ -54,6 +54,7 @@ def draw_dag(states: Sequence[TaskState], target: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch, Patch
 
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, selectable
     pos = positions(states)
     width = max(x for x, _ in pos.values()) + 2.2
     height = max(abs(y) for _, y in pos.values()) * 2 + 2.4
