@@ -60,7 +60,12 @@ def db(ctx: Context, sql: str | None, write: bool) -> None:
     opener = warehouse.writer() if write else warehouse.reader()
     with opener as con:
         if sql is not None:
-            run_sql(con, sql)
+            import duckdb
+
+            try:
+                run_sql(con, sql)
+            except duckdb.Error as exc:
+                raise click.ClickException(str(exc)) from None
         else:
             _shell(con, f"{'READ-WRITE on ' + str(warehouse.path) if write else 'read-only on the published snapshot of ' + str(warehouse.path)}")
 
