@@ -12,7 +12,7 @@ REDIS_URL ?=
 # Extra arguments for ploomber build / pytest, e.g. ARGS="--env--n_users 300" or ARGS="-k redis".
 ARGS ?=
 BACKUP ?=
-# Ports of `make serve` (the API) and `make dashboards` (Voila); `make status` asks the API on PORT.
+# Ports of `make serve` (the API, PORT=8080) and `make dashboards` (Voila); `make status` asks the API on PORT.
 PORT ?= 8000
 DASHBOARD_PORT ?= 8866
 # make phase PHASE=check-features [IN_PLACE=1]; make db-connect [WRITE=1]
@@ -22,7 +22,7 @@ WRITE ?=
 CHURN_SET := $(if $(REDIS_URL),--set 'redis_url=$(REDIS_URL)',)
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser \
+.PHONY: help setup build test lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser \
 	plot status logs db-connect redis-cli version phase
 
 help: ## list the targets and what they do
@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned stack into $(VENV) (about 3 minutes on a fresh machine)..."
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -c requirements.lock -e .
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -c requirements.lock -e '.[notebook,dev]'
 	@touch $(STAMP)
 
 redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_URL is set
@@ -47,6 +47,15 @@ build: setup redis-start ## run the whole pipeline (parameters checked first, th
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## apply ruff's safe fixes and format every file not listed as legacy in pyproject.toml
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 browser: ## install Debian's headless Chromium for the dashboard tests, if missing (needs root)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
@@ -63,9 +72,8 @@ bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the 
 	@test -f $(DATA_DIR)/churn.snapshot.duckdb || $(MAKE) build
 	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
 
-serve: setup redis-start ## the REST API on http://127.0.0.1:$(PORT) (PORT=8000; docs at /docs); run `make build` first
-	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' $(BIN)/uvicorn churn.serving.app:create_app --factory \
-		--host 127.0.0.1 --port $(PORT) --loop uvloop --http httptools
+serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
+	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving
 
 dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:$(DASHBOARD_PORT) (DASHBOARD_PORT=8866)
 	@echo "monitoring: http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/monitoring.ipynb"

@@ -20,11 +20,12 @@ n_valid_snapshots = None
 import pandas as pd
 
 from churn.modeling import plots
-from churn.modeling.evaluate import bootstrap_auc_ci
+from churn.modeling.evaluate import bootstrap_auc_ci, decile_table
 from churn.modeling.lifecycle import register_result
 from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
+from churn.reports.model_card import card_path
 from churn.store import offline
 from churn.store.warehouse import Warehouse
 
@@ -51,14 +52,27 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # churners, so the validation set holds few positives and every metric is noisy.
 
 # %%
-comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()})
+comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()}).astype(object)
 auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
-comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]",
-                              "[{:.3f}, {:.3f}]".format(*bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"]))]
+base_low, base_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"])
+comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]", f"[{base_low:.3f}, {base_high:.3f}]"]
 comparison
 
 # %%
 fig = plots.evaluation_figure(result.predictions, {"model": "model", "baseline (recency)": "baseline"})
+
+# %% [markdown]
+# ## Lift and gains
+# The view a retention team plans with: rank users by score, contact the riskiest first. The
+# gains curve says what share of churners a campaign reaching the top x% would catch; the
+# decile table gives each tenth's churn rate (with its 95% Wilson interval) and lift over the
+# base rate.
+
+# %%
+fig = plots.lift_gains_figure(result.predictions, {"model": "model", "baseline (recency)": "baseline"})
+
+# %%
+decile_table(result.predictions["label"], result.predictions["model"]).round(4)
 
 # %%
 fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
@@ -80,7 +94,8 @@ print(f"model AUC beats the recency baseline: {result.validation.auc > result.ba
 # %% [markdown]
 # ## Register
 # The artifact is the predictor the API and batch scoring share (pipeline + feature order +
-# risk bands: medium = training churn rate, high = the decision threshold).
+# risk bands: medium = training churn rate, high = the decision threshold). Its model card
+# (data, features, metrics with intervals, baseline, canary, limits) is written next to it.
 
 # %%
 registry = ModelRegistry(wh, models_dir)
@@ -90,7 +105,9 @@ version = register_result(
     fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason="trained by the train-model phase",
     extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary})
 stage = "production" if first else "staging"
-version = registry.promote_model(version.version, stage, "first model of its name" if first else "candidate from train-model", model_name=model_name)
+reason = "first model of its name" if first else "candidate from train-model"
+version = registry.promote_model(version.version, stage, reason, model_name=model_name)
+print(f"model card: {card_path(version)}")
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
 
 # %%

@@ -17,22 +17,49 @@ from churn.store.redis_server import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
-TASKS = ["generate-data", "check-raw-data", "build-features", "check-features", "train-model",
-         "publish-online", "score-batch", "monitor", "decide-retraining", "ab-test"]
+TASKS = [
+    "generate-data",
+    "check-raw-data",
+    "build-features",
+    "check-features",
+    "train-model",
+    "publish-online",
+    "score-batch",
+    "monitor",
+    "decide-retraining",
+    "ab-test",
+]
 
 
 def sets(build: Path, redis_url: str) -> list[str]:
     """The same parameters the small build ran with (tests/pipeline/conftest.py)."""
     data = build / "data"
-    return ["--set", f"data_dir={data}", "--set", f"reports_dir={build / 'reports'}",
-            "--set", f"warehouse={data / 'churn.duckdb'}", "--set", f"models_dir={data / 'models'}",
-            "--set", f"redis_url={redis_url}", "--set", "n_users=300"]
+    return [
+        "--set",
+        f"data_dir={data}",
+        "--set",
+        f"reports_dir={build / 'reports'}",
+        "--set",
+        f"warehouse={data / 'churn.duckdb'}",
+        "--set",
+        f"models_dir={data / 'models'}",
+        "--set",
+        f"redis_url={redis_url}",
+        "--set",
+        "n_users=300",
+    ]
 
 
 def churn(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_") and k != "REDIS_URL"}
-    return subprocess.run([sys.executable, "-m", "churn.cli", "--project", str(ROOT), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 def sha256(path: Path) -> str:
@@ -54,8 +81,9 @@ def test_status_shows_every_phase_built_and_up_to_date(small_build, embedded_red
 
 def test_a_changed_parameter_shows_the_tasks_it_makes_outdated(small_build, embedded_redis):
     """Ploomber's own verdict: a new horizon re-runs build-features and everything downstream."""
-    out = churn(*sets(small_build, embedded_redis.url), "--set", "horizon_days=20", "status",
-                "--api", "http://127.0.0.1:9")
+    out = churn(
+        *sets(small_build, embedded_redis.url), "--set", "horizon_days=20", "status", "--api", "http://127.0.0.1:9"
+    )
     flagged = {ln.split()[0] for ln in out.stdout.splitlines() if "outdated" in ln and ln.startswith("  ")}
     assert {"build-features", "train-model", "ab-test"} <= flagged
     assert "generate-data" not in flagged and "check-raw-data" not in flagged
@@ -96,8 +124,15 @@ def test_phase_runs_on_a_scratch_copy_and_leaves_the_build_untouched(small_build
 def test_a_failed_phase_ends_with_its_one_line_cause(small_build, embedded_redis):
     """An impossible label-rate band fails the feature gate: the last line says so; the traceback
     is in the log and the failed notebook."""
-    out = churn(*sets(small_build, embedded_redis.url), "--set", "label_rate_min=0.5",
-                "--set", "label_rate_max=0.9", "phase", "check-features")
+    out = churn(
+        *sets(small_build, embedded_redis.url),
+        "--set",
+        "label_rate_min=0.5",
+        "--set",
+        "label_rate_max=0.9",
+        "phase",
+        "check-features",
+    )
     assert out.returncode != 0
     lines = out.stdout.strip().splitlines()
     assert lines[-1].startswith("error: check-features failed: "), lines[-5:]
@@ -112,10 +147,22 @@ def test_a_failed_build_ends_with_its_one_line_cause(tmp_path):
     """`churn build` (what `make build` runs): own files that are not there stop generate-data."""
     raw = tmp_path / "own"
     raw.mkdir()
-    out = churn("--set", f"data_dir={tmp_path / 'data'}", "--set", f"reports_dir={tmp_path / 'reports'}",
-                "--set", f"warehouse={tmp_path / 'data' / 'churn.duckdb'}",
-                "--set", f"models_dir={tmp_path / 'data' / 'models'}",
-                "build", "--force", "--env--source", "files", "--env--raw_dir", str(raw))
+    out = churn(
+        "--set",
+        f"data_dir={tmp_path / 'data'}",
+        "--set",
+        f"reports_dir={tmp_path / 'reports'}",
+        "--set",
+        f"warehouse={tmp_path / 'data' / 'churn.duckdb'}",
+        "--set",
+        f"models_dir={tmp_path / 'data' / 'models'}",
+        "build",
+        "--force",
+        "--env--source",
+        "files",
+        "--env--raw_dir",
+        str(raw),
+    )
     assert out.returncode != 0
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("error: generate-data failed: ") and "users" in last, last
@@ -148,6 +195,8 @@ def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(sm
     injected = next(c for c in model["content"]["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
     assert str(scratch / "churn.duckdb") in injected["source"] and str(warehouse) + '"' not in injected["source"]
     nb = nbformat.from_dict(model["content"])
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+    ).execute()
     assert json.loads((scratch / "products" / "check_features.json").read_text())["success"] is True
     assert sha256(warehouse) == before

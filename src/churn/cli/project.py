@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from churn import params as params_mod
+
+if TYPE_CHECKING:
+    from churn.registry import ModelRegistry
+    from churn.store.warehouse import Warehouse
 
 PIPELINE = "pipeline.yaml"
 ENV = "env.yaml"
@@ -85,13 +89,13 @@ class Project:
         return self.data_dir / "logs"
 
     @cached_property
-    def warehouse(self):  # -> Warehouse (imported lazily: the CLI's --help stays fast)
+    def warehouse(self) -> Warehouse:  # imported lazily: the CLI's --help stays fast
         from churn.store.warehouse import Warehouse
 
         return Warehouse(self.path("warehouse"))
 
     @cached_property
-    def registry(self):  # -> ModelRegistry
+    def registry(self) -> ModelRegistry:
         from churn.registry import ModelRegistry
 
         return ModelRegistry(self.warehouse, self.models_dir)

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,8 +15,14 @@ from churn.cli import Context, pass_context
 from churn.cli.dagstate import task_states
 from churn.cli.project import Project
 
-API = click.option("--api", "api_url", default="http://127.0.0.1:8000", show_default=True,
-                   envvar="CHURN_API_URL", help="Where `make serve` listens (make status passes PORT).")
+API = click.option(
+    "--api",
+    "api_url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="CHURN_API_URL",
+    help="Where `make serve` listens (make status passes PORT).",
+)
 
 
 def _mtime(path: Path) -> str:
@@ -92,7 +99,7 @@ def status(ctx: Context, api_url: str, api_key: str | None) -> None:
         click.echo(line)
 
 
-def read_receipts(folder: Path) -> dict[str, dict]:
+def read_receipts(folder: Path) -> dict[str, dict[str, Any]]:
     """Each task's JSON receipt by file stem (``generate_data``), unreadable ones skipped."""
     out = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -110,11 +117,19 @@ def runs(ctx: Context, as_json: bool) -> None:
     """The last run of every phase: status, duration, and what its receipt says it wrote."""
     project = ctx.project()
     receipts = read_receipts(project.receipts_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for state in task_states(project):
         receipt = receipts.get(state.name.replace("-", "_"), {})
-        rows.append({"task": state.name, "status": state.status, "outdated": state.outdated,
-                     "seconds": state.duration_s, "finished_at": state.finished_at, "receipt": receipt})
+        rows.append(
+            {
+                "task": state.name,
+                "status": state.status,
+                "outdated": state.outdated,
+                "seconds": state.duration_s,
+                "finished_at": state.finished_at,
+                "receipt": receipt,
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

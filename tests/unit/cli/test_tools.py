@@ -24,9 +24,25 @@ def test_db_is_read_only_by_default_and_writes_only_with_write(churn, data_dir):
 
 def test_redis_cli_talks_to_the_projects_redis(data_dir, embedded_redis, redis_client):
     redis_client.set("cli-test", "hello")
-    out = subprocess.run([sys.executable, "-m", "churn.cli", "--project", str(ROOT), "--set", f"data_dir={data_dir}",
-                          "--set", f"redis_url={embedded_redis.url}", "redis-cli", "GET", "cli-test"],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "churn.cli",
+            "--project",
+            str(ROOT),
+            "--set",
+            f"data_dir={data_dir}",
+            "--set",
+            f"redis_url={embedded_redis.url}",
+            "redis-cli",
+            "GET",
+            "cli-test",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hello"
 
@@ -57,15 +73,20 @@ def test_lab_opens_python_files_as_notebooks_with_the_projects_config(monkeypatc
 
 
 def _make_dry_run(*args: str) -> str:
-    out = subprocess.run(["make", "-n", "-o", ".venv/.churn-installed", "BIN=.venv/bin", *args], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        ["make", "-n", "-o", ".venv/.churn-installed", "BIN=.venv/bin", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout
 
 
 def test_ports_are_configurable():
-    assert "--port 8123" in _make_dry_run("serve", "PORT=8123", "REDIS_URL=redis://x")
-    assert "--port 8000" in _make_dry_run("serve", "REDIS_URL=redis://x")
+    assert "CHURN_PORT=8123" in _make_dry_run("serve", "PORT=8123", "REDIS_URL=redis://x")
+    assert "CHURN_PORT=8000" in _make_dry_run("serve", "REDIS_URL=redis://x")
     assert "--port 9866" in _make_dry_run("dashboards", "DASHBOARD_PORT=9866")
     assert "--api http://127.0.0.1:8123" in _make_dry_run("status", "PORT=8123")
 
