@@ -167,6 +167,8 @@ def test_a_failed_build_ends_with_its_one_line_cause(tmp_path):
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("error: generate-data failed: ") and "users" in last, last
     assert (tmp_path / "reports" / "01_generate_data.failed.ipynb").is_file()
+    recorded = json.loads((tmp_path / "data" / "logs" / "last-build.json").read_text())
+    assert recorded["source"] == "files" and recorded["raw_dir"] == str(raw)  # status/phase reuse these
 
 
 def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(small_build, embedded_redis):

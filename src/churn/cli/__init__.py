@@ -49,6 +49,14 @@ class Context:
     def project(self, **more: str) -> Project:
         return Project(self.root, {**self.sets, **more})
 
+    def built_project(self, **more: str) -> Project:
+        """The project with the parameters of its last ``churn build`` (then ``--set``, ``more``),
+        so status, plot and a single phase see the build as it was run."""
+        from churn.cli.project import read_build_params
+
+        last = read_build_params(self.project().logs_dir)
+        return Project(self.root, {**last, **self.sets, **more})
+
 
 pass_context = click.make_pass_decorator(Context)
 

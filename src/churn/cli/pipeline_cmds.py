@@ -9,7 +9,7 @@ import click
 
 from churn import params as params_mod
 from churn.cli import Context, pass_context
-from churn.cli.project import Project, check_task, load_defaults
+from churn.cli.project import Project, check_task, load_defaults, write_build_params
 from churn.cli.runner import new_log, run_ploomber
 
 SCRATCH = "scratch"
@@ -30,6 +30,7 @@ def build(ctx: Context, args: tuple[str, ...]) -> None:
     overrides, rest = params_mod.parse_env_args(args, list(load_defaults(ctx.root)))
     project = ctx.project(**overrides)
     env = params_mod.env_args({**ctx.sets, **overrides})
+    write_build_params(project.logs_dir, {**ctx.sets, **overrides})
     result = run_ploomber(
         project.root, ["build", *rest, *env], log=new_log(project.logs_dir, "build"), reports_dir=project.reports_dir
     )
@@ -92,12 +93,12 @@ def scratch(ctx: Context, name: str, env_file: str) -> None:
     """
     if "/" in env_file:
         raise click.BadParameter("a file name next to pipeline.yaml, without folders", param_hint="--env-file")
-    project = ctx.project()
+    project = ctx.built_project()
     overrides = scratch_copy(project, name, require_build=False)
     import yaml
 
     raw = yaml.safe_load((project.root / "env.yaml").read_text())
-    raw.update({k: v for k, v in ctx.sets.items() if k in raw})
+    raw.update({k: project.params[k] for k in project.overrides if k in raw})  # typed, as checked
     raw.update(overrides)
     header = (
         f"# Written by `churn scratch` from env.yaml: the paths point at the scratch copy {overrides['data_dir']}.\n"
@@ -122,9 +123,10 @@ def phase(ctx: Context, name: str, in_place: bool) -> None:
     its report lands in <data_dir>/scratch/NAME/reports/. --in-place runs it for real.
     """
     name = check_task(name, ctx.root)
-    project = ctx.project()
+    project = ctx.built_project()
     overrides = {} if in_place else scratch_copy(project, name)
-    run = ctx.project(**overrides) if overrides else project
+    env = {**project.overrides, **overrides}
+    run = Project(project.root, env)
     click.echo(
         f"running {name} {'IN PLACE on ' + str(run.warehouse.path) if in_place else 'on a scratch copy: ' + str(run.data_dir)}"
     )
@@ -137,7 +139,7 @@ def phase(ctx: Context, name: str, in_place: bool) -> None:
                 name,
                 "--skip-upstream",
                 "--force",
-                *params_mod.env_args({**ctx.sets, **overrides}),
+                *params_mod.env_args(env),
             ],
             log=new_log(project.logs_dir, f"phase-{name}"),
             reports_dir=run.reports_dir,

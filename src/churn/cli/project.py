@@ -107,6 +107,32 @@ class Project:
         return str(self.params.get("redis_url") or "") or EmbeddedRedis(self.data_dir).url
 
 
+BUILD_PARAMS = "last-build.json"
+
+
+def write_build_params(logs_dir: Path, overrides: dict[str, str]) -> Path:
+    """Remember the ``--env--`` overrides of the latest build (atomically)."""
+    import json
+
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    target = logs_dir / BUILD_PARAMS
+    tmp = target.with_name(f".{BUILD_PARAMS}.tmp")
+    tmp.write_text(json.dumps(overrides, indent=2))
+    tmp.replace(target)
+    return target
+
+
+def read_build_params(logs_dir: Path) -> dict[str, str]:
+    """The overrides the latest build ran with (empty when none was recorded)."""
+    import json
+
+    try:
+        data = json.loads((logs_dir / BUILD_PARAMS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
 def task_names(root: Path) -> list[str]:
     """The pipeline's task names, in pipeline.yaml order."""
     spec = yaml.safe_load((root / PIPELINE).read_text()) or {}

@@ -85,12 +85,15 @@ def api_line(api_url: str, api_key: str | None) -> str:
 @click.option("--api-key", envvar="CHURN_API_KEY", default=None, help="X-API-Key, when the API needs one.")
 @pass_context
 def status(ctx: Context, api_url: str, api_key: str | None) -> None:
-    """What is built and when, what is stale, the warehouse, the production model, Redis, the API."""
-    project = ctx.project()
+    """What is built and when, what is stale, the warehouse, the production model, Redis, the API.
+
+    Outdated is judged with the parameters of the last `churn build` (plus any --set).
+    """
+    project = ctx.built_project()
     click.echo(f"project    {project.root}")
     changed = {k: v for k, v in project.params.items() if project.defaults.get(k) != v}
     if changed:
-        click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+        click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in changed.items()) + " (last build, --set)")
     click.echo("pipeline   (outdated: Ploomber would re-run it on the next build)")
     for state in task_states(project):
         when = f"  {state.finished_at[:19]}" if state.finished_at else ""
@@ -115,7 +118,7 @@ def read_receipts(folder: Path) -> dict[str, dict[str, Any]]:
 @pass_context
 def runs(ctx: Context, as_json: bool) -> None:
     """The last run of every phase: status, duration, and what its receipt says it wrote."""
-    project = ctx.project()
+    project = ctx.built_project()
     receipts = read_receipts(project.receipts_dir)
     rows: list[dict[str, Any]] = []
     for state in task_states(project):

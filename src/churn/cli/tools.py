@@ -149,7 +149,7 @@ def plot(ctx: Context, out: Path | None) -> None:
     from churn.cli.dagstate import task_states
     from churn.cli.plot import draw_dag
 
-    project = ctx.project()
+    project = ctx.built_project()
     target = out or project.reports_dir / "pipeline.svg"
     written = draw_dag(task_states(project), target)
     click.echo("wrote " + ", ".join(str(p) for p in written))

@@ -77,3 +77,17 @@ def test_python_dash_m_runs_the_cli_as_churn():
         [sys.executable, "-m", "churn.cli", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60
     )
     assert out.returncode == 0 and out.stdout.startswith("Usage: churn")
+
+
+def test_status_plot_and_phase_use_the_parameters_of_the_last_build(tmp_path):
+    """`churn build --env--n_users 300` is remembered, so `churn status` judges "outdated"
+    against the build as it ran; a --set still wins."""
+    from churn.cli import Context
+    from churn.cli.project import read_build_params, write_build_params
+
+    data = tmp_path / "data"
+    write_build_params(data / "logs", {"n_users": "300", "data_dir": str(data)})
+    assert read_build_params(data / "logs") == {"n_users": "300", "data_dir": str(data)}
+    assert Context(ROOT, {"data_dir": str(data)}).built_project().params["n_users"] == 300
+    assert Context(ROOT, {"data_dir": str(data), "n_users": "500"}).built_project().params["n_users"] == 500
+    assert Context(ROOT, {"data_dir": str(tmp_path / "other")}).built_project().params["n_users"] == 1000
