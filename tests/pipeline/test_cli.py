@@ -202,3 +202,63 @@ def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(sm
     ).execute()
     assert json.loads((scratch / "products" / "check_features.json").read_text())["success"] is True
     assert sha256(warehouse) == before
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_lab_as_make_lab_starts_it_serves_phase_notebooks_as_notebooks_with_scratch_parameters(tmp_path):
+    """The real Jupyter server, started the way `make lab` starts it: a .py phase notebook is
+    served as a notebook (no HTTP 500) carrying the scratch paths, and the settings Lab reads make
+    the Jupytext notebook the default viewer of .py files."""
+    import time
+    import urllib.request
+
+    env_file = f"env.test-{uuid.uuid4().hex[:8]}.yaml"
+    data = tmp_path / "data"
+    port, token = _free_port(), uuid.uuid4().hex
+    lab = None
+    try:
+        assert churn("--set", f"data_dir={data}", "scratch", "--env-file", env_file).returncode == 0
+        env = {
+            **os.environ,
+            "PLOOMBER_ENV_FILENAME": env_file,
+            "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter"),
+            "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        }
+        lab = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", f"--port={port}",
+             "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}", "--allow-root",
+             "--ServerApp.contents_manager_class=jupytext.TextFileContentsManager", f"--ServerApp.root_dir={ROOT}"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"token {token}"}
+
+        def get(path: str) -> dict:
+            request = urllib.request.Request(base + path, headers=headers)
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return json.loads(response.read())
+
+        for _ in range(120):
+            try:
+                get("/api/status")
+                break
+            except OSError:
+                time.sleep(0.5)
+        model = get("/api/contents/notebooks/04_check_features.py?type=notebook&content=1")
+        settings = get("/lab/api/settings/@jupyterlab/docmanager-extension:plugin")
+    finally:
+        if lab is not None:
+            lab.terminate()
+            lab.wait(timeout=30)
+        (ROOT / env_file).unlink(missing_ok=True)
+    assert model["type"] == "notebook"
+    injected = next(c for c in model["content"]["cells"] if "injected-parameters" in c["metadata"].get("tags", []))
+    assert str(data / "scratch" / "lab" / "churn.duckdb") in injected["source"]
+    viewers = settings["schema"]["properties"]["defaultViewers"]["default"]  # overrides change the defaults
+    assert viewers == {"python": "Jupytext Notebook"}
