@@ -89,7 +89,7 @@ flags.astype(int)
 
 # %%
 timeline = performance_timeline(frame, predictor, model.params["threshold"], list(train_snapshots))
-timeline.round({c: 4 for c in timeline.select_dtypes("number").columns})
+timeline.round(dict.fromkeys(timeline.select_dtypes("number").columns, 4))
 
 # %%
 fig = plots.timeline_figure(timeline)

@@ -127,9 +127,8 @@ def phase(ctx: Context, name: str, in_place: bool) -> None:
     overrides = {} if in_place else scratch_copy(project, name)
     env = {**project.overrides, **overrides}
     run = Project(project.root, env)
-    click.echo(
-        f"running {name} {'IN PLACE on ' + str(run.warehouse.path) if in_place else 'on a scratch copy: ' + str(run.data_dir)}"
-    )
+    where = f"IN PLACE on {run.warehouse.path}" if in_place else f"on a scratch copy: {run.data_dir}"
+    click.echo(f"running {name} {where}")
     try:
         result = run_ploomber(
             run.root,

@@ -127,7 +127,7 @@ class OnlineStore:
         sized = np.array([r is not None and len(r) == size for r in raw], dtype=bool)
         records = np.zeros(len(ids), dtype=self._dtype)
         if sized.any():
-            records[sized] = np.frombuffer(b"".join(r for r, ok in zip(raw, sized) if ok), dtype=self._dtype)
+            records[sized] = np.frombuffer(b"".join(r for r, ok in zip(raw, sized, strict=True) if ok), dtype=self._dtype)
         valid = sized.copy()
         if sized.any():
             stamps = records["as_of"]
