@@ -56,10 +56,12 @@ serve: setup redis-start ## the REST API on http://127.0.0.1:8000 (docs at /docs
 	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' $(BIN)/uvicorn churn.serving.app:create_app --factory \
 		--host 127.0.0.1 --port 8000 --loop uvloop --http httptools
 
-dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:8866
-	@echo "monitoring: http://127.0.0.1:8866/voila/render/monitoring.ipynb"
-	@echo "A/B tests:  http://127.0.0.1:8866/voila/render/ab_testing.ipynb"
-	$(BIN)/voila notebooks/dashboards --no-browser --port 8866 --Voila.ip=127.0.0.1 \
+DASHBOARD_PORT ?= 8866
+
+dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:$DASHBOARD_PORT (default 8866)
+	@echo "monitoring: http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/monitoring.ipynb"
+	@echo "A/B tests:  http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/ab_testing.ipynb"
+	$(BIN)/voila notebooks/dashboards --no-browser --port $(DASHBOARD_PORT) --Voila.ip=127.0.0.1 \
 		--MappingKernelManager.cull_idle_timeout=300 --MappingKernelManager.cull_interval=60 \
 		--MappingKernelManager.cull_connected=True
 
