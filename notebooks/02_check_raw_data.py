@@ -11,7 +11,7 @@ churn_rate_min = None
 churn_rate_max = None
 
 # %%
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from churn.pipeline import write_receipt
 from churn.quality import runner, suites
@@ -27,7 +27,7 @@ tables = raw.read_raw_tables(Warehouse(warehouse))
 # user exists, amounts >= 0, known event/billing types and plans, churn share within bounds.
 
 # %%
-checked_at = datetime.now(timezone.utc).replace(tzinfo=None)
+checked_at = datetime.now(UTC).replace(tzinfo=None)
 report = runner.validate_frames(
     suites.prepare_raw_frames(tables["users"], tables["events"], tables["billing"]),
     suites.raw_data_suites(

@@ -54,8 +54,8 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # %%
 comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()}).astype(object)
 auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
-comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]",
-                              "[{:.3f}, {:.3f}]".format(*bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"]))]
+base_low, base_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"])
+comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]", f"[{base_low:.3f}, {base_high:.3f}]"]
 comparison
 
 # %%
@@ -105,7 +105,8 @@ version = register_result(
     fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason="trained by the train-model phase",
     extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary})
 stage = "production" if first else "staging"
-version = registry.promote_model(version.version, stage, "first model of its name" if first else "candidate from train-model", model_name=model_name)
+reason = "first model of its name" if first else "candidate from train-model"
+version = registry.promote_model(version.version, stage, reason, model_name=model_name)
 print(f"model card: {card_path(version)}")
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
 

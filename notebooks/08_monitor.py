@@ -65,7 +65,7 @@ print("drifted features:", ", ".join(summary[summary.drifted].feature) or "none"
 print("drift alarms:", ", ".join(summary[summary.alarm].feature) or "none")
 
 # %%
-fig = plots.distribution_figure(reference, current, predictor.features, dict(zip(summary.feature, summary.drifted)))
+fig = plots.distribution_figure(reference, current, predictor.features, dict(zip(summary.feature, summary.drifted, strict=True)))
 
 # %%
 report.pivot_table(index="feature", columns="test", values=["effect_size", "p_adjusted"]).round(4)
@@ -89,7 +89,7 @@ flags.astype(int)
 
 # %%
 timeline = performance_timeline(frame, predictor, model.params["threshold"], list(train_snapshots))
-timeline.round({c: 4 for c in timeline.select_dtypes("number").columns})
+timeline.round(dict.fromkeys(timeline.select_dtypes("number").columns, 4))
 
 # %%
 fig = plots.timeline_figure(timeline)

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
@@ -78,7 +79,9 @@ def calibration_table(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int
     return pd.DataFrame({"mean_predicted": predicted, "observed_rate": observed})
 
 
-def bootstrap_auc_ci(y_true, scores, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_auc_ci(
+    y_true: ArrayLike, scores: ArrayLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the AUC (resampling rows; degenerate resamples skipped)."""
     y, s = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
     rng = np.random.default_rng(seed)

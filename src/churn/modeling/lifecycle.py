@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from churn.modeling.predict import ChurnPredictor
@@ -18,7 +20,7 @@ def predictor_from(result: TrainingResult, frame: pd.DataFrame, model_name: str)
 
 def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.DataFrame, *, model_name: str,
                     feature_set: str, horizon_days: int, fingerprint: str, code_version: str, reason: str,
-                    extra_metrics: dict | None = None, extra_params: dict | None = None) -> ModelVersion:
+                    extra_metrics: dict[str, Any] | None = None, extra_params: dict[str, Any] | None = None) -> ModelVersion:
     """Register ``result`` (stage none) with metrics, parameters, snapshots and provenance, and
     write its model card next to the artifact."""
     from churn.reports.model_card import write_model_card

@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -72,7 +73,7 @@ def coefficient_figure(features: list[str], coefficients: np.ndarray) -> Figure:
     return fig
 
 
-def _decorate(ax, title: str, xlabel: str, ylabel: str) -> None:
+def _decorate(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

@@ -33,11 +33,13 @@ class ChurnPredictor:
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Log-odds for a (n, n_features) array in ``self.features`` order."""
-        return ((np.asarray(x, dtype=float) - self._mean) / self._scale) @ self._coef + self._intercept
+        logits: np.ndarray = ((np.asarray(x, dtype=float) - self._mean) / self._scale) @ self._coef + self._intercept
+        return logits
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Churn probabilities for a (n, n_features) array."""
-        return 1.0 / (1.0 + np.exp(-self.logits(np.atleast_2d(x))))
+        proba: np.ndarray = 1.0 / (1.0 + np.exp(-self.logits(np.atleast_2d(x))))
+        return proba
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the features -> user_id, probability, risk_band."""

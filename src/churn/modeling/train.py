@@ -106,7 +106,7 @@ def cross_validate(train: pd.DataFrame, features: list[str], horizon_days: int,
             rows.append({"C": c, "fold": i, "test_snapshot": train["snapshot_at"].iloc[te[0]],
                          "auc": roc_auc_score(y[te], p)})
     scores = pd.DataFrame(rows)
-    best = float(scores.groupby("C")["auc"].mean().idxmax())
+    best = float(scores.groupby("C")["auc"].mean().idxmax())  # type: ignore[arg-type]  # the index holds floats
     return scores, best, oof[best]
 
 
@@ -133,8 +133,8 @@ def train_model(frame: pd.DataFrame, features: list[str], horizon_days: int, n_v
         pipeline=pipeline, features=list(features), best_c=best_c, threshold=threshold,
         cv_scores=cv_scores, train_snapshots=sorted(train["snapshot_at"].unique()),
         valid_snapshots=sorted(valid["snapshot_at"].unique()),
-        validation=evaluate(valid["label"], p_valid, threshold),
-        baseline=evaluate(valid["label"], base_valid, base_threshold, probabilities=False),
+        validation=evaluate(valid["label"].to_numpy(), p_valid, threshold),
+        baseline=evaluate(valid["label"].to_numpy(), base_valid, base_threshold, probabilities=False),
         predictions=predictions,
     )  # fmt: skip
 

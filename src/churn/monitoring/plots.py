@@ -14,7 +14,7 @@ def distribution_figure(reference: pd.DataFrame, current: pd.DataFrame, features
     titled in red; x axes labelled with each feature's description and unit (``labels``)."""
     rows = int(np.ceil(len(features) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.9 * rows), squeeze=False)
-    for ax, feature in zip(axes.flat, features):
+    for ax, feature in zip(axes.flat, features, strict=False):  # the grid may have spare axes
         _histograms(ax, reference[feature], current[feature])
         ax.set_title(feature + ("  (DRIFT)" if drifted.get(feature) else ""),
                      color="tab:red" if drifted.get(feature) else "black", fontsize=10)
@@ -72,7 +72,7 @@ def timeline_figure(timeline: pd.DataFrame) -> Figure:
     for ax, columns, title, ylabel in zip(
             axes, (["auc"], ["precision", "recall"], ["brier", "churn_rate"]),
             ("AUC", "precision / recall at threshold", "Brier score / churn rate"),
-            ("ROC AUC (0.5 = chance)", "share (0 to 1)", "Brier score; 30-day churn rate (0 to 1)")):
+            ("ROC AUC (0.5 = chance)", "share (0 to 1)", "Brier score; 30-day churn rate (0 to 1)"), strict=True):
         for column in columns:
             ax.plot(x, timeline[column], "o-", label=column)
         ax.axvspan(x[timeline["in_training"]].min(), x[timeline["in_training"]].max(), color="grey",

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import f1_score
 
 from churn.modeling.evaluate import evaluate, max_f1_threshold, top_decile_lift
 from churn.modeling.predict import ChurnPredictor, risk_bands
