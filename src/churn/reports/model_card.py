@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.modeling.evaluate import bootstrap_auc_ci, decile_table, wilson_interval
 from churn.registry import ModelVersion
 
 CARD_SUFFIX = ".card.html"
@@ -47,6 +46,8 @@ def write_model_card(record: ModelVersion, result: Any | None = None) -> Path:
 def metric_intervals(metrics: dict[str, Any]) -> pd.DataFrame:
     """Validation metrics with 95% intervals where they can be had from the registry alone:
     AUC (bootstrap, when recorded), precision and recall (Wilson, from the counts they imply)."""
+    from churn.modeling.evaluate import wilson_interval  # here: card_path alone must not import scikit-learn
+
     positives = int(metrics.get("positives", 0))
     recall, precision = float(metrics.get("recall", np.nan)), float(metrics.get("precision", np.nan))
     rows = [("AUC", metrics.get("auc"), metrics.get("auc_ci_low"), metrics.get("auc_ci_high"), "bootstrap")]
@@ -65,6 +66,8 @@ def metric_intervals(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
+    from churn.modeling.evaluate import bootstrap_auc_ci, decile_table
+
     m, p = record.metrics, record.params
     title = f"{record.model_name} v{record.version}"
     metrics = metric_intervals(m)
