@@ -32,9 +32,8 @@ _UNITS = {"count": "count", "count_distinct_days": "days", "days_since_last": "d
 def feature_axis_labels(spec: dict[str, Any] | str | None, features: list[str]) -> dict[str, str]:
     """``feature -> "events in the last 30 days (count)"``: the spec's description and the unit
     its aggregation implies (the name alone when the spec does not describe it)."""
-    if isinstance(spec, str):
-        spec = json.loads(spec)
-    defs = {f["name"]: f for f in (spec or {}).get("features", [])}
+    data: dict[str, Any] = json.loads(spec) if isinstance(spec, str) else (spec or {})
+    defs = {f["name"]: f for f in data.get("features", [])}
     labels = {}
     for name in features:
         definition = defs.get(name, {})
