@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from churn.features.spec import feature_docs
+
 STATISTIC_NAMES: dict[str, str] = {"ks": "KS D", "welch_t": "Cohen's d (Welch t)", "psi": "PSI",
                                    "chi2": "Cramer's V (chi-squared)"}
 P_VALUE_NAMES: dict[str, str] = {"ks": "KS p (Holm)", "welch_t": "Welch t p (Holm)", "psi": "PSI p (Holm)",
@@ -25,20 +27,15 @@ STATISTIC_MEANING: dict[str, str] = {
     "psi": "population stability index on reference-decile bins (< 0.1 stable, >= 0.2 significant)",
     "chi2": "strength of association between window and category (0 to 1)",
 }
-_UNITS = {"count": "count", "count_distinct_days": "days", "days_since_last": "days", "days_since_first": "days",
-          "ratio": "ratio"}
 
 
 def feature_axis_labels(spec: dict[str, Any] | str | None, features: list[str]) -> dict[str, str]:
     """``feature -> "events in the last 30 days (count)"``: the spec's description and the unit
     its aggregation implies (the name alone when the spec does not describe it)."""
     data: dict[str, Any] = json.loads(spec) if isinstance(spec, str) else (spec or {})
-    defs = {f["name"]: f for f in data.get("features", [])}
     labels = {}
-    for name in features:
-        definition = defs.get(name, {})
-        description = definition.get("description") or name
-        unit = _UNITS.get(definition.get("aggregation", ""))
+    for name, doc in feature_docs(data, features).items():
+        description, unit = doc["description"] or name, doc["unit"]
         labels[name] = f"{description} ({unit})" if unit and "(" not in description else description
     return labels
 
