@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Markdown, display
@@ -13,10 +15,11 @@ from churn.store import abtests
 from churn.store.warehouse import Warehouse
 
 
-def statistics_table(results: dict) -> pd.Series:
+def statistics_table(results: dict[str, Any]) -> pd.Series:
     """Each statistic named for what it is, with its interval or verdict."""
     return pd.Series({
-        "30-day churn rate, control / variant": f"{results['control']['churn_rate']:.2%} / {results['variant']['churn_rate']:.2%}",
+        "30-day churn rate, control / variant":
+            f"{results['control']['churn_rate']:.2%} / {results['variant']['churn_rate']:.2%}",
         "difference in churn rate (variant - control), 95% CI":
             f"{results['difference']:+.2%} [{results['ci'][0]:+.2%}, {results['ci'][1]:+.2%}]",
         "two-proportion test p-value": f"{results['p_value']:.4f}",
@@ -35,9 +38,9 @@ def show_test(manager: ABTestManager, warehouse: Warehouse, registry: ModelRegis
               test_name: str) -> None:
     """Everything about ``test_name``: figure, statistics, decision with its reasons, registry events."""
     analysis = manager.analysis(test_name)
-    if analysis and analysis[1] is not None:
+    _, experiment, _, daily = analysis
+    if experiment is not None and experiment.sequential is not None and daily is not None:
         results = manager.get_test_results(test_name, analysis)
-        _, experiment, _, daily = analysis
         arms_figure(results, daily, experiment.sequential.p_value, float(experiment.fixed.alpha))
         plt.show()
         display(statistics_table(results).to_frame())

@@ -14,8 +14,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from churn.monitoring import plots
-from churn.monitoring.wording import (STATISTIC_MEANING, STATISTIC_NAMES, alert_sentence, drift_evidence,
-                                      drift_summary, feature_axis_labels)
+from churn.monitoring.wording import (
+    STATISTIC_MEANING,
+    STATISTIC_NAMES,
+    alert_sentence,
+    drift_evidence,
+    drift_summary,
+    feature_axis_labels,
+)
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
 from churn.store import monitoring
@@ -122,7 +128,7 @@ def show_performance(data: MonitoringData, version: int) -> None:
     plots.timeline_figure(rows)
     plt.show()
     shown = rows[["snapshot_at", "vectors", "churners", "churn_rate", "auc", "precision", "recall", "brier", "in_training"]]
-    display(shown.round({c: 4 for c in ("churn_rate", "auc", "precision", "recall", "brier")}))
+    display(shown.round(dict.fromkeys(("churn_rate", "auc", "precision", "recall", "brier"), 4)))
 
 
 def show_alerts(data: MonitoringData) -> None:
