@@ -119,7 +119,7 @@ class ServingState:
         with self._ab_guard:
             lock = self._ab_locks.setdefault(test_name, threading.Lock())
         with lock:
-            stamp = self.registry._snapshot_stamp()  # (inode, mtime, size) of the file readers open
+            stamp = self.features.snapshot_stamp()  # identity of the file readers open
             cached = self._ab_cache.get(test_name)
             if cached is not None and stamp is not None and cached[0] == stamp:
                 with self._ab_guard:
