@@ -4,7 +4,6 @@ load, that they give the sklearn pipeline's probabilities; otherwise it scores w
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
