@@ -164,7 +164,7 @@ class FeatureSource:
         check_offline(frame, model.features)
         vectors.fill(frame, model.features)
         store = self.store_for(model)
-        orphans = []  # bad values of users the offline store does not know: delete, not rewrite
+        orphans = np.empty(0, dtype=np.int64)  # bad values of users the offline store does not know: delete
         if vectors.bad is not None and vectors.bad.any():
             orphans = np.setdiff1d(vectors.user_ids[vectors.bad], frame["user_id"].to_numpy(np.int64))
         if (refill or len(orphans)) and self.cache_usable(store):

@@ -120,7 +120,8 @@ class OnlineStore:
             raw = self.client.mget([self.key(u) for u in ids])
         read = self.decode(ids, raw)
         if count:
-            self.add_counts(int(read.found.sum()), len(ids) - int(read.found.sum()), int(read.bad.sum()))
+            bad = 0 if read.bad is None else int(read.bad.sum())
+            self.add_counts(int(read.found.sum()), len(ids) - int(read.found.sum()), bad)
         return read
 
     async def aonline_read(self, user_ids: list[int] | np.ndarray) -> OnlineRead:
