@@ -39,7 +39,7 @@ class LatestVectors:
                 self._load(stamp)
             if self.frame is None or self._index is None:
                 return None
-            rows = self._index.get_indexer(np.asarray(user_ids, dtype=np.int64))
+            rows = self._index.get_indexer(pd.Index(np.asarray(user_ids, dtype=np.int64)))
             return self.frame.iloc[rows[rows >= 0]]
 
     def _load(self, stamp: Any) -> None:

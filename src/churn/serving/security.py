@@ -13,6 +13,7 @@ import hmac
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
 import redis
 from fastapi import HTTPException, Request, Security
@@ -122,7 +123,7 @@ class SharedRateLimiter:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.local = RateLimiter(per_minute)  # used while Redis does not answer
-        self._script = None
+        self._script: Any = None  # registered on first use (needs the asyncio client)
 
     async def aacquire(self, client: str, aclient) -> float:
         """0.0 when allowed, else the seconds until the client's next token."""
