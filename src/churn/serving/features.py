@@ -29,7 +29,7 @@ from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
 from churn.serving.latest import LatestVectors
 from churn.serving.model import LoadedModel
 from churn.store import offline
-from churn.store.online import OnlineStore, OnlineStoreError
+from churn.store.online import AsyncRedisClient, OnlineStore, OnlineStoreError, RedisClient
 from churn.store.warehouse import Warehouse
 
 log = logging.getLogger("churn.serving")
@@ -74,8 +74,8 @@ def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
 class FeatureSource:
     """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
 
-    def __init__(self, client: redis.Redis, warehouse: Warehouse, retry_seconds: float = 1.0,
-                 aclient: redis.asyncio.Redis | None = None) -> None:
+    def __init__(self, client: RedisClient, warehouse: Warehouse, retry_seconds: float = 1.0,
+                 aclient: AsyncRedisClient | None = None) -> None:
         self.client = client  # background work and threads (refill, sync, counters, ping)
         self.aclient = aclient  # the request path, on the event loop
         self.latest = LatestVectors(warehouse)  # the offline fallback's in-memory index
