@@ -89,3 +89,9 @@ db-restore: setup ## verify, then IMPORT DATABASE + data/models from BACKUP=data
 
 db-clean: setup ## delete the warehouse (and its reader snapshot); backups are kept
 	$(BIN)/python -m churn.store.warehouse clean --warehouse $(DATA_DIR)/churn.duckdb
+
+# -- runs: scheduling (see README "Runs") ------------------------------------------------------
+.PHONY: schedule
+SCHEDULE ?= 0 6 * * *
+schedule: ## print a crontab line that runs the daily build on this machine (add it with `crontab -e`)
+	@echo "$(SCHEDULE) cd $(CURDIR) && $(shell command -v $(MAKE)) build$(if $(REDIS_URL), REDIS_URL='$(REDIS_URL)',) >> $(CURDIR)/$(DATA_DIR)/cron.log 2>&1"

@@ -116,3 +116,36 @@ def test_receipt_tables_are_qualified():
     }
     assert _fingerprinted_tables(receipt) == {"raw_data.users": "3:1", "ml_pipeline.features": "9:2"}
     assert _fingerprinted_tables({"tables": None}) == {}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _cron_field_ok(field: str, low: int, high: int) -> bool:
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        if step and not step.isdigit():
+            return False
+        if base == "*":
+            continue
+        bounds = base.split("-")
+        if not all(b.isdigit() and low <= int(b) <= high for b in bounds) or len(bounds) > 2:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("schedule", ["0 6 * * *", "30 2 * * 1-5"])
+def test_make_schedule_prints_a_cron_line_for_this_checkout(schedule: str):
+    """Five valid cron fields, then the build from this checkout with absolute paths (cron runs
+    with a bare environment), its output appended to a log under data/."""
+    out = subprocess.run(["make", "-s", "schedule", f"SCHEDULE={schedule}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()  # fmt: skip
+    fields = out.split()
+    assert " ".join(fields[:5]) == schedule
+    assert all(_cron_field_ok(f, lo, hi) for f, (lo, hi) in zip(fields[:5], CRON_RANGES, strict=True))
+    command = " ".join(fields[5:])
+    assert command.startswith(f"cd {ROOT} && /") and " build >> " in command and command.endswith(" 2>&1")
+    make = fields[8]
+    assert Path(make).is_absolute() and Path(make).exists()
+    assert f"{ROOT}/data/cron.log" in command
