@@ -149,3 +149,34 @@ def test_make_schedule_prints_a_cron_line_for_this_checkout(schedule: str):
     make = fields[8]
     assert Path(make).is_absolute() and Path(make).exists()
     assert f"{ROOT}/data/cron.log" in command
+
+
+READ_LEDGER_LOOP = """
+import sys, time
+from churn.store.runs import RunLedger
+ledger = RunLedger(sys.argv[1])
+print("reading", flush=True)
+end = time.monotonic() + 3
+while time.monotonic() < end:
+    ledger.runs()
+"""
+
+
+def test_ledger_writes_wait_out_a_reader_in_another_process(tmp_path: Path):
+    """DuckDB refuses a writer while another process has the file open read-only: a reader
+    polling the ledger (a status command) must not make the build's record fail."""
+    ledger = RunLedger(tmp_path)
+    base = {"params": {}, "pid": 1, "host": "h", "planned": []}
+    ledger.start({**base, "run_id": "r0", "started_at": pd.Timestamp("2026-12-05 00:00")})
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READ_LEDGER_LOOP, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        for i in range(1, 30):
+            ledger.start(
+                {**base, "run_id": f"r{i}", "started_at": pd.Timestamp("2026-12-05 00:00") + pd.Timedelta(i, "s")}
+            )
+    finally:
+        assert reader.wait(timeout=60) == 0
+    assert len(ledger.runs()) == 30
