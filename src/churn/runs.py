@@ -22,6 +22,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import secrets
 import socket
 import sys
 from datetime import UTC, datetime
@@ -80,7 +82,7 @@ class RunLock:
 
 
 def describe_holder(text: str) -> str:
-    """``pid 123, run 20261205T010203-123, started 2026-12-05 01:02:03 UTC`` from the lock file."""
+    """``pid 123, run 20261205T010203-123-9f3a, started 2026-12-05 01:02:03 UTC`` from the lock file."""
     try:
         holder = json.loads(text)
         return f"pid {holder['pid']}, run {holder['run_id']}, started {holder['started_at']} UTC"
@@ -111,7 +113,7 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
     if _CURRENT.get("rerendering") or build_force is None:
         return
     started = datetime.now(UTC).replace(tzinfo=None)
-    run_id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}"
+    run_id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(2)}"  # unique even within a second
     lock = RunLock(data_dir)
     lock.acquire(
         {
@@ -160,11 +162,26 @@ def on_finish(dag, report) -> None:
 
 
 def on_failure(dag, traceback: dict) -> None:
-    """Record a failed run (the traceback's last line) and each task's status; release the lock."""
+    """Record a failed run (the traceback's last line) and each task's status; release the lock.
+
+    A task that failed may have committed part of its work (a table) before its error, while
+    Ploomber keeps the product metadata of its last success: the next build would call it up to
+    date. Its metadata is deleted, so it (and what depends on it) runs again.
+    """
     if "run_id" not in _CURRENT:
         return
-    text = "\n".join(str(v) for v in (traceback or {}).values()).strip()
-    _close("failed", task_rows(dag, {}), text.splitlines()[-1][:2000] if text else "failed")
+    for name in dag:
+        if str(dag[name].exec_status) == "TaskStatus.Errored":
+            dag[name].product.metadata.delete()
+    _close("failed", task_rows(dag, {}), error_summary(traceback or {}))
+
+
+def error_summary(traceback: dict) -> str:
+    """The exception lines of Ploomber's build traceback (``RuntimeError: ...``), without its
+    banner, at most 2,000 characters."""
+    lines = [line.strip() for text in traceback.values() for line in str(text).splitlines()]
+    errors = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line)]
+    return ("\n".join(dict.fromkeys(errors)) or "\n".join(lines[-3:]) or "failed")[:2000]
 
 
 def _close(status: str, tasks: list[dict], error: str | None) -> None:

@@ -180,3 +180,48 @@ def test_ledger_writes_wait_out_a_reader_in_another_process(tmp_path: Path):
     finally:
         assert reader.wait(timeout=60) == 0
     assert len(ledger.runs()) == 30
+
+
+def _write(product, marker: str) -> None:
+    """A task that writes its product, then fails when ``marker`` exists (after its "commit")."""
+    Path(str(product)).write_text("written")
+    if Path(marker).exists():
+        raise RuntimeError("failed after writing")
+
+
+def _dag(tmp_path: Path):
+    from ploomber import DAG
+    from ploomber.executors import Serial
+    from ploomber.products import File
+    from ploomber.tasks import PythonCallable
+    from ploomber.util.dotted_path import DottedPath
+
+    dag = DAG(executor=Serial(build_in_subprocess=False))
+    dag.on_render = DottedPath({"dotted_path": "churn.runs.on_render", "data_dir": str(tmp_path / "data"),
+                                "warehouse": str(tmp_path / "data" / "churn.duckdb"), "root": str(tmp_path)})  # fmt: skip
+    dag.on_finish = DottedPath("churn.runs.on_finish")
+    dag.on_failure = DottedPath("churn.runs.on_failure")
+    PythonCallable(_write, File(tmp_path / "out.txt"), dag, name="write", params={"marker": str(tmp_path / "fail")})
+    return dag
+
+
+def test_a_task_that_failed_after_writing_runs_again_in_the_next_build(tmp_path: Path):
+    """Through real Ploomber builds with the DAG-level hooks: success is recorded; a forced build
+    whose task fails after writing is recorded as failed and the task loses its "up to date"
+    status, so the next plain build runs it again (Ploomber alone would skip it)."""
+    from ploomber.exceptions import DAGBuildError
+
+    ledger = RunLedger(tmp_path / "data")
+    _dag(tmp_path).build(show_progress=False)
+    assert _dag(tmp_path).build(show_progress=False)["Ran?"] == [False]  # up to date: skipped
+    (tmp_path / "fail").touch()
+    with pytest.raises(DAGBuildError):
+        _dag(tmp_path).build(force=True, show_progress=False)
+    (tmp_path / "fail").unlink()
+    assert _dag(tmp_path).build(show_progress=False)["Ran?"] == [True]
+    runs = ledger.runs()
+    assert list(runs.status) == ["succeeded", "succeeded", "failed", "succeeded"]
+    assert "RuntimeError: failed after writing" in runs.error.iloc[2]
+    assert list(ledger.tasks(runs.run_id.iloc[2]).status) == ["Errored"]
+    assert json.loads(runs.planned.iloc[1]) == [] and json.loads(runs.planned.iloc[3]) == ["write"]
+    assert not (tmp_path / "data" / "run.lock").read_text()  # released: nobody holds it
