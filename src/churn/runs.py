@@ -26,7 +26,7 @@ import re
 import secrets
 import socket
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -130,7 +130,7 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
         ledger.start(
             {
                 "run_id": run_id,
-                "as_of": params.get("as_of"),
+                "as_of": as_of_date(params.get("as_of")),
                 "params": params,
                 "code_version": code_version(root),
                 "pid": os.getpid(),
@@ -199,6 +199,17 @@ def run_params(dag) -> dict[str, Any]:
     for name in dag:
         params.update(dag[name].params.to_json_serializable(params_only=True))
     return dict(sorted(params.items()))
+
+
+def as_of_date(value: Any) -> date | None:
+    """The run's ``as_of`` parameter as a date; None when the pipeline has none (or it is empty:
+    the end of the data)."""
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValueError(f"as_of {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 def planned_tasks(dag) -> list[str]:

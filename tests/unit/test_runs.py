@@ -225,3 +225,14 @@ def test_a_task_that_failed_after_writing_runs_again_in_the_next_build(tmp_path:
     assert list(ledger.tasks(runs.run_id.iloc[2]).status) == ["Errored"]
     assert json.loads(runs.planned.iloc[1]) == [] and json.loads(runs.planned.iloc[3]) == ["write"]
     assert not (tmp_path / "data" / "run.lock").read_text()  # released: nobody holds it
+
+
+def test_as_of_is_recorded_as_a_date_or_nothing():
+    from datetime import date
+
+    from churn.runs import as_of_date
+
+    assert as_of_date(None) is None and as_of_date("") is None
+    assert as_of_date("2026-01-02") == date(2026, 1, 2)
+    with pytest.raises(ValueError, match="'tomorrow' is not an ISO date"):
+        as_of_date("tomorrow")
