@@ -263,11 +263,15 @@ def repair(
         return None, {}
     forced: dict[str, str] = {}
     for row in running.to_dict("records"):
-        ledger.mark_died(str(row["run_id"]), "its process ended while the run was running (killed or crashed)")
         started = pd.Timestamp(row["started_at"]).tz_localize("UTC").timestamp()
-        for name in json.loads(str(row["planned"])):
+        planned = json.loads(str(row["planned"]))
+        for name in planned:
             if name in dag and not _finished_since(dag[name], started):
                 forced.setdefault(name, f"did not finish in run {row['run_id']}")
+        # A partial build (`--partially`, `churn phase`) cannot repair tasks outside its DAG:
+        # the dead run stays `running` until a build that holds them all repairs it.
+        if all(name in dag for name in planned):
+            ledger.mark_died(str(row["run_id"]), "its process ended while the run was running (killed or crashed)")
     for name, why in unconfirmed_receipts(dag, warehouse).items():
         forced.setdefault(name, why)
     if forced:

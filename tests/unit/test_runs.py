@@ -236,3 +236,16 @@ def test_as_of_is_recorded_as_a_date_or_nothing():
     assert as_of_date("2026-01-02") == date(2026, 1, 2)
     with pytest.raises(ValueError, match="'tomorrow' is not an ISO date"):
         as_of_date("tomorrow")
+
+
+def test_a_partial_build_repairs_its_tasks_and_leaves_the_rest_to_a_full_build(tmp_path: Path):
+    """A dead run that planned a task outside this (partial) DAG: the tasks of this DAG it did
+    not finish are forced, and the dead run stays `running` for a build that holds them all."""
+    _dag(tmp_path).build(show_progress=False)
+    ledger = RunLedger(tmp_path / "data")
+    dead = {"params": {}, "pid": 1, "host": "h", "run_id": "dead", "planned": ["write", "elsewhere"]}
+    ledger.start({**dead, "started_at": pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(1, "s")})
+    assert _dag(tmp_path).build(show_progress=False)["Ran?"] == [True]  # up to date, but forced
+    runs = ledger.runs().set_index("run_id")
+    assert runs.loc["dead", "status"] == "running"
+    assert json.loads(runs.drop("dead").forced.iloc[-1]) == {"write": "did not finish in run dead"}
