@@ -101,7 +101,10 @@ def _build_force() -> bool | None:
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "_build" and code.co_filename.replace(os.sep, "/").endswith("ploomber/dag/dag.py"):
+        # `_build_partially` renders before building when it skips upstream tasks (and the build
+        # then reuses that render without calling the hook again), so it counts as a build too
+        in_dag_module = code.co_filename.replace(os.sep, "/").endswith("ploomber/dag/dag.py")
+        if in_dag_module and code.co_name in ("_build", "_build_partially"):
             return bool(frame.f_locals.get("force"))
         frame = frame.f_back
     return None

@@ -249,3 +249,13 @@ def test_a_partial_build_repairs_its_tasks_and_leaves_the_rest_to_a_full_build(t
     runs = ledger.runs().set_index("run_id")
     assert runs.loc["dead", "status"] == "running"
     assert json.loads(runs.drop("dead").forced.iloc[-1]) == {"write": "did not finish in run dead"}
+
+
+def test_a_partial_build_that_skips_upstream_is_locked_and_recorded(tmp_path: Path):
+    """`--partially TASK --skip-upstream` (what `churn phase` runs) renders outside DAG.build:
+    it still takes the lock and lands in the ledger."""
+    dag = _dag(tmp_path)
+    dag.build_partially("write", skip_upstream=True, force=True, show_progress=False)
+    runs = RunLedger(tmp_path / "data").runs()
+    assert list(runs.status) == ["succeeded"]
+    assert list(RunLedger(tmp_path / "data").tasks(runs.run_id.iloc[0]).status) == ["Executed"]
