@@ -123,3 +123,9 @@ redis-cli: setup ## redis-cli on the online store (REDIS_URL, else the embedded 
 
 version: setup ## versions: churn and its commit, Python, the main packages
 	$(BIN)/churn version
+
+# -- runs: scheduling (see README "Runs") ------------------------------------------------------
+.PHONY: schedule
+SCHEDULE ?= 0 6 * * *
+schedule: ## print a crontab line that runs the daily build on this machine (add it with `crontab -e`)
+	@echo "$(SCHEDULE) cd $(CURDIR) && $(shell command -v $(MAKE)) build$(if $(REDIS_URL), REDIS_URL='$(REDIS_URL)',) >> $(CURDIR)/$(DATA_DIR)/cron.log 2>&1"
