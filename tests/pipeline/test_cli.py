@@ -141,6 +141,7 @@ def test_a_failed_phase_ends_with_its_one_line_cause(small_build, embedded_redis
     assert lines[-2] == f"failed notebook (traceback): {failed}"
     log = Path(lines[-3].removeprefix("full output: "))
     assert "Traceback" in log.read_text() and log.read_text().strip().endswith(lines[-1])
+    assert "Traceback" not in out.stdout and len(lines) < 200
 
 
 def test_a_failed_build_ends_with_its_one_line_cause(tmp_path):
@@ -166,6 +167,7 @@ def test_a_failed_build_ends_with_its_one_line_cause(tmp_path):
     assert out.returncode != 0
     last = out.stdout.strip().splitlines()[-1]
     assert last.startswith("error: generate-data failed: ") and "users" in last, last
+    assert "Traceback" not in out.stdout  # the report with the traceback went to the log only
     assert (tmp_path / "reports" / "01_generate_data.failed.ipynb").is_file()
     recorded = json.loads((tmp_path / "data" / "logs" / "last-build.json").read_text())
     assert recorded["source"] == "files" and recorded["raw_dir"] == str(raw)  # status/phase reuse these
