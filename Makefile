@@ -22,7 +22,7 @@ WRITE ?=
 CHURN_SET := $(if $(REDIS_URL),--set 'redis_url=$(REDIS_URL)',)
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser \
+.PHONY: help setup build test test-fast lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser \
 	plot status logs db-connect redis-cli version phase
 
 help: ## list the targets and what they do
@@ -47,6 +47,9 @@ build: setup redis-start ## run the whole pipeline (parameters checked first, th
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
+
+test-fast: setup ## the unit tests only (no default-size simulations, builds or browser): about a minute
+	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
 
 lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
 	$(BIN)/ruff check .
