@@ -90,8 +90,18 @@ def test_a_changed_parameter_shows_the_tasks_it_makes_outdated(small_build, embe
     assert "generate-data" not in flagged and "check-raw-data" not in flagged
 
 
-def test_runs_lists_each_phase_with_its_duration_and_receipt(small_build, embedded_redis):
+def test_runs_reads_the_build_from_the_run_ledger(small_build, embedded_redis):
     out = churn(*sets(small_build, embedded_redis.url), "runs", "--json")
+    assert out.returncode == 0, out.stderr
+    runs = json.loads(out.stdout)
+    assert runs[-1]["status"] == "succeeded"
+    assert sorted(t["task"] for t in runs[-1]["tasks"]) == sorted(TASKS)
+    text = churn(*sets(small_build, embedded_redis.url), "runs").stdout
+    assert " succeeded " in text and f"tasks of {runs[-1]['run_id']}:" in text
+
+
+def test_phases_lists_each_phase_with_its_duration_and_receipt(small_build, embedded_redis):
+    out = churn(*sets(small_build, embedded_redis.url), "phases", "--json")
     rows = json.loads(out.stdout)
     assert [r["task"] for r in rows] == TASKS
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows)
