@@ -154,7 +154,8 @@ def test_monitoring_controls_redraw_the_feature_and_name_each_statistic(voila, t
         browser.call("Page.navigate", url=f"{voila}/voila/render/monitoring.ipynb")
         browser.wait_for(_charts_ready(3, ["Alerts and retraining", " drifted: "]))
         text = browser.text()
-        images = "[...document.querySelectorAll('img[src^=\"data:image/png\"]')].map(i => i.src.length + ':' + i.src.slice(-40)).join()"
+        images = ("[...document.querySelectorAll('img[src^=\"data:image/png\"]')]"
+                  ".map(i => i.src.length + ':' + i.src.slice(-40)).join()")
         before = browser.evaluate(images)
         chosen = browser.evaluate("""(() => {
             const select = [...document.querySelectorAll('.widget-dropdown')].find(d => d.innerText.startsWith('feature'))

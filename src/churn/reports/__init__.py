@@ -19,6 +19,7 @@ the ``.html`` is written from the executed notebook without code or parameter ce
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,19 +116,25 @@ def _optional(product: Any, key: str) -> Path | None:
         return None
 
 
-def extra_links(reports_dir: Path, models_dirs: list[Path] = ()) -> list[tuple[str, Path]]:
+def extra_links(reports_dir: Path, models_dirs: Sequence[Path] = ()) -> list[tuple[str, Path]]:
     """Other pages worth a link from the index (only those that exist are shown): the data
     quality reports and the model card of every registered model."""
     from churn.reports.model_card import CARD_SUFFIX
 
-    cards = sorted((card for models_dir in models_dirs for card in models_dir.glob(f"*/v*{CARD_SUFFIX}")),
-                   key=lambda card: (card.parent.name, int("0" + card.name[1:].removesuffix(CARD_SUFFIX))))
+    cards = sorted(
+        (card for models_dir in models_dirs for card in models_dir.glob(f"*/v*{CARD_SUFFIX}")),
+        key=lambda card: (card.parent.name, int("0" + card.name[1:].removesuffix(CARD_SUFFIX))),
+    )
     return [
         ("raw data quality", reports_dir / "data_quality" / "index.html"),
         ("feature quality", reports_dir / "feature_quality" / "index.html"),
-        ("raw data quality: Great Expectations Data Docs (need internet)",
-         reports_dir / "data_quality" / "data_docs" / "index.html"),
-        ("feature quality: Great Expectations Data Docs (need internet)",
-         reports_dir / "feature_quality" / "data_docs" / "index.html"),
+        (
+            "raw data quality: Great Expectations Data Docs (need internet)",
+            reports_dir / "data_quality" / "data_docs" / "index.html",
+        ),
+        (
+            "feature quality: Great Expectations Data Docs (need internet)",
+            reports_dir / "feature_quality" / "data_docs" / "index.html",
+        ),
         *[(f"model card: {card.parent.name} {card.name.removesuffix(CARD_SUFFIX)}", card) for card in cards],
     ]
