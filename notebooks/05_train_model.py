@@ -102,11 +102,10 @@ registry = ModelRegistry(wh, models_dir)
 first = registry.get_production(model_name) is None
 version = register_result(
     registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
-    fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason="trained by the train-model phase",
-    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary})
-stage = "production" if first else "staging"
-reason = "first model of its name" if first else "candidate from train-model"
-version = registry.promote_model(version.version, stage, reason, model_name=model_name)
+    fingerprint=offline.features_fingerprint(wh), code_version=code_version(),
+    reason="train-model: first model of its name" if first else "train-model: candidate",
+    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
+    stage="production" if first else "staging")
 print(f"model card: {card_path(version)}")
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
 
