@@ -52,7 +52,7 @@ def voila(small_build: Path):
            "CHURN_MODELS_DIR": str(small_build / "data" / "models")}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("voila")), "notebooks/dashboards", "--no-browser",
-         f"--port={port}", "--Voila.ip=127.0.0.1"], cwd=ROOT, env=env,
+         f"--port={port}", "--Voila.ip=127.0.0.1", "--KernelManager.transport=ipc"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
