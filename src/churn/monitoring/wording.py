@@ -13,50 +13,30 @@ from typing import Any
 
 import pandas as pd
 
-STATISTIC_NAMES: dict[str, str] = {
-    "ks": "KS D",
-    "welch_t": "Cohen's d (Welch t)",
-    "psi": "PSI",
-    "chi2": "Cramer's V (chi-squared)",
-}
-P_VALUE_NAMES: dict[str, str] = {
-    "ks": "KS p (Holm)",
-    "welch_t": "Welch t p (Holm)",
-    "psi": "PSI p (Holm)",
-    "chi2": "chi-squared p (Holm)",
-}
-TEST_NAMES: dict[str, str] = {
-    "ks": "Kolmogorov-Smirnov",
-    "welch_t": "Welch's t",
-    "psi": "population stability index",
-    "chi2": "chi-squared",
-}
+from churn.features.spec import feature_docs
+
+STATISTIC_NAMES: dict[str, str] = {"ks": "KS D", "welch_t": "Cohen's d (Welch t)", "psi": "PSI",
+                                   "chi2": "Cramer's V (chi-squared)"}
+P_VALUE_NAMES: dict[str, str] = {"ks": "KS p (Holm)", "welch_t": "Welch t p (Holm)", "psi": "PSI p (Holm)",
+                                 "chi2": "chi-squared p (Holm)"}
+TEST_NAMES: dict[str, str] = {"ks": "Kolmogorov-Smirnov", "welch_t": "Welch's t", "psi": "population stability index",
+                              "chi2": "chi-squared"}
 STATISTIC_MEANING: dict[str, str] = {
     "ks": "largest gap between the reference and current cumulative distributions (0 to 1)",
     "welch_t": "difference of means in pooled standard deviations (0.2 small, 0.5 medium)",
     "psi": "population stability index on reference-decile bins (< 0.1 stable, >= 0.2 significant)",
     "chi2": "strength of association between window and category (0 to 1)",
 }
-_UNITS = {
-    "count": "count",
-    "count_distinct_days": "days",
-    "days_since_last": "days",
-    "days_since_first": "days",
-    "ratio": "ratio",
-}
 
 
 def feature_axis_labels(spec: dict[str, Any] | str | None, features: list[str]) -> dict[str, str]:
-    """``feature -> "events in the last 30 days (count)"``: the spec's description and its unit
-    (the spec's ``unit``, else the one its aggregation implies; the name alone when the spec does
-    not describe it)."""
-    parsed: dict[str, Any] = json.loads(spec) if isinstance(spec, str) else (spec or {})
-    defs = {f["name"]: f for f in parsed.get("features", [])}
+    """``feature -> "events in the last 30 days (count)"``: the spec's description and the unit
+    its aggregation implies (the name alone when the spec does not describe it)."""
+    if isinstance(spec, str):
+        spec = json.loads(spec)
     labels = {}
-    for name in features:
-        definition = defs.get(name, {})
-        description = definition.get("description") or name
-        unit = definition.get("unit") or _UNITS.get(definition.get("aggregation", ""))
+    for name, doc in feature_docs(spec or {}, features).items():
+        description, unit = doc["description"] or name, doc["unit"]
         labels[name] = f"{description} ({unit})" if unit and "(" not in description else description
     return labels
 
@@ -100,9 +80,7 @@ def alert_sentence(alert: Any, drift: pd.DataFrame | None = None) -> str:
     if alert.metric == "auc":
         return f"AUC of {alert.subject} fell to {alert.value:.3f}, below {alert.threshold:g}{period.replace('(', '(snapshot ')}"
     if alert.metric == "churn_rate":
-        return (
-            f"30-day churn rate of {alert.subject} rose to {alert.value:.1%}, above {alert.threshold:.1%}"
-            f"{period.replace('(', '(snapshot ')}"
-        )
+        return (f"30-day churn rate of {alert.subject} rose to {alert.value:.1%}, above {alert.threshold:.1%}"
+                f"{period.replace('(', '(snapshot ')}")
     direction = "above" if alert.value > alert.threshold else "below"
     return f"{alert.metric} of {alert.subject} is {alert.value:.4g}, {direction} {alert.threshold:g}{period}"
