@@ -31,7 +31,7 @@ def distribution_figure(reference: pd.DataFrame, current: pd.DataFrame, features
 
 def _histograms(ax: Axes, reference: pd.Series, current: pd.Series, bins: int = 30) -> None:
     ref, cur = reference.dropna(), current.dropna()
-    edges = np.histogram_bin_edges(pd.concat([ref, cur]), bins=bins)
+    edges = np.histogram_bin_edges(pd.concat([ref, cur]), bins=bins).tolist()
     for values, label in ((ref, "reference"), (cur, "current")):
         weights = np.full(len(values), 100.0 / max(len(values), 1))
         ax.hist(values, bins=edges.tolist(), weights=weights, alpha=0.5, label=f"{label} (n={len(values):,})")
