@@ -83,8 +83,12 @@ def _materialize(tmp: Path, frame, spec) -> dict:
         read_s = time.perf_counter() - started
     finally:
         server.stop()
-    return {"seconds": stats.seconds, "users": stats.users, "read_all_ms": round(read_s * 1000, 1),
-            "hit_rate": float(read.found.mean())}
+    return {
+        "seconds": stats.seconds,
+        "users": stats.users,
+        "read_all_ms": round(read_s * 1000, 1),
+        "hit_rate": float(read.found.mean()),
+    }
 
 
 def _scoring(frame, spec) -> dict:
@@ -92,8 +96,10 @@ def _scoring(frame, spec) -> dict:
     from churn.modeling.train import make_pipeline
 
     labelled = frame[frame.label_mature]
-    predictor = ChurnPredictor(make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float),
-                                                      labelled.label.to_numpy(int)), spec.feature_names)
+    predictor = ChurnPredictor(
+        make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float), labelled.label.to_numpy(int)),
+        spec.feature_names,
+    )
     started = time.perf_counter()
     scored = predictor.predict_frame(frame)
     seconds = time.perf_counter() - started
@@ -161,7 +167,9 @@ def measure(name: str, repeats: int) -> list[Measurement]:
 def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     cpu = platform.processor() or platform.machine()
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.platform()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.platform()}"
+    )
 
 
 def render(rows: list[Measurement]) -> str:
@@ -174,19 +182,22 @@ def render(rows: list[Measurement]) -> str:
     ]  # fmt: skip
     for m in rows:
         facts = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in m.facts.items())
-        lines.append(f"| {m.name} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | "
-                     f"{max(m.seconds):.3f} | {m.peak_mb:,.0f} | {facts} |")
+        lines.append(
+            f"| {m.name} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | "
+            f"{max(m.seconds):.3f} | {m.peak_mb:,.0f} | {facts} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn.benchmarks")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--out", default="reports/benchmarks.md")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 100,000-user cases")
     parser.add_argument("-k", default="", help="only cases whose name contains this text")
-    parser.add_argument("--serving-data-dir", default=None,
-                        help="a finished build (e.g. data): also benchmark the API against it")
+    parser.add_argument(
+        "--serving-data-dir", default=None, help="a finished build (e.g. data): also benchmark the API against it"
+    )
     args = parser.parse_args(argv)
     rows = []
     for name in CASES:
@@ -199,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {m.name}: median {m.median:.3f} s, peak {m.peak_mb:,.0f} MB", flush=True)
     report = render(rows)
     if args.serving_data_dir:
-        from churn.serving_bench import comparison, run_all
+        from benchmarks.serving import comparison, run_all
 
         print("bench: serving API (in-process path, single and batch HTTP with wrk)", flush=True)
         report += "\n## Serving\n\n" + comparison(run_all(args.serving_data_dir)) + "\n"
