@@ -69,26 +69,24 @@ def _features(warehouse) -> tuple:
     return frame, spec, {"seconds": time.perf_counter() - started, "vectors": len(frame)}
 
 
-def _materialize(tmp: Path, frame, spec) -> dict:
+def _materialize(tmp: Path, warehouse, spec) -> dict:
+    """The publish step (notebook 06): the offline store's latest vectors into the online store."""
+    from churn.store import offline
     from churn.store.online import OnlineStore
     from churn.store.redis_server import EmbeddedRedis
 
-    latest = frame[frame.snapshot_at == frame.snapshot_at.max()]
+    latest = offline.latest_vectors(warehouse)
     server = EmbeddedRedis(tmp)
     try:
         store = OnlineStore.from_url(server.start(), spec.version, spec.feature_names)
         stats = store.online_write_batch(latest)
         started = time.perf_counter()
-        read = store.online_read(latest["user_id"], count=False)
+        read = store.online_read(latest["user_id"].to_numpy(), count=False)
         read_s = time.perf_counter() - started
     finally:
         server.stop()
-    return {
-        "seconds": stats.seconds,
-        "users": stats.users,
-        "read_all_ms": round(read_s * 1000, 1),
-        "hit_rate": float(read.found.mean()),
-    }
+    return {"seconds": stats.seconds, "users": stats.users, "read_all_ms": round(read_s * 1000, 1),
+            "hit_rate": float(read.found.mean())}
 
 
 def _scoring(frame, spec) -> dict:
@@ -96,10 +94,8 @@ def _scoring(frame, spec) -> dict:
     from churn.modeling.train import make_pipeline
 
     labelled = frame[frame.label_mature]
-    predictor = ChurnPredictor(
-        make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float), labelled.label.to_numpy(int)),
-        spec.feature_names,
-    )
+    predictor = ChurnPredictor(make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float),
+                                                      labelled.label.to_numpy(int)), spec.feature_names)
     started = time.perf_counter()
     scored = predictor.predict_frame(frame)
     seconds = time.perf_counter() - started
@@ -112,7 +108,7 @@ def _pipeline_case(tmp: Path, n_users: int, label: str) -> list[tuple[str, dict]
     return [
         (f"generate {label} into DuckDB", generated),
         (f"build features, {label} (8 snapshots + current)", built),
-        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, frame, spec)),
+        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, warehouse, spec)),
         (f"batch scoring (predict_frame), {label}", _scoring(frame, spec)),
     ]
 
@@ -167,9 +163,7 @@ def measure(name: str, repeats: int) -> list[Measurement]:
 def machine() -> str:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     cpu = platform.processor() or platform.machine()
-    return (
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.platform()}"
-    )
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, Python {platform.python_version()}, {platform.platform()}"
 
 
 def render(rows: list[Measurement]) -> str:
@@ -182,10 +176,8 @@ def render(rows: list[Measurement]) -> str:
     ]  # fmt: skip
     for m in rows:
         facts = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in m.facts.items())
-        lines.append(
-            f"| {m.name} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | "
-            f"{max(m.seconds):.3f} | {m.peak_mb:,.0f} | {facts} |"
-        )
+        lines.append(f"| {m.name} | {len(m.seconds)} | {m.median:.3f} | {min(m.seconds):.3f} | "
+                     f"{max(m.seconds):.3f} | {m.peak_mb:,.0f} | {facts} |")
     return "\n".join(lines) + "\n"
 
 
@@ -195,9 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 100,000-user cases")
     parser.add_argument("-k", default="", help="only cases whose name contains this text")
-    parser.add_argument(
-        "--serving-data-dir", default=None, help="a finished build (e.g. data): also benchmark the API against it"
-    )
+    parser.add_argument("--serving-data-dir", default=None,
+                        help="a finished build (e.g. data): also benchmark the API against it")
     args = parser.parse_args(argv)
     rows = []
     for name in CASES:
