@@ -73,7 +73,7 @@ lab: setup ## JupyterLab: phase notebooks open as notebooks; their injected para
 bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the API under wrk) -> reports/benchmarks.md
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || true
 	@test -f $(DATA_DIR)/churn.snapshot.duckdb || $(MAKE) build
-	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
+	$(BIN)/python -m benchmarks.run --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
 
 serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
 	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving

@@ -69,17 +69,19 @@ def _features(warehouse) -> tuple:
     return frame, spec, {"seconds": time.perf_counter() - started, "vectors": len(frame)}
 
 
-def _materialize(tmp: Path, frame, spec) -> dict:
+def _materialize(tmp: Path, warehouse, spec) -> dict:
+    """The publish step (notebook 06): the offline store's latest vectors into the online store."""
+    from churn.store import offline
     from churn.store.online import OnlineStore
     from churn.store.redis_server import EmbeddedRedis
 
-    latest = frame[frame.snapshot_at == frame.snapshot_at.max()]
+    latest = offline.latest_vectors(warehouse)
     server = EmbeddedRedis(tmp)
     try:
         store = OnlineStore.from_url(server.start(), spec.version, spec.feature_names)
         stats = store.online_write_batch(latest)
         started = time.perf_counter()
-        read = store.online_read(latest["user_id"], count=False)
+        read = store.online_read(latest["user_id"].to_numpy(), count=False)
         read_s = time.perf_counter() - started
     finally:
         server.stop()
@@ -106,7 +108,7 @@ def _pipeline_case(tmp: Path, n_users: int, label: str) -> list[tuple[str, dict]
     return [
         (f"generate {label} into DuckDB", generated),
         (f"build features, {label} (8 snapshots + current)", built),
-        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, frame, spec)),
+        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, warehouse, spec)),
         (f"batch scoring (predict_frame), {label}", _scoring(frame, spec)),
     ]
 
@@ -180,7 +182,7 @@ def render(rows: list[Measurement]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn.benchmarks")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--out", default="reports/benchmarks.md")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="skip the 100,000-user cases")
@@ -199,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {m.name}: median {m.median:.3f} s, peak {m.peak_mb:,.0f} MB", flush=True)
     report = render(rows)
     if args.serving_data_dir:
-        from churn.serving_bench import comparison, run_all
+        from benchmarks.serving import comparison, run_all
 
         print("bench: serving API (in-process path, single and batch HTTP with wrk)", flush=True)
         report += "\n## Serving\n\n" + comparison(run_all(args.serving_data_dir)) + "\n"
