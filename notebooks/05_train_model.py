@@ -15,23 +15,33 @@ models_dir = None
 model_name = None
 horizon_days = None
 n_valid_snapshots = None
+dataset = None
 
 # %%
 import pandas as pd
 
+from churn.dataset import load_dataset
+from churn.features.auto import log1p_features, recency_feature
 from churn.modeling import plots
 from churn.modeling.evaluate import bootstrap_auc_ci
-from churn.modeling.lifecycle import register_result
+from churn.modeling.lifecycle import archive_other_datasets, dataset_params, production_stage_for, register_result
 from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
-from churn.store import offline
+from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
+ds = load_dataset(dataset)
 feature_set, features = offline.feature_set(wh)
+spec = offline.feature_spec(wh)
 frame = offline.read_features(wh)
-result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots))
+log_features = log1p_features(spec)
+baseline_feature = recency_feature(spec)
+result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
+                     baseline_feature=baseline_feature, log_features=log_features, kind=ds.model.kind)
+print(f"model: {ds.model.kind}; log1p on {len(result.log_features)} of {len(features)} features (counts, amounts, "
+      f"day measures); baseline: {baseline_feature or 'skipped (the spec has no recency feature)'}")
 print("train snapshots:", [str(s.date()) for s in result.train_snapshots])
 print("validation snapshots:", [str(s.date()) for s in result.valid_snapshots])
 
@@ -51,17 +61,23 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # churners, so the validation set holds few positives and every metric is noisy.
 
 # %%
-comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()})
+columns = {"model": result.validation.as_dict()}
+if result.baseline is not None:
+    columns["baseline (recency)"] = result.baseline.as_dict()
+comparison = pd.DataFrame(columns)
 auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
-comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]",
-                              "[{:.3f}, {:.3f}]".format(*bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"]))]
+comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]"] + (
+    ["[{:.3f}, {:.3f}]".format(*bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"]))]
+    if result.baseline is not None else [])
 comparison
 
 # %%
-fig = plots.evaluation_figure(result.predictions, {"model": "model", "baseline (recency)": "baseline"})
+fig = plots.evaluation_figure(result.predictions, {"model": "model", **(
+    {"baseline (recency)": "baseline"} if result.baseline is not None else {})})
 
 # %%
-fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
+if "scale" in result.pipeline.named_steps:
+    fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
 
 # %% [markdown]
 # ## Leakage audit
@@ -73,9 +89,11 @@ fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].co
 
 # %%
 # NBVAL_CHECK_OUTPUT
-canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots))
+canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
+                            log_features=result.log_features)
 print(f"shuffled-label canary AUC {canary:.2f} (expected 0.50 +/- 0.05): {'ok' if abs(canary - 0.5) <= 0.05 else 'SUSPICIOUS'}")
-print(f"model AUC beats the recency baseline: {result.validation.auc > result.baseline.auc}")
+print("model AUC beats the recency baseline:",
+      result.validation.auc > result.baseline.auc if result.baseline is not None else "n/a (no recency feature)")
 
 # %% [markdown]
 # ## Register
@@ -84,15 +102,21 @@ print(f"model AUC beats the recency baseline: {result.validation.auc > result.ba
 
 # %%
 registry = ModelRegistry(wh, models_dir)
-first = registry.get_production(model_name) is None
+info = raw.dataset_info(wh)
 version = register_result(
     registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
     fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason="trained by the train-model phase",
-    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary})
-stage = "production" if first else "staging"
-version = registry.promote_model(version.version, stage, "first model of its name" if first else "candidate from train-model", model_name=model_name)
+    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
+    extra_params=dataset_params(info))
+# a production model of another data set (or another seed/size) never stays in production here
+stage, why = production_stage_for(registry.get_production(model_name), info)
+version = registry.promote_model(version.version, stage, why, model_name=model_name)
+print(f"v{version.version} -> {stage}: {why}")
+archived = archive_other_datasets(registry, model_name, info)
+print(f"archived staging candidates of other data sets: {archived}" if archived else "")
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
 
 # %%
 receipt = write_receipt(product["receipt"], model_name=model_name, version=version.version, stage=version.stage,
-                        auc=result.validation.auc, baseline_auc=result.baseline.auc, canary_auc=canary)
+                        auc=result.validation.auc, baseline_auc=result.baseline.auc if result.baseline else None,
+                        canary_auc=canary, dataset=info["name"] if info else None)

@@ -29,18 +29,19 @@ redis_url = None
 # %%
 import pandas as pd
 
-from churn.modeling.lifecycle import load_predictor
+from churn.modeling.lifecycle import check_dataset, load_predictor
 from churn.monitoring import plots
 from churn.monitoring.alerts import AlertRule, evaluate_alerts
 from churn.monitoring.drift import drift_report, feature_drift_summary
 from churn.monitoring.timeline import performance_timeline
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
-from churn.store import monitoring, offline
+from churn.store import monitoring, offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
 predictor, model = load_predictor(ModelRegistry(wh, models_dir), model_name)
+check_dataset(model, raw.dataset_info(wh))  # monitored only on the data set it was trained on
 frame = offline.read_features(wh)
 train_snapshots = pd.to_datetime(model.params["train_snapshots"])
 reference = frame[frame.snapshot_at == train_snapshots.max()]

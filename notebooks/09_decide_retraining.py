@@ -21,12 +21,12 @@ retrain_min_new_labels = None
 # %%
 import pandas as pd
 
-from churn.modeling.lifecycle import register_result
+from churn.modeling.lifecycle import dataset_params, register_result, training_options
 from churn.modeling.train import train_model
 from churn.monitoring.retraining import retraining_triggers
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
-from churn.store import monitoring, offline
+from churn.store import monitoring, offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
@@ -60,12 +60,13 @@ triggers
 candidate = None
 if triggers.fired.any():
     feature_set, features = offline.feature_set(wh)
-    result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=max(1, int(n_valid_snapshots) - 1))
+    result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=max(1, int(n_valid_snapshots) - 1),
+                         **training_options(production))  # the same model kind and transforms
     fired = ", ".join(triggers[triggers.fired].trigger)
     candidate = register_result(
         registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
         fingerprint=offline.features_fingerprint(wh), code_version=code_version(),
-        reason=f"retraining triggered by {fired}", extra_params={"trigger": fired})
+        reason=f"retraining triggered by {fired}", extra_params={"trigger": fired, **dataset_params(raw.dataset_info(wh))})
     candidate = registry.promote_model(candidate.version, "staging", f"candidate: {fired}", model_name=model_name)
     for older in registry.list_models(model_name, stage="staging"):
         if older.version != candidate.version:  # one candidate at a time: the newest one

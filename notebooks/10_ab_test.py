@@ -7,6 +7,11 @@
 # The variant is promoted only if the result is significant, the sample ratio is as configured,
 # the test had the power for the planned effect, and the guardrails (AUC and Brier score on
 # matured labels) hold; the registry records the decision and its reasons.
+#
+# Data without the simulator (your own data) has no live traffic: there the two models are
+# compared **offline** on the newest matured snapshots neither was trained on (DeLong's paired
+# test of the AUC difference and a paired test of log loss), and the decision goes to the
+# registry the same way.
 
 # %% tags=["parameters"]
 upstream = ["decide-retraining"]
@@ -28,7 +33,7 @@ from churn.abtest import model_guardrails
 from churn.abtest.manager import ABTestManager
 from churn.abtest.plots import arms_figure
 from churn.abtest.simulate import churn_probability, simulate_outcomes
-from churn.modeling.lifecycle import load_predictor
+from churn.modeling.lifecycle import champion_challenger, load_predictor
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
 from churn.store import abtests, offline, raw
@@ -38,6 +43,7 @@ wh = Warehouse(warehouse)
 registry = ModelRegistry(wh, models_dir)
 manager = ABTestManager(wh, registry, model_name)
 production = registry.get_production(model_name)
+live = raw.has_simulator_truth(wh)  # simulated traffic needs the simulator's hidden truth
 staging = registry.list_models(model_name, stage="staging")
 candidate = max(staging, key=lambda m: m.version) if staging else None
 test_name = f"{model_name}-v{production.version}-vs-v{candidate.version}" if candidate else None
@@ -49,7 +55,7 @@ models = {"control": load_predictor(registry, model_name, production.version)[0]
 # ## Run the experiment
 
 # %%
-if candidate is not None and abtests.get_test(wh, test_name) is None:
+if candidate is not None and live and abtests.get_test(wh, test_name) is None:
     latest = offline.latest_vectors(wh).merge(raw.truth_hazard(wh), on="user_id")
     # planned baseline: the expected churn rate without offers, known to the simulator
     baseline = float(churn_probability(latest.weekly_hazard.to_numpy(), int(ab_window_days)).mean())
@@ -70,7 +76,7 @@ if candidate is not None and abtests.get_test(wh, test_name) is None:
 # ## Results
 
 # %%
-analysis = manager.analysis(test_name) if candidate is not None else None
+analysis = manager.analysis(test_name) if candidate is not None and live else None
 results = manager.get_test_results(test_name, analysis) if analysis else None
 pd.json_normalize(results).T if results else "no staging candidate: nothing to test"
 
@@ -97,6 +103,23 @@ for reason in (final or {}).get("reasons", []):
     print("-", reason)
 print("decision:", final["decision"] if final else "no test")
 
+# %% [markdown]
+# ## Offline champion/challenger (data without the simulator)
+
 # %%
+offline_result = None
+if candidate is not None and not live:
+    offline_result = champion_challenger(registry, offline.read_features(wh), model_name)
+    if offline_result is None:
+        print("no matured snapshot after both models' training data: control stays (recorded)")
+    else:
+        for reason in offline_result.reasons:
+            print("-", reason)
+        print("decision:", offline_result.decision)
+pd.Series(offline_result.as_dict()).drop("reasons") if offline_result else None
+
+# %%
+if final is None and offline_result is not None:
+    final = {"decision": offline_result.decision}
 receipt = write_receipt(product["receipt"], test_name=test_name, decision=final["decision"] if final else None,
                         production_version=registry.get_production(model_name).version)

@@ -40,6 +40,15 @@ def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
     return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
 
 
+def feature_spec(warehouse: Warehouse):
+    """The :class:`~churn.features.FeatureSpec` that produced the offline store."""
+    from churn.features import load_spec
+
+    with warehouse.reader() as con:
+        meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
+    return load_spec(json.loads(meta["spec"].iloc[0]))
+
+
 def read_features(warehouse: Warehouse) -> pd.DataFrame:
     """The whole offline store, ordered by snapshot then user."""
     with warehouse.reader() as con:
@@ -73,12 +82,13 @@ def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def compute_features(warehouse: Warehouse, spec, snapshots: list, horizon_days: int,
-                     data_end: pd.Timestamp) -> pd.DataFrame:
-    """Point-in-time vectors for ``snapshots`` from the raw tables (read-only connection)."""
+                     data_end: pd.Timestamp, rule=None) -> pd.DataFrame:
+    """Point-in-time vectors for ``snapshots`` from the raw tables (read-only connection);
+    ``rule`` (a :class:`~churn.features.LabelRule`) chooses population and label."""
     from churn.features import build_feature_frame
 
     with warehouse.reader() as con:
-        return build_feature_frame(con, spec, snapshots, horizon_days, data_end)
+        return build_feature_frame(con, spec, snapshots, horizon_days, data_end, rule=rule)
 
 
 PREDICTIONS_TABLE = "ml_pipeline.predictions"
