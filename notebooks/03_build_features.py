@@ -64,7 +64,8 @@ print("snapshots:", [str(s.date()) for s in snapshots])
 
 # %%
 frame = offline.compute_features(wh, spec, snapshots, int(horizon_days), data_end, rule=rule)
-rows = offline.write_features(wh, frame, feature_set=spec.version, features=spec.feature_names, spec=spec.to_dict())
+feature_set = ds.feature_set(spec.name, spec.version)  # also the data set's Redis namespace
+rows = offline.write_features(wh, frame, feature_set=feature_set, features=spec.feature_names, spec=spec.to_dict())
 counts = offline.snapshot_counts(wh)
 counts
 
@@ -96,5 +97,5 @@ axes = frame[frame.label_mature].boxplot(column=shown, by="label", layout=(1, le
                                          figsize=(14, 3.5), showfliers=False)
 
 # %%
-receipt = write_receipt(product["receipt"], rows=rows, feature_set=spec.version, dataset=ds.name, rule=rule.rule,
+receipt = write_receipt(product["receipt"], rows=rows, feature_set=feature_set, dataset=ds.name, rule=rule.rule,
                         features=spec.feature_names, snapshots=[str(s) for s in snapshots])

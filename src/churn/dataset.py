@@ -171,6 +171,12 @@ class Dataset(_Strict):
     def is_default(self) -> bool:
         return self.name == DEFAULT_DATASET
 
+    def feature_set(self, spec_name: str, version: str) -> str:
+        """The offline/online feature-set name: the default data set keeps the spec version;
+        others are prefixed with their name, so a shared Redis holds one namespace per data set
+        (online keys are ``churn:fs:<feature set>:...``)."""
+        return version if self.is_default else f"{self.name}.{spec_name}.{version}"
+
     def fingerprint(self, **extra: Any) -> str:
         """Content identity: the validated keys, sizes and times of the files they name, and
         ``extra`` (the synthetic generation parameters). A different data set, another seed or

@@ -84,6 +84,7 @@ class ModelStatus(BaseModel):
     name: str
     version: int | None = None
     feature_set: str | None = None
+    dataset: str | None = Field(None, description="the data set the model was trained on (and is served for)")
     loaded_at: datetime | None = None
     error: str | None = None
 
