@@ -21,7 +21,7 @@ end = None
 churn_rate = None
 scenario = None
 dataset = None
-dataset_id = None
+dataset_id = None  # the dataset file's content fingerprint: a changed file or data re-runs the build
 
 # %%
 from churn.data import files, loader, synthetic

@@ -55,7 +55,7 @@ rule = LabelRule(ds.churn.rule, lookback_days=ds.churn.lookback_days or window o
 labelled = snapshot_schedule(first_activity, data_end, cadence_days=ds.snapshots.cadence_days,
                              horizon_days=int(horizon_days), longest_window_days=window,
                              maturity_days=rule.maturity_days(int(horizon_days)), n_valid=ds.snapshots.n_valid,
-                             count=ds.snapshots.count)
+                             count=int(n_snapshots) if ds.is_default else ds.snapshots.count)
 snapshots = [*labelled, data_end.to_pydatetime()]
 print(f"data from {first_activity} to {last_activity}; data_end = {data_end}; longest window {window} days")
 print(f"rule {rule.rule}" + (f" (lookback {rule.lookback_days} days)" if rule.rule == "inactivity" else "")
