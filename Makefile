@@ -16,9 +16,11 @@ REDIS_URL ?=
 # Extra arguments for ploomber build / pytest, e.g. ARGS="--env--n_users 300" or ARGS="-k redis".
 ARGS ?=
 BACKUP ?=
+# The API's port (make serve PORT=8080).
+PORT ?= 8000
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
+.PHONY: help setup build test lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
 
 help: ## list the targets and what they do
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -30,22 +32,31 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "installing the pinned stack into $(VENV) (about 3 minutes on a fresh machine)..."
-	$(BIN)/python -m pip install -qq --disable-pip-version-check -c requirements.lock -e .
+	$(BIN)/python -m pip install -qq --disable-pip-version-check -c requirements.lock -e '.[notebook,dev]'
 	@touch $(STAMP)
 
 redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_URL is set
 	@if [ -z "$(REDIS_URL)" ]; then $(BIN)/python -m churn.store.redis_server start --data-dir $(DATA_DIR); \
 	else echo "using REDIS_URL=$(REDIS_URL)"; fi
 
-build: setup redis-start ## run the whole pipeline (ploomber build); DATASET=file.yaml builds that data set in its own workspace
+build: setup redis-start ## run the whole pipeline (parameters checked first, then ploomber build); DATASET=file.yaml builds that data set in its own workspace
 	@if [ -n "$(DATASET)" ]; then \
 		args=$$($(BIN)/python -m churn.dataset args '$(DATASET)') || exit 2; \
 		gen="$$(dirname '$(DATASET)')/generate.py"; if [ -f "$$gen" ]; then $(BIN)/python "$$gen" || exit 2; fi; \
-		echo "$(BIN)/ploomber build $$args $(ARGS)"; $(BIN)/ploomber build $(REDIS_ENV) $$args $(ARGS); \
-	else $(BIN)/ploomber build $(REDIS_ENV) $(ARGS); fi
+		echo "$(BIN)/churn build $$args $(ARGS)"; $(BIN)/churn build $(REDIS_ENV) $$args $(ARGS); \
+	else $(BIN)/churn build $(REDIS_ENV) $(ARGS); fi
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
+
+lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup ## apply ruff's safe fixes and format every file not listed as legacy in pyproject.toml
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 browser: ## install Debian's headless Chromium for the dashboard tests, if missing (needs root)
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
@@ -60,9 +71,8 @@ bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the 
 	@test -f $(DATA_DIR)/churn.snapshot.duckdb || $(MAKE) build
 	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
 
-serve: setup redis-start ## the REST API on http://127.0.0.1:8000 (docs at /docs); run `make build` first
-	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' $(BIN)/uvicorn churn.serving.app:create_app --factory \
-		--host 127.0.0.1 --port 8000 --loop uvloop --http httptools
+serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
+	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving
 
 dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:8866
 	@echo "monitoring: http://127.0.0.1:8866/voila/render/monitoring.ipynb"

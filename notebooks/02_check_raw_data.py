@@ -12,7 +12,7 @@ churn_rate_max = None
 dataset = None
 
 # %%
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from churn.dataset import load_dataset
 from churn.pipeline import write_receipt
@@ -34,7 +34,7 @@ tables = own_suite.read_own_frames(wh) if own else raw.read_raw_tables(wh)
 # data (checked for sanity, never against a fixed list) and any past date accepted.
 
 # %%
-checked_at = datetime.now(timezone.utc).replace(tzinfo=None)
+checked_at = datetime.now(UTC).replace(tzinfo=None)
 if own:
     frames = tables
     rules = own_suite.own_data_suites(frames, max_timestamp=checked_at, rule=ds.churn.rule,

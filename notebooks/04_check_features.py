@@ -34,7 +34,7 @@ print(f"label rate bounds {bounds} ({'dataset file' if ds.quality.label_rate els
       f"observed {frame[frame.label_mature].label.astype(float).mean():.4f}")
 report = runner.validate_frames(
     prepare_feature_frames(frame),
-    feature_suites(offline.feature_spec(wh), bounds),
+    feature_suites(offline.load_feature_spec(wh), bounds),
     report_dir=product["data_docs"],
 )
 report.to_frame()

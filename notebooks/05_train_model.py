@@ -23,23 +23,23 @@ import pandas as pd
 from churn.dataset import load_dataset
 from churn.features.auto import log1p_features, recency_feature
 from churn.modeling import plots
-from churn.modeling.evaluate import bootstrap_auc_ci
+from churn.modeling.evaluate import bootstrap_auc_ci, decile_table
 from churn.modeling.lifecycle import archive_other_datasets, dataset_params, production_stage_for, register_result
 from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
+from churn.reports.model_card import card_path
 from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
 ds = load_dataset(dataset)
 feature_set, features = offline.feature_set(wh)
-spec = offline.feature_spec(wh)
+spec = offline.load_feature_spec(wh)
 frame = offline.read_features(wh)
-log_features = log1p_features(spec)
 baseline_feature = recency_feature(spec)
 result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
-                     baseline_feature=baseline_feature, log_features=log_features, kind=ds.model.kind)
+                     baseline_feature=baseline_feature, log_features=log1p_features(spec), kind=ds.model.kind)
 print(f"model: {ds.model.kind}; log1p on {len(result.log_features)} of {len(features)} features (counts, amounts, "
       f"day measures); baseline: {baseline_feature or 'skipped (the spec has no recency feature)'}")
 print("train snapshots:", [str(s.date()) for s in result.train_snapshots])
@@ -61,22 +61,33 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # churners, so the validation set holds few positives and every metric is noisy.
 
 # %%
-columns = {"model": result.validation.as_dict()}
-if result.baseline is not None:
-    columns["baseline (recency)"] = result.baseline.as_dict()
-comparison = pd.DataFrame(columns)
+has_baseline = result.baseline is not None
+arms = {"model": "model", **({"baseline (recency)": "baseline"} if has_baseline else {})}
+comparison = pd.DataFrame({"model": result.validation.as_dict(), **(
+    {"baseline (recency)": result.baseline.as_dict()} if has_baseline else {})}).astype(object)
 auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
-comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]"] + (
-    ["[{:.3f}, {:.3f}]".format(*bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"]))]
-    if result.baseline is not None else [])
+comparison.loc["auc_95ci"] = [f"[{low:.3f}, {high:.3f}]" for low, high in (
+    bootstrap_auc_ci(result.predictions["label"], result.predictions[column]) for column in arms.values())]
 comparison
 
 # %%
-fig = plots.evaluation_figure(result.predictions, {"model": "model", **(
-    {"baseline (recency)": "baseline"} if result.baseline is not None else {})})
+fig = plots.evaluation_figure(result.predictions, arms)
+
+# %% [markdown]
+# ## Lift and gains
+# The view a retention team plans with: rank users by score, contact the riskiest first. The
+# gains curve says what share of churners a campaign reaching the top x% would catch; the
+# decile table gives each tenth's churn rate (with its 95% Wilson interval) and lift over the
+# base rate.
 
 # %%
-if "scale" in result.pipeline.named_steps:
+fig = plots.lift_gains_figure(result.predictions, arms)
+
+# %%
+decile_table(result.predictions["label"], result.predictions["model"]).round(4)
+
+# %%
+if "scale" in result.pipeline.named_steps:  # coefficients exist for the logistic regression
     fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
 
 # %% [markdown]
@@ -93,12 +104,13 @@ canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_v
                             log_features=result.log_features)
 print(f"shuffled-label canary AUC {canary:.2f} (expected 0.50 +/- 0.05): {'ok' if abs(canary - 0.5) <= 0.05 else 'SUSPICIOUS'}")
 print("model AUC beats the recency baseline:",
-      result.validation.auc > result.baseline.auc if result.baseline is not None else "n/a (no recency feature)")
+      result.validation.auc > result.baseline.auc if has_baseline else "n/a (no recency feature)")
 
 # %% [markdown]
 # ## Register
 # The artifact is the predictor the API and batch scoring share (pipeline + feature order +
-# risk bands: medium = training churn rate, high = the decision threshold).
+# risk bands: medium = training churn rate, high = the decision threshold). Its model card
+# (data, features, metrics with intervals, baseline, canary, limits) is written next to it.
 
 # %%
 registry = ModelRegistry(wh, models_dir)
@@ -109,14 +121,15 @@ version = register_result(
     extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
     extra_params=dataset_params(info))
 # a production model of another data set (or another seed/size) never stays in production here
-stage, why = production_stage_for(registry.get_production(model_name), info)
-version = registry.promote_model(version.version, stage, why, model_name=model_name)
-print(f"v{version.version} -> {stage}: {why}")
+stage, reason = production_stage_for(registry.get_production(model_name), info)
+version = registry.promote_model(version.version, stage, reason, model_name=model_name)
+print(f"v{version.version} -> {stage}: {reason}")
 archived = archive_other_datasets(registry, model_name, info)
 print(f"archived staging candidates of other data sets: {archived}" if archived else "")
+print(f"model card: {card_path(version)}")
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
 
 # %%
 receipt = write_receipt(product["receipt"], model_name=model_name, version=version.version, stage=version.stage,
-                        auc=result.validation.auc, baseline_auc=result.baseline.auc if result.baseline else None,
+                        auc=result.validation.auc, baseline_auc=result.baseline.auc if has_baseline else None,
                         canary_auc=canary, dataset=info["name"] if info else None)

@@ -66,7 +66,7 @@ print("drifted features:", ", ".join(summary[summary.drifted].feature) or "none"
 print("drift alarms:", ", ".join(summary[summary.alarm].feature) or "none")
 
 # %%
-fig = plots.distribution_figure(reference, current, predictor.features, dict(zip(summary.feature, summary.drifted)))
+fig = plots.distribution_figure(reference, current, predictor.features, dict(zip(summary.feature, summary.drifted, strict=True)))
 
 # %%
 report.pivot_table(index="feature", columns="test", values=["effect_size", "p_adjusted"]).round(4)
@@ -90,7 +90,7 @@ flags.astype(int)
 
 # %%
 timeline = performance_timeline(frame, predictor, model.params["threshold"], list(train_snapshots))
-timeline.round(4)
+timeline.round(dict.fromkeys(timeline.select_dtypes("number").columns, 4))
 
 # %%
 fig = plots.timeline_figure(timeline)

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-
 CASES: dict[str, Callable[[Path], list[tuple[str, dict]]]] = {}
 
 

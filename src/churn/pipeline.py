@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ def write_receipt(path: str | os.PathLike, **facts: Any) -> dict[str, Any]:
     """Write a task's JSON receipt (what it wrote, with counts) atomically; returns it."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    receipt = {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **facts}
+    receipt = {"written_at": datetime.now(UTC).isoformat(timespec="seconds"), **facts}
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(receipt, indent=2, default=str))
     os.replace(tmp, target)

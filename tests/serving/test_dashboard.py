@@ -15,6 +15,7 @@ from churn.registry import ModelRegistry
 from churn.store import monitoring
 from churn.store.warehouse import Warehouse
 
+
 def test_registry_views(client):
     models = client.get("/dashboard/models").json()
     assert [(m["version"], m["stage"]) for m in models] == [(1, "production"), (2, "none")]
@@ -109,3 +110,33 @@ def test_ab_test_view_matches_the_manager(monitored, data_dir):
     assert body["probability_variant_better"] == pytest.approx(expected["probability_test"]["prob_variant_better"])
     assert body["winner"] == expected["probability_test"]["winner"]
     assert body["statistics"]["srm"]["mismatch"] is False
+
+
+def test_ab_test_analysis_is_computed_once_per_test_and_warehouse_change(monitored, data_dir, monkeypatch):
+    """Repeated requests reuse the analysis; new outcomes or a registry change recompute it."""
+    calls = []
+    original = ABTestManager.get_test_results
+
+    def counted(self, name, *args, **kwargs):
+        calls.append(name)
+        return original(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(ABTestManager, "get_test_results", counted)
+    first = [monitored.get("/dashboard/ab-tests/cand_v2").json() for _ in range(5)]
+    assert calls == ["cand_v2"] and all(body == first[0] for body in first)
+    warehouse = Warehouse(data_dir / "churn.duckdb")
+    registry = ModelRegistry(warehouse, data_dir / "models")
+    manager = ABTestManager(warehouse, registry)
+    arms = manager.assignments("cand_v2").assign(weekly_hazard=0.05, score=np.linspace(1, 0, 4000))
+    manager.record_outcomes("cand_v2", simulate_outcomes(arms, 0.3, 0.5, 30, seed=2))  # new outcomes
+    after_outcomes = monitored.get("/dashboard/ab-tests/cand_v2").json()
+    assert calls == ["cand_v2", "cand_v2"]
+    assert after_outcomes["p_value"] == pytest.approx(original(manager, "cand_v2")["p_value"])
+    assert after_outcomes["p_value"] != first[0]["p_value"]
+    registry.promote_model(2, "production", "test: registry change")
+    monitored.get("/dashboard/ab-tests/cand_v2")
+    monitored.get("/dashboard/ab-tests/cand_v2")
+    assert calls == ["cand_v2"] * 3
+    assert monitored.get("/dashboard/ab-tests/nope").status_code == 404
+    assert monitored.get("/dashboard/ab-tests/nope").status_code == 404
+    assert calls == ["cand_v2"] * 3  # unknown names never reach the analysis

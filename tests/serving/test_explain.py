@@ -30,3 +30,18 @@ def test_contributions_are_sorted_by_absolute_size_and_cover_every_feature(clien
 def test_explaining_an_unknown_user_is_404(client, unknown_id):
     response = client.get(f"/explain/{unknown_id}")
     assert response.status_code == 404 and str(unknown_id) in response.json()["detail"]
+
+
+def test_contributions_carry_the_feature_specs_description_and_unit(client, user_ids):
+    """Each contribution says what the feature measures and in which unit (from the feature spec)."""
+    from churn.features import default_feature_spec
+
+    spec = default_feature_spec()
+    body = client.get(f"/explain/{user_ids[0]}").json()
+    by_name = {c["feature"]: c for c in body["contributions"]}
+    for feature in spec.features:
+        assert by_name[feature.name]["description"] == feature.description
+        assert by_name[feature.name]["unit"]
+    assert by_name["monthly_price"]["unit"] == "USD"
+    assert by_name["events_30d"]["unit"] == "count" and by_name["days_since_last_event"]["unit"] == "days"
+    assert body["band_cutoffs"] == {"medium": 0.02, "high": 0.1}

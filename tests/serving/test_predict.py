@@ -56,7 +56,7 @@ def test_hit_rate_is_100_percent_after_cache_sync(client, latest, user_ids):
     assert synced.status_code == 200 and synced.json()["written"] == len(latest)
     body = client.post("/predict/batch", json={"user_ids": user_ids}).json()
     assert all(p["cached"] for p in body["predictions"])
-    assert client.get("/predict/{}".format(user_ids[0])).json()["cached"] is True
+    assert client.get(f"/predict/{user_ids[0]}").json()["cached"] is True
     cache = client.get("/health").json()["cache"]
     assert cache["hit_rate"] == 1.0 and cache["hits"] == len(user_ids) + 1
 
@@ -138,3 +138,33 @@ def test_cache_clear_empties_the_online_store(client, redis_client, latest, user
     assert cleared == {"feature_set": "v1", "removed": len(latest)}
     assert not redis_client.keys("churn:fs:v1:u:*")
     assert client.get(f"/predict/{user_ids[0]}").json()["cached"] is False
+
+
+def test_prediction_states_where_the_risk_bands_are_cut(client, user_ids):
+    """The cut-offs are the model's bands, and the band follows from them."""
+    body = client.get(f"/predict/{user_ids[0]}").json()
+    cut = body["band_cutoffs"]
+    assert cut == {"medium": 0.02, "high": 0.1}
+    p = body["probability"]
+    assert body["risk_band"] == ("high" if p >= cut["high"] else "medium" if p >= cut["medium"] else "low")
+    batch = client.post("/predict/batch", json={"user_ids": user_ids[:3]}).json()
+    assert batch["band_cutoffs"] == cut and "band_cutoffs" not in batch["predictions"][0]
+
+
+def test_404_says_whether_the_user_churned_or_never_existed(make_client, data_dir, latest):
+    """With raw_data.users in the warehouse, an absent user's 404 names the reason."""
+    churned, fresh, never = int(latest["user_id"].max()) + 1, int(latest["user_id"].max()) + 2, 10**12
+    users = pd.DataFrame({"user_id": [churned, fresh],
+                          "signup_at": pd.to_datetime(["2025-01-05", "2026-01-03"]),
+                          "churned_at": pd.to_datetime(["2025-06-30", None])})
+    warehouse = Warehouse(data_dir / "churn.duckdb")
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.users", users)
+    client = make_client(data_dir=data_dir)
+    gone = client.get(f"/predict/{churned}")
+    assert gone.status_code == 404
+    assert gone.json()["detail"] == (f"user {churned} not found in the online or offline store: the user churned "
+                                     "on 2025-06-30; churned users are not scored")
+    assert client.get(f"/explain/{churned}").json() == gone.json()
+    assert "never existed" in client.get(f"/predict/{never}").json()["detail"]
+    assert "signed up 2026-01-03" in client.get(f"/predict/{fresh}").json()["detail"]

@@ -2,28 +2,42 @@
 
 from __future__ import annotations
 
+import logging
+
+import duckdb
 import pytest
 
+from churn.serving.proxy import TrustedProxies
 from churn.serving.security import RateLimiter
+from churn.store.online import OnlineStoreError
+from churn.store.warehouse import WarehouseError
 
 KEY, ADMIN = "client-secret", "admin-secret"
 
 
 @pytest.mark.parametrize("path", ["/cache/sync", "/cache/clear"])
-@pytest.mark.parametrize("method", ["get", "post"])
-def test_admin_endpoints_need_the_admin_key(client, path, method):
+def test_admin_endpoints_need_the_admin_key(client, path):
     """401 without a key, 403 with a wrong one, 200 with the admin key."""
-    call = getattr(client, method)
-    assert call(path).status_code == 401
-    assert call(path, headers={"X-API-Key": "wrong"}).status_code == 403
-    assert call(path, headers={"X-API-Key": ADMIN}).status_code == 200
+    assert client.post(path).status_code == 401
+    assert client.post(path, headers={"X-API-Key": "wrong"}).status_code == 403
+    assert client.post(path, headers={"X-API-Key": ADMIN}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/cache/sync", "/cache/clear"])
+def test_state_changing_admin_endpoints_refuse_get(client, redis_client, path):
+    """GET never changes state: 405 with Allow: POST, even with the admin key; Redis untouched."""
+    redis_client.set("churn:fs:v1:u:1", b"sentinel")
+    response = client.get(path, headers={"X-API-Key": ADMIN})
+    assert response.status_code == 405 and response.headers["allow"] == "POST"
+    assert response.json() == {"detail": "Method Not Allowed"}
+    assert redis_client.get("churn:fs:v1:u:1") == b"sentinel"
 
 
 def test_admin_endpoints_are_closed_when_no_key_is_configured(make_client):
     """Without CHURN_ADMIN_KEY and CHURN_API_KEY no key can open the admin endpoints."""
     client = make_client(admin_key=None)
-    assert client.get("/cache/clear").status_code == 401
-    response = client.get("/cache/clear", headers={"X-API-Key": "anything"})
+    assert client.post("/cache/clear").status_code == 401
+    response = client.post("/cache/clear", headers={"X-API-Key": "anything"})
     assert response.status_code == 403 and "CHURN_ADMIN_KEY" in response.json()["detail"]
 
 
@@ -34,13 +48,13 @@ def test_api_key_protects_every_endpoint_when_configured(make_client, user_ids):
         assert client.get(path, headers={"X-API-Key": "wrong"}).status_code == 403
         assert client.get(path, headers={"X-API-Key": KEY}).status_code == 200
     # admin falls back to the API key when no admin key is set
-    assert client.get("/cache/clear", headers={"X-API-Key": KEY}).status_code == 200
+    assert client.post("/cache/clear", headers={"X-API-Key": KEY}).status_code == 200
 
 
 def test_a_separate_admin_key_is_required_for_admin_endpoints(make_client):
     client = make_client(api_key=KEY, admin_key=ADMIN)
-    assert client.get("/cache/clear", headers={"X-API-Key": KEY}).status_code == 403
-    assert client.get("/cache/clear", headers={"X-API-Key": ADMIN}).status_code == 200
+    assert client.post("/cache/clear", headers={"X-API-Key": KEY}).status_code == 403
+    assert client.post("/cache/clear", headers={"X-API-Key": ADMIN}).status_code == 200
     assert client.get("/health", headers={"X-API-Key": ADMIN}).status_code == 200
 
 
@@ -109,15 +123,92 @@ def test_docs_list_every_endpoint_with_examples(client):
     spec = client.get("/openapi.json").json()
     paths = {(p, m) for p, item in spec["paths"].items() for m in item}
     expected = {("/health", "get"), ("/predict/{user_id}", "get"), ("/predict/batch", "post"),
-                ("/explain/{user_id}", "get"), ("/cache/sync", "get"), ("/cache/sync", "post"),
-                ("/cache/clear", "get"), ("/cache/clear", "post"), ("/dashboard/summary", "get"),
+                ("/explain/{user_id}", "get"), ("/cache/sync", "post"),
+                ("/cache/clear", "post"), ("/dashboard/summary", "get"),
                 ("/dashboard/models", "get"), ("/dashboard/models/production", "get"),
                 ("/dashboard/models/staging", "get"), ("/dashboard/retraining-status", "get"),
                 ("/dashboard/ab-tests/{test_name}", "get"), ("/dashboard/metrics/timeline", "get"),
                 ("/dashboard/alerts", "get"), ("/dashboard/health", "get")}
-    assert expected <= paths
+    assert expected <= paths and ("/cache/sync", "get") not in paths and ("/cache/clear", "get") not in paths
     schemas = spec["components"]["schemas"]
     for name in ["PredictionOut", "BatchRequest", "BatchOut", "ExplanationOut", "HealthOut", "ErrorOut"]:
         assert schemas[name].get("examples"), name
     assert "X-API-Key" in str(spec["components"]["securitySchemes"])
     assert client.get("/docs").status_code == 200 and client.get("/redoc").status_code == 200
+
+
+@pytest.mark.parametrize(("exc", "status"), [
+    (duckdb.BinderException("Referenced column \"x\" not found"), 500),
+    (duckdb.CatalogException("Table with name features does not exist"), 500),
+    (duckdb.ParserException("syntax error at or near SELEC"), 500),
+    (KeyError("snapshot_at"), 500),
+    (duckdb.IOException("Could not set lock on file: Conflicting lock is held"), 503),
+    (WarehouseError("warehouse locked by another process"), 503),
+    (OnlineStoreError("online store (Redis) unreachable"), 503),
+], ids=["binder", "catalog", "parser", "keyerror", "io", "warehouse", "redis"])
+def test_only_real_unavailability_is_503_and_a_bug_is_a_logged_500(make_client, monkeypatch, caplog, user_ids,
+                                                                     exc, status):
+    """A Binder/Catalog error is our bug: 500 with the traceback in the log, not "unavailable"."""
+    client = make_client(raise_server_exceptions=False)
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr("churn.serving.features.offline.latest_vectors", fail)
+    with caplog.at_level(logging.WARNING, logger="churn.serving"):
+        response = client.post("/predict/batch", json={"user_ids": user_ids[:2], "use_cache": False})
+    assert response.status_code == status
+    if status == 500:
+        assert response.json() == {"detail": "internal server error; the details are in the server log"}
+        logged = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert logged and logged[-1].exc_info and logged[-1].exc_info[1] is exc
+    else:
+        assert "unavailable" in response.json()["detail"]
+
+
+def test_rotating_forwarded_for_does_not_bypass_the_rate_limit(make_client, user_ids):
+    """Without a configured proxy, X-Forwarded-For is ignored: one peer is one client."""
+    client = make_client(rate_limit_per_minute=3)
+    codes = [client.get(f"/predict/{user_ids[0]}", headers={"X-Forwarded-For": f"10.0.0.{i}"}).status_code
+             for i in range(6)]
+    assert codes == [200, 200, 200, 429, 429, 429]
+
+
+def test_forwarded_for_is_believed_only_from_a_configured_proxy(make_client, user_ids):
+    """Behind a trusted proxy each forwarded client has its own budget; a spoofed hop to the left
+    of the real client changes nothing."""
+    client = make_client(rate_limit_per_minute=2, forwarded_allow_ips="testclient, 10.9.0.0/16")
+    real = [client.get("/health", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code for i in range(4)]
+    assert real == [200] * 4  # four clients, one request each
+    spoofed = [client.get("/health", headers={"X-Forwarded-For": f"1.1.1.{i}, 198.51.100.7, 10.9.3.4"}).status_code
+               for i in range(3)]
+    assert spoofed == [200, 200, 429]  # all counted against 198.51.100.7, the first untrusted hop
+
+
+def test_trusted_proxies_parse_addresses_networks_and_names():
+    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8,::1,proxy.sock")
+    assert trusted.trusts("127.0.0.1") and trusted.trusts("10.2.3.4") and trusted.trusts("::1")
+    assert trusted.trusts("proxy.sock") and not trusted.trusts("11.0.0.1") and not trusted.trusts("testclient")
+    assert trusted.client_of("127.0.0.1", "9.9.9.9, 10.1.1.1") == "9.9.9.9"
+    assert trusted.client_of("127.0.0.1", "10.1.1.1, 10.2.2.2") == "10.1.1.1"
+    assert not TrustedProxies.parse("") and TrustedProxies.parse("*").trusts("8.8.8.8")
+
+
+def test_pruning_never_forgets_a_throttled_client():
+    """A throttled client stays throttled however many new clients arrive (else it could reset
+    its own budget by spraying requests from other addresses)."""
+    limiter = RateLimiter(60, clock=lambda: 0.0, max_clients=10)
+    for _ in range(60):
+        limiter.acquire("victim")
+    assert limiter.acquire("victim") > 0
+    for i in range(100):
+        limiter.acquire(f"ip:{i}")
+        assert limiter.acquire("victim") > 0, f"forgotten after {i + 1} new clients"
+    assert len(limiter._buckets) <= 10
+
+
+def test_pruning_keeps_every_throttled_client_even_beyond_the_cap():
+    limiter = RateLimiter(1, clock=lambda: 0.0, max_clients=5)
+    for i in range(8):
+        limiter.acquire(f"ip:{i}")  # uses its only token: now throttled
+    assert all(limiter.acquire(f"ip:{i}") > 0 for i in range(8))

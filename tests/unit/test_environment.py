@@ -1,4 +1,4 @@
-"""The conda environment and the pip project install the same pinned packages."""
+"""The conda environment and the pip project install the same pinned packages (the lock)."""
 
 import tomllib
 from pathlib import Path
@@ -9,7 +9,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _pyproject_pins() -> set[str]:
-    return set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    """Runtime dependencies and every extra (notebook, dev)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project.get("optional-dependencies", {}).values()
+    return set(project["dependencies"]).union(*extras)
 
 
 def _conda_pins() -> tuple[str, set[str]]:
@@ -19,15 +22,26 @@ def _conda_pins() -> tuple[str, set[str]]:
     return python, set(pip)
 
 
-def test_environment_yml_pins_equal_pyproject_pins():
-    """Every pip pin in environment.yml is in pyproject.toml and vice versa."""
+def test_environment_yml_installs_the_lock_and_the_project():
+    """environment.yml's pip section installs requirements.lock (which pins every direct
+    dependency at pyproject's version, see below) and the project itself, nothing else."""
     _, conda = _conda_pins()
-    assert conda == _pyproject_pins()
+    assert conda == {"-r requirements.lock", "-e ."}
+    assert (ROOT / "requirements.lock").is_file()
 
 
 def test_every_dependency_is_pinned_exactly():
     """Direct dependencies use == pins, so a fresh install resolves the same versions."""
     assert all("==" in dep for dep in _pyproject_pins())
+
+
+def test_runtime_dependencies_leave_out_the_notebook_and_dev_tools():
+    """`pip install churn` brings the library and the API, not Jupyter, Ploomber or pytest."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = {dep.split("==")[0].split("[")[0].lower() for dep in project["dependencies"]}
+    assert runtime.isdisjoint({"ploomber", "papermill", "jupyterlab", "voila", "pytest", "nbval", "ruff", "mypy"})
+    assert {"duckdb", "redis", "scikit-learn", "fastapi"} <= runtime
+    assert set(project["optional-dependencies"]) == {"notebook", "dev"}
 
 
 def test_python_versions_agree():

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.metrics import brier_score_loss, roc_auc_score
@@ -28,7 +28,12 @@ from churn.abtest.bayes import BayesResult, bayesian_beta_binomial
 from churn.abtest.power import power_analysis
 from churn.abtest.sequential import SequentialResult
 from churn.abtest.stats import (
-    FISHER_EXACT, MIN_EXPECTED_COUNT, ProportionTest, SRMResult, srm_check, two_proportion_test,
+    FISHER_EXACT,
+    MIN_EXPECTED_COUNT,
+    ProportionTest,
+    SRMResult,
+    srm_check,
+    two_proportion_test,
 )
 
 Action = Literal["promote", "keep_control", "inconclusive"]
@@ -85,7 +90,7 @@ class ExperimentResults:
 
     fixed: ProportionTest
     srm: SRMResult
-    power: dict
+    power: dict[str, Any]
     mde: float
     at_planned_end: bool = True
     sequential: SequentialResult | None = None
@@ -128,7 +133,7 @@ def _significance(r: ExperimentResults) -> tuple[str, str]:
         if s.significant:
             verdict = "better" if s.ci_high[-1] < 0 else "worse" if s.ci_low[-1] > 0 else "none"
         looks = len(s.p_value)
-        when = (f"reached alpha = {s.alpha:g} first at look {s.reject_at + 1} of {looks}" if s.significant
+        when = (f"reached alpha = {s.alpha:g} first at look {s.reject_at + 1} of {looks}" if s.reject_at is not None
                 else f"did not reach alpha = {s.alpha:g} in {looks} look{'s' if looks != 1 else ''}")
         return verdict, (
             f"Sequential mSPRT (always valid under daily looks): always-valid p-value "

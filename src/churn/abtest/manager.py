@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from churn.abtest.assignment import assign
-from churn.abtest.decision import Decision, Guardrail, analyse, decide
+from churn.abtest.decision import Decision, ExperimentResults, Guardrail, analyse, decide
 from churn.abtest.sequential import msprt
 from churn.abtest.simulate import daily_counts
-from churn.abtest.stats import welch_test
+from churn.abtest.stats import WelchTest, welch_test
 from churn.registry import ModelRegistry, RegistryError
 from churn.store import abtests
 from churn.store.warehouse import Warehouse
 
 DEFAULTS = {"mde": 0.01, "alpha": 0.05, "window_days": 30}
+
+
+# (test row, results, Welch test on log loss, daily counts); the last three are None before outcomes.
+Analysis = tuple[dict[str, Any], ExperimentResults | None, WelchTest | None, pd.DataFrame | None]
 
 
 class ABTestError(ValueError):
@@ -30,7 +35,7 @@ class ABTestManager:
         self.warehouse, self.registry, self.model_name = warehouse, registry, model_name
 
     def start_test(self, test_name: str, control_version: int, variant_version: int, traffic_split: float = 0.5,
-                   user_ids: list[int] | np.ndarray | None = None, **params: Any) -> dict:
+                   user_ids: list[int] | np.ndarray | None = None, **params: Any) -> dict[str, Any]:
         """Validate, assign users deterministically and store the test, all or nothing."""
         if not 0.0 < float(traffic_split) < 1.0:
             raise ABTestError(f"traffic_split must lie strictly between 0 and 1, got {traffic_split}")
@@ -47,7 +52,7 @@ class ABTestManager:
                "variant_version": int(variant_version), "traffic_split": float(traffic_split),
                "params": {**DEFAULTS, **params}}
         abtests.create_test(self.warehouse, row, pd.DataFrame({"user_id": ids, "arm": arms}))
-        return abtests.get_test(self.warehouse, test_name)
+        return self._test(test_name)
 
     def _check_stage(self, version: int, stage: str, role: str) -> None:
         try:
@@ -65,13 +70,13 @@ class ABTestManager:
         self._test(test_name)
         return abtests.write_results(self.warehouse, test_name, outcomes)
 
-    def _test(self, test_name: str) -> dict:
+    def _test(self, test_name: str) -> dict[str, Any]:
         test = abtests.get_test(self.warehouse, test_name)
         if test is None:
             raise ABTestError(f"no A/B test named {test_name!r}")
         return test
 
-    def analysis(self, test_name: str):
+    def analysis(self, test_name: str) -> Analysis:
         """(test row, ExperimentResults, Welch test on log loss, daily counts) or results None."""
         test = self._test(test_name)
         outcomes = abtests.read_results(self.warehouse, test_name)
@@ -89,30 +94,32 @@ class ABTestManager:
         welch = welch_test(arm.get_group("control").to_numpy(), arm.get_group("variant").to_numpy())
         return test, results, welch, daily
 
-    def get_test_results(self, test_name: str, analysis: tuple | None = None) -> dict:
+    def get_test_results(self, test_name: str, analysis: Analysis | None = None) -> dict[str, Any]:
         """Control vs variant, p-value, the probability test with its winner, SRM and power
         (from ``analysis``, the result of :meth:`analysis`, when the caller already has it)."""
         test, results, welch, _ = analysis or self.analysis(test_name)
         summary = {"test_name": test_name, "status": test["status"], "decision": test.get("decision"),
                    "reasons": test.get("reasons", []), "control_version": int(test["control_version"]),
                    "variant_version": int(test["variant_version"]), "traffic_split": float(test["traffic_split"])}
-        if results is None:
+        if results is None or welch is None:
             return {**summary, "results": None}
-        f, b, s = results.fixed, results.bayes, results.srm
+        f, b, s, seq = results.fixed, results.bayes, results.srm, results.sequential
+        if b is None or seq is None:
+            raise ABTestError(f"A/B test {test_name!r}: the analysis lacks its Bayesian or sequential part")
         winner = "variant" if b.prob_variant_better >= 0.95 else "control" if b.prob_variant_better <= 0.05 else "none"
         return {**summary,
                 "control": {"users": s.n_control, "churn_rate": f.rate_control},
                 "variant": {"users": s.n_variant, "churn_rate": f.rate_variant},
                 "difference": f.difference, "ci": [f.ci_low, f.ci_high], "p_value": f.p_value,
                 "p_value_test": f.test,
-                "sequential_p_value": float(results.sequential.p_value[-1]),
+                "sequential_p_value": float(seq.p_value[-1]),
                 "probability_test": {"prob_variant_better": b.prob_variant_better, "winner": winner,
                                      "expected_loss_variant": b.expected_loss_variant},
                 "log_loss": {"control": welch.mean_control, "variant": welch.mean_variant, "p_value": welch.p_value},
                 "srm": {"p_value": s.p_value, "mismatch": bool(s.mismatch)},
                 "power": {k: v for k, v in results.power.items() if isinstance(v, (int, float)) or v is None}}
 
-    def conclude(self, test_name: str, guardrails: list[Guardrail] = (), analysis: tuple | None = None) -> Decision:
+    def conclude(self, test_name: str, guardrails: Sequence[Guardrail] = (), analysis: Analysis | None = None) -> Decision:
         """Decide, then promote the variant (archiving control) or record keeping control."""
         test, results, _, _ = analysis or self.analysis(test_name)
         if results is None:

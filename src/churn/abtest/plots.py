@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -10,7 +12,7 @@ from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
 
-def arms_figure(results: dict, daily: pd.DataFrame, sequential_p: np.ndarray, alpha: float = 0.05) -> Figure:
+def arms_figure(results: dict[str, Any], daily: pd.DataFrame, sequential_p: np.ndarray, alpha: float = 0.05) -> Figure:
     """Churn rate per arm (Wilson 95% CI), Beta posteriors, and the daily sequential p-value."""
     fig, (bar_ax, post_ax, seq_ax) = plt.subplots(1, 3, figsize=(15, 3.8))
     arms = ("control", "variant")
@@ -21,7 +23,7 @@ def arms_figure(results: dict, daily: pd.DataFrame, sequential_p: np.ndarray, al
     bar_ax.bar(arms, rates, yerr=[rates - low, high - rates], capsize=8, color=["tab:grey", "tab:blue"])
     bar_ax.set_title("churn rate per arm (95% Wilson CI)")
     grid = np.linspace(max(0.0, min(low) * 0.7), min(1.0, max(high) * 1.3), 400)
-    for arm, kk, nn in zip(arms, k, n):
+    for arm, kk, nn in zip(arms, k, n, strict=True):
         post_ax.plot(grid, stats.beta.pdf(grid, 1 + kk, 1 + nn - kk), label=f"{arm}: Beta({1 + kk}, {1 + nn - kk})")
     post_ax.set_title(f"posterior churn rate; P(variant better) = {results['probability_test']['prob_variant_better']:.3f}")
     post_ax.legend(fontsize=8)

@@ -26,14 +26,18 @@ validity. Inputs are *cumulative* counts at each look.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from churn.abtest.assignment import CONTROL, VARIANT
 
 
-def _difference_and_variance(conv_c, n_c, conv_v, n_v) -> tuple[np.ndarray, np.ndarray]:
+def _difference_and_variance(
+    conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike
+) -> tuple[np.ndarray, np.ndarray]:
     conv_c, n_c, conv_v, n_v = (np.asarray(a, dtype=float) for a in (conv_c, n_c, conv_v, n_v))
     if np.any(n_c <= 0) or np.any(n_v <= 0):
         raise ValueError("every look needs at least one user in each arm")
@@ -42,7 +46,7 @@ def _difference_and_variance(conv_c, n_c, conv_v, n_v) -> tuple[np.ndarray, np.n
     return rate_v - rate_c, variance
 
 
-def msprt_likelihood_ratio(conv_c, n_c, conv_v, n_v, tau: float) -> np.ndarray:
+def msprt_likelihood_ratio(conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike, tau: float) -> np.ndarray:
     """``Lambda_n`` at each look (any array shape; see the module docstring).
 
     Where the variance estimate is 0 (no churner, or only churners, in both arms so far) the data
@@ -57,7 +61,7 @@ def msprt_likelihood_ratio(conv_c, n_c, conv_v, n_v, tau: float) -> np.ndarray:
     return np.where(var > 0, np.exp(np.minimum(log_lr, 700.0)), 1.0)
 
 
-def msprt_p_values(conv_c, n_c, conv_v, n_v, tau: float) -> np.ndarray:
+def msprt_p_values(conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike, tau: float) -> np.ndarray:
     """Always-valid p-values ``min(1, min_{k<=n} 1/Lambda_k)``; looks run along the last axis."""
     inv = 1.0 / msprt_likelihood_ratio(conv_c, n_c, conv_v, n_v, tau)
     return np.minimum.accumulate(np.minimum(inv, 1.0), axis=-1)
@@ -86,7 +90,9 @@ class SequentialResult:
                              "ci_low": self.ci_low, "ci_high": self.ci_high})
 
 
-def msprt(conv_c, n_c, conv_v, n_v, tau: float, alpha: float = 0.05) -> SequentialResult:
+def msprt(
+    conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike, tau: float, alpha: float = 0.05
+) -> SequentialResult:
     """mSPRT of ``p_v - p_c`` over looks given cumulative counts (1-D, one entry per look).
 
     ``reject_at`` is the index of the first look with ``p_value <= alpha`` (None if none); the
@@ -122,7 +128,7 @@ def cumulative_counts(
     Returns:
         Indexed by look (sorted): ``n_control``, ``conv_control``, ``n_variant``, ``conv_variant``.
     """
-    counts = frame.groupby([look, arm])[outcome].agg(["size", "sum"]).unstack(arm, fill_value=0)
+    counts = cast(pd.DataFrame, frame.groupby([look, arm])[outcome].agg(["size", "sum"]).unstack(arm, fill_value=0))
     # An arm with no users yet still gets its (zero) columns.
     columns = pd.MultiIndex.from_product([["size", "sum"], [CONTROL, VARIANT]])
     cum = counts.reindex(columns=columns, fill_value=0).sort_index().cumsum().astype(int)

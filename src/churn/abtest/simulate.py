@@ -14,7 +14,8 @@ import pandas as pd
 
 def churn_probability(weekly_hazard: np.ndarray, window_days: int) -> np.ndarray:
     """P(churn within the window) from a constant weekly hazard."""
-    return 1.0 - (1.0 - np.clip(weekly_hazard, 0.0, 1.0)) ** (window_days / 7.0)
+    probability: np.ndarray = 1.0 - (1.0 - np.clip(weekly_hazard, 0.0, 1.0)) ** (window_days / 7.0)
+    return probability
 
 
 def choose_offers(frame: pd.DataFrame, offer_share: float) -> np.ndarray:
@@ -23,7 +24,8 @@ def choose_offers(frame: pd.DataFrame, offer_share: float) -> np.ndarray:
         raise ValueError(f"offer_share must be in [0, 1], got {offer_share}")
     rank = frame.groupby("arm")["score"].rank(ascending=False, method="first")
     size = frame.groupby("arm")["score"].transform("size")
-    return (rank <= np.ceil(offer_share * size)).to_numpy()
+    offered: np.ndarray = (rank <= np.ceil(offer_share * size)).to_numpy()
+    return offered
 
 
 def simulate_outcomes(frame: pd.DataFrame, offer_share: float, offer_effect: float,

@@ -93,7 +93,7 @@ def two_proportion_test(conv_c: int, n_c: int, conv_v: int, n_v: int, alpha: flo
         z, p = proportions_ztest([conv_v, conv_c], [n_v, n_c])
     test = Z_TEST
     if smallest < MIN_EXPECTED_COUNT:
-        table = [[conv_v, n_v - conv_v], [conv_c, n_c - conv_c]]
+        table = np.array([[conv_v, n_v - conv_v], [conv_c, n_c - conv_c]])
         test, p = FISHER_EXACT, stats.fisher_exact(table, alternative="two-sided").pvalue
     low, high = confint_proportions_2indep(
         conv_v, n_v, conv_c, n_c, method="newcomb", compare="diff", alpha=alpha

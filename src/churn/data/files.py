@@ -41,7 +41,7 @@ def read_raw_file(path: Path, table: TableSchema) -> pd.DataFrame:
     """Read one file and coerce it to ``table``'s schema, or raise ``RawFileError``."""
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as exc:  # noqa: BLE001 - any parser error becomes one clear message
+    except Exception as exc:
         raise RawFileError(f"{path}: cannot be read as {path.suffix[1:]} ({exc})") from None
     missing = [c for c in table.column_names if c not in frame.columns]
     if missing:

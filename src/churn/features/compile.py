@@ -92,6 +92,7 @@ def check_spec_against_database(con: duckdb.DuckDBPyConnection, spec: FeatureSpe
     for f in spec.features:
         if f.is_ratio:
             continue
+        assert f.source is not None  # every non-ratio feature has one (checked by the spec)
         if f.column is not None:
             _require(columns[f.source], f.column, _NUMERIC_TYPES, f"feature {f.name!r}")
         for column, _ in f.filter_items():
@@ -141,7 +142,7 @@ def _joins(spec: FeatureSpec) -> list[_Join]:
     for name, source in spec.sources.items():
         windowed = [f for f in spec.features if f.source == name and f.window_days is not None]
         lifetime = [f for f in spec.features if f.source == name and f.window_days is None]
-        for features, bound in ((windowed, max((f.window_days for f in windowed), default=0)), (lifetime, None)):
+        for features, bound in ((windowed, max((f.window_days or 0 for f in windowed), default=0)), (lifetime, None)):
             if features:
                 joins.append(_Join(f"_pit_agg_{len(joins)}", source, features, bound))
     return joins
@@ -166,6 +167,7 @@ def _fill_value(f: FeatureDef) -> str | None:
     if f.default is not None:
         return repr(float(f.default))
     if f.aggregation in RECENCY_AGGREGATIONS:
+        assert f.window_days is not None  # a lifetime recency needs a default (checked by the spec)
         return repr(float(f.window_days))
     return "0" if f.aggregation in COUNT_AGGREGATIONS else "0.0"
 
@@ -189,6 +191,7 @@ def _joined_cte(spec: FeatureSpec, joins: list[_Join]) -> str:
 def _final_expression(spec: FeatureSpec, f: FeatureDef) -> str:
     """A feature's output: ratios and feature-name defaults are resolved here."""
     if f.is_ratio:
+        assert f.numerator is not None and f.denominator is not None  # checked by the spec
         num = _final_expression(spec, spec.feature(f.numerator))
         den = _final_expression(spec, spec.feature(f.denominator))
         quotient = f"{float(f.scale)!r} * CAST({num} AS DOUBLE) / {den}"

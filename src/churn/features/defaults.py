@@ -49,7 +49,7 @@ DEFAULT_SPEC: dict[str, Any] = {
         # downgrade (common before churn) would leak into earlier snapshots.
         {"name": "monthly_price", "source": "billing", "aggregation": "latest", "column": "amount",
          "window_days": None, "filter": {"billing_type": ["charge", "payment_failed"]},
-         "default": 0.0, "description": "price of the latest invoice before the snapshot (USD)"},
+         "default": 0.0, "unit": "USD", "description": "price of the latest invoice before the snapshot"},
     ],
 }  # fmt: skip
 

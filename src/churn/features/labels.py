@@ -34,7 +34,7 @@ class SnapshotError(ValueError):
 
 def _timestamp(value: datetime | str, what: str) -> pd.Timestamp:
     stamp = pd.Timestamp(value)
-    if stamp is pd.NaT or stamp.tzinfo is not None:
+    if pd.isna(stamp) or stamp.tzinfo is not None:
         raise SnapshotError(f"{what} {value!r} must be a naive (UTC) timestamp")
     return stamp
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -66,6 +66,7 @@ class FeatureDef:
     scale: float = 1.0
     default: float | str | None = None
     description: str = ""
+    unit: str = ""  # shown with the value (API explanations); empty: derived from the aggregation
 
     @property
     def is_ratio(self) -> bool:
@@ -216,10 +217,13 @@ def validate_spec(spec: FeatureSpec) -> None:
         _check_default(spec, f)
 
 
-def _build(kind: type, data: Any, where: str) -> Any:
+_T = TypeVar("_T")
+
+
+def _build(kind: type[_T], data: Any, where: str) -> _T:
     if not isinstance(data, dict):
         raise FeatureSpecError(f"{where}: expected a mapping, got {type(data).__name__}")
-    known = set(kind.__dataclass_fields__)
+    known = {f.name for f in fields(kind)}  # type: ignore[arg-type]  # kind is a dataclass
     unknown = sorted(set(data) - known)
     if unknown:
         raise FeatureSpecError(f"{where}: unknown key(s) {unknown} (allowed: {sorted(known)})")
@@ -229,7 +233,7 @@ def _build(kind: type, data: Any, where: str) -> Any:
         raise FeatureSpecError(f"{where}: {exc}") from None
 
 
-def load_spec(source: str | PathLike | dict[str, Any]) -> FeatureSpec:
+def load_spec(source: str | PathLike[str] | dict[str, Any]) -> FeatureSpec:
     """A validated spec from a mapping or a YAML file (the only file this package reads)."""
     if isinstance(source, dict):
         data = source

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
@@ -78,7 +79,9 @@ def calibration_table(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int
     return pd.DataFrame({"mean_predicted": predicted, "observed_rate": observed})
 
 
-def bootstrap_auc_ci(y_true, scores, n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+def bootstrap_auc_ci(
+    y_true: ArrayLike, scores: ArrayLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the AUC (resampling rows; degenerate resamples skipped)."""
     y, s = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
     rng = np.random.default_rng(seed)
@@ -89,3 +92,49 @@ def bootstrap_auc_ci(y_true, scores, n_boot: int = 1000, level: float = 0.95, se
             aucs.append(skm.roc_auc_score(y[idx], s[idx]))
     tail = (1 - level) / 2
     return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
+
+
+def wilson_interval(successes: np.ndarray, n: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion (well-behaved at 0 of n, unlike the normal one)."""
+    from scipy.stats import norm
+
+    k, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    z = norm.ppf(1 - (1 - level) / 2)
+    p = np.divide(k, n, out=np.zeros_like(k), where=n > 0)
+    centre = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def decile_table(y_true: np.ndarray, scores: np.ndarray, n_groups: int = 10) -> pd.DataFrame:
+    """Lift and gains by score decile: the view a retention team plans with.
+
+    Users are ranked by score (highest first, ties in input order) and cut into ``n_groups``
+    groups as equal as possible (the first ones one larger when the count does not divide).
+
+    Returns:
+        One row per group: ``users``, ``churners``, ``churn_rate`` with its Wilson 95% interval
+        (``rate_low``, ``rate_high``), ``min_score``/``max_score``, ``lift`` (the group's churn
+        rate over the overall one), ``cum_users_share`` (share of users contacted down to this
+        group), ``gain`` (share of all churners among them) and ``cum_lift`` (gain over share).
+    """
+    y = np.asarray(y_true, dtype=int)
+    s = np.asarray(scores, dtype=float)
+    if len(y) < n_groups:
+        raise ValueError(f"a decile table needs at least {n_groups} rows, got {len(y)}")
+    order = np.argsort(-s, kind="stable")
+    groups = np.array_split(order, n_groups)
+    users = np.array([len(g) for g in groups])
+    churners = np.array([int(y[g].sum()) for g in groups])
+    low, high = wilson_interval(churners, users)
+    base = y.mean()
+    table = pd.DataFrame({
+        "decile": np.arange(1, n_groups + 1), "users": users, "churners": churners,
+        "churn_rate": churners / users, "rate_low": low, "rate_high": high,
+        "min_score": [s[g].min() for g in groups], "max_score": [s[g].max() for g in groups],
+    })  # fmt: skip
+    table["lift"] = table["churn_rate"] / base if base > 0 else np.nan
+    table["cum_users_share"] = users.cumsum() / users.sum()
+    table["gain"] = churners.cumsum() / churners.sum() if churners.sum() > 0 else np.nan
+    table["cum_lift"] = table["gain"] / table["cum_users_share"]
+    return table.set_index("decile")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from churn.modeling.predict import ChurnPredictor
@@ -19,10 +21,13 @@ def predictor_from(result: TrainingResult, frame: pd.DataFrame, model_name: str)
 
 def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.DataFrame, *, model_name: str,
                     feature_set: str, horizon_days: int, fingerprint: str, code_version: str, reason: str,
-                    extra_metrics: dict | None = None, extra_params: dict | None = None) -> ModelVersion:
-    """Register ``result`` (stage none) with metrics, parameters, snapshots and provenance."""
+                    extra_metrics: dict[str, Any] | None = None, extra_params: dict[str, Any] | None = None) -> ModelVersion:
+    """Register ``result`` (stage none) with metrics, parameters, snapshots and provenance, and
+    write its model card next to the artifact."""
+    from churn.reports.model_card import write_model_card
+
     predictor = predictor_from(result, frame, model_name)
-    return registry.register_model(
+    record = registry.register_model(
         model_name=model_name, model=predictor,
         metrics={**result.validation.as_dict(),
                  "baseline_auc": result.baseline.auc if result.baseline is not None else None, **(extra_metrics or {})},
@@ -35,6 +40,8 @@ def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.D
         features=result.features, training_data_fingerprint=fingerprint, code_version=code_version,
         reason=reason,
     )  # fmt: skip
+    write_model_card(record, result)
+    return record
 
 
 def load_predictor(registry: ModelRegistry, model_name: str, version: int | None = None,

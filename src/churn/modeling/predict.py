@@ -62,11 +62,13 @@ class ChurnPredictor:
         if not getattr(self, "_linear", True):
             p = np.clip(self.pipeline.predict_proba(self.transform(np.atleast_2d(x)))[:, 1], 1e-12, 1 - 1e-12)
             return np.log(p / (1 - p))
-        return ((self.transform(x) - self._mean) / self._scale) @ self._coef + self._intercept
+        logits: np.ndarray = ((self.transform(x) - self._mean) / self._scale) @ self._coef + self._intercept
+        return logits
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Churn probabilities for a (n, n_features) array."""
-        return 1.0 / (1.0 + np.exp(-self.logits(np.atleast_2d(x))))
+        proba: np.ndarray = 1.0 / (1.0 + np.exp(-self.logits(np.atleast_2d(x))))
+        return proba
 
     def predict_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``frame`` with the features -> user_id, probability, risk_band."""

@@ -144,7 +144,7 @@ def cross_validate(train: pd.DataFrame, features: list[str], horizon_days: int,
             rows.append({"C": c, "fold": i, "test_snapshot": train["snapshot_at"].iloc[te[0]],
                          "auc": roc_auc_score(y[te], p)})
     scores = pd.DataFrame(rows)
-    best = float(scores.groupby("C")["auc"].mean().idxmax())
+    best = float(scores.groupby("C")["auc"].mean().idxmax())  # type: ignore[arg-type]  # the index holds floats
     return scores, best, oof[best]
 
 
@@ -176,14 +176,14 @@ def train_model(frame: pd.DataFrame, features: list[str], horizon_days: int, n_v
         base_train, base_valid = train[baseline_feature].to_numpy(float), valid[baseline_feature].to_numpy(float)
         base_threshold = max_f1_threshold(train["label"].to_numpy(), base_train)
         predictions["baseline"] = base_valid
-        baseline = evaluate(valid["label"], base_valid, base_threshold, probabilities=False)
+        baseline = evaluate(valid["label"].to_numpy(), base_valid, base_threshold, probabilities=False)
     else:
         baseline_feature = None
     return TrainingResult(
         pipeline=pipeline, features=list(features), best_c=best_c, threshold=threshold,
         cv_scores=cv_scores, train_snapshots=sorted(train["snapshot_at"].unique()),
         valid_snapshots=sorted(valid["snapshot_at"].unique()),
-        validation=evaluate(valid["label"], p_valid, threshold),
+        validation=evaluate(valid["label"].to_numpy(), p_valid, threshold),
         baseline=baseline, predictions=predictions, log_features=log_features, kind=kind,
         baseline_feature=baseline_feature,
     )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -30,6 +31,7 @@ def evaluate_alerts(observations: pd.DataFrame, rules: list[AlertRule]) -> pd.Da
     """
     by_metric = {r.metric: r for r in rules}
     rows = []
+    obs: Any  # a row of (metric, subject, value, period)
     for obs in observations.itertuples(index=False):
         rule = by_metric.get(obs.metric)
         if rule is not None and rule.breached(obs.value):

@@ -160,7 +160,7 @@ def _feature_rows(feature: str, reference: pd.DataFrame | None, current: pd.Data
     ref, cur = (_clean(f, feature, not categorical) for f in (reference, current))
     status, note, drifted = _screen(ref, cur, min_rows)
     results: dict[str, tuple[float, float, float]] = {}
-    if status == "ok":
+    if status == "ok" and ref is not None and cur is not None:  # "ok" means both are there
         results = (_categorical_tests(ref, cur) if categorical
                    else _numeric_tests(ref.to_numpy(), cur.to_numpy()))
     sizes = {"n_reference": 0 if ref is None else len(ref),
@@ -187,7 +187,7 @@ def _adjust(report: pd.DataFrame, alpha: float, correction: str) -> pd.Series:
     adjusted = pd.Series(np.nan, index=report.index)
     family = report[(report.status == "ok") & report.p_value.notna()]
     if not family.empty:
-        adjusted[family.index] = (holm(family.p_value) if correction == "holm" else
+        adjusted[family.index] = (holm(family.p_value.to_numpy()) if correction == "holm" else
                                   multipletests(family.p_value, alpha=alpha, method=correction)[1])
     return adjusted
 

@@ -13,7 +13,7 @@ def distribution_figure(reference: pd.DataFrame, current: pd.DataFrame, features
     """Reference vs current histogram per feature; drifted features titled in red."""
     rows = int(np.ceil(len(features) / columns))
     fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
-    for ax, feature in zip(axes.flat, features):
+    for ax, feature in zip(axes.flat, features, strict=False):  # the grid may have spare axes
         ref, cur = reference[feature].dropna(), current[feature].dropna()
         bins = np.histogram_bin_edges(pd.concat([ref, cur]), bins=30)
         ax.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
@@ -33,7 +33,7 @@ def timeline_figure(timeline: pd.DataFrame) -> Figure:
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
     x = pd.to_datetime(timeline["snapshot_at"])
     for ax, columns, title in zip(axes, (["auc"], ["precision", "recall"], ["brier", "churn_rate"]),
-                                  ("AUC", "precision / recall at threshold", "Brier score / churn rate")):
+                                  ("AUC", "precision / recall at threshold", "Brier score / churn rate"), strict=True):
         for column in columns:
             ax.plot(x, timeline[column], "o-", label=column)
         ax.axvspan(x[timeline["in_training"]].min(), x[timeline["in_training"]].max(), color="grey",

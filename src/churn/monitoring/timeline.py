@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
+if TYPE_CHECKING:
+    from churn.modeling.predict import ChurnPredictor
 
-def performance_timeline(frame: pd.DataFrame, predictor, threshold: float, train_snapshots: list,
+
+def performance_timeline(frame: pd.DataFrame, predictor: ChurnPredictor, threshold: float, train_snapshots: list[Any],
                          min_positives: int = 3) -> pd.DataFrame:
     """One row per snapshot with matured labels: AUC, precision, recall, Brier, churn rate.
 
@@ -17,6 +22,7 @@ def performance_timeline(frame: pd.DataFrame, predictor, threshold: float, train
     """
     rows = []
     trained = {pd.Timestamp(s) for s in train_snapshots}
+    snapshot: Any  # a groupby key
     for snapshot, group in frame[frame["label_mature"].astype(bool)].groupby("snapshot_at"):
         y = group["label"].to_numpy(int)
         p = predictor.predict_proba(group[predictor.features].to_numpy(float))

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, Union
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import pandas as pd
@@ -19,13 +20,11 @@ import pandas as pd
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
     from great_expectations.core import ExpectationSuiteValidationResult
-    from great_expectations.core.expectation_validation_result import (
-        ExpectationValidationResult,
-    )
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
     from great_expectations.data_context import AbstractDataContext
     from great_expectations.expectations import Expectation
 
-    SuiteLike = Union[ExpectationSuite, Sequence[Expectation]]
+    SuiteLike = ExpectationSuite | Sequence[Expectation]
 else:
     SuiteLike = Any
 
@@ -192,7 +191,7 @@ def _make_context(gx: Any, docs_dir: Path | None) -> AbstractDataContext:
     return context
 
 
-def _validate_one(  # noqa: PLR0913 - all six are needed and distinct
+def _validate_one(
     gx: Any,
     context: AbstractDataContext,
     source: Any,
@@ -217,8 +216,10 @@ def _fresh_suite(gx: Any, table: str, suite: SuiteLike) -> ExpectationSuite:
     Adding a suite to a context stamps ids onto it; copying keeps the caller's objects
     reusable across calls and lets one suite serve several tables.
     """
-    expectations = suite.expectations if isinstance(suite, gx.ExpectationSuite) else suite
-    meta = dict(suite.meta) if isinstance(suite, gx.ExpectationSuite) else {}
+    if isinstance(suite, gx.ExpectationSuite):
+        expectations, meta = list(suite.expectations), dict(suite.meta)
+    else:
+        expectations, meta = list(cast("Sequence[Expectation]", suite)), {}
     copies = [e.copy(deep=True, update={"id": None}) for e in expectations]
     return gx.ExpectationSuite(name=table, expectations=copies, meta=meta)
 
@@ -239,6 +240,8 @@ def _build_report(results: Mapping[str, ExpectationSuiteValidationResult]) -> Qu
 def _outcome(table: str, result: ExpectationValidationResult) -> ExpectationOutcome:
     """Summarise one expectation result."""
     config = result.expectation_config
+    if config is None:
+        raise ValueError(f"{table}: a validation result without its expectation")
     details = result.result or {}
     error = _exception_message(result.exception_info)
     return ExpectationOutcome(
@@ -348,8 +351,12 @@ def _notes_text(notes: str | list[str] | None) -> str | None:
 
 
 def _write_reports(context: AbstractDataContext, report: QualityReport, report_dir: Path) -> None:
-    """Write the raw validation results as JSON and build Data Docs."""
+    """Write the raw validation results as JSON, build Data Docs, and our offline page
+    (``index.html``: Data Docs need a CDN for their index and styles)."""
+    from churn.reports.quality import write_quality_report
+
     report_dir.mkdir(parents=True, exist_ok=True)
     payload = {"success": report.success, "tables": report.raw}
     (report_dir / RESULT_FILE).write_text(json.dumps(payload, indent=2, default=str))
     context.build_data_docs(site_names=[_DOCS_SITE])
+    write_quality_report(report, report_dir)

@@ -174,14 +174,14 @@ _SELECT = (
 
 
 def fetch_versions(
-    con: duckdb.DuckDBPyConnection, models_dir: Path, where: str = "", params: list | None = None
+    con: duckdb.DuckDBPyConnection, models_dir: Path, where: str = "", params: list[Any] | None = None
 ) -> list[ModelVersion]:
     """Rows of ``ml_pipeline.models`` matching ``where`` (SQL with ``?``), by name and version."""
     sql = f"{_SELECT} {'WHERE ' + where if where else ''} ORDER BY model_name, version"
     return [_from_row(row, models_dir) for row in con.execute(sql, params or []).fetchall()]
 
 
-def _from_row(row: tuple, models_dir: Path) -> ModelVersion:
+def _from_row(row: tuple[Any, ...], models_dir: Path) -> ModelVersion:
     name, version, stage, metrics, params, features, fingerprint, code, path, sha, created, updated = row
     return ModelVersion(
         model_name=name,

@@ -12,12 +12,12 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
 
-from churn.registry import artifacts
-from churn.registry import writes
+from churn.registry import artifacts, writes
 from churn.registry.records import (
     DEFAULT_MODEL_NAME,
     EVENT_COLUMNS,
@@ -45,7 +45,7 @@ class ModelRegistry:
         models_dir: folder for artifacts (``data/models``); one per warehouse.
     """
 
-    def __init__(self, warehouse: Warehouse, models_dir: str | os.PathLike) -> None:
+    def __init__(self, warehouse: Warehouse, models_dir: str | os.PathLike[str]) -> None:
         self.warehouse = warehouse
         self.models_dir = Path(models_dir)
         self._markers: dict[str, tuple[tuple[int, int, int] | None, str]] = {}
@@ -144,10 +144,10 @@ class ModelRegistry:
         self,
         model_name: str,
         version: int | str | None = None,
-        model_path: str | os.PathLike | None = None,
+        model_path: str | os.PathLike[str] | None = None,
         model: object | None = None,
-        metrics: dict | None = None,
-        params: dict | None = None,
+        metrics: dict[str, Any] | None = None,
+        params: dict[str, Any] | None = None,
         features: list[str] | None = None,
         training_data_fingerprint: str | None = None,
         code_version: str | None = None,
@@ -175,7 +175,7 @@ class ModelRegistry:
         return self._register(row, wanted, model, source, stage, reason)
 
     def _register(
-        self, row: dict, wanted: int | None, model: object, source: Path | None, stage: str, reason: str
+        self, row: dict[str, Any], wanted: int | None, model: object, source: Path | None, stage: str, reason: str
     ) -> ModelVersion:
         """Rows and artifact together: if the transaction does not commit, the file goes too."""
         placed: list[Path] = []
@@ -191,7 +191,7 @@ class ModelRegistry:
         return record
 
     def _insert_with_artifact(
-        self, con: duckdb.DuckDBPyConnection, row: dict, wanted: int | None, model: object,
+        self, con: duckdb.DuckDBPyConnection, row: dict[str, Any], wanted: int | None, model: object,
         source: Path | None, stage: str, reason: str, placed: list[Path],
     ) -> ModelVersion:
         name = row["model_name"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -75,7 +76,7 @@ def refuse_duplicate(con: Con, model_name: str, version: int) -> None:
         )
 
 
-def insert_version(con: Con, row: dict, at: datetime) -> None:
+def insert_version(con: Con, row: dict[str, Any], at: datetime) -> None:
     """Insert a new version in stage ``none`` (JSON columns serialised here)."""
     con.execute(
         f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, 'none', ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,16 +1,20 @@
-"""``python -m churn.serving``: uvicorn on CHURN_HOST:CHURN_PORT with CHURN_WORKERS workers."""
+"""``python -m churn.serving``: the API on CHURN_HOST:CHURN_PORT with CHURN_WORKERS workers, with
+the connection bound, header deadline and proxy-header policy of ``churn.serving.server``."""
 
 from __future__ import annotations
 
-import uvicorn
+import argparse
 
+from churn.serving.server import serve
 from churn.serving.settings import Settings
 
 
-def main() -> None:
-    settings = Settings()
-    uvicorn.run("churn.serving.app:create_app", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, loop="uvloop", http="httptools", log_level="info")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m churn.serving", description=__doc__, allow_abbrev=False)
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--no-access-log", action="store_true")
+    args = parser.parse_args(argv)
+    serve(Settings(), log_level=args.log_level, access_log=not args.no_access_log)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,10 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from churn.serving import errors
+from churn.serving import docs, errors
 from churn.serving.middleware import BodySizeLimit
 from churn.serving.ops import OpsRecorder, OpsStats
+from churn.serving.proxy import ForwardedFor, TrustedProxies
 from churn.serving.routes import cache, dashboard, explain, health, predict
 from churn.serving.security import RateLimiter, guard
 from churn.serving.service import ServingState
@@ -58,7 +59,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (``Settings()``)."""
     settings = settings or Settings()
     app = FastAPI(title="Churn prediction API", version="1.0", description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(guard)])
+                  dependencies=[Depends(guard)], docs_url=None, redoc_url=None)
+    docs.install(app)  # Swagger UI and ReDoc from local assets (no CDN)
     app.state.settings = settings
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
     for module in (health, predict, explain, cache, dashboard):
@@ -67,4 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.ops = OpsStats()
     app.add_middleware(OpsRecorder, stats=app.state.ops)
+    trusted = TrustedProxies.parse(settings.forwarded_allow_ips)
+    if trusted:  # outermost, so everything inside sees the real client
+        app.add_middleware(ForwardedFor, trusted=trusted)
     return app

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from churn.serving.schemas import _examples
 
 Row = dict[str, Any]
-MODEL_EXAMPLE = {"model_name": "churn_model", "version": 3, "stage": "production", "metrics": {"auc": 0.86},
+MODEL_EXAMPLE: dict[str, Any] = {"model_name": "churn_model", "version": 3, "stage": "production", "metrics": {"auc": 0.86},
                  "params": {"C": 1.0, "feature_set": "v1"}, "features": ["events_30d", "tenure_days"],
                  "training_data_fingerprint": "6903:123", "code_version": "abc1234",
                  "artifact_path": "churn_model/v3.joblib", "artifact_sha256": "9f2c...",

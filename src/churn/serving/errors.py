@@ -27,6 +27,10 @@ class ServiceUnavailable(Exception):
         self.detail = detail
 
 
+class InvalidFeatureVector(Exception):
+    """A stored vector that cannot be scored: a data bug, answered 500 naming the users."""
+
+
 def scrub(text: str) -> str:
     """Library messages name files for the operator; a client sees ``<path>`` instead."""
     return _PATH.sub("<path>", text)
@@ -48,8 +52,15 @@ async def validation_error(request: Request, exc: RequestValidationError) -> JSO
     return _json(422, f"invalid request: {summary}", errors=errors)
 
 
+# DuckDB errors that mean "the file cannot be reached now" (locked, missing, out of memory);
+# every other duckdb.Error (Binder, Catalog, Parser, Conversion ...) is a bug in our SQL: a 500.
+DUCKDB_UNAVAILABLE = (duckdb.IOException, duckdb.ConnectionException, duckdb.OutOfMemoryException)
+
+
 async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     """A missing dependency the request truly needed: the library's message, paths removed."""
+    if isinstance(exc, duckdb.Error) and not isinstance(exc, DUCKDB_UNAVAILABLE):
+        return await internal_error(request, exc)
     log.warning("503 for %s: %s", request.url.path, exc)
     what = {OnlineStoreError: "online store", WarehouseError: "warehouse", duckdb.Error: "warehouse",
             RegistryError: "model registry"}
@@ -57,15 +68,23 @@ async def unavailable(request: Request, exc: Exception) -> JSONResponse:
     return _json(503, prefix + scrub(str(getattr(exc, "detail", exc))))
 
 
+async def invalid_vector(request: Request, exc: InvalidFeatureVector) -> JSONResponse:
+    log.error("500 for %s: %s", request.url.path, exc)
+    return _json(500, str(exc))
+
+
 async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    """A bug: 500 for the client, the traceback in the server log."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _json(500, "internal server error; the details are in the server log")
 
 
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
-    app.add_exception_handler(StarletteHTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, validation_error)
+    # Starlette types a handler as taking any Exception, so narrower handlers need the ignores.
+    app.add_exception_handler(StarletteHTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     for cls in (ServiceUnavailable, WarehouseError, OnlineStoreError, RegistryError, duckdb.Error):
         app.add_exception_handler(cls, unavailable)
+    app.add_exception_handler(InvalidFeatureVector, invalid_vector)
     app.add_exception_handler(Exception, internal_error)

@@ -5,6 +5,11 @@ next request for that user is a hit. When Redis is unreachable every vector come
 offline store and Redis is skipped for ``retry_seconds`` (a dead server must not add a timeout to
 every request). Hit/miss counts are kept in process and added to the store's shared counters off
 the request path, so a cached prediction is one Redis round trip.
+
+A bad value under one key (garbage, another length, NaN, an impossible as-of time) is a miss for
+that key only: it is answered from the offline store, rewritten (or deleted when the offline store
+lacks the user) and counted as ``bad_values``; Redis stays in use for everyone else. An offline
+vector that is not finite is never scored: the request fails with a 500 that names the user.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import pandas as pd
 import redis
 from starlette.concurrency import run_in_threadpool
 
-from churn.serving.errors import ServiceUnavailable, scrub
+from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
 from churn.serving.model import LoadedModel
 from churn.store import offline
 from churn.store.online import OnlineStore, OnlineStoreError
@@ -37,6 +42,7 @@ class Vectors:
     cached: np.ndarray  # served from Redis
     as_of: np.ndarray  # datetime64[us], NaT where not found
     values: np.ndarray  # (n, n_features) float64
+    bad: np.ndarray | None = None  # Redis held a value that is not a vector (rewritten on fill)
 
     @classmethod
     def empty(cls, user_ids: np.ndarray, n_features: int) -> Vectors:
@@ -54,6 +60,15 @@ class Vectors:
         self.found[hit] = True
 
 
+def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
+    """Refuse offline vectors that cannot be scored (NaN/inf features, no as-of time)."""
+    bad = ~np.isfinite(frame[features].to_numpy(np.float64)).all(axis=1) | frame["snapshot_at"].isna().to_numpy()
+    if bad.any():
+        users = frame["user_id"].to_numpy()[bad][:5].tolist()
+        raise InvalidFeatureVector(f"the offline store holds {int(bad.sum())} vector(s) with missing or "
+                                   f"non-finite values (users {users}): rebuild the features")
+
+
 class FeatureSource:
     """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
 
@@ -65,7 +80,7 @@ class FeatureSource:
         self.order_ok: dict[str, bool] = {}  # store prefix -> Redis holds our feature order
         self._down_until = 0.0
         self._stores: dict[tuple, OnlineStore] = {}
-        self._counts: dict[str, list[int]] = {}  # prefix -> [hits, misses] not yet in Redis
+        self._counts: dict[str, list[int]] = {}  # prefix -> [hits, misses, bad] not yet in Redis
         self._lock = threading.Lock()
 
     def store(self, feature_set: str, features: list[str]) -> OnlineStore:
@@ -104,8 +119,12 @@ class FeatureSource:
             self.mark_down(exc)
             return Vectors.empty(ids, len(model.features))
         hits = int(read.found.sum())
-        self._count(store.prefix, hits, len(ids) - hits)
-        return Vectors(ids, read.found.copy(), read.found, read.as_of, read.values)
+        bad = read.bad_ids
+        self._count(store.prefix, hits, len(ids) - hits, len(bad))
+        if bad:
+            log.warning("online store %s: %d bad value(s) (users %s) treated as misses and rewritten",
+                        store.prefix, len(bad), bad[:5])
+        return Vectors(ids, read.found.copy(), read.found, read.as_of, read.values, bad=read.bad)
 
     def read_offline(self, model: LoadedModel, vectors: Vectors, refill: bool = True) -> None:
         """Fill the missing vectors from the warehouse snapshot and (``refill``) write them to Redis."""
@@ -115,11 +134,17 @@ class FeatureSource:
         if lacking:
             raise ServiceUnavailable(f"the offline store lacks feature(s) {lacking} that model "
                                      f"v{model.version} needs: rebuild the features")
+        check_offline(frame, model.features)
         vectors.fill(frame, model.features)
         store = self.store_for(model)
-        if refill and len(frame) and self.cache_usable(store):
+        orphans = []  # bad values of users the offline store does not know: delete, not rewrite
+        if vectors.bad is not None and vectors.bad.any():
+            orphans = np.setdiff1d(vectors.user_ids[vectors.bad], frame["user_id"].to_numpy(np.int64))
+        if (refill or len(orphans)) and self.cache_usable(store):
             try:
-                store.online_write_batch(frame[["user_id", "snapshot_at", *model.features]])
+                if refill and len(frame):
+                    store.online_write_batch(frame[["user_id", "snapshot_at", *model.features]])
+                store.online_delete(orphans)
             except OnlineStoreError as exc:
                 self.mark_down(exc)
 
@@ -158,11 +183,12 @@ class FeatureSource:
             log.error("online store not used: %s", exc)
 
     # -- hit/miss counters -----------------------------------------------------------------------
-    def _count(self, prefix: str, hits: int, misses: int) -> None:
+    def _count(self, prefix: str, hits: int, misses: int, bad: int = 0) -> None:
         with self._lock:
-            pending = self._counts.setdefault(prefix, [0, 0])
+            pending = self._counts.setdefault(prefix, [0, 0, 0])
             pending[0] += hits
             pending[1] += misses
+            pending[2] += bad
 
     def flush_counts(self) -> None:
         """Add this process's pending hits/misses to the store's shared counters in Redis."""
@@ -172,13 +198,15 @@ class FeatureSource:
             return
         try:
             pipe = self.client.pipeline(transaction=False)
-            for prefix, (hits, misses) in pending.items():
+            for prefix, (hits, misses, bad) in pending.items():
                 pipe.hincrby(f"{prefix}:stats", "hits", hits)  # the key OnlineStore.stats() reads
                 pipe.hincrby(f"{prefix}:stats", "misses", misses)
+                if bad:
+                    pipe.hincrby(f"{prefix}:stats", "bad_values", bad)
             pipe.execute()
         except (redis.RedisError, OSError):
-            for prefix, (hits, misses) in pending.items():  # keep them for the next flush
-                self._count(prefix, hits, misses)
+            for prefix, counts in pending.items():  # keep them for the next flush
+                self._count(prefix, *counts)
 
     def forget_counts(self, prefix: str) -> None:
         with self._lock:

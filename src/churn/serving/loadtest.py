@@ -30,13 +30,13 @@ def free_port() -> int:
 
 
 def start_server(env: dict[str, str], workers: int, port: int, timeout: float = 60.0) -> subprocess.Popen:
-    """uvicorn with the app factory in a subprocess; returns once /health answers."""
+    """The API launcher (``python -m churn.serving``, as ``make serve`` runs it) in a subprocess;
+    returns once /health reports a loaded model."""
     import httpx
 
-    cmd = [sys.executable, "-m", "uvicorn", "churn.serving.app:create_app", "--factory", "--host", "127.0.0.1",
-           "--port", str(port), "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
-           "--no-access-log", "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, env={**os.environ, **env})
+    cmd = [sys.executable, "-m", "churn.serving", "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env={**os.environ, "CHURN_HOST": "127.0.0.1", "CHURN_PORT": str(port),
+                                      "CHURN_WORKERS": str(workers), **env})
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,6 +71,14 @@ request = function() return wrk.format(nil, nil, nil, bodies[math.random(#bodies
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
+def _search(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
+    """The first match of ``pattern`` in wrk's report; a clear error if wrk did not print it."""
+    match = re.search(pattern, text, flags)
+    if match is None:
+        raise RuntimeError(f"wrk's output has no line matching {pattern!r}:\n{text}")
+    return match
+
+
 def run_wrk(url: str, script: str, duration: float, connections: int, threads: int) -> dict:
     """Run wrk with a Lua script; req/s, p50/p99 latency and error counts from its report."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
@@ -82,13 +90,13 @@ def run_wrk(url: str, script: str, duration: float, connections: int, threads: i
         os.unlink(fh.name)
 
     def latency(pct: str) -> float:
-        value, unit = re.search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
+        value, unit = _search(rf"^\s*{pct}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M).groups()
         return round(float(value) * _UNITS[unit], 3)
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"tool": f"wrk -t{threads} -c{connections}", "requests": int(re.search(r"(\d+) requests in", out).group(1)),
-            "req_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+    return {"tool": f"wrk -t{threads} -c{connections}", "requests": int(_search(r"(\d+) requests in", out).group(1)),
+            "req_per_s": float(_search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50_ms": latency("50"), "p99_ms": latency("99"),
             "errors": int(non_2xx.group(1)) if non_2xx else 0, "socket_errors": socket_errors.group(1) if socket_errors else ""}
 

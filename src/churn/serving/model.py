@@ -18,6 +18,22 @@ from churn.store.warehouse import WarehouseError
 log = logging.getLogger("churn.serving")
 
 
+# units of features whose spec gives none, by aggregation (value aggregations keep their column's unit)
+DERIVED_UNITS = {"count": "count", "count_distinct_days": "days", "days_since_last": "days",
+                 "days_since_first": "days", "ratio": "ratio"}
+
+
+def feature_docs(spec: dict, features: list[str]) -> dict[str, dict[str, str | None]]:
+    """Each feature's description and unit from the feature spec (None where it says nothing)."""
+    defs = {f.get("name"): f for f in spec.get("features", []) if isinstance(f, dict)}
+    docs = {}
+    for name in features:
+        f = defs.get(name, {})
+        docs[name] = {"description": f.get("description") or None,
+                      "unit": f.get("unit") or DERIVED_UNITS.get(f.get("aggregation", "")) or None}
+    return docs
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """One loaded production version; replaced as a whole, so a request never sees a mix."""
@@ -26,6 +42,7 @@ class LoadedModel:
     record: ModelVersion
     feature_set: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    docs: dict[str, dict[str, str | None]] = field(default_factory=dict)  # feature -> description, unit
 
     @property
     def features(self) -> list[str]:
@@ -85,4 +102,10 @@ class ModelHolder:
         except TypeError as exc:
             raise RegistryError(str(exc)) from None
         feature_set = record.params.get("feature_set") or offline.feature_set(self.registry.warehouse)[0]
-        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set))
+        try:
+            spec = offline.feature_spec(self.registry.warehouse)
+        except (WarehouseError, duckdb.Error, ValueError) as exc:  # documentation only: never block a load
+            log.warning("feature descriptions unavailable: %s", exc)
+            spec = {}
+        docs = feature_docs(spec, predictor.features)
+        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set), docs=docs)

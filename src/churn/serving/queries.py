@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from churn.registry import ModelRegistry, ModelVersion
 from churn.store import abtests, monitoring
-from churn.store.warehouse import Warehouse
+from churn.store.warehouse import Warehouse, WarehouseError
 
 NO_RETRAINING: dict[str, Any] = {"drift_detected": False, "performance_degraded": False, "new_data_volume": False,
                                  "retrain_recommended": False, "decided_at": None, "evidence": []}
@@ -77,6 +78,28 @@ def ab_test(warehouse: Warehouse, registry: ModelRegistry, model_name: str, test
             "p_value": results.get("p_value"), "probability_variant_better": probability.get("prob_variant_better"),
             "winner": probability.get("winner"), "decision": results.get("decision"),
             "test": records(pd.DataFrame([test]))[0], "statistics": results}
+
+
+USERS_TABLE = "raw_data.users"
+
+
+def absent_user_reason(warehouse: Warehouse, user_id: int) -> str | None:
+    """Why a user has no current feature vector, from ``raw_data.users``; None when unknowable
+    (a data set without a users table, or the warehouse unreachable)."""
+    try:
+        with warehouse.reader() as con:
+            if not Warehouse.table_exists(con, USERS_TABLE):
+                return None
+            rows = con.execute(f"SELECT signup_at, churned_at FROM {USERS_TABLE} WHERE user_id = ?",
+                               [int(user_id)]).fetchall()
+    except (WarehouseError, duckdb.IOException, duckdb.ConnectionException):
+        return None
+    if not rows:
+        return "the user never existed (no such id in raw_data.users)"
+    signup_at, churned_at = rows[0]
+    if churned_at is not None:
+        return f"the user churned on {churned_at:%Y-%m-%d}; churned users are not scored"
+    return f"the user (signed up {signup_at:%Y-%m-%d}) has no vector at the latest snapshot yet"
 
 
 def drift_summary(warehouse: Warehouse) -> dict[str, Any]:

@@ -34,6 +34,20 @@ class PredictionOut(BaseModel):
     cached: bool = Field(description="true when the vector came from the online store (Redis)")
 
 
+class BandCutoffs(BaseModel):
+    medium: float = Field(description="probability at or above which the band is medium")
+    high: float = Field(description="probability at or above which the band is high")
+
+
+class PredictionDetailOut(PredictionOut):
+    """One user's prediction, with where the risk bands are cut."""
+
+    model_config = _examples({"user_id": 42, "probability": 0.0731, "risk_band": "medium", "model_version": 3,
+                              "features_as_of": "2026-01-01T00:00:00", "cached": True,
+                              "band_cutoffs": {"medium": 0.011, "high": 0.094}})
+    band_cutoffs: BandCutoffs
+
+
 class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={
         "examples": [{"user_ids": [1, 2, 42], "use_cache": True}]})
@@ -42,11 +56,13 @@ class BatchRequest(BaseModel):
 
 
 class BatchOut(BaseModel):
-    model_config = _examples({"model_version": 3, "requested": 3, "not_found": [999999], "predictions": [
-        {"user_id": 1, "probability": 0.0123, "risk_band": "low", "model_version": 3,
+    model_config = _examples({"model_version": 3, "requested": 3, "not_found": [999999],
+                              "band_cutoffs": {"medium": 0.011, "high": 0.094}, "predictions": [
+        {"user_id": 1, "probability": 0.0123, "risk_band": "medium", "model_version": 3,
          "features_as_of": "2026-01-01T00:00:00", "cached": True}]})
     model_version: int
     requested: int
+    band_cutoffs: BandCutoffs
     predictions: list[PredictionOut]
     not_found: list[int] = Field(description="ids found in neither the online nor the offline store")
 
@@ -55,14 +71,20 @@ class Contribution(BaseModel):
     feature: str
     value: float = Field(description="the raw feature value")
     contribution: float = Field(description="coefficient x standardised value, in log-odds")
+    description: str | None = Field(None, description="what the feature measures (from the feature spec)")
+    unit: str | None = Field(None, description="the value's unit, e.g. days, count, USD")
 
 
 class ExplanationOut(BaseModel):
     model_config = _examples({
         "user_id": 42, "model_version": 3, "features_as_of": "2026-01-01T00:00:00", "cached": True,
         "probability": 0.0731, "risk_band": "medium", "logit": -2.54, "intercept": -4.1,
-        "contributions": [{"feature": "days_since_last_event", "value": 19.0, "contribution": 1.2},
-                          {"feature": "events_30d", "value": 40.0, "contribution": 0.36}]})
+        "band_cutoffs": {"medium": 0.011, "high": 0.094},
+        "contributions": [{"feature": "days_since_last_event", "value": 19.0, "contribution": 1.2,
+                           "description": "days since the latest event; tenure when the user never acted",
+                           "unit": "days"},
+                          {"feature": "events_30d", "value": 40.0, "contribution": 0.36,
+                           "description": "events in the last 30 days", "unit": "count"}]})
     user_id: int
     model_version: int
     features_as_of: datetime
@@ -71,6 +93,7 @@ class ExplanationOut(BaseModel):
     risk_band: RiskBand
     logit: float = Field(description="intercept + sum of contributions")
     intercept: float
+    band_cutoffs: BandCutoffs
     contributions: list[Contribution] = Field(description="largest absolute contribution first")
 
 
@@ -93,6 +116,8 @@ class CacheStats(BaseModel):
     hits: int | None = None
     misses: int | None = None
     hit_rate: float | None = Field(None, description="hits / lookups since the last sync; null before any")
+    bad_values: int | None = Field(None, description="values in Redis that were not valid vectors (served "
+                                                     "from the offline store and rewritten) since the last sync")
 
 
 class HealthOut(BaseModel):
@@ -100,7 +125,7 @@ class HealthOut(BaseModel):
         "status": "ok", "redis": {"ok": True, "detail": None}, "warehouse": {"ok": True, "detail": None},
         "model": {"loaded": True, "name": "churn_model", "version": 3, "feature_set": "v1",
                   "loaded_at": "2026-01-02T08:00:00Z", "error": None},
-        "cache": {"hits": 990, "misses": 10, "hit_rate": 0.99}, "uptime_seconds": 3600.0})
+        "cache": {"hits": 990, "misses": 10, "hit_rate": 0.99, "bad_values": 0}, "uptime_seconds": 3600.0})
     status: Literal["ok", "degraded"] = Field(description="degraded: Redis, warehouse or model missing")
     redis: Component
     warehouse: Component

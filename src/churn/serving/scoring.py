@@ -21,7 +21,7 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     predictions = [
         {"user_id": uid, "probability": prob, "risk_band": band, "model_version": model.version,
          "features_as_of": when, "cached": hit}
-        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached)
+        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached, strict=True)
     ]
     return predictions, vectors.user_ids[~vectors.found].tolist()
 
@@ -36,6 +36,12 @@ def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:
         "user_id": int(vectors.user_ids[0]), "model_version": model.version,
         "features_as_of": vectors.as_of[0].tolist(), "cached": bool(vectors.cached[0]),
         "probability": probability, "risk_band": str(risk_bands(np.array([probability]), predictor.bands)[0]),
-        "logit": logit, "intercept": predictor.intercept,
-        "contributions": table.to_dict(orient="records"),
+        "logit": logit, "intercept": predictor.intercept, "band_cutoffs": band_cutoffs(model),
+        "contributions": [{**row, **model.docs.get(row["feature"], {})} for row in table.to_dict(orient="records")],
     }
+
+
+def band_cutoffs(model: LoadedModel) -> dict[str, float]:
+    """The probabilities at or above which a score is ``medium`` and ``high`` risk."""
+    medium, high = model.predictor.bands
+    return {"medium": float(medium), "high": float(high)}

@@ -80,9 +80,17 @@ class RateLimiter:
         return 0.0
 
     def _prune(self, now: float) -> None:
-        """Forget clients whose bucket is full again (they lose nothing): bounds the memory."""
-        full = [c for c, (t, at) in self._buckets.items() if t + (now - at) * self.rate >= self.capacity]
-        for client in full or list(self._buckets)[: len(self._buckets) // 2]:
+        """Bound the memory without ever forgetting a throttled client (that would hand it a full
+        bucket): first forget clients whose bucket is full again (they lose nothing), then, if
+        still at the cap, the fullest half of the others that still hold a token. When every
+        client is throttled nobody is forgotten; each refills within ``1 / rate`` seconds."""
+        levels = {c: t + (now - at) * self.rate for c, (t, at) in self._buckets.items()}
+        for client in [c for c, level in levels.items() if level >= self.capacity]:
+            del self._buckets[client]
+        if len(self._buckets) < self.max_clients:
+            return
+        spare = sorted((c for c in self._buckets if levels[c] >= 1.0), key=levels.__getitem__, reverse=True)
+        for client in spare[: max(1, len(self._buckets) // 2)]:
             del self._buckets[client]
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
+from collections import OrderedDict
 from typing import Any
 
 import duckdb
@@ -13,7 +15,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from churn.registry import ModelRegistry
-from churn.serving import scoring
+from churn.serving import queries, scoring
 from churn.serving.errors import scrub
 from churn.serving.features import FeatureSource
 from churn.serving.model import ModelHolder
@@ -52,6 +54,9 @@ class ServingState:
         self.models = ModelHolder(self.registry, settings.model_name)
         self.features = FeatureSource(client, self.warehouse, settings.redis_retry_seconds)
         self.started = time.monotonic()
+        self._ab_cache: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()  # name -> (stamp, view)
+        self._ab_locks: dict[str, threading.Lock] = {}
+        self._ab_guard = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings) -> ServingState:
@@ -77,7 +82,7 @@ class ServingState:
         model = self.models.require()
         vectors = await self.features.alookup(model, user_ids, use_cache)
         predictions, not_found = scoring.score(model, vectors)
-        return {"model_version": model.version, "requested": len(user_ids),
+        return {"model_version": model.version, "requested": len(user_ids), "band_cutoffs": scoring.band_cutoffs(model),
                 "predictions": predictions, "not_found": not_found}
 
     async def explain(self, user_id: int) -> dict[str, Any] | None:
@@ -85,6 +90,40 @@ class ServingState:
         model = self.models.require()
         vectors = await self.features.alookup(model, [user_id])
         return scoring.explain(model, vectors) if vectors.found[0] else None
+
+    def not_found_detail(self, user_id: int) -> str:
+        """The 404 message: whether the user churned, never existed, or has no vector yet."""
+        reason = queries.absent_user_reason(self.warehouse, user_id)
+        return f"user {user_id} not found in the online or offline store" + (f": {reason}" if reason else "")
+
+    # -- dashboard -------------------------------------------------------------------------------
+    AB_CACHE_SIZE = 64
+
+    def ab_test(self, test_name: str) -> dict[str, Any] | None:
+        """One A/B test's analysis (Monte Carlo, quadrature, mSPRT: ~1 s), computed once per test
+        and warehouse snapshot: any write (new outcomes, a registry change) publishes a new
+        snapshot file and so a fresh analysis. Concurrent requests for one test compute it once."""
+        with self._ab_guard:
+            lock = self._ab_locks.setdefault(test_name, threading.Lock())
+        with lock:
+            stamp = self.registry._snapshot_stamp()  # (inode, mtime, size) of the file readers open
+            cached = self._ab_cache.get(test_name)
+            if cached is not None and stamp is not None and cached[0] == stamp:
+                with self._ab_guard:
+                    self._ab_cache.move_to_end(test_name)
+                return cached[1]
+            view = queries.ab_test(self.warehouse, self.registry, self.settings.model_name, test_name)
+            with self._ab_guard:
+                if view is None:  # unknown names are not kept (they would grow the cache)
+                    self._ab_cache.pop(test_name, None)
+                    self._ab_locks.pop(test_name, None)
+                    return None
+                self._ab_cache[test_name] = (stamp, view)
+                self._ab_cache.move_to_end(test_name)
+                while len(self._ab_cache) > self.AB_CACHE_SIZE:
+                    oldest, _ = self._ab_cache.popitem(last=False)
+                    self._ab_locks.pop(oldest, None)
+            return view
 
     # -- health ------------------------------------------------------------------------------------
     def health(self) -> dict[str, Any]:

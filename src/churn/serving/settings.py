@@ -31,9 +31,15 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(2.0, gt=0, description="how often production is re-checked")
     redis_timeout_seconds: float = Field(1.0, gt=0)
     redis_retry_seconds: float = Field(1.0, ge=0, description="skip Redis this long after a failure")
+    forwarded_allow_ips: str = Field("", description="proxies whose X-Forwarded-For is trusted (IPs or "
+                                     "networks, comma-separated; empty: none, the peer address is the client)")
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1)
+    max_connections: int = Field(512, ge=1, description="open connections per worker; more are closed with 503")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="408 when a request's headers take longer")
+    keep_alive_seconds: float = Field(5.0, gt=0, description="idle keep-alive connections are closed after this")
+    max_header_bytes: int = Field(16_384, ge=1024, description="431 for larger request headers")
 
     @property
     def warehouse_path(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
@@ -29,7 +30,7 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
-def create_test(warehouse: Warehouse, row: dict, assignments: pd.DataFrame) -> None:
+def create_test(warehouse: Warehouse, row: dict[str, Any], assignments: pd.DataFrame) -> None:
     """Insert a test and its assignments in one transaction (nothing half-created on error)."""
     with warehouse.writer() as con, warehouse.transaction(con):
         for ddl in DDL:
@@ -59,11 +60,11 @@ def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: 
                     "WHERE test_name = ?", [_now(), decision, json.dumps(reasons), test_name])
 
 
-def get_test(warehouse: Warehouse, test_name: str) -> dict | None:
+def get_test(warehouse: Warehouse, test_name: str) -> dict[str, Any] | None:
     frame = warehouse.read_if_exists(TESTS, f"SELECT * FROM {TESTS} WHERE test_name = ?", [test_name])
     if frame.empty:
         return None
-    row = frame.iloc[0].to_dict()
+    row = {str(k): v for k, v in frame.iloc[0].to_dict().items()}  # to_dict gives Python scalars
     row["params"] = json.loads(row["params"])
     row["reasons"] = json.loads(row["reasons"]) if isinstance(row.get("reasons"), str) else []
     return row

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import duckdb
 import pandas as pd
 
 from churn.store.warehouse import Warehouse
@@ -21,7 +23,7 @@ def _now() -> pd.Timestamp:
     return pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 
-def _replace_where(con, table: str, frame: pd.DataFrame, column: str, value) -> None:
+def _replace_where(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, column: str, value: Any) -> None:
     """Replace the rows of ``table`` whose ``column`` equals ``value`` with ``frame``."""
     if Warehouse.table_exists(con, table):
         con.execute(f"DELETE FROM {table} WHERE {column} = ?", [value])
@@ -39,7 +41,7 @@ def write_monitoring_run(warehouse: Warehouse, run_id: str, drift: pd.DataFrame,
         if len(alerts):
             fresh = alerts.assign(status="open", raised_at=_now())  # noqa: F841 - read by DuckDB
             con.execute(f"INSERT OR IGNORE INTO {ALERTS} BY NAME SELECT * FROM fresh")
-        return con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0] - before
+        return int(con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0] - before)
 
 
 def write_retraining_decision(warehouse: Warehouse, model_name: str, model_version: int,
@@ -53,7 +55,7 @@ def write_retraining_decision(warehouse: Warehouse, model_name: str, model_versi
         Warehouse.append(con, DECISIONS, row, create=True)
 
 
-def read_table(warehouse: Warehouse, table: str, where: str = "", params: list | None = None) -> pd.DataFrame:
+def read_table(warehouse: Warehouse, table: str, where: str = "", params: list[Any] | None = None) -> pd.DataFrame:
     """A monitoring table (empty frame when the phase that fills it has not run yet)."""
     return warehouse.read_if_exists(table, f"SELECT * FROM {table} {where}", params)
 
@@ -65,7 +67,7 @@ def latest_run(warehouse: Warehouse, table: str) -> pd.DataFrame:
 API_METRICS = "monitoring.api_metrics"
 
 
-def write_api_metrics(warehouse: Warehouse, run_id: str, figures: dict) -> None:
+def write_api_metrics(warehouse: Warehouse, run_id: str, figures: dict[str, Any]) -> None:
     """Append the serving API's operational figures as seen by one monitoring run."""
     row = pd.DataFrame([{"run_id": run_id, "run_at": _now(), **figures}])
     with warehouse.writer() as con, warehouse.transaction(con):

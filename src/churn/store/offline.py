@@ -8,18 +8,23 @@ itself) that produced the table, so readers can refuse a mismatched feature orde
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from churn.store.warehouse import Warehouse, WarehouseError
 
+if TYPE_CHECKING:
+    from churn.features.rules import LabelRule
+    from churn.features.spec import FeatureSpec
+
 FEATURES_TABLE = "ml_pipeline.features"
 FEATURE_SETS_TABLE = "ml_pipeline.feature_sets"
 
 
 def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, features: list[str],
-                   spec: dict) -> int:
+                   spec: dict[str, Any]) -> int:
     """Replace the offline store with ``frame`` and record its feature set, in one transaction."""
     missing = [c for c in ["user_id", "snapshot_at", *features, "label", "label_mature"] if c not in frame]
     if missing:
@@ -40,13 +45,18 @@ def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
     return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
 
 
-def feature_spec(warehouse: Warehouse):
-    """The :class:`~churn.features.FeatureSpec` that produced the offline store."""
-    from churn.features import load_spec
-
+def feature_spec(warehouse: Warehouse) -> dict:
+    """The feature spec (plain data) that produced the offline store; {} when none was recorded."""
     with warehouse.reader() as con:
         meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return load_spec(json.loads(meta["spec"].iloc[0]))
+    return json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+
+
+def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
+    """The validated :class:`~churn.features.FeatureSpec` that produced the offline store."""
+    from churn.features import load_spec
+
+    return load_spec(feature_spec(warehouse))
 
 
 def read_features(warehouse: Warehouse) -> pd.DataFrame:
@@ -59,7 +69,7 @@ def read_features(warehouse: Warehouse) -> pd.DataFrame:
 def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None = None) -> pd.DataFrame:
     """Each user's vector at the latest snapshot (optionally only for ``user_ids``)."""
     where = ""
-    params: list = []
+    params: list[Any] = []
     if user_ids is not None:
         where = "AND user_id IN (SELECT unnest(?::BIGINT[]))"
         params = [[int(u) for u in user_ids]]
@@ -81,10 +91,10 @@ def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
         ).df()
 
 
-def compute_features(warehouse: Warehouse, spec, snapshots: list, horizon_days: int,
-                     data_end: pd.Timestamp, rule=None) -> pd.DataFrame:
+def compute_features(warehouse: Warehouse, spec: FeatureSpec, snapshots: list[Any], horizon_days: int,
+                     data_end: pd.Timestamp, rule: LabelRule | None = None) -> pd.DataFrame:
     """Point-in-time vectors for ``snapshots`` from the raw tables (read-only connection);
-    ``rule`` (a :class:`~churn.features.LabelRule`) chooses population and label."""
+    ``rule`` chooses the population and label (default: cancellation)."""
     from churn.features import build_feature_frame
 
     with warehouse.reader() as con:
@@ -104,7 +114,7 @@ def write_predictions(warehouse: Warehouse, frame: pd.DataFrame) -> int:
         con.execute(_PREDICTIONS_DDL)
         for (name, version, as_of), _ in frame.groupby(["model_name", "model_version", "features_as_of"]):
             con.execute(f"DELETE FROM {PREDICTIONS_TABLE} WHERE model_name = ? AND model_version = ? "
-                        "AND features_as_of = ?", [name, int(version), as_of])
+                        "AND features_as_of = ?", [name, int(version), as_of])  # type: ignore[call-overload]
         Warehouse.append(con, PREDICTIONS_TABLE, frame)
     return len(frame)
 

@@ -5,6 +5,10 @@ float64 in the feature set's order), so a read is exact to the last bit and a ba
 single ``MGET``. Keys are namespaced by feature-set version: ``churn:fs:<version>:u:<user_id>``;
 ``churn:fs:<version>:meta`` records the feature order so a reader with another order is refused
 (no training/serving skew). Hit and miss counters live in Redis, shared by every process.
+
+A value that cannot be a vector (another length, NaN or infinite features, an as-of time outside
+1900-2200) is reported as ``bad`` for that key only: the caller treats it as a miss and rewrites
+it, and every other key of the same read is served as usual.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,6 +26,11 @@ import redis
 
 class OnlineStoreError(RuntimeError):
     """The online store is unreachable or holds another feature set than expected."""
+
+
+# a vector's as-of time must lie in [1900, 2200): anything else is a corrupted value
+AS_OF_RANGE_US = (int(np.datetime64("1900-01-01", "us").astype(np.int64)),
+                  int(np.datetime64("2200-01-01", "us").astype(np.int64)))
 
 
 @dataclass(frozen=True)
@@ -33,12 +44,18 @@ class WriteStats:
 
 @dataclass(frozen=True)
 class OnlineRead:
-    """Vectors for the requested users; ``found[i]`` tells whether user ``i`` was in the store."""
+    """Vectors for the requested users; ``found[i]`` tells whether user ``i`` had a valid vector
+    in the store, ``bad[i]`` whether it had a value that is not one (a miss to rewrite)."""
 
     user_ids: np.ndarray
     found: np.ndarray
     as_of: np.ndarray  # datetime64[us], NaT where missing
     values: np.ndarray  # (n, n_features) float64, NaN rows where missing
+    bad: np.ndarray | None = None
+
+    @property
+    def bad_ids(self) -> list[int]:
+        return [] if self.bad is None else self.user_ids[self.bad].tolist()
 
     def to_frame(self, features: list[str]) -> pd.DataFrame:
         frame = pd.DataFrame(self.values, columns=features)
@@ -66,8 +83,8 @@ class OnlineStore:
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
 
     @classmethod
-    def from_url(cls, url: str, feature_set: str, features: list[str], **kwargs) -> OnlineStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, **kwargs)
+    def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
+        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
 
     def key(self, user_id: int) -> str:
         return f"{self.prefix}:u:{int(user_id)}"
@@ -85,7 +102,7 @@ class OnlineStore:
             self.client.set(f"{self.prefix}:meta", json.dumps({"features": self.features}))
             for lo in range(0, len(records), batch_size):
                 pipe = self.client.pipeline(transaction=False)
-                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size]):
+                for uid, rec in zip(user_ids[lo:lo + batch_size], records[lo:lo + batch_size], strict=True):
                     pipe.set(self.key(uid), rec.tobytes(), ex=self.ttl)
                 pipe.execute()
                 batches += 1
@@ -95,33 +112,49 @@ class OnlineStore:
         """Vectors for ``user_ids`` in one round trip; counts hits and misses when ``count``."""
         ids = np.asarray(user_ids, dtype=np.int64)
         if not len(ids):
-            return self._decode(ids, [], np.zeros(0, dtype=bool))
+            return self.decode(ids, [])
         with self._guard():
             raw = self.client.mget([self.key(u) for u in ids])
-            found = np.array([r is not None for r in raw], dtype=bool)
-            if count:
-                hits = int(found.sum())
-                pipe = self.client.pipeline(transaction=False)
-                pipe.hincrby(f"{self.prefix}:stats", "hits", hits)
-                pipe.hincrby(f"{self.prefix}:stats", "misses", len(ids) - hits)
-                pipe.execute()
-        return self._decode(ids, raw, found)
+        read = self.decode(ids, raw)
+        if count:
+            self.add_counts(int(read.found.sum()), len(ids) - int(read.found.sum()), int(read.bad.sum()))
+        return read
 
-    def _decode(self, ids: np.ndarray, raw: list, found: np.ndarray) -> OnlineRead:
+    def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
+        """Vectors from the raw ``MGET`` answer; a value that is not a valid vector is ``bad``."""
+        size = self._dtype.itemsize
+        present = np.array([r is not None for r in raw], dtype=bool)
+        sized = np.array([r is not None and len(r) == size for r in raw], dtype=bool)
         records = np.zeros(len(ids), dtype=self._dtype)
-        if found.any():
-            blob = b"".join(r for r in raw if r is not None)
-            if len(blob) != found.sum() * self._dtype.itemsize:
-                raise OnlineStoreError(
-                    f"online store {self.prefix} holds vectors of another length: re-publish "
-                    "the features (make build or /cache/sync)"
-                )
-            records[found] = np.frombuffer(blob, dtype=self._dtype)
+        if sized.any():
+            records[sized] = np.frombuffer(b"".join(r for r, ok in zip(raw, sized, strict=True) if ok), dtype=self._dtype)
+        valid = sized.copy()
+        if sized.any():
+            stamps = records["as_of"]
+            valid &= np.isfinite(records["values"]).all(axis=1)
+            valid &= (stamps >= AS_OF_RANGE_US[0]) & (stamps < AS_OF_RANGE_US[1])
         values = records["values"].astype(np.float64)
-        values[~found] = np.nan
+        values[~valid] = np.nan
         as_of = records["as_of"].astype("datetime64[us]")
-        as_of[~found] = np.datetime64("NaT")
-        return OnlineRead(user_ids=ids, found=found, as_of=as_of, values=values)
+        as_of[~valid] = np.datetime64("NaT")
+        return OnlineRead(user_ids=ids, found=valid, as_of=as_of, values=values, bad=present & ~valid)
+
+    def add_counts(self, hits: int, misses: int, bad: int = 0) -> None:
+        """Add to the shared counters (``bad`` values are also counted as misses)."""
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hincrby(f"{self.prefix}:stats", "hits", hits)
+            pipe.hincrby(f"{self.prefix}:stats", "misses", misses)
+            if bad:
+                pipe.hincrby(f"{self.prefix}:stats", "bad_values", bad)
+            pipe.execute()
+
+    def online_delete(self, user_ids: list[int] | np.ndarray) -> int:
+        """Delete these users' vectors (e.g. a bad value of a user the offline store lacks)."""
+        if not len(user_ids):
+            return 0
+        with self._guard():
+            return int(self.client.unlink(*[self.key(u) for u in user_ids]))
 
     def check_feature_order(self) -> None:
         """Refuse a store written with another feature order than this reader expects."""
@@ -134,12 +167,13 @@ class OnlineStore:
             )
 
     def stats(self) -> dict[str, float]:
-        """Hits, misses and hit rate since the counters were last reset."""
+        """Hits, misses (bad values included), hit rate and bad values since the last reset."""
         with self._guard():
             raw = self.client.hgetall(f"{self.prefix}:stats")
         hits, misses = int(raw.get(b"hits", 0)), int(raw.get(b"misses", 0))
         total = hits + misses
-        return {"hits": hits, "misses": misses, "hit_rate": hits / total if total else float("nan")}
+        return {"hits": hits, "misses": misses, "hit_rate": hits / total if total else float("nan"),
+                "bad_values": int(raw.get(b"bad_values", 0))}
 
     def reset_stats(self) -> None:
         with self._guard():
@@ -165,7 +199,7 @@ class OnlineStore:
             self.client.delete(f"{self.prefix}:stats", f"{self.prefix}:meta")
         return deleted
 
-    def _guard(self):
+    def _guard(self) -> _RedisGuard:
         return _RedisGuard(self.prefix)
 
 
@@ -178,7 +212,8 @@ class _RedisGuard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Literal[False]:
         if exc is not None and isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
             raise OnlineStoreError(f"online store (Redis) unreachable: {exc}") from None
         return False

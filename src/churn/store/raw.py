@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -47,7 +48,7 @@ def write_raw_tables(warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFra
     Returns:
         Rows written per table.
     """
-    counts = {name: 0 for name in [*RAW_TABLES, USER_TRUTH.name]}
+    counts = dict.fromkeys([*RAW_TABLES, USER_TRUTH.name], 0)
     with warehouse.writer() as con, warehouse.transaction(con):
         con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.subscriptions")
         if dataset is not None:
@@ -75,9 +76,9 @@ def read_raw_tables(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
         return {name: Warehouse.read_table(con, f"{RAW_SCHEMA_NAME}.{name}") for name in RAW_TABLES}
 
 
-def raw_table_summary(warehouse: Warehouse) -> dict[str, dict]:
+def raw_table_summary(warehouse: Warehouse) -> dict[str, dict[str, Any]]:
     """Row count and content fingerprint of every raw table (what a receipt records)."""
-    summary: dict[str, dict] = {}
+    summary: dict[str, dict[str, Any]] = {}
     with warehouse.reader() as con:
         for name in RAW_TABLES:
             fingerprint = Warehouse.content_hash(con, f"{RAW_SCHEMA_NAME}.{name}")

@@ -17,6 +17,7 @@ Command line: ``python -m churn.store.redis_server {start,stop,status,url} --dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import signal
@@ -66,7 +67,7 @@ class EmbeddedRedis:
         data_dir: the project's data folder; the server lives in ``data_dir/redis``.
     """
 
-    def __init__(self, data_dir: str | os.PathLike) -> None:
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.dir = Path(data_dir).resolve() / "redis"
         self.socket = self.dir / "redis.sock"
         self.pidfile = self.dir / "redis.pid"
@@ -218,10 +219,8 @@ class EmbeddedRedis:
     def _signal(self, pid: int, sig: signal.Signals) -> None:
         """Send ``sig`` only if ``pid`` is still our server (it may have exited and been reused)."""
         if self._is_ours(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
 
     def _clear_stale(self) -> None:
         if self.pid() is None:
@@ -240,7 +239,7 @@ class EmbeddedRedis:
 
 
 
-def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike) -> str:
+def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike[str]) -> str:
     """The Redis URL to use: ``redis_url`` when given (checked), else the embedded server's."""
     if redis_url:
         try:

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import duckdb
 import pandas as pd
@@ -39,7 +39,7 @@ MANIFEST = "MANIFEST.sha256"  # `sha256sum -c` format: "<hex>  <relative path>" 
 _MARKERS = ("COMPLETE", MANIFEST)
 # Locks this process holds, by lock-file path: [open file, depth]. Reentrant, because a writer
 # publishes (and backup/restore write) while already holding the lock.
-_HELD: dict[str, list] = {}
+_HELD: dict[str, list[Any]] = {}
 _HELD_GUARD = threading.Lock()
 
 
@@ -67,7 +67,7 @@ class Warehouse:
         threads: DuckDB worker threads (None: DuckDB's default).
     """
 
-    def __init__(self, path: str | os.PathLike, threads: int | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
         self.path = Path(path)
         self.snapshot_path = self.path.with_name(self.path.stem + ".snapshot" + self.path.suffix)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
@@ -96,7 +96,7 @@ class Warehouse:
 
     def _acquire(self) -> TextIO:
         self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+")
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held open for the lock's lifetime
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -115,7 +115,7 @@ class Warehouse:
 
     # -- connections ---------------------------------------------------------------------------
     def _connect(self, path: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-        config = {"threads": self.threads} if self.threads else {}
+        config: dict[str, str | bool | int | float | list[str]] = {"threads": self.threads} if self.threads else {}
         try:
             return duckdb.connect(str(path), read_only=read_only, config=config)
         except duckdb.IOException as exc:
@@ -210,7 +210,7 @@ class Warehouse:
         con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
         return len(frame)
 
-    def read_if_exists(self, table: str, sql: str | None = None, params: list | None = None) -> pd.DataFrame:
+    def read_if_exists(self, table: str, sql: str | None = None, params: list[Any] | None = None) -> pd.DataFrame:
         """``sql`` (default: the whole table) on the reader snapshot; an empty frame while the
         table does not exist yet (the phase filling it has not run)."""
         with self.reader() as con:
@@ -225,7 +225,7 @@ class Warehouse:
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
             [schema or "main", table],
         ).fetchall()
-        return rows[0][0] > 0
+        return bool(rows[0][0] > 0)
 
     @staticmethod
     def read_table(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame:
@@ -340,7 +340,7 @@ def restore(warehouse: Warehouse, backup_dir: Path, models_dir: Path | None = No
         con.close()
         staged = _stage_models(backup_dir, models_dir)
         os.replace(fresh, warehouse.path)
-        if staged is not None:
+        if staged is not None and models_dir is not None:
             _swap_in(staged, Path(models_dir))
         warehouse.publish_snapshot()
 

@@ -31,7 +31,7 @@ def test_aa_fixed_horizon_false_positive_rate_is_near_alpha():
     rng = np.random.default_rng(0)
     n = 3000
     conv_c, conv_v = rng.binomial(n, RATE, SIMS), rng.binomial(n, RATE, SIMS)
-    fpr = np.mean([two_proportion_test(int(a), n, int(b), n).p_value < ALPHA for a, b in zip(conv_c, conv_v)])
+    fpr = np.mean([two_proportion_test(int(a), n, int(b), n).p_value < ALPHA for a, b in zip(conv_c, conv_v, strict=True)])
     low, high = band_99(ALPHA)
     assert low <= fpr <= high, f"A/A false-positive rate {fpr:.4f} outside [{low:.4f}, {high:.4f}]"
 

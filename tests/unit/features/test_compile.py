@@ -118,6 +118,6 @@ def test_filter_values_are_escaped_literals(raw_con, hand_made, add_rows) -> Non
     spec = load_spec({"name": "quotes", "version": "v1",
                       "sources": {"events": {"table": "raw_data.events", "entity_column": "user_id",
                                              "timestamp_column": "event_at"}},
-                      "features": [{"name": "odd", "source": "events", "aggregation": "count",
-                                    "window_days": 30, "filter": {"event_type": ["it's", "x'); DROP TABLE t; --"]}}]})  # fmt: skip
+                      "features": [{"name": "odd", "source": "events", "aggregation": "count", "window_days": 30,
+                                    "filter": {"event_type": ["it's", "x'); DROP TABLE t; --"]}}]})  # fmt: skip
     assert _features(raw_con, spec, [1, 2])["odd"].tolist() == [0, 1]

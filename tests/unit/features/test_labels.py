@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from churn.features import SnapshotError, build_feature_frame, default_feature_spec, get_historical_features, snapshot_dates
+from churn.features import (
+    SnapshotError,
+    build_feature_frame,
+    default_feature_spec,
+    get_historical_features,
+    snapshot_dates,
+)
 
 START, END = datetime(2024, 1, 1), datetime(2025, 1, 1)
 SNAP = datetime(2024, 6, 1)
@@ -20,7 +27,7 @@ def test_snapshot_dates_are_labelled_midnights_a_horizon_apart() -> None:
     dates = snapshot_dates(START, END, n_snapshots=8, horizon_days=30)
     assert len(dates) == 8 and dates == sorted(dates)
     assert dates[-1] == datetime(2024, 12, 2) and all(d == d.replace(hour=0) for d in dates)
-    assert {(b - a).days for a, b in zip(dates, dates[1:])} == {30}
+    assert {(b - a).days for a, b in pairwise(dates)} == {30}
     assert dates[0] > START
 
 
@@ -93,10 +100,11 @@ def test_snapshots_outside_the_data_range_are_refused(raw_con, cohort, snapshot:
 def _random_history(add_rows, rng: np.random.Generator) -> None:
     add_rows("users", [{"user_id": u, "signup_at": "2024-01-05"} for u in range(1, 11)])
     at = pd.Timestamp(START) + pd.to_timedelta(rng.integers(0, 300 * 86400, 800), unit="s")
-    add_rows("events", [{"user_id": int(u), "event_type": str(t), "event_at": a} for u, t, a in
-                        zip(rng.integers(1, 11, 800), rng.choice(["login", "feature_use", "support_ticket"], 800), at)])
+    users, types = rng.integers(1, 11, 800), rng.choice(["login", "feature_use", "support_ticket"], 800)
+    add_rows("events", [{"user_id": int(u), "event_type": str(t), "event_at": a}
+                        for u, t, a in zip(users, types, at, strict=True)])
     add_rows("billing", [{"user_id": int(u), "billed_at": a, "billing_type": "payment_failed", "plan": "pro",
-                          "amount": 29.99} for u, a in zip(rng.integers(1, 11, 60), at[:60])])  # fmt: skip
+                          "amount": 29.99} for u, a in zip(rng.integers(1, 11, 60), at[:60], strict=True)])  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -110,9 +118,9 @@ def test_features_ignore_events_at_or_after_the_snapshot(raw_con, add_rows, seed
     future = list(cut + pd.to_timedelta(rng.integers(0, 30 * 86400, 50), unit="s"))
     future[:5] = [cut] * 5  # exactly at the snapshot counts as future too
     add_rows("events", [{"user_id": int(u), "event_type": "feature_use", "event_at": a}
-                        for u, a in zip(rng.integers(1, 11, 50), future)])
+                        for u, a in zip(rng.integers(1, 11, 50), future, strict=True)])
     add_rows("billing", [{"user_id": int(u), "billed_at": a, "billing_type": "charge", "plan": "basic",
-                          "amount": 1.0} for u, a in zip(rng.integers(1, 11, 10), future[:10])])
+                          "amount": 1.0} for u, a in zip(rng.integers(1, 11, 10), future[:10], strict=True)])
     raw_con.execute("UPDATE raw_data.events SET event_type = 'support_ticket' WHERE event_at >= ?", [cut])
     after = build_feature_frame(raw_con, spec, snapshots, 30, END)
     same = lambda f: f[f["snapshot_at"] <= cut].reset_index(drop=True)  # noqa: E731

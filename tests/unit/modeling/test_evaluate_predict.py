@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import f1_score
 
 from churn.modeling.evaluate import evaluate, max_f1_threshold, top_decile_lift
 from churn.modeling.predict import ChurnPredictor, risk_bands
@@ -69,3 +68,57 @@ def test_predict_frame_keeps_user_ids(predictor):
     frame = pd.DataFrame(x[:3], columns=model.features).assign(user_id=[7, 8, 9])
     out = model.predict_frame(frame)
     assert out["user_id"].tolist() == [7, 8, 9] and out["probability"].between(0, 1).all()
+
+
+def test_decile_table_counts_rates_gains_and_lift_by_hand():
+    """20 users, 4 churners: ranked by score the first decile (2 users) holds 2 churners, so its
+    rate is 1.0 and its lift 1.0 / 0.2 = 5; the gains reach 100% where the last churner sits."""
+    from churn.modeling.evaluate import decile_table
+
+    scores = np.linspace(1, 0, 20)
+    y = np.zeros(20, dtype=int)
+    y[[0, 1, 5, 13]] = 1
+    table = decile_table(y, scores)
+    assert table["users"].tolist() == [2] * 10
+    assert table["churners"].tolist() == [2, 0, 1, 0, 0, 0, 1, 0, 0, 0]
+    assert table.loc[1, "lift"] == pytest.approx(5.0)
+    assert table["gain"].tolist() == pytest.approx([0.5, 0.5, 0.75, 0.75, 0.75, 0.75, 1, 1, 1, 1])
+    assert table.loc[10, "cum_lift"] == pytest.approx(1.0)
+    assert table.loc[3, "cum_lift"] == pytest.approx(0.75 / 0.3)
+
+
+def test_decile_table_agrees_with_top_decile_lift_and_statsmodels_wilson():
+    """Decile 1's lift is the evaluation's top-decile lift (also when 10 does not divide n); each
+    rate's interval is statsmodels' Wilson interval."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    from churn.modeling.evaluate import decile_table
+
+    rng = np.random.default_rng(3)
+    y = rng.binomial(1, 0.1, 1003)
+    s = y * 0.8 + rng.normal(size=1003)
+    table = decile_table(y, s)
+    assert table["users"].sum() == 1003 and table["churners"].sum() == y.sum()
+    assert table.loc[1, "lift"] == pytest.approx(top_decile_lift(y, s))
+    low, high = proportion_confint(table["churners"], table["users"], alpha=0.05, method="wilson")
+    np.testing.assert_allclose(table["rate_low"], low, rtol=1e-10)
+    np.testing.assert_allclose(table["rate_high"], high, rtol=1e-10)
+    assert table["churn_rate"].iloc[0] > table["churn_rate"].iloc[-1]
+
+
+def test_decile_table_refuses_fewer_rows_than_groups():
+    from churn.modeling.evaluate import decile_table
+
+    with pytest.raises(ValueError, match="at least 10 rows, got 3"):
+        decile_table(np.array([0, 1, 0]), np.array([0.1, 0.9, 0.2]))
+
+
+def test_lift_gains_figure_draws_deciles_without_churners():
+    """Deciles with no churner (rate 0, interval starting at 0) are drawn, not refused."""
+    from churn.modeling.plots import lift_gains_figure
+
+    y = np.r_[np.ones(3), np.zeros(297)].astype(int)
+    frame = pd.DataFrame({"label": y, "model": np.linspace(1, 0, 300), "baseline": np.linspace(0, 1, 300)})
+    fig = lift_gains_figure(frame, {"model": "model", "baseline": "baseline"})
+    assert [ax.get_xlabel() for ax in fig.axes] == ["users contacted, highest scores first (%)",
+                                                    "score decile (1 = riskiest 10%)"]

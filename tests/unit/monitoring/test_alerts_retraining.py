@@ -37,7 +37,7 @@ def _timeline(aucs: list[float], in_training: list[bool]) -> pd.DataFrame:
 def test_triggers_carry_their_evidence():
     drift = pd.DataFrame({"feature": ["a", "b", "c"], "drifted": [True, True, False]})
     triggers = retraining_triggers(drift, _timeline([0.8, 0.7], [True, False]), reference_auc=0.8, new_labelled=100)
-    fired = dict(zip(triggers.trigger, triggers.fired))
+    fired = dict(zip(triggers.trigger, triggers.fired, strict=True))
     assert fired == {"drift": True, "performance_degradation": True, "new_data_volume": False}
     assert "a, b" in triggers.set_index("trigger").loc["drift", "evidence"]
 

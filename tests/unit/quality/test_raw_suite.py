@@ -229,3 +229,24 @@ def test_raise_for_failures_carries_message(corrupted_run: QualityReport) -> Non
     with pytest.raises(DataQualityError, match="teleport") as info:
         corrupted_run.raise_for_failures()
     assert str(info.value) == corrupted_run.message()
+
+
+def test_report_dir_gets_an_offline_quality_page_with_every_expectation(
+    clean_run: tuple[QualityReport, Path],
+) -> None:
+    """Our own page from the same results: one row per expectation, no script, nothing remote."""
+    report, report_dir = clean_run
+    page = (report_dir / "index.html").read_text()
+    assert f"all {len(report.results)} expectations passed" in page
+    assert page.count('<tr class="ok"><td>passed</td>') == len(report.results)
+    assert "<script" not in page and "://" not in page
+
+
+def test_offline_quality_page_puts_failures_first_with_their_examples(corrupted_run: QualityReport, tmp_path) -> None:
+    from churn.reports.quality import write_quality_report
+
+    page = write_quality_report(corrupted_run, tmp_path).read_text()
+    assert f"{len(corrupted_run.failures)} of {len(corrupted_run.results)} expectations FAILED" in page
+    section = page.split('<h2 id="negative_amount/billing">')[1].split("</table>")[0]
+    first = section.split("</tr>")[1]  # the first row after the header
+    assert "FAILED" in first and "amount" in first and "-" in first

@@ -74,3 +74,18 @@ def test_unreachable_redis_is_a_clear_error():
     client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
     with pytest.raises(OnlineStoreError, match="unreachable"):
         OnlineStore(client, "v1", FEATURES).online_read([1])
+
+
+@pytest.mark.parametrize("value", [b"garbage", b"\x00" * 33, np.int64(0).tobytes() + np.array([np.nan, 1, 2]).tobytes(),
+                                   np.int64(2**62).tobytes() + np.array([0.0, 1, 2]).tobytes()],
+                         ids=["garbage", "length", "nan", "as_of"])
+def test_a_bad_value_is_a_bad_miss_for_its_key_only(redis_client, value):
+    """One bad value never fails the read: that key is a miss marked bad, the others are served."""
+    store = OnlineStore(redis_client, "v1", FEATURES)
+    store.online_write_batch(_vectors(3))
+    redis_client.set(store.key(2), value)
+    read = store.online_read([1, 2, 3, 4])
+    assert read.found.tolist() == [True, False, True, False]
+    assert read.bad.tolist() == [False, True, False, False] and read.bad_ids == [2]
+    assert np.isnan(read.values[1]).all() and np.isnat(read.as_of[1])
+    assert store.stats()["bad_values"] == 1 and store.stats()["misses"] == 2

@@ -65,9 +65,8 @@ def test_readers_work_while_another_process_writes(warehouse):
         assert ready.wait(60)
         with warehouse.reader() as con:
             assert con.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(5,)]
-        with pytest.raises(WarehouseLockedError, match="locked by another writing process"):
-            with warehouse.writer():
-                pass
+        with pytest.raises(WarehouseLockedError, match="locked by another writing process"), warehouse.writer():
+            pass
     finally:
         release.set()
         proc.join(30)
@@ -80,9 +79,8 @@ def test_reader_on_missing_warehouse_says_how_to_create_it(warehouse):
 
 
 def test_read_missing_table_names_it(warehouse):
-    with warehouse.writer() as con:
-        with pytest.raises(WarehouseError, match="ml_pipeline.nope does not exist"):
-            Warehouse.read_table(con, "ml_pipeline.nope")
+    with warehouse.writer() as con, pytest.raises(WarehouseError, match="ml_pipeline.nope does not exist"):
+        Warehouse.read_table(con, "ml_pipeline.nope")
 
 
 def test_invalid_table_name_is_refused(warehouse):

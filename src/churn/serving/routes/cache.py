@@ -1,4 +1,5 @@
-"""``/cache``: refill or empty the online store (admin key required)."""
+"""``/cache``: refill or empty the online store (admin key required; POST only: they change state,
+so a crawler, a prefetching browser or an ``<img src>`` can never trigger them)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,14 @@ router = APIRouter(prefix="/cache", tags=["cache (admin)"], dependencies=[AdminK
     503: {"model": ErrorOut, "description": "Redis or the warehouse unavailable"}})
 
 
-@router.get("/sync", response_model=CacheSyncOut, summary="Refill the online store", operation_id="cache_sync_get")
-@router.post("/sync", response_model=CacheSyncOut, summary="Refill the online store", operation_id="cache_sync_post")
+@router.post("/sync", response_model=CacheSyncOut, summary="Refill the online store", operation_id="cache_sync")
 def sync(state: State) -> dict:
     """Replace the online store with every user's latest vector from the offline store; the
     hit/miss counters restart."""
     return state.sync_cache()
 
 
-@router.get("/clear", response_model=CacheClearOut, summary="Empty the online store", operation_id="cache_clear_get")
-@router.post("/clear", response_model=CacheClearOut, summary="Empty the online store", operation_id="cache_clear_post")
+@router.post("/clear", response_model=CacheClearOut, summary="Empty the online store", operation_id="cache_clear")
 def clear(state: State) -> dict:
     """Delete every cached vector of the served feature set (lookups fall back to the warehouse)."""
     return state.clear_cache()

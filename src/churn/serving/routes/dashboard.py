@@ -5,7 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from churn.serving import queries
-from churn.serving.dashboard_schemas import ABTestOut, ModelOut, MonitoringHealthOut, RetrainingStatusOut, Row, SummaryOut
+from churn.serving.dashboard_schemas import (
+    ABTestOut,
+    ModelOut,
+    MonitoringHealthOut,
+    RetrainingStatusOut,
+    Row,
+    SummaryOut,
+)
 from churn.serving.deps import State
 from churn.serving.schemas import ErrorOut
 
@@ -50,8 +57,9 @@ def retraining_status(state: State) -> dict:
 @router.get("/ab-tests/{test_name}", response_model=ABTestOut, summary="One A/B test",
             responses={404: {"model": ErrorOut, "description": "unknown test name"}})
 def ab_test(test_name: str, state: State) -> dict:
-    """Control vs variant, p-value, probability that the variant is better, winner."""
-    result = queries.ab_test(state.warehouse, state.registry, state.settings.model_name, test_name)
+    """Control vs variant, p-value, probability that the variant is better, winner (computed once
+    per test and warehouse change, then served from memory)."""
+    result = state.ab_test(test_name)
     if result is None:
         raise HTTPException(404, f"no A/B test named {test_name!r}")
     return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
 
 from churn.serving.deps import State, UserId
 from churn.serving.routes.predict import ERRORS
@@ -18,5 +19,5 @@ async def explain(user_id: UserId, state: State) -> dict:
     first; ``intercept`` + their sum equals ``logit`` exactly."""
     result = await state.explain(user_id)
     if result is None:
-        raise HTTPException(404, f"user {user_id} not found in the online or offline store")
+        raise HTTPException(404, await run_in_threadpool(state.not_found_detail, user_id))
     return result

@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
+from starlette.concurrency import run_in_threadpool
 
 from churn.serving.deps import SettingsDep, State, UserId
-from churn.serving.schemas import BatchOut, BatchRequest, ErrorOut, PredictionOut
+from churn.serving.schemas import BatchOut, BatchRequest, ErrorOut, PredictionDetailOut
 
 router = APIRouter(prefix="/predict", tags=["predict"])
-ERRORS = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut},
+ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 429: {"model": ErrorOut},
           503: {"model": ErrorOut, "description": "no production model / store unavailable"}}
 
 
-@router.get("/{user_id}", response_model=PredictionOut, summary="Predict one user",
-            responses={404: {"model": ErrorOut, "description": "unknown user"}, **ERRORS})
+@router.get("/{user_id}", response_model=PredictionDetailOut, summary="Predict one user",
+            responses={404: {"model": ErrorOut, "description": "unknown user: says whether the user churned or "
+                                                               "never existed"}, **ERRORS})
 async def predict_one(user_id: UserId, state: State) -> dict:
     """Features from Redis (offline store on a miss, which refills Redis), scored in memory."""
     result = await state.predict([user_id])
     if result["not_found"]:
-        raise HTTPException(404, f"user {user_id} not found in the online or offline store")
-    return result["predictions"][0]
+        raise HTTPException(404, await run_in_threadpool(state.not_found_detail, user_id))
+    return {**result["predictions"][0], "band_cutoffs": result["band_cutoffs"]}
 
 
 @router.post("/batch", response_model=BatchOut, summary="Predict a batch of users",

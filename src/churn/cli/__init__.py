@@ -1,0 +1,76 @@
+"""``churn``: the platform's command line (click). ``churn --help`` lists the commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from churn.cli.project import Project, ProjectError, find_root
+from churn.params import ParameterError
+
+
+class ChurnGroup(click.Group):
+    """Expected failures (bad parameters, a missing build, a registry refusal) end in one line,
+    ``Error: <cause>``, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from churn.registry import RegistryError
+        from churn.store.warehouse import WarehouseError
+
+        try:
+            return super().invoke(ctx)
+        except (ParameterError, ProjectError, RegistryError, WarehouseError, FileNotFoundError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def parse_sets(values: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` pairs from ``--set``."""
+    out = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        out[key] = value
+    return out
+
+
+class Context:
+    """What every command gets: the project folder and the ``--set`` overrides."""
+
+    def __init__(self, folder: Path | None, sets: dict[str, str]) -> None:
+        self.folder, self.sets = folder, sets
+
+    @property
+    def root(self) -> Path:
+        """Found on first use, so ``--help`` works anywhere."""
+        return find_root() if self.folder is None else self.folder.resolve()
+
+    def project(self, **more: str) -> Project:
+        return Project(self.root, {**self.sets, **more})
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(cls=ChurnGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Project folder (default: the nearest folder with a pipeline.yaml).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Override an env.yaml parameter for this command, e.g. --set data_dir=/tmp/x.")
+@click.version_option(package_name="churn", prog_name="churn")
+@click.pass_context
+def main(ctx: click.Context, project: Path | None, sets: tuple[str, ...]) -> None:
+    """Churn prediction platform: build, predict, explain, manage models, inspect runs."""
+    ctx.obj = Context(project, parse_sets(sets))
+
+
+def _register() -> None:
+    from churn.cli import models, pipeline_cmds, predict, status, tools
+
+    for command in (*pipeline_cmds.COMMANDS, models.models, predict.predict, predict.explain,
+                    *status.COMMANDS, *tools.COMMANDS):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,83 @@
+"""Each pipeline task's last run: status, duration, and whether Ploomber would re-run it.
+
+Status and duration come from the executed notebooks Papermill writes (``metadata.papermill``);
+a ``NN_<phase>.failed.ipynb`` next to a report means the last run of that phase failed (the hooks
+in ``churn.reports`` delete it on the next success). "Outdated" is Ploomber's own verdict (code,
+parameters or upstream changed since the product was made).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from churn.cli.project import PIPELINE, Project
+from churn.reports import NB_KEY, failed_path
+
+
+@dataclass(frozen=True)
+class TaskState:
+    name: str
+    upstream: tuple[str, ...]
+    report: Path
+    status: str  # ok | failed | not run
+    outdated: bool
+    duration_s: float | None
+    finished_at: str | None
+
+    def label(self) -> str:
+        took = f" in {format_seconds(self.duration_s)}" if self.duration_s is not None else ""
+        stale = ", outdated" if self.outdated and self.status != "not run" else ""
+        return f"{self.status}{took}{stale}"
+
+
+def format_seconds(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def papermill_meta(path: Path) -> dict[str, Any] | None:
+    """The ``metadata.papermill`` block of an executed notebook, None if unreadable."""
+    try:
+        return json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
+    except (OSError, ValueError):
+        return None
+
+
+def _run_of(report: Path) -> tuple[str, float | None, str | None]:
+    failed = failed_path(report)
+    source = failed if failed.is_file() else report
+    meta = papermill_meta(source) if source.is_file() else None
+    if meta is None:
+        return "not run", None, None
+    status = "failed" if source == failed or meta.get("exception") else "ok"
+    duration = meta.get("duration")
+    return status, (float(duration) if duration is not None else None), meta.get("end_time")
+
+
+def load_dag(project: Project):
+    """Ploomber's DAG of this project with the project's effective parameters, rendered."""
+    from ploomber.spec import DAGSpec
+
+    with contextlib.chdir(project.root):
+        dag = DAGSpec(str(project.root / PIPELINE), env=dict(project.params)).to_dag()
+        dag.render(show_progress=False)
+    return dag
+
+
+def task_states(project: Project) -> list[TaskState]:
+    """Every task in pipeline order, with its last run and Ploomber's outdated verdict."""
+    dag = load_dag(project)
+    states = []
+    for name in dag._iter():  # topological order
+        task = dag[name]
+        try:
+            report = project.root / str(task.product[NB_KEY])
+        except (KeyError, TypeError):
+            report = project.root / str(task.product)
+        status, duration, finished = _run_of(report)
+        outdated = bool(task.product._is_outdated()) if status != "not run" else True
+        states.append(TaskState(name, tuple(task.upstream), report, status, outdated, duration, finished))
+    return states

@@ -1,0 +1,88 @@
+"""Run Ploomber with checked parameters; keep its whole output in a log, end with the cause.
+
+Output is streamed as it comes (progress bars included) and copied to
+``<data_dir>/logs/<what>-<UTC time>.log``. When the command fails, the last lines printed are the
+log's path, the failed notebook's path and, last of all, the one-line cause.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from churn.cli import failures
+
+
+def ploomber_executable() -> str:
+    """The ``ploomber`` next to this interpreter (the project's venv), else the one on PATH."""
+    local = Path(sys.executable).with_name("ploomber")
+    if local.is_file():
+        return str(local)
+    found = shutil.which("ploomber")
+    if found is None:
+        raise FileNotFoundError("the ploomber command is not installed: run `make setup`")
+    return found
+
+
+def new_log(logs_dir: Path, what: str) -> Path:
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return logs_dir / f"{what}-{stamp}.log"
+
+
+def latest_log(logs_dir: Path) -> Path | None:
+    logs = sorted(logs_dir.glob("*.log"), key=lambda p: p.stat().st_mtime) if logs_dir.is_dir() else []
+    return logs[-1] if logs else None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    returncode: int
+    log: Path
+    cause: failures.Cause | None
+
+
+def _pump(proc: subprocess.Popen, sinks: Sequence[BinaryIO]) -> bytes:
+    assert proc.stdout is not None
+    chunks = []
+    while chunk := os.read(proc.stdout.fileno(), 65536):
+        chunks.append(chunk)
+        for sink in sinks:
+            sink.write(chunk)
+            sink.flush()
+    proc.wait()
+    return b"".join(chunks)
+
+
+def run_ploomber(root: Path, args: Sequence[str], *, log: Path, reports_dir: Path,
+                 echo: BinaryIO | None = None, env: dict[str, str] | None = None) -> RunResult:
+    """``ploomber ARGS`` in ``root``; on failure the cause is printed as the last line."""
+    echo = echo if echo is not None else sys.stdout.buffer
+    cmd = [ploomber_executable(), *args]
+    started = time.time()
+    with open(log, "wb") as sink:
+        sink.write(("$ " + " ".join(cmd) + "\n").encode())
+        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                env={**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})})
+        output = _pump(proc, [echo, sink])
+    if proc.returncode == 0:
+        return RunResult(0, log, None)
+    cause = failures.find_cause(reports_dir, started, output.decode(errors="replace"))
+    footer = [*cause.details(), f"full output: {log}"]
+    if cause.notebook is not None:
+        footer.append(f"failed notebook (traceback): {cause.notebook}")
+    footer.append(cause.line())
+    text = "\n" + "\n".join(footer) + "\n"
+    echo.write(text.encode())
+    echo.flush()
+    with open(log, "ab") as sink:
+        sink.write(text.encode())
+    return RunResult(proc.returncode, log, cause)
