@@ -37,8 +37,12 @@ SOURCES = {
 
 
 def log1p_features(spec: FeatureSpec) -> list[str]:
-    """Features that enter the model as ``log1p(x)`` (see :data:`LOG1P_AGGREGATIONS`)."""
-    return [f.name for f in spec.features if f.aggregation in LOG1P_AGGREGATIONS]
+    """Features that enter the model as ``log1p(x)`` (see :data:`LOG1P_AGGREGATIONS`); counts
+    over the users source are 0/1 indicators (one row per user) and stay as they are."""
+    def indicator(f) -> bool:
+        return f.aggregation == "count" and spec.sources[f.source].table == SOURCES["users"]["table"]
+
+    return [f.name for f in spec.features if f.aggregation in LOG1P_AGGREGATIONS and not indicator(f)]
 
 
 def recency_feature(spec: FeatureSpec) -> str | None:

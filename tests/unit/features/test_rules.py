@@ -173,3 +173,25 @@ def test_a_spec_feature_over_an_event_type_that_never_occurs_is_refused(product,
     with wh.reader() as con, pytest.raises(FeatureSpecError, match=r"'teleports' filters event_type on \['teleport'\], which never occur"):
         dataset_spec(con, bad)
     assert longest_window(dataset_spec(wh.reader().__enter__(), ds)) == 60
+
+
+def test_the_automatic_spec_covers_types_values_attributes_and_subscriptions(product) -> None:
+    """No spec file: counts per event type, totals over two windows, recency, tenure, trend,
+    subscription features and one-hot attributes, all computable point-in-time."""
+    from churn.features.auto import automatic_spec, log1p_features, recency_feature
+
+    ds, wh, tables = product
+    with wh.reader() as con:
+        spec = automatic_spec(con, ds.model_copy(update={"features": None}))
+        frame = build_feature_frame(con, spec, [datetime(2024, 9, 1)], 30, datetime(2025, 1, 1),
+                                    rule=LabelRule("subscription", grace_days=14))
+    names = set(spec.feature_names)
+    assert {f"{t}_90d" for t in tables["activity"].action.unique()} <= names  # all nine types
+    assert {"events_30d", "events_90d", "days_since_last_event", "tenure_days", "activity_trend",
+            "subscriptions_started", "platform_is_web", "country_is_us"} <= names
+    assert recency_feature(spec) == "days_since_last_event"
+    logged = log1p_features(spec)
+    assert "events_90d" in logged and "platform_is_web" not in logged and "activity_trend" not in logged
+    one_hot = frame[[n for n in spec.feature_names if n.startswith("platform_is_")]]
+    assert (one_hot.sum(axis=1) == 1).all()  # exactly one platform per member
+    assert frame[spec.feature_names].notna().all().all()
