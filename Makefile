@@ -16,11 +16,18 @@ REDIS_URL ?=
 # Extra arguments for ploomber build / pytest, e.g. ARGS="--env--n_users 300" or ARGS="-k redis".
 ARGS ?=
 BACKUP ?=
-# The API's port (make serve PORT=8080).
+# Ports of `make serve` (the API, PORT=8080) and `make dashboards` (Voila); `make status` asks the API on PORT.
 PORT ?= 8000
+DASHBOARD_PORT ?= 8866
+# make phase PHASE=check-features [IN_PLACE=1]; make db-connect [WRITE=1]
+PHASE ?=
+IN_PLACE ?=
+WRITE ?=
+CHURN_SET := $(if $(REDIS_URL),--set 'redis_url=$(REDIS_URL)',)
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
-.PHONY: help setup build test lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser
+.PHONY: help setup build test test-fast lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser \
+	plot status logs db-connect redis-cli version phase
 
 help: ## list the targets and what they do
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -49,6 +56,9 @@ build: setup redis-start ## run the whole pipeline (parameters checked first, th
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
 
+test-fast: setup ## the unit tests only (no default-size simulations, builds or browser): about a minute
+	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
+
 lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -62,8 +72,10 @@ browser: ## install Debian's headless Chromium for the dashboard tests, if missi
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
 		|| echo "chromium missing and not root: dashboard browser tests will be skipped"; }
 
-lab: setup ## JupyterLab that opens the percent-format notebooks (Ploomber-aware)
-	$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
+lab: setup ## JupyterLab: phase notebooks open as notebooks; their injected parameters use a scratch copy (data/scratch/lab)
+	$(BIN)/churn scratch --name lab --env-file env.lab.yaml
+	PLOOMBER_ENV_FILENAME=env.lab.yaml JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter \
+		$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
 		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the API under wrk) -> reports/benchmarks.md
@@ -74,10 +86,10 @@ bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the 
 serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
 	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving
 
-dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:8866
-	@echo "monitoring: http://127.0.0.1:8866/voila/render/monitoring.ipynb"
-	@echo "A/B tests:  http://127.0.0.1:8866/voila/render/ab_testing.ipynb"
-	$(BIN)/voila notebooks/dashboards --no-browser --port 8866 --Voila.ip=127.0.0.1 \
+dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:$(DASHBOARD_PORT) (DASHBOARD_PORT=8866)
+	@echo "monitoring: http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/monitoring.ipynb"
+	@echo "A/B tests:  http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/ab_testing.ipynb"
+	$(BIN)/voila notebooks/dashboards --no-browser --port $(DASHBOARD_PORT) --Voila.ip=127.0.0.1 \
 		--MappingKernelManager.cull_idle_timeout=300 --MappingKernelManager.cull_interval=60 \
 		--MappingKernelManager.cull_connected=True
 
@@ -97,3 +109,25 @@ db-restore: setup ## verify, then IMPORT DATABASE + data/models from BACKUP=data
 
 db-clean: setup ## delete the warehouse (and its reader snapshot); backups are kept
 	$(BIN)/python -m churn.store.warehouse clean --warehouse $(DATA_DIR)/churn.duckdb
+
+plot: setup ## draw the pipeline DAG with each task's last status and duration -> reports/pipeline.svg/.png (offline)
+	$(BIN)/churn plot
+
+status: setup ## what is built and when, what is outdated, the warehouse, the production model, Redis, the API on PORT
+	$(BIN)/churn $(CHURN_SET) status --api http://127.0.0.1:$(PORT)
+
+logs: setup ## the newest build/phase log (data/logs/) and the embedded Redis log
+	$(BIN)/churn logs
+
+phase: setup ## run one phase: PHASE=check-features, on a scratch copy of the build (IN_PLACE=1: for real)
+	@test -n "$(PHASE)" || { echo "usage: make phase PHASE=<task name> [IN_PLACE=1]"; exit 2; }
+	$(BIN)/churn $(CHURN_SET) phase $(PHASE) $(if $(IN_PLACE),--in-place,)
+
+db-connect: setup ## a DuckDB SQL shell on the warehouse, read-only (WRITE=1: read-write, takes the write lock)
+	$(BIN)/churn db $(if $(WRITE),--write,)
+
+redis-cli: setup ## redis-cli on the online store (REDIS_URL, else the embedded server)
+	$(BIN)/churn $(CHURN_SET) redis-cli
+
+version: setup ## versions: churn and its commit, Python, the main packages
+	$(BIN)/churn version

@@ -115,15 +115,14 @@ print("model AUC beats the recency baseline:",
 # %%
 registry = ModelRegistry(wh, models_dir)
 info = raw.dataset_info(wh)
-version = register_result(
-    registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
-    fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason="trained by the train-model phase",
-    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
-    extra_params=dataset_params(info))
 # a production model of another data set (or another seed/size) never stays in production here
 stage, reason = production_stage_for(registry.get_production(model_name), info)
-version = registry.promote_model(version.version, stage, reason, model_name=model_name)
-print(f"v{version.version} -> {stage}: {reason}")
+version = register_result(
+    registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
+    fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason=f"train-model: {reason}",
+    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
+    extra_params=dataset_params(info), stage=stage)
+print(f"v{version.version} -> {version.stage}: {reason}")
 archived = archive_other_datasets(registry, model_name, info)
 print(f"archived staging candidates of other data sets: {archived}" if archived else "")
 print(f"model card: {card_path(version)}")

@@ -66,8 +66,8 @@ if triggers.fired.any():
     candidate = register_result(
         registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
         fingerprint=offline.features_fingerprint(wh), code_version=code_version(),
-        reason=f"retraining triggered by {fired}", extra_params={"trigger": fired, **dataset_params(raw.dataset_info(wh))})
-    candidate = registry.promote_model(candidate.version, "staging", f"candidate: {fired}", model_name=model_name)
+        reason=f"candidate: retraining triggered by {fired}", stage="staging",
+        extra_params={"trigger": fired, **dataset_params(raw.dataset_info(wh))})
     for older in registry.list_models(model_name, stage="staging"):
         if older.version != candidate.version:  # one candidate at a time: the newest one
             registry.archive_model(model_name, older.version, f"superseded by candidate v{candidate.version}")

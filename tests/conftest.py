@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import redis
 
+from churn.data.synthetic import SimulationParams
 from churn.store.redis_server import EmbeddedRedis
 from churn.store.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
+# Suites that run default-size (1,000-user) simulations, pipeline builds or a browser.
+SLOW_SUITES = ("data", "model", "pipeline")
+PIPELINE_TIMEOUT = 1800  # seconds: the first pipeline test waits for a whole `ploomber build`
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/data, tests/model and tests/pipeline is ``slow`` (make test-fast
+    skips it); pipeline tests get the longer timeout unless they set their own."""
+    for item in items:
+        parts = item.path.relative_to(ROOT).parts
+        if len(parts) > 2 and parts[0] == "tests" and parts[1] in SLOW_SUITES:
+            item.add_marker(pytest.mark.slow)
+            if parts[1] == "pipeline" and item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(PIPELINE_TIMEOUT))
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +58,31 @@ def warehouse(tmp_path: Path) -> Warehouse:
 
 
 @pytest.fixture(scope="session")
-def default_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+def simulated() -> Callable[[SimulationParams], dict[str, pd.DataFrame]]:
+    """``simulated(params)``: the simulator's tables for ``params``, generated once per session.
+
+    The 1,000-user runs take seconds each and several data tests read the same ones; the frames
+    are shared, so a test must not modify them in place.
+    """
+    from churn.data.synthetic import generate
+
+    cache: dict[SimulationParams, dict[str, pd.DataFrame]] = {}
+
+    def simulate(params: SimulationParams) -> dict[str, pd.DataFrame]:
+        if params not in cache:
+            cache[params] = generate(params)
+        return cache[params]
+
+    return simulate
+
+
+@pytest.fixture(scope="session")
+def default_warehouse(tmp_path_factory: pytest.TempPathFactory, simulated) -> Warehouse:
     """1,000 users, seed 42: exactly the raw data `make build` writes."""
-    from churn.data.synthetic import SimulationParams, iter_chunks
     from churn.store.raw import write_raw_tables
 
     warehouse = Warehouse(tmp_path_factory.mktemp("default") / "churn.duckdb")
-    write_raw_tables(warehouse, iter_chunks(SimulationParams(), progress=False))
+    write_raw_tables(warehouse, [simulated(SimulationParams())])
     return warehouse
 
 

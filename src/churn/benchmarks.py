@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CASES: dict[str, Callable[[Path], list[tuple[str, dict]]]] = {}
 
@@ -118,6 +119,19 @@ def bench_default(tmp: Path) -> list[tuple[str, dict]]:
 @case("100,000 users")
 def bench_100k(tmp: Path) -> list[tuple[str, dict]]:
     return _pipeline_case(tmp, 100_000, "100,000 users")
+
+
+@case("A/B assignment")
+def bench_assignment(tmp: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Hash-assign 100,000 users to arms (was a timing assertion in the unit tests)."""
+    import numpy as np
+
+    from churn.abtest import assign
+
+    users = np.arange(100_000)
+    started = time.perf_counter()
+    arms = assign(users, "bench")
+    return [("assign 100k users to A/B arms", {"seconds": time.perf_counter() - started, "users": len(arms)})]
 
 
 def _run_case(name: str, queue: mp.Queue) -> None:

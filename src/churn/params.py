@@ -60,7 +60,7 @@ def parse_env_args(argv: Sequence[str], known: Sequence[str]) -> tuple[dict[str,
             rest.append(arg)
             i += 1
             continue
-        name, eq, value = arg[len(ENV_PREFIX):].partition("=")
+        name, eq, value = arg[len(ENV_PREFIX) :].partition("=")
         check_name(name, known)
         if not eq:
             if i + 1 >= len(args):
@@ -116,6 +116,7 @@ def _between(lo: float, hi: float, lo_open: bool = False, hi_open: bool = False)
         if (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
             return f"must be in {'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
         return None
+
     return check
 
 
@@ -232,9 +233,11 @@ def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str
     first_valid = snapshots[-n_valid] if n_valid <= n else snapshots[0]
     n_train = sum((first_valid - s).days >= horizon for s in snapshots)
     if n_valid >= n or n_train < MIN_TRAIN_SNAPSHOTS:
-        return [f"n_snapshots={n} leaves {n_train} training snapshot(s) after the {n_valid} validation "
-                f"snapshot(s) and the {horizon}-day purge: training needs at least {MIN_TRAIN_SNAPSHOTS} "
-                f"(use n_snapshots >= {n_valid + MIN_TRAIN_SNAPSHOTS} or fewer n_valid_snapshots)"]
+        return [
+            f"n_snapshots={n} leaves {n_train} training snapshot(s) after the {n_valid} validation "
+            f"snapshot(s) and the {horizon}-day purge: training needs at least {MIN_TRAIN_SNAPSHOTS} "
+            f"(use n_snapshots >= {n_valid + MIN_TRAIN_SNAPSHOTS} or fewer n_valid_snapshots)"
+        ]
     if p.get("source", "synthetic") == "synthetic" and {"n_users", "churn_rate"} <= p.keys():
         return _churner_problems(p, (end - start).days)
     return []
@@ -253,7 +256,9 @@ def _churner_problems(p: Mapping[str, Any], span_days: int) -> list[str]:
         return []
     per_user = expected / n_users
     need = math.ceil(MIN_EXPECTED_VALID_CHURNERS / per_user)
-    return [f"n_users={n_users} is too few for n_snapshots={p['n_snapshots']}, horizon_days={horizon}, "
-            f"n_valid_snapshots={n_valid} and churn_rate={rate}: about {expected:.1f} churners are expected "
-            f"in the validation snapshots, at least {MIN_EXPECTED_VALID_CHURNERS:g} are needed to validate a "
-            f"model (use n_users >= {need})"]
+    return [
+        f"n_users={n_users} is too few for n_snapshots={p['n_snapshots']}, horizon_days={horizon}, "
+        f"n_valid_snapshots={n_valid} and churn_rate={rate}: about {expected:.1f} churners are expected "
+        f"in the validation snapshots, at least {MIN_EXPECTED_VALID_CHURNERS:g} are needed to validate a "
+        f"model (use n_users >= {need})"
+    ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from churn.data.synthetic import DRIFT_TRUTH, SimulationParams, iter_chunks
+from churn.data.synthetic import DRIFT_TRUTH, SimulationParams
 from churn.features import default_feature_spec, snapshot_dates
 from churn.monitoring.drift import drift_report, feature_drift_summary
 from churn.store import offline, raw
@@ -27,9 +27,9 @@ def _verdict(frame: pd.DataFrame) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def drift_features(tmp_path_factory) -> pd.DataFrame:
+def drift_features(tmp_path_factory, simulated) -> pd.DataFrame:
     warehouse = Warehouse(tmp_path_factory.mktemp("drift") / "churn.duckdb")
-    write_raw_tables(warehouse, iter_chunks(SimulationParams(scenario="drift"), progress=False))
+    write_raw_tables(warehouse, [simulated(SimulationParams(scenario="drift"))])
     first, last = raw.data_range(warehouse)
     end = last.ceil("D")
     snapshots = [*snapshot_dates(first, end, 8, 30), end.to_pydatetime()]

@@ -3,7 +3,11 @@ reading the warehouse of a small build read-only."""
 
 from __future__ import annotations
 
+import contextlib
+import itertools
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -13,11 +17,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+# No route out: names resolve to nothing except 127.0.0.1 (Voila), http(s) goes to a dead proxy.
+OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+           "--window-size=1300,2400"]
 
 pytestmark = pytest.mark.slow
 
@@ -56,21 +64,108 @@ def voila(small_build: Path):
         proc.wait(20)
 
 
-def _render(url: str, profile: Path) -> str:
-    """The page's DOM after its scripts ran, from headless Chromium."""
-    result = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=60000",
-                             "--dump-dom", url], capture_output=True, text=True, timeout=180)
-    return result.stdout
+class Browser:
+    """Headless Chromium driven over the DevTools protocol, with the network blocked (only
+    127.0.0.1 answers): real-time waits, so widgets finish rendering (``--dump-dom`` with virtual
+    time can leave them at "Loading widget...")."""
+
+    def __init__(self, profile: Path) -> None:
+        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, *OFFLINE, f"--user-data-dir={profile}", "--remote-debugging-port=0",
+                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = profile / "DevToolsActivePort"
+        for _ in range(200):
+            if port_file.exists() and port_file.read_text().strip():
+                break
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page")
+        self.stack = contextlib.ExitStack()
+        self.ws = self.stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None))
+        self.ids = itertools.count(1)
+
+    def call(self, method: str, **params) -> dict:
+        message_id = next(self.ids)
+        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv(timeout=120))
+            if message.get("id") == message_id:
+                return message.get("result", {})
+
+    def evaluate(self, expression: str):
+        return self.call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")
+
+    def wait_for(self, expression: str, timeout: float = 90) -> float:
+        """Seconds until ``expression`` is truthy in the page (fails after ``timeout``)."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            if self.evaluate(expression):
+                return time.monotonic() - start
+            time.sleep(0.1)
+        raise AssertionError(f"page not ready after {timeout} s: {expression}\n{self.text()[-2000:]}")
+
+    def text(self) -> str:
+        return self.evaluate("document.body ? document.body.innerText : ''") or ""
+
+    def close(self) -> None:
+        self.stack.close()
+        self.proc.terminate()
+        self.proc.wait(20)
 
 
-@pytest.mark.parametrize("name, expected_charts, headings", [
-    ("monitoring", 4, ["Feature drift", "Model performance over time", "Alerts and retraining", "Registry"]),
-    ("ab_testing", 1, ["Latest test", "Decision"]),
+# the page is rendered: its charts and texts are in the DOM and no widget is still loading
+def _charts_ready(n: int, texts: list[str] = ()) -> str:
+    return (f"document.querySelectorAll('img[src^=\"data:image/png\"]').length >= {n} && "
+            "!document.body.innerText.includes('Loading widget') && !document.querySelector('.voila-spinner, #loading')"
+            + "".join(f" && document.body.innerText.includes({json.dumps(t)})" for t in texts))
+
+
+@pytest.mark.parametrize("name, expected_charts, headings, controls", [
+    ("monitoring", 3, ["Feature drift", "Model performance over time", "Alerts and retraining", "Registry"],
+     ["run", "feature", "statistic", "model"]),
+    ("ab_testing", 1, ["Latest test", "Decision:"], ["test"]),
 ])
-def test_dashboard_renders_charts_and_no_error(voila, tmp_path, name, expected_charts, headings):
-    dom = _render(f"{voila}/voila/render/{name}.ipynb", tmp_path / "profile")
-    assert dom.count("data:image/png") >= expected_charts, dom[-2000:]
+def test_dashboard_renders_charts_and_controls_offline_in_under_10_s(voila, tmp_path, name, expected_charts,
+                                                                      headings, controls):
+    """First render (a fresh kernel runs the notebook) with the network blocked: charts, headings
+    and controls are there, no error, and it took under 10 s."""
+    browser = Browser(tmp_path)
+    try:
+        browser.call("Page.navigate", url=f"{voila}/voila/render/{name}.ipynb")
+        seconds = browser.wait_for(_charts_ready(expected_charts, headings))
+        text = browser.text()
+        labels = browser.evaluate("[...document.querySelectorAll('.widget-label')].map(e => e.innerText)")
+    finally:
+        browser.close()
+    print(f"{name}: first render {seconds:.1f} s")
     for heading in headings:
-        assert heading in dom
+        assert heading in text
+    for control in controls:
+        assert control in labels, labels
     for error in ("Traceback", "Error:", "There was an error when executing cell"):
-        assert error not in dom, error
+        assert error not in text, error
+    assert seconds < 10, f"{name} took {seconds:.1f} s to render"
+
+
+def test_monitoring_controls_redraw_the_feature_and_name_each_statistic(voila, tmp_path):
+    """Picking another feature redraws its histogram; the summary names KS D, Cohen's d and PSI
+    (no mixed "max_effect"); alerts read as sentences with the statistic and its minimum."""
+    browser = Browser(tmp_path)
+    try:
+        browser.call("Page.navigate", url=f"{voila}/voila/render/monitoring.ipynb")
+        browser.wait_for(_charts_ready(3, ["Alerts and retraining", " drifted: "]))
+        text = browser.text()
+        images = "[...document.querySelectorAll('img[src^=\"data:image/png\"]')].map(i => i.src.length + ':' + i.src.slice(-40)).join()"
+        before = browser.evaluate(images)
+        chosen = browser.evaluate("""(() => {
+            const select = [...document.querySelectorAll('.widget-dropdown')].find(d => d.innerText.startsWith('feature'))
+                .querySelector('select');
+            const other = [...select.options].map(o => o.value).find(v => v !== select.value);
+            select.value = other; select.dispatchEvent(new Event('change', {bubbles: true})); return other; })()""")
+        browser.wait_for(f"({images}) !== {json.dumps(before)} && " + _charts_ready(3), timeout=30)
+    finally:
+        browser.close()
+    assert chosen
+    for statistic in ("KS D", "Cohen's d (Welch t)", "PSI"):
+        assert statistic in text
+    assert "max_effect" not in text
+    assert re.search(r"\w+ drifted: (PSI|KS D|Cohen's d) [-+]?\d\.\d\d", text), text[-1500:]

@@ -29,7 +29,8 @@ def test_single_prediction_equals_the_batch_predictor(client, batch_scores, late
         assert abs(body["probability"] - expected["probability"]) <= 1e-12
         assert body["risk_band"] == expected["risk_band"] and body["model_version"] == expected["version"]
         as_of = latest.set_index("user_id").loc[user, "snapshot_at"]
-        assert pd.Timestamp(body["features_as_of"]) == as_of
+        assert body["features_as_of"].endswith("Z")  # UTC, with its offset
+        assert pd.Timestamp(body["features_as_of"]) == as_of.tz_localize("UTC")
     assert (first["cached"], second["cached"]) == (False, True)
 
 
@@ -84,10 +85,15 @@ def test_unknown_user_is_404(client, unknown_id):
     assert response.json() == {"detail": f"user {unknown_id} not found in the online or offline store"}
 
 
-@pytest.mark.parametrize("path", ["/predict/abc", "/predict/1.5", "/predict/-3", f"/predict/{2**64}"])
+@pytest.mark.parametrize("path", ["/predict/abc", "/predict/1.5", "/predict/-3", f"/predict/{2**64}", "/predict/0005",
+                                  "/predict/+5", "/predict/1_0", "/predict/%205", "/predict/5%20", "/explain/007"])
 def test_non_integer_or_out_of_range_id_is_422(client, path):
     response = client.get(path)
     assert response.status_code == 422 and response.json()["detail"].startswith("invalid request: path.user_id")
+
+
+def test_zero_is_a_valid_id(client):
+    assert client.get("/predict/0").status_code in (200, 404)
 
 
 @pytest.mark.parametrize("body", [
@@ -97,6 +103,12 @@ def test_non_integer_or_out_of_range_id_is_422(client, path):
 def test_malformed_batch_body_is_422(client, body):
     response = client.post("/predict/batch", json=body)
     assert response.status_code == 422 and isinstance(response.json()["detail"], str)
+
+
+def test_an_integral_json_number_is_an_id(client, user_ids):
+    """JSON Schema's integer includes 376.0; the batch treats it as 376 (1.5 and "376" stay 422)."""
+    body = client.post("/predict/batch", json={"user_ids": [float(user_ids[0])]}).json()
+    assert body["predictions"][0]["user_id"] == user_ids[0]
 
 
 def test_invalid_json_is_422(client):
@@ -113,12 +125,13 @@ def test_too_many_ids_is_413(make_client):
 
 
 def test_a_batch_is_one_redis_read_and_one_vectorised_scoring(client, monkeypatch, user_ids, unknown_id):
-    """However many ids: a single online_read (one MGET) and a single predict_proba call."""
+    """However many ids: a single online read (one MGET, on the asyncio client) and a single
+    predict_proba call; the blocking client is not used on the request path."""
     state = client.app.state.serving
     model = state.models.current
     store = state.features.store_for(model)
-    calls = {"online_read": 0, "predict_proba": 0}
-    for obj, name in ((store, "online_read"), (model.predictor, "predict_proba")):
+    calls = {"aonline_read": 0, "online_read": 0, "predict_proba": 0}
+    for obj, name in ((store, "aonline_read"), (store, "online_read"), (model.predictor, "predict_proba")):
         original = getattr(obj, name)
 
         def spy(*args, _original=original, _name=name, **kwargs):
@@ -128,7 +141,7 @@ def test_a_batch_is_one_redis_read_and_one_vectorised_scoring(client, monkeypatc
         monkeypatch.setattr(obj, name, spy)
     response = client.post("/predict/batch", json={"user_ids": [*user_ids, unknown_id]})
     assert response.status_code == 200 and len(response.json()["predictions"]) == len(user_ids)
-    assert calls == {"online_read": 1, "predict_proba": 1}
+    assert calls == {"aonline_read": 1, "online_read": 0, "predict_proba": 1}
 
 
 def test_cache_clear_empties_the_online_store(client, redis_client, latest, user_ids):

@@ -143,3 +143,41 @@ def test_service_starts_without_a_production_model_and_answers_503_until_one_app
     assert client.get("/dashboard/models/production").status_code == 404
     registry.promote_model(1, "production", "test: first production")
     assert wait_for(lambda: client.get(f"/predict/{user_ids[0]}").status_code == 200)
+
+
+def test_a_hung_redis_holds_only_the_requests_waiting_for_it(launch, tmp_path, user_ids):
+    """A stopped (SIGSTOP) redis-server accepts connections but never answers. A prediction
+    waits for it; meanwhile a request that needs no Redis is answered while Redis is still
+    stopped: the event loop is never blocked by a Redis call (with a blocking client the second
+    request would wait for the first one's Redis timeout)."""
+    import concurrent.futures
+    import http.client
+
+    server = EmbeddedRedis(tmp_path / "r")
+    server.start()
+    port = launch(REDIS_URL=server.url, CHURN_REDIS_TIMEOUT_SECONDS="60", CHURN_RATE_LIMIT_PER_MINUTE="0")
+
+    def get(path: str) -> int:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        conn.request("GET", path)
+        status = conn.getresponse().status
+        conn.close()
+        return status
+
+    stopped = False
+    try:
+        assert get(f"/predict/{user_ids[0]}") == 200  # warm: connections open, vector cached
+        os.kill(server.pid(), signal.SIGSTOP)
+        stopped = True
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(get, f"/predict/{user_ids[0]}")
+            time.sleep(0.5)  # the prediction is now waiting on the stopped Redis
+            assert pool.submit(get, "/dashboard/models/production").result(timeout=30) == 200
+            assert not slow.done()  # still waiting for Redis
+            os.kill(server.pid(), signal.SIGCONT)
+            stopped = False
+            assert slow.result(timeout=60) == 200
+    finally:
+        if stopped:
+            os.kill(server.pid(), signal.SIGCONT)
+        server.stop()

@@ -26,7 +26,7 @@ def test_environment_yml_installs_the_lock_and_the_project():
     """environment.yml's pip section installs requirements.lock (which pins every direct
     dependency at pyproject's version, see below) and the project itself, nothing else."""
     _, conda = _conda_pins()
-    assert conda == {"-r requirements.lock", "-e ."}
+    assert conda == {"-r requirements.lock", "-e .[notebook,dev]"}
     assert (ROOT / "requirements.lock").is_file()
 
 

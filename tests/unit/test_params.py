@@ -28,7 +28,9 @@ def test_default_parameters_are_valid():
 
 def test_abbreviated_name_is_refused_naming_the_full_one():
     """argparse would take --env--n_user as --env--n_users; we refuse it and name the right one."""
-    with pytest.raises(ParameterError, match=r"unknown parameter --env--n_user \(did you mean --env--n_users\?\); abbreviations"):
+    with pytest.raises(
+        ParameterError, match=r"unknown parameter --env--n_user \(did you mean --env--n_users\?\); abbreviations"
+    ):
         parse_env_args(["--env--n_user", "10"], KNOWN)
 
 
@@ -77,7 +79,9 @@ def test_every_problem_is_reported_at_once():
 
 def test_too_few_users_for_snapshots_and_horizon_is_refused_with_how_many_are_needed():
     """The issue's case: 10 users cannot give a validation set with churners."""
-    with pytest.raises(ParameterError, match=r"n_users=10 is too few .* about 0.2 churners .* \(use n_users >= (\d+)\)") as info:
+    with pytest.raises(
+        ParameterError, match=r"n_users=10 is too few .* about 0.2 churners .* \(use n_users >= (\d+)\)"
+    ) as info:
         validate(DEFAULTS, {"n_users": "10"})
     needed = int(str(info.value).rsplit(">= ", 1)[1].rstrip(")"))
     validate(DEFAULTS, {"n_users": str(needed)})  # the advice is enough ...

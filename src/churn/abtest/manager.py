@@ -126,9 +126,12 @@ class ABTestManager:
             raise ABTestError(f"A/B test {test_name!r} has no outcomes yet")
         decision = decide(results, guardrails)
         reason = f"A/B test {test_name}: {decision.reasons[0]}"
-        if decision.action == "promote":
-            self.registry.promote_model(test["variant_version"], "production", reason, model_name=self.model_name)
-        else:
-            self.registry.record_event(self.model_name, test["variant_version"], f"ab_{decision.action}", reason)
-        abtests.conclude_test(self.warehouse, test_name, decision.action, decision.reasons)
+        with self.registry.transaction() as con:  # the decision and its registry change: both or neither
+            if decision.action == "promote":
+                self.registry.promote_model(test["variant_version"], "production", reason,
+                                            model_name=self.model_name, con=con)
+            else:
+                self.registry.record_event(self.model_name, test["variant_version"], f"ab_{decision.action}",
+                                           reason, con=con)
+            abtests.conclude_test(self.warehouse, test_name, decision.action, decision.reasons, con=con)
         return decision

@@ -49,15 +49,32 @@ class Context:
     def project(self, **more: str) -> Project:
         return Project(self.root, {**self.sets, **more})
 
+    def built_project(self, **more: str) -> Project:
+        """The project with the parameters of its last ``churn build`` (then ``--set``, ``more``),
+        so status, plot and a single phase see the build as it was run."""
+        from churn.cli.project import read_build_params
+
+        last = read_build_params(self.project().logs_dir)
+        return Project(self.root, {**last, **self.sets, **more})
+
 
 pass_context = click.make_pass_decorator(Context)
 
 
 @click.group(cls=ChurnGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--project", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Project folder (default: the nearest folder with a pipeline.yaml).")
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE",
-              help="Override an env.yaml parameter for this command, e.g. --set data_dir=/tmp/x.")
+@click.option(
+    "--project",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Project folder (default: the nearest folder with a pipeline.yaml).",
+)
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override an env.yaml parameter for this command, e.g. --set data_dir=/tmp/x.",
+)
 @click.version_option(package_name="churn", prog_name="churn")
 @click.pass_context
 def main(ctx: click.Context, project: Path | None, sets: tuple[str, ...]) -> None:
@@ -68,8 +85,14 @@ def main(ctx: click.Context, project: Path | None, sets: tuple[str, ...]) -> Non
 def _register() -> None:
     from churn.cli import models, pipeline_cmds, predict, status, tools
 
-    for command in (*pipeline_cmds.COMMANDS, models.models, predict.predict, predict.explain,
-                    *status.COMMANDS, *tools.COMMANDS):
+    for command in (
+        *pipeline_cmds.COMMANDS,
+        models.models,
+        predict.predict,
+        predict.explain,
+        *status.COMMANDS,
+        *tools.COMMANDS,
+    ):
         main.add_command(command)
 
 

@@ -57,12 +57,14 @@ def _run_of(report: Path) -> tuple[str, float | None, str | None]:
     return status, (float(duration) if duration is not None else None), meta.get("end_time")
 
 
-def load_dag(project: Project):
+def load_dag(project: Project) -> Any:
     """Ploomber's DAG of this project with the project's effective parameters, rendered."""
-    from ploomber.spec import DAGSpec
+    from ploomber.spec import DAGSpec  # type: ignore[import-untyped]
 
     with contextlib.chdir(project.root):
         dag = DAGSpec(str(project.root / PIPELINE), env=dict(project.params)).to_dag()
+        for task in dag.values():
+            task._on_render = None  # the report hooks copy files: looking must not write
         dag.render(show_progress=False)
     return dag
 

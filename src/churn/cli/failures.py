@@ -73,7 +73,7 @@ def from_output(text: str) -> Cause | None:
     return None
 
 
-def find_cause(reports_dir: Path, since: float, output: str) -> Cause:
+def find_cause(reports_dir: Path, since: float, output: str, phase: str | None = None) -> Cause:
     """The cause of a failed build or task: the newest failed notebook's error, else the output's."""
     for notebook in reversed(failed_notebooks(reports_dir, since)):
         error = notebook_error(notebook)
@@ -81,6 +81,6 @@ def find_cause(reports_dir: Path, since: float, output: str) -> Cause:
             return Cause(phase_of(notebook), error[0], error[1], notebook)
     cause = from_output(output)
     if cause is not None:
-        return cause
+        return Cause(phase, cause.exception, cause.message)
     last = next((ln.strip() for ln in reversed(ANSI.sub("", output).splitlines()) if ln.strip()), "")
-    return Cause(None, "Error", last or "the command failed without a message")
+    return Cause(phase, "Error", last or "the command failed without a message")

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
 from churn.cli import Context, pass_context
+
+if TYPE_CHECKING:
+    from churn.registry import ModelRegistry, ModelVersion
 
 REASON = click.option("--reason", required=True, help="Why (recorded in the registry's history).")
 JSON = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 MODEL = click.option("--model-name", default=None, help="Model name (default: model_name in env.yaml).")
 
 
-def _name(ctx: Context, model_name: str | None) -> tuple[object, str]:
+def _name(ctx: Context, model_name: str | None) -> tuple[ModelRegistry, str]:
     project = ctx.project()
     return project.registry, model_name or project.model_name
 
 
-def _row(v) -> str:
+def _row(v: ModelVersion) -> str:
     auc = v.metrics.get("auc")
     auc_text = f"{auc:.3f}" if isinstance(auc, (int, float)) else "-"
-    return (f"{v.model_name:16} v{v.version:<4} {v.stage:10} auc {auc_text:6} "
-            f"{v.created_at:%Y-%m-%d %H:%M}  {v.code_version or '-'}")
+    return (
+        f"{v.model_name:16} v{v.version:<4} {v.stage:10} auc {auc_text:6} "
+        f"{v.created_at:%Y-%m-%d %H:%M}  {v.code_version or '-'}"
+    )
 
 
 @click.group()
@@ -71,7 +77,9 @@ def show(ctx: Context, version: int, model_name: str | None, as_json: bool) -> N
     click.echo(f"training data: {record.training_data_fingerprint}   artifact sha256: {record.artifact_sha256}")
     click.echo("history:")
     for event in events.itertuples(index=False):
-        click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.event:10} {event.from_stage} -> {event.to_stage}: {event.reason}")
+        click.echo(
+            f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.event:10} {event.from_stage} -> {event.to_stage}: {event.reason}"
+        )
 
 
 @models.command()

@@ -54,6 +54,7 @@ def draw_dag(states: Sequence[TaskState], target: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch, Patch
 
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: searchable, selectable
     pos = positions(states)
     width = max(x for x, _ in pos.values()) + 2.2
     height = max(abs(y) for _, y in pos.values()) * 2 + 2.4
@@ -63,20 +64,33 @@ def draw_dag(states: Sequence[TaskState], target: Path) -> list[Path]:
         for up in s.upstream:
             if up in pos:
                 ux, uy = pos[up]
-                ax.annotate("", xy=(x - 0.95, y), xytext=(ux + 0.95, uy),
-                            arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.2})
+                ax.annotate(
+                    "",
+                    xy=(x - 0.95, y),
+                    xytext=(ux + 0.95, uy),
+                    arrowprops={"arrowstyle": "-|>", "color": "#555555", "lw": 1.2},
+                )
     for s in states:
         x, y = pos[s.name]
         edge = OUTDATED_EDGE if s.outdated and s.status != "not run" else "#333333"
-        ax.add_patch(FancyBboxPatch((x - 0.95, y - 0.32), 1.9, 0.64, boxstyle="round,pad=0.02",
-                                    facecolor=COLOURS.get(s.status, "#ffffff"), edgecolor=edge,
-                                    linewidth=2.4 if edge == OUTDATED_EDGE else 1.0))
+        ax.add_patch(
+            FancyBboxPatch(
+                (x - 0.95, y - 0.32),
+                1.9,
+                0.64,
+                boxstyle="round,pad=0.02",
+                facecolor=COLOURS.get(s.status, "#ffffff"),
+                edgecolor=edge,
+                linewidth=2.4 if edge == OUTDATED_EDGE else 1.0,
+            )
+        )
         ax.text(x, y + 0.1, s.name, ha="center", va="center", fontsize=9, fontweight="bold")
         ax.text(x, y - 0.15, s.label(), ha="center", va="center", fontsize=7.5)
     legend = [Patch(facecolor=c, edgecolor="#333333", label=k) for k, c in COLOURS.items()]
-    legend.append(Patch(facecolor="white", edgecolor=OUTDATED_EDGE, linewidth=2.4, label="outdated (re-runs next build)"))
-    ax.legend(handles=legend, loc="upper left", fontsize=8, frameon=False, ncol=len(legend),
-              bbox_to_anchor=(0, 1.02))
+    legend.append(
+        Patch(facecolor="white", edgecolor=OUTDATED_EDGE, linewidth=2.4, label="outdated (re-runs next build)")
+    )
+    ax.legend(handles=legend, loc="upper left", fontsize=8, frameon=False, ncol=len(legend), bbox_to_anchor=(0, 1.02))
     ax.set_xlim(-1.1, width - 1.1)
     ax.set_ylim(-height / 2, height / 2)
     ax.set_axis_off()

@@ -9,11 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from churn import params as params_mod
+
+if TYPE_CHECKING:
+    from churn.registry import ModelRegistry
+    from churn.store.warehouse import Warehouse
 
 PIPELINE = "pipeline.yaml"
 ENV = "env.yaml"
@@ -85,13 +89,13 @@ class Project:
         return self.data_dir / "logs"
 
     @cached_property
-    def warehouse(self):  # -> Warehouse (imported lazily: the CLI's --help stays fast)
+    def warehouse(self) -> Warehouse:  # imported lazily: the CLI's --help stays fast
         from churn.store.warehouse import Warehouse
 
         return Warehouse(self.path("warehouse"))
 
     @cached_property
-    def registry(self):  # -> ModelRegistry
+    def registry(self) -> ModelRegistry:
         from churn.registry import ModelRegistry
 
         return ModelRegistry(self.warehouse, self.models_dir)
@@ -101,6 +105,32 @@ class Project:
         from churn.store.redis_server import EmbeddedRedis
 
         return str(self.params.get("redis_url") or "") or EmbeddedRedis(self.data_dir).url
+
+
+BUILD_PARAMS = "last-build.json"
+
+
+def write_build_params(logs_dir: Path, overrides: dict[str, str]) -> Path:
+    """Remember the ``--env--`` overrides of the latest build (atomically)."""
+    import json
+
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    target = logs_dir / BUILD_PARAMS
+    tmp = target.with_name(f".{BUILD_PARAMS}.tmp")
+    tmp.write_text(json.dumps(overrides, indent=2))
+    tmp.replace(target)
+    return target
+
+
+def read_build_params(logs_dir: Path) -> dict[str, str]:
+    """The overrides the latest build ran with (empty when none was recorded)."""
+    import json
+
+    try:
+        data = json.loads((logs_dir / BUILD_PARAMS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
 def task_names(root: Path) -> list[str]:

@@ -62,20 +62,33 @@ def _pump(proc: subprocess.Popen, sinks: Sequence[BinaryIO]) -> bytes:
     return b"".join(chunks)
 
 
-def run_ploomber(root: Path, args: Sequence[str], *, log: Path, reports_dir: Path,
-                 echo: BinaryIO | None = None, env: dict[str, str] | None = None) -> RunResult:
+def run_ploomber(
+    root: Path,
+    args: Sequence[str],
+    *,
+    log: Path,
+    reports_dir: Path,
+    echo: BinaryIO | None = None,
+    env: dict[str, str] | None = None,
+    phase: str | None = None,
+) -> RunResult:
     """``ploomber ARGS`` in ``root``; on failure the cause is printed as the last line."""
     echo = echo if echo is not None else sys.stdout.buffer
     cmd = [ploomber_executable(), *args]
     started = time.time()
     with open(log, "wb") as sink:
         sink.write(("$ " + " ".join(cmd) + "\n").encode())
-        proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                env={**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})})
+        proc = subprocess.Popen(
+            cmd,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})},
+        )
         output = _pump(proc, [echo, sink])
     if proc.returncode == 0:
         return RunResult(0, log, None)
-    cause = failures.find_cause(reports_dir, started, output.decode(errors="replace"))
+    cause = failures.find_cause(reports_dir, started, output.decode(errors="replace"), phase)
     footer = [*cause.details(), f"full output: {log}"]
     if cause.notebook is not None:
         footer.append(f"failed notebook (traceback): {cause.notebook}")

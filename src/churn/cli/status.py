@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,8 +15,14 @@ from churn.cli import Context, pass_context
 from churn.cli.dagstate import task_states
 from churn.cli.project import Project
 
-API = click.option("--api", "api_url", default="http://127.0.0.1:8000", show_default=True,
-                   envvar="CHURN_API_URL", help="Where `make serve` listens (make status passes PORT).")
+API = click.option(
+    "--api",
+    "api_url",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="CHURN_API_URL",
+    help="Where `make serve` listens (make status passes PORT).",
+)
 
 
 def _mtime(path: Path) -> str:
@@ -78,12 +85,15 @@ def api_line(api_url: str, api_key: str | None) -> str:
 @click.option("--api-key", envvar="CHURN_API_KEY", default=None, help="X-API-Key, when the API needs one.")
 @pass_context
 def status(ctx: Context, api_url: str, api_key: str | None) -> None:
-    """What is built and when, what is stale, the warehouse, the production model, Redis, the API."""
-    project = ctx.project()
+    """What is built and when, what is stale, the warehouse, the production model, Redis, the API.
+
+    Outdated is judged with the parameters of the last `churn build` (plus any --set).
+    """
+    project = ctx.built_project()
     click.echo(f"project    {project.root}")
     changed = {k: v for k, v in project.params.items() if project.defaults.get(k) != v}
     if changed:
-        click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in changed.items()))
+        click.echo("parameters " + ", ".join(f"{k}={v}" for k, v in changed.items()) + " (last build, --set)")
     click.echo("pipeline   (outdated: Ploomber would re-run it on the next build)")
     for state in task_states(project):
         when = f"  {state.finished_at[:19]}" if state.finished_at else ""
@@ -92,7 +102,7 @@ def status(ctx: Context, api_url: str, api_key: str | None) -> None:
         click.echo(line)
 
 
-def read_receipts(folder: Path) -> dict[str, dict]:
+def read_receipts(folder: Path) -> dict[str, dict[str, Any]]:
     """Each task's JSON receipt by file stem (``generate_data``), unreadable ones skipped."""
     out = {}
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -108,13 +118,21 @@ def read_receipts(folder: Path) -> dict[str, dict]:
 @pass_context
 def runs(ctx: Context, as_json: bool) -> None:
     """The last run of every phase: status, duration, and what its receipt says it wrote."""
-    project = ctx.project()
+    project = ctx.built_project()
     receipts = read_receipts(project.receipts_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for state in task_states(project):
         receipt = receipts.get(state.name.replace("-", "_"), {})
-        rows.append({"task": state.name, "status": state.status, "outdated": state.outdated,
-                     "seconds": state.duration_s, "finished_at": state.finished_at, "receipt": receipt})
+        rows.append(
+            {
+                "task": state.name,
+                "status": state.status,
+                "outdated": state.outdated,
+                "seconds": state.duration_s,
+                "finished_at": state.finished_at,
+                "receipt": receipt,
+            }
+        )
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return

@@ -15,8 +15,19 @@ import click
 from churn.cli import Context, pass_context
 from churn.cli.runner import latest_log
 
-PACKAGES = ("ploomber", "papermill", "jupyterlab", "voila", "great-expectations", "duckdb", "redis",
-            "scikit-learn", "pandas", "fastapi", "click")
+PACKAGES = (
+    "ploomber",
+    "papermill",
+    "jupyterlab",
+    "voila",
+    "great-expectations",
+    "duckdb",
+    "redis",
+    "scikit-learn",
+    "pandas",
+    "fastapi",
+    "click",
+)
 
 
 def run_sql(con, sql: str) -> None:
@@ -51,8 +62,12 @@ def _shell(con, label: str) -> None:
 
 @click.command("db")
 @click.option("-c", "--command", "sql", default=None, help="Run this SQL and exit.")
-@click.option("--write", is_flag=True, help="Open the warehouse for writing (takes the write lock; "
-              "publishes a new reader snapshot on exit). Default: read-only on the published snapshot.")
+@click.option(
+    "--write",
+    is_flag=True,
+    help="Open the warehouse for writing (takes the write lock; "
+    "publishes a new reader snapshot on exit). Default: read-only on the published snapshot.",
+)
 @pass_context
 def db(ctx: Context, sql: str | None, write: bool) -> None:
     """A DuckDB SQL shell on the warehouse, read-only unless --write."""
@@ -60,7 +75,12 @@ def db(ctx: Context, sql: str | None, write: bool) -> None:
     opener = warehouse.writer() if write else warehouse.reader()
     with opener as con:
         if sql is not None:
-            run_sql(con, sql)
+            import duckdb
+
+            try:
+                run_sql(con, sql)
+            except duckdb.Error as exc:
+                raise click.ClickException(str(exc)) from None
         else:
             mode = "READ-WRITE on" if write else "read-only on the published snapshot of"
             _shell(con, f"{mode} {warehouse.path}")
@@ -117,15 +137,19 @@ def version_cmd(ctx: Context) -> None:
 
 
 @click.command("plot")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="SVG file to write (default: <reports_dir>/pipeline.svg, plus a .png next to it).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SVG file to write (default: <reports_dir>/pipeline.svg, plus a .png next to it).",
+)
 @pass_context
 def plot(ctx: Context, out: Path | None) -> None:
     """Draw the pipeline DAG with each task's last status and duration (offline, matplotlib)."""
     from churn.cli.dagstate import task_states
     from churn.cli.plot import draw_dag
 
-    project = ctx.project()
+    project = ctx.built_project()
     target = out or project.reports_dir / "pipeline.svg"
     written = draw_dag(task_states(project), target)
     click.echo("wrote " + ", ".join(str(p) for p in written))

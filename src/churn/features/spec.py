@@ -251,3 +251,19 @@ def load_spec(source: str | PathLike[str] | dict[str, Any]) -> FeatureSpec:
     data["sources"] = {n: _build(SourceSpec, s, f"source {n!r}") for n, s in sources.items()}
     data["features"] = [_build(FeatureDef, f, f"feature #{i + 1}") for i, f in enumerate(features)]
     return _build(FeatureSpec, data, "feature spec")
+
+
+# units of features whose spec gives none, by aggregation (value aggregations keep their column's unit)
+DERIVED_UNITS = {"count": "count", "count_distinct_days": "days", "days_since_last": "days",
+                 "days_since_first": "days", "ratio": "ratio"}
+
+
+def feature_docs(spec: dict[str, Any], features: list[str]) -> dict[str, dict[str, str | None]]:
+    """Each feature's description and unit from the feature spec (None where it says nothing)."""
+    defs = {f.get("name"): f for f in spec.get("features", []) if isinstance(f, dict)}
+    docs: dict[str, dict[str, str | None]] = {}
+    for name in features:
+        f = defs.get(name, {})
+        docs[name] = {"description": f.get("description") or None,
+                      "unit": f.get("unit") or DERIVED_UNITS.get(f.get("aggregation", "")) or None}
+    return docs

@@ -21,9 +21,12 @@ def predictor_from(result: TrainingResult, frame: pd.DataFrame, model_name: str)
 
 def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.DataFrame, *, model_name: str,
                     feature_set: str, horizon_days: int, fingerprint: str, code_version: str, reason: str,
-                    extra_metrics: dict[str, Any] | None = None, extra_params: dict[str, Any] | None = None) -> ModelVersion:
-    """Register ``result`` (stage none) with metrics, parameters, snapshots and provenance, and
-    write its model card next to the artifact."""
+                    extra_metrics: dict[str, Any] | None = None, extra_params: dict[str, Any] | None = None,
+                    stage: str = "none") -> ModelVersion:
+    """Register ``result`` with metrics, parameters, snapshots and provenance, put it in
+    ``stage`` in the same transaction (a crash never leaves it in ``none``), and write its model
+    card next to the artifact. Idempotent: the same training data and code (or the same
+    artifact) reuse the existing version."""
     from churn.reports.model_card import write_model_card
 
     predictor = predictor_from(result, frame, model_name)
@@ -38,7 +41,7 @@ def register_result(registry: ModelRegistry, result: TrainingResult, frame: pd.D
                 "train_snapshots": [str(s) for s in result.train_snapshots],
                 "valid_snapshots": [str(s) for s in result.valid_snapshots], **(extra_params or {})},
         features=result.features, training_data_fingerprint=fingerprint, code_version=code_version,
-        reason=reason,
+        reason=reason, stage=stage, idempotent=True,
     )  # fmt: skip
     write_model_card(record, result)
     return record

@@ -9,17 +9,17 @@ from matplotlib.figure import Figure
 
 
 def distribution_figure(reference: pd.DataFrame, current: pd.DataFrame, features: list[str],
-                        drifted: dict[str, bool], columns: int = 4) -> Figure:
-    """Reference vs current histogram per feature; drifted features titled in red."""
+                        drifted: dict[str, bool], columns: int = 4, labels: dict[str, str] | None = None) -> Figure:
+    """Reference vs current histogram per feature (share of users per bin); drifted features
+    titled in red; x axes labelled with each feature's description and unit (``labels``)."""
     rows = int(np.ceil(len(features) / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.6 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 2.9 * rows), squeeze=False)
     for ax, feature in zip(axes.flat, features, strict=False):  # the grid may have spare axes
-        ref, cur = reference[feature].dropna(), current[feature].dropna()
-        bins = np.histogram_bin_edges(pd.concat([ref, cur]), bins=30)
-        ax.hist(ref, bins=bins, density=True, alpha=0.5, label="reference")
-        ax.hist(cur, bins=bins, density=True, alpha=0.5, label="current")
+        _histograms(ax, reference[feature], current[feature])
         ax.set_title(feature + ("  (DRIFT)" if drifted.get(feature) else ""),
                      color="tab:red" if drifted.get(feature) else "black", fontsize=10)
+        ax.set_xlabel((labels or {}).get(feature, feature), fontsize=7)
+        ax.set_ylabel("users (%)", fontsize=7)
         ax.tick_params(labelsize=7)
     for ax in list(axes.flat)[len(features):]:
         ax.axis("off")
@@ -28,17 +28,58 @@ def distribution_figure(reference: pd.DataFrame, current: pd.DataFrame, features
     return fig
 
 
+def _histograms(ax, reference: pd.Series, current: pd.Series, bins: int = 30) -> None:
+    ref, cur = reference.dropna(), current.dropna()
+    edges = np.histogram_bin_edges(pd.concat([ref, cur]), bins=bins)
+    for values, label in ((ref, "reference"), (cur, "current")):
+        weights = np.full(len(values), 100.0 / max(len(values), 1))
+        ax.hist(values, bins=edges, weights=weights, alpha=0.5, label=f"{label} (n={len(values):,})")
+
+
+def feature_figure(reference: pd.Series, current: pd.Series, label: str, title: str) -> Figure:
+    """One feature, reference vs current: share of users per bin, axes labelled with units."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    _histograms(ax, reference, current)
+    ax.set_xlabel(label)
+    ax.set_ylabel("users in the window (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def statistic_figure(values: pd.Series, statistic: str, meaning: str, threshold: float | None,
+                     drifted: pd.Series) -> Figure:
+    """One drift statistic for every feature (bars; drifted features red) against its minimum."""
+    order = values.abs().sort_values().index
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(values) + 1.4))
+    ax.barh(order, values[order], color=["tab:red" if drifted.get(f) else "tab:grey" for f in order])
+    if threshold is not None:
+        for line in ((threshold, -threshold) if (values < 0).any() else (threshold,)):
+            ax.axvline(line, color="k", ls="--", lw=1)
+        ax.plot([], [], "k--", lw=1, label=f"minimum effect {threshold:g}")
+        ax.legend(fontsize=8, loc="lower right")
+    ax.set_xlabel(f"{statistic}: {meaning}", fontsize=8)
+    ax.set_title(f"{statistic} per feature (red: drifted)")
+    fig.tight_layout()
+    return fig
+
+
 def timeline_figure(timeline: pd.DataFrame) -> Figure:
     """AUC, precision/recall and Brier score per matured snapshot; in-training points hollow."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.5))
     x = pd.to_datetime(timeline["snapshot_at"])
-    for ax, columns, title in zip(axes, (["auc"], ["precision", "recall"], ["brier", "churn_rate"]),
-                                  ("AUC", "precision / recall at threshold", "Brier score / churn rate"), strict=True):
+    for ax, columns, title, ylabel in zip(
+            axes, (["auc"], ["precision", "recall"], ["brier", "churn_rate"]),
+            ("AUC", "precision / recall at threshold", "Brier score / churn rate"),
+            ("ROC AUC (0.5 = chance)", "share (0 to 1)", "Brier score; 30-day churn rate (0 to 1)"), strict=True):
         for column in columns:
             ax.plot(x, timeline[column], "o-", label=column)
         ax.axvspan(x[timeline["in_training"]].min(), x[timeline["in_training"]].max(), color="grey",
                    alpha=0.15, label="training snapshots") if timeline["in_training"].any() else None
         ax.set_title(title)
+        ax.set_xlabel("snapshot date")
+        ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()

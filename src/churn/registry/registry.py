@@ -153,12 +153,19 @@ class ModelRegistry:
         code_version: str | None = None,
         stage: str = "none",
         reason: str = "registered",
+        idempotent: bool = False,
     ) -> ModelVersion:
         """Store a new version: ``model`` is saved with joblib, or ``model_path`` is copied in.
 
         ``version=None`` takes the next free number. An existing (name, version) is refused
         before anything is written. ``stage`` other than ``none`` is applied in the same
         transaction (``production`` archives the current production version).
+
+        ``idempotent`` (what the pipeline phases use, so re-running one is safe): a version of the
+        same name with the same artifact sha256, or with the same training-data fingerprint,
+        clean code version, parameters and features, is reused instead of duplicated (moved to
+        ``stage`` unless it is production); and versions left in stage ``none`` by an interrupted
+        run are archived with a reason, in the same transaction.
         """
         check_name(model_name), check_stage(stage)
         reason = check_reason(reason)
@@ -172,10 +179,11 @@ class ModelRegistry:
             "training_data_fingerprint": training_data_fingerprint, "code_version": code_version,
         }
         wanted = None if version is None else as_version(version)
-        return self._register(row, wanted, model, source, stage, reason)
+        return self._register(row, wanted, model, source, stage, reason, idempotent)
 
     def _register(
-        self, row: dict[str, Any], wanted: int | None, model: object, source: Path | None, stage: str, reason: str
+        self, row: dict[str, Any], wanted: int | None, model: object, source: Path | None, stage: str, reason: str,
+        idempotent: bool = False,
     ) -> ModelVersion:
         """Rows and artifact together: if the transaction does not commit, the file goes too."""
         placed: list[Path] = []
@@ -183,7 +191,10 @@ class ModelRegistry:
             ensure_tables(con)
             try:
                 with self.warehouse.transaction(con):
-                    record = self._insert_with_artifact(con, row, wanted, model, source, stage, reason, placed)
+                    if idempotent:
+                        writes.archive_orphans(con, self.models_dir, row["model_name"], utcnow())
+                    record = self._insert_with_artifact(con, row, wanted, model, source, stage, reason, placed,
+                                                        idempotent)
             except BaseException:
                 for path in placed:  # only before COMMIT: a committed row keeps its artifact
                     path.unlink(missing_ok=True)
@@ -192,7 +203,7 @@ class ModelRegistry:
 
     def _insert_with_artifact(
         self, con: duckdb.DuckDBPyConnection, row: dict[str, Any], wanted: int | None, model: object,
-        source: Path | None, stage: str, reason: str, placed: list[Path],
+        source: Path | None, stage: str, reason: str, placed: list[Path], idempotent: bool = False,
     ) -> ModelVersion:
         name = row["model_name"]
         number = wanted or writes.next_version(con, name)
@@ -202,6 +213,9 @@ class ModelRegistry:
         tmp, sha = artifacts.stage_artifact(target, model=model, source=source)
         try:
             now = utcnow()
+            same = writes.find_identical(con, self.models_dir, row, sha) if idempotent else None
+            if same is not None:
+                return writes.reuse(con, self.models_dir, same, stage, reason, now)
             writes.insert_version(con, {**row, "version": number, "artifact_path": rel, "artifact_sha256": sha}, now)
             writes.add_event(con, name, number, "registered", None, "none", reason, now)
             os.replace(tmp, target)  # atomic: readers never see half a file
@@ -212,15 +226,26 @@ class ModelRegistry:
             tmp.unlink(missing_ok=True)
         return writes.require(con, self.models_dir, name, number)
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One warehouse transaction for a registry change and the caller's own writes (e.g. an
+        A/B test's conclusion with the promotion it decided): all of it commits, or none."""
+        with self._writer() as con:
+            yield con
+
     def promote_model(
-        self, version: int | str, stage: str, reason: str, model_name: str = DEFAULT_MODEL_NAME
+        self, version: int | str, stage: str, reason: str, model_name: str = DEFAULT_MODEL_NAME,
+        con: duckdb.DuckDBPyConnection | None = None,
     ) -> ModelVersion:
-        """Move a version to ``stage``; to ``production`` also archives the current production."""
+        """Move a version to ``stage``; to ``production`` also archives the current production.
+        With ``con`` (from :meth:`transaction`) it joins that transaction."""
         check_stage(stage)
         reason, number = check_reason(reason), as_version(version)
-        with self._writer() as con:
+        if con is not None:
             writes.change_stage(con, self.models_dir, model_name, number, stage, reason, utcnow())
             return writes.require(con, self.models_dir, model_name, number)
+        with self._writer() as own:
+            return self.promote_model(number, stage, reason, model_name, con=own)
 
     def archive_model(self, model_name: str, version: int | str, reason: str) -> ModelVersion:
         """Archive a version (not the production one: replace it or roll back instead)."""
@@ -237,10 +262,14 @@ class ModelRegistry:
             restored = writes.rollback_production(con, self.models_dir, model_name, reason, utcnow())
             return writes.require(con, self.models_dir, model_name, restored)
 
-    def record_event(self, model_name: str, version: int | str, event: str, reason: str) -> None:
-        """Record a decision that changes no stage (e.g. ``kept`` after an A/B test)."""
+    def record_event(self, model_name: str, version: int | str, event: str, reason: str,
+                     con: duckdb.DuckDBPyConnection | None = None) -> None:
+        """Record a decision that changes no stage (e.g. ``kept`` after an A/B test); with ``con``
+        (from :meth:`transaction`) it joins that transaction."""
         check_event(event)
         reason, number = check_reason(reason), as_version(version)
-        with self._writer() as con:
-            current = writes.require(con, self.models_dir, model_name, number)
-            writes.add_event(con, model_name, number, event, current.stage, current.stage, reason, utcnow())
+        if con is None:
+            with self._writer() as own:
+                return self.record_event(model_name, number, event, reason, con=own)
+        current = writes.require(con, self.models_dir, model_name, number)
+        writes.add_event(con, model_name, number, event, current.stage, current.stage, reason, utcnow())

@@ -178,3 +178,39 @@ def check_single_production(con: Con, model_name: str) -> None:
     ).fetchall()
     if rows[0][0] > 1:
         raise RegistryError(f"refusing to commit {rows[0][0]} production versions of {model_name!r}")
+
+
+def find_identical(con: Con, models_dir: Path, row: dict[str, Any], sha256: str) -> ModelVersion | None:
+    """A version of ``row``'s model that this registration would duplicate: the same artifact
+    bytes, or the same training data, clean code version, parameters and features."""
+    code = row.get("code_version")
+    for record in reversed(fetch_versions(con, models_dir, "model_name = ?", [row["model_name"]])):
+        if record.artifact_sha256 == sha256:
+            return record
+        same_inputs = (row.get("training_data_fingerprint") is not None and code and not code.endswith("+dirty")
+                       and record.training_data_fingerprint == row.get("training_data_fingerprint")
+                       and record.code_version == code
+                       and to_json(record.params) == to_json(row.get("params") or {})
+                       and to_json(record.features) == to_json(list(row.get("features") or [])))
+        if same_inputs:
+            return record
+    return None
+
+
+def reuse(con: Con, models_dir: Path, record: ModelVersion, stage: str, reason: str, at: datetime) -> ModelVersion:
+    """Return ``record`` instead of a duplicate, in ``stage`` unless it already serves production."""
+    add_event(con, record.model_name, record.version, "reused", record.stage, record.stage,
+              f"identical model registered again: {reason}", at)
+    if stage not in (record.stage, "none") and record.stage != "production":
+        change_stage(con, models_dir, record.model_name, record.version, stage, reason, at)
+    return require(con, models_dir, record.model_name, record.version)
+
+
+def archive_orphans(con: Con, models_dir: Path, model_name: str, at: datetime) -> list[int]:
+    """Archive every version left in stage ``none`` (a registration whose staging never came,
+    e.g. a run killed between the two); returns their numbers."""
+    orphans = fetch_versions(con, models_dir, "model_name = ? AND stage = 'none'", [model_name])
+    for record in orphans:
+        set_stage(con, record, "archived", "archived",
+                  "orphan: registered but never staged (an interrupted run); archived by the next registration", at)
+    return [record.version for record in orphans]

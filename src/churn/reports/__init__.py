@@ -19,6 +19,7 @@ the ``.html`` is written from the executed notebook without code or parameter ce
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +116,7 @@ def _optional(product: Any, key: str) -> Path | None:
         return None
 
 
-def extra_links(reports_dir: Path, models_dirs: list[Path] = ()) -> list[tuple[str, Path]]:
+def extra_links(reports_dir: Path, models_dirs: Sequence[Path] = ()) -> list[tuple[str, Path]]:
     """Other pages worth a link from the index (only those that exist are shown): the data
     quality reports and the model card of every registered model."""
     from churn.reports.model_card import CARD_SUFFIX

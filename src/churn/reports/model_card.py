@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churn.modeling.evaluate import bootstrap_auc_ci, decile_table, wilson_interval
 from churn.registry import ModelVersion
 
 CARD_SUFFIX = ".card.html"
@@ -46,6 +46,8 @@ def write_model_card(record: ModelVersion, result: Any | None = None) -> Path:
 def metric_intervals(metrics: dict[str, Any]) -> pd.DataFrame:
     """Validation metrics with 95% intervals where they can be had from the registry alone:
     AUC (bootstrap, when recorded), precision and recall (Wilson, from the counts they imply)."""
+    from churn.modeling.evaluate import wilson_interval  # here: card_path alone must not import scikit-learn
+
     positives = int(metrics.get("positives", 0))
     recall, precision = float(metrics.get("recall", np.nan)), float(metrics.get("precision", np.nan))
     rows = [("AUC", metrics.get("auc"), metrics.get("auc_ci_low"), metrics.get("auc_ci_high"), "bootstrap")]
@@ -64,10 +66,12 @@ def metric_intervals(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
+    from churn.modeling.evaluate import bootstrap_auc_ci, decile_table
+
     m, p = record.metrics, record.params
     title = f"{record.model_name} v{record.version}"
     metrics = metric_intervals(m)
-    if result is not None and pd.isna(metrics.loc[0, "low"]):
+    if result is not None and metrics["low"].isna().iloc[0]:
         low, high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
         metrics.loc[0, ["low", "high"]] = [low, high]
     sections = [
@@ -97,16 +101,18 @@ def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
 
 
 def _features(record: ModelVersion, result: Any | None) -> str:
-    if result is None:
+    if result is None or "scale" not in result.pipeline.named_steps:  # gradient boosting has no coefficients
         return "<p>" + html.escape(", ".join(record.features)) + "</p>"
     coef = result.pipeline.named_steps["model"].coef_[0]
+    logged = set(getattr(result, "log_features", ()))
     rows = sorted(zip(record.features, coef, strict=True), key=lambda fc: -abs(fc[1]))
-    return _table([(f, f"{c:+.3f} log-odds per standard deviation ({'raises' if c > 0 else 'lowers'} risk)")
-                   for f, c in rows], header=("feature", "coefficient"))
+    return _table([(f, f"{c:+.3f} log-odds per standard deviation{' of log1p' if f in logged else ''} "
+                       f"({'raises' if c > 0 else 'lowers'} risk)") for f, c in rows], header=("feature", "coefficient"))
 
 
 def _metrics(table: pd.DataFrame, m: dict[str, Any]) -> str:
     rows = []
+    row: Any  # a row of the metrics table
     for row in table.itertuples():
         interval = f"[{_num(row.low)}, {_num(row.high)}]" if pd.notna(row.low) else ""
         rows.append((row.metric, _num(row.value), interval, row.interval))
@@ -144,7 +150,7 @@ def _limits(record: ModelVersion) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
 
 
-def _table(rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None) -> str:
+def _table(rows: Sequence[tuple[object, ...]], header: tuple[str, ...] | None = None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from churn.serving import docs, errors
+from churn.serving import docs, errors, openapi
 from churn.serving.middleware import BodySizeLimit
 from churn.serving.ops import OpsRecorder, OpsStats
 from churn.serving.proxy import ForwardedFor, TrustedProxies
@@ -26,7 +26,7 @@ Features come from Redis (online store) and fall back to the DuckDB offline stor
 Send `X-API-Key` on the admin endpoints (`/cache/*`) always, and on every endpoint when the server
 has `CHURN_API_KEY` set. Each client (key or IP) gets `CHURN_RATE_LIMIT_PER_MINUTE` requests per
 minute per worker process; above it the answer is 429 with `Retry-After`. Errors are
-`{"detail": "..."}`."""
+`{"detail": "..."}` (422 adds the structured `errors` list). Times are UTC with an offset."""
 
 
 async def _poll(state: ServingState, every: float, ops: OpsStats) -> None:
@@ -52,6 +52,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        await state.aclose()
         state.close()
 
 
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, predict, explain, cache, dashboard):
         app.include_router(module.router)
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.ops = OpsStats()
     app.add_middleware(OpsRecorder, stats=app.state.ops)

@@ -14,7 +14,7 @@ MODEL_EXAMPLE: dict[str, Any] = {"model_name": "churn_model", "version": 3, "sta
                  "params": {"C": 1.0, "feature_set": "v1"}, "features": ["events_30d", "tenure_days"],
                  "training_data_fingerprint": "6903:123", "code_version": "abc1234",
                  "artifact_path": "churn_model/v3.joblib", "artifact_sha256": "9f2c...",
-                 "created_at": "2026-01-02T08:00:00", "updated_at": "2026-01-02T08:00:00"}
+                 "created_at": "2026-01-02T08:00:00+00:00", "updated_at": "2026-01-02T08:00:00+00:00"}
 
 
 class ModelOut(BaseModel):

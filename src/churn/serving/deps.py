@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
+from pydantic import BeforeValidator
 
 from churn.serving.schemas import MAX_USER_ID
 from churn.serving.security import require_admin_key
@@ -23,5 +25,18 @@ async def get_settings(request: Request) -> Settings:
 
 State = Annotated[ServingState, Depends(get_state)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-UserId = Annotated[int, Path(ge=0, le=MAX_USER_ID, description="the user's integer id", examples=[42])]
+_CANONICAL_ID = re.compile(r"0|[1-9][0-9]*")
+
+
+def canonical_id(value: Any) -> Any:
+    """Only plain decimal digits: ``0005``, ``+5``, ``1_0`` or `` 5`` would all parse as an int
+    (and name the same user in several ways), so they are refused."""
+    if isinstance(value, str) and not _CANONICAL_ID.fullmatch(value):
+        raise ValueError("user ids are plain decimal digits (no sign, leading zeros, spaces or separators)")
+    return value
+
+
+# Path first: after a validator FastAPI would write the bounds as non-standard "ge"/"le" keys
+UserId = Annotated[int, Path(ge=0, le=MAX_USER_ID, description="the user's integer id", examples=[42]),
+                   BeforeValidator(canonical_id)]
 AdminKey = Depends(require_admin_key)

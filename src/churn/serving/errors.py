@@ -86,5 +86,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)  # type: ignore[arg-type]
     for cls in (ServiceUnavailable, WarehouseError, OnlineStoreError, RegistryError, duckdb.Error):
         app.add_exception_handler(cls, unavailable)
-    app.add_exception_handler(InvalidFeatureVector, invalid_vector)
+    app.add_exception_handler(InvalidFeatureVector, invalid_vector)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, internal_error)

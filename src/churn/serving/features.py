@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import redis
+import redis.asyncio
 from starlette.concurrency import run_in_threadpool
 
 from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
@@ -72,8 +73,10 @@ def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
 class FeatureSource:
     """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
 
-    def __init__(self, client: redis.Redis, warehouse: Warehouse, retry_seconds: float = 1.0) -> None:
-        self.client = client
+    def __init__(self, client: redis.Redis, warehouse: Warehouse, retry_seconds: float = 1.0,
+                 aclient: redis.asyncio.Redis | None = None) -> None:
+        self.client = client  # background work and threads (refill, sync, counters, ping)
+        self.aclient = aclient  # the request path, on the event loop
         self.warehouse = warehouse
         self.retry_seconds = retry_seconds
         self.redis_error: str | None = None
@@ -86,7 +89,7 @@ class FeatureSource:
     def store(self, feature_set: str, features: list[str]) -> OnlineStore:
         key = (feature_set, tuple(features))
         if key not in self._stores:
-            self._stores[key] = OnlineStore(self.client, feature_set, features)
+            self._stores[key] = OnlineStore(self.client, feature_set, features, aclient=self.aclient)
         return self._stores[key]
 
     def store_for(self, model: LoadedModel) -> OnlineStore:
@@ -101,8 +104,12 @@ class FeatureSource:
         return vectors
 
     async def alookup(self, model: LoadedModel, user_ids: list[int], use_cache: bool = True) -> Vectors:
-        """``lookup`` for the event loop: the Redis round trip (~0.1 ms) inline, DuckDB in a thread."""
-        vectors = self.read_cached(model, user_ids, use_cache)
+        """``lookup`` for the event loop: Redis through the asyncio client (a hung server holds only
+        the requests waiting for it, up to its timeout, and then trips the breaker), DuckDB in a thread."""
+        if self.aclient is None:
+            vectors = self.read_cached(model, user_ids, use_cache)
+        else:
+            vectors = await self.aread_cached(model, user_ids, use_cache)
         if not vectors.found.all():
             await run_in_threadpool(self.read_offline, model, vectors, use_cache)
         return vectors
@@ -118,6 +125,22 @@ class FeatureSource:
         except OnlineStoreError as exc:
             self.mark_down(exc)
             return Vectors.empty(ids, len(model.features))
+        return self._vectors(store, ids, read)
+
+    async def aread_cached(self, model: LoadedModel, user_ids, use_cache: bool = True) -> Vectors:
+        """``read_cached`` on the asyncio client, with the same breaker."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        store = self.store_for(model)
+        if not (use_cache and self.cache_usable(store)):
+            return Vectors.empty(ids, len(model.features))
+        try:
+            read = await store.aonline_read(ids)
+        except OnlineStoreError as exc:
+            self.mark_down(exc)
+            return Vectors.empty(ids, len(model.features))
+        return self._vectors(store, ids, read)
+
+    def _vectors(self, store: OnlineStore, ids: np.ndarray, read) -> Vectors:
         hits = int(read.found.sum())
         bad = read.bad_ids
         self._count(store.prefix, hits, len(ids) - hits, len(bad))
@@ -137,7 +160,7 @@ class FeatureSource:
         check_offline(frame, model.features)
         vectors.fill(frame, model.features)
         store = self.store_for(model)
-        orphans = []  # bad values of users the offline store does not know: delete, not rewrite
+        orphans = np.empty(0, dtype=np.int64)  # bad values of users the offline store does not know: delete
         if vectors.bad is not None and vectors.bad.any():
             orphans = np.setdiff1d(vectors.user_ids[vectors.bad], frame["user_id"].to_numpy(np.int64))
         if (refill or len(orphans)) and self.cache_usable(store):

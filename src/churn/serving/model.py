@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from churn.features.spec import feature_docs
 from churn.modeling.lifecycle import load_predictor
 from churn.modeling.predict import ChurnPredictor
 from churn.registry import ModelRegistry, ModelVersion, RegistryError
@@ -16,22 +17,6 @@ from churn.store import offline
 from churn.store.warehouse import WarehouseError
 
 log = logging.getLogger("churn.serving")
-
-
-# units of features whose spec gives none, by aggregation (value aggregations keep their column's unit)
-DERIVED_UNITS = {"count": "count", "count_distinct_days": "days", "days_since_last": "days",
-                 "days_since_first": "days", "ratio": "ratio"}
-
-
-def feature_docs(spec: dict, features: list[str]) -> dict[str, dict[str, str | None]]:
-    """Each feature's description and unit from the feature spec (None where it says nothing)."""
-    defs = {f.get("name"): f for f in spec.get("features", []) if isinstance(f, dict)}
-    docs = {}
-    for name in features:
-        f = defs.get(name, {})
-        docs[name] = {"description": f.get("description") or None,
-                      "unit": f.get("unit") or DERIVED_UNITS.get(f.get("aggregation", "")) or None}
-    return docs
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ JSON text columns are returned parsed; timestamps as ISO strings.
 from __future__ import annotations
 
 import json
+from datetime import UTC
 from typing import Any
 
 import duckdb
@@ -113,6 +114,9 @@ def drift_summary(warehouse: Warehouse) -> dict[str, Any]:
 def model_view(record: ModelVersion, models_dir) -> dict[str, Any]:
     """A registry version for clients: the artifact path relative to the models folder."""
     out = record.to_dict()
+    for key in ("created_at", "updated_at"):  # stored as naive UTC: say so (RFC 3339 needs an offset)
+        stamp = getattr(record, key)
+        out[key] = (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)).isoformat()
     try:
         out["artifact_path"] = str(record.artifact_path.relative_to(models_dir))
     except ValueError:

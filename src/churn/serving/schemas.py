@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_USER_ID = 2**63 - 1  # user ids are BIGINT in the warehouse
-BodyUserId = Annotated[int, Field(ge=0, le=MAX_USER_ID, strict=True)]
+
+
+def _integral_number(value: Any) -> Any:
+    """JSON Schema counts 376.0 as an integer, so it is one; 1.5, "376" and true are not, nor a
+    float too large to hold every integer exactly (above 2**53)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+BodyUserId = Annotated[int, Field(ge=0, le=MAX_USER_ID, strict=True), BeforeValidator(_integral_number)]
 RiskBand = Literal["low", "medium", "high"]
 
 
@@ -19,18 +29,18 @@ def _examples(*examples: dict) -> ConfigDict:
 class ErrorOut(BaseModel):
     """Every error: one clear sentence (422 adds the structured ``errors`` list)."""
 
-    model_config = _examples({"detail": "user 123456 not found in the online or offline store"})
+    model_config = _examples({"detail": "invalid API key"})
     detail: str
 
 
 class PredictionOut(BaseModel):
     model_config = _examples({"user_id": 42, "probability": 0.0731, "risk_band": "medium", "model_version": 3,
-                              "features_as_of": "2026-01-01T00:00:00", "cached": True})
+                              "features_as_of": "2026-01-01T00:00:00Z", "cached": True})
     user_id: int
     probability: float = Field(description="churn probability within the label horizon (30 days)")
     risk_band: RiskBand
     model_version: int
-    features_as_of: datetime = Field(description="snapshot time of the feature vector used")
+    features_as_of: datetime = Field(description="snapshot time of the feature vector used (UTC)")
     cached: bool = Field(description="true when the vector came from the online store (Redis)")
 
 
@@ -43,7 +53,7 @@ class PredictionDetailOut(PredictionOut):
     """One user's prediction, with where the risk bands are cut."""
 
     model_config = _examples({"user_id": 42, "probability": 0.0731, "risk_band": "medium", "model_version": 3,
-                              "features_as_of": "2026-01-01T00:00:00", "cached": True,
+                              "features_as_of": "2026-01-01T00:00:00Z", "cached": True,
                               "band_cutoffs": {"medium": 0.011, "high": 0.094}})
     band_cutoffs: BandCutoffs
 
@@ -59,7 +69,7 @@ class BatchOut(BaseModel):
     model_config = _examples({"model_version": 3, "requested": 3, "not_found": [999999],
                               "band_cutoffs": {"medium": 0.011, "high": 0.094}, "predictions": [
         {"user_id": 1, "probability": 0.0123, "risk_band": "medium", "model_version": 3,
-         "features_as_of": "2026-01-01T00:00:00", "cached": True}]})
+         "features_as_of": "2026-01-01T00:00:00Z", "cached": True}]})
     model_version: int
     requested: int
     band_cutoffs: BandCutoffs
@@ -77,7 +87,7 @@ class Contribution(BaseModel):
 
 class ExplanationOut(BaseModel):
     model_config = _examples({
-        "user_id": 42, "model_version": 3, "features_as_of": "2026-01-01T00:00:00", "cached": True,
+        "user_id": 42, "model_version": 3, "features_as_of": "2026-01-01T00:00:00Z", "cached": True,
         "probability": 0.0731, "risk_band": "medium", "logit": -2.54, "intercept": -4.1,
         "band_cutoffs": {"medium": 0.011, "high": 0.094},
         "contributions": [{"feature": "days_since_last_event", "value": 19.0, "contribution": 1.2,

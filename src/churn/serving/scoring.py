@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     rows = np.flatnonzero(vectors.found)
     p = model.predictor.predict_proba(vectors.values[rows]) if len(rows) else np.empty(0)
     bands = risk_bands(p, model.predictor.bands)
-    as_of = vectors.as_of[rows].tolist()  # datetime64[us] -> datetime
+    as_of = [d.replace(tzinfo=UTC) for d in vectors.as_of[rows].tolist()]  # naive UTC -> aware
     ids, cached = vectors.user_ids[rows].tolist(), vectors.cached[rows].tolist()
     predictions = [
         {"user_id": uid, "probability": prob, "risk_band": band, "model_version": model.version,
@@ -34,7 +35,7 @@ def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:
     probability = float(predictor.predict_proba(vector)[0])
     return {
         "user_id": int(vectors.user_ids[0]), "model_version": model.version,
-        "features_as_of": vectors.as_of[0].tolist(), "cached": bool(vectors.cached[0]),
+        "features_as_of": vectors.as_of[0].tolist().replace(tzinfo=UTC), "cached": bool(vectors.cached[0]),
         "probability": probability, "risk_band": str(risk_bands(np.array([probability]), predictor.bands)[0]),
         "logit": logit, "intercept": predictor.intercept, "band_cutoffs": band_cutoffs(model),
         "contributions": [{**row, **model.docs.get(row["feature"], {})} for row in table.to_dict(orient="records")],

@@ -133,10 +133,11 @@ class GuardedHttpTools(HttpToolsProtocol):
 
 def config_from(settings: Settings, log_level: str = "info", access_log: bool = True) -> uvicorn.Config:
     """The uvicorn configuration the launcher (``make serve``) and the benchmarks run."""
+    # uvicorn annotates timeout_keep_alive as int, but any number of seconds works.
     config = uvicorn.Config(
         "churn.serving.app:create_app", factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, loop="uvloop", http=GuardedHttpTools, proxy_headers=False,
-        limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=settings.max_header_bytes, log_level=log_level, access_log=access_log)
     config.churn_limits = Limits(settings.max_connections, settings.header_timeout_seconds,  # type: ignore[attr-defined]
                                  settings.max_header_bytes)

@@ -11,6 +11,8 @@ from typing import Any
 
 import duckdb
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -44,15 +46,21 @@ def redis_client(url: str, timeout: float) -> redis.Redis:
                                 retry=Retry(NoBackoff(), 0))
 
 
+def async_redis_client(url: str, timeout: float) -> redis.asyncio.Redis:
+    """The request path's client (redis.asyncio), with the same timeouts and no retries."""
+    return redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                        retry=AsyncRetry(NoBackoff(), 0))
+
+
 class ServingState:
     """The API's long-lived objects; handlers reach them through ``deps.State``."""
 
-    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+    def __init__(self, settings: Settings, client: redis.Redis, aclient: redis.asyncio.Redis | None = None) -> None:
         self.settings = settings
         self.warehouse = Warehouse(settings.warehouse_path)
         self.registry = ModelRegistry(self.warehouse, settings.models_path)
         self.models = ModelHolder(self.registry, settings.model_name)
-        self.features = FeatureSource(client, self.warehouse, settings.redis_retry_seconds)
+        self.features = FeatureSource(client, self.warehouse, settings.redis_retry_seconds, aclient=aclient)
         self.started = time.monotonic()
         self._ab_cache: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()  # name -> (stamp, view)
         self._ab_locks: dict[str, threading.Lock] = {}
@@ -60,7 +68,8 @@ class ServingState:
 
     @classmethod
     def open(cls, settings: Settings) -> ServingState:
-        state = cls(settings, redis_client(redis_url(settings), settings.redis_timeout_seconds))
+        url, timeout = redis_url(settings), settings.redis_timeout_seconds
+        state = cls(settings, redis_client(url, timeout), async_redis_client(url, timeout))
         state.tick()
         return state
 
@@ -75,6 +84,10 @@ class ServingState:
     def close(self) -> None:
         self.features.flush_counts()
         self.features.client.close()
+
+    async def aclose(self) -> None:
+        if self.features.aclient is not None:
+            await self.features.aclient.aclose()
 
     # -- predictions -----------------------------------------------------------------------------
     async def predict(self, user_ids: list[int], use_cache: bool = True) -> dict[str, Any]:

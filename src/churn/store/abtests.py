@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from churn.store.warehouse import Warehouse
@@ -54,10 +55,18 @@ def write_results(warehouse: Warehouse, test_name: str, outcomes: pd.DataFrame) 
     return len(outcomes)
 
 
-def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: list[str]) -> None:
-    with warehouse.writer() as con, warehouse.transaction(con):
-        con.execute(f"UPDATE {TESTS} SET status = 'concluded', concluded_at = ?, decision = ?, reasons = ? "
-                    "WHERE test_name = ?", [_now(), decision, json.dumps(reasons), test_name])
+def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: list[str],
+                  con: duckdb.DuckDBPyConnection | None = None) -> None:
+    """Mark a running test concluded with its decision; with ``con`` inside the caller's
+    transaction (the registry change the decision makes commits with it, or neither does)."""
+    if con is None:
+        with warehouse.writer() as own, warehouse.transaction(own):
+            return conclude_test(warehouse, test_name, decision, reasons, own)
+    updated = con.execute(f"UPDATE {TESTS} SET status = 'concluded', concluded_at = ?, decision = ?, reasons = ? "
+                          "WHERE test_name = ? AND status = 'running' RETURNING test_name",
+                          [_now(), decision, json.dumps(reasons), test_name]).fetchall()
+    if not updated:
+        raise ValueError(f"A/B test {test_name!r} is not running (unknown or already concluded)")
 
 
 def get_test(warehouse: Warehouse, test_name: str) -> dict[str, Any] | None:

@@ -45,7 +45,7 @@ def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
     return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
 
 
-def feature_spec(warehouse: Warehouse) -> dict:
+def feature_spec(warehouse: Warehouse) -> dict[str, Any]:
     """The feature spec (plain data) that produced the offline store; {} when none was recorded."""
     with warehouse.reader() as con:
         meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)

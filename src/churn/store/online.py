@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import redis
+import redis.asyncio
 
 
 class OnlineStoreError(RuntimeError):
@@ -72,11 +73,13 @@ class OnlineStore:
         feature_set: version of the feature spec, e.g. ``"v1"``.
         features: feature names in model order.
         ttl_seconds: optional expiry of every vector.
+        aclient: an asyncio client on the same server, for :meth:`aonline_read` (the API's event loop).
     """
 
     def __init__(self, client: redis.Redis, feature_set: str, features: list[str],
-                 ttl_seconds: int | None = None) -> None:
+                 ttl_seconds: int | None = None, aclient: redis.asyncio.Redis | None = None) -> None:
         self.client = client
+        self.aclient = aclient
         self.features = list(features)
         self.ttl = ttl_seconds
         self.prefix = f"churn:fs:{feature_set}"
@@ -117,8 +120,21 @@ class OnlineStore:
             raw = self.client.mget([self.key(u) for u in ids])
         read = self.decode(ids, raw)
         if count:
-            self.add_counts(int(read.found.sum()), len(ids) - int(read.found.sum()), int(read.bad.sum()))
+            bad = 0 if read.bad is None else int(read.bad.sum())
+            self.add_counts(int(read.found.sum()), len(ids) - int(read.found.sum()), bad)
         return read
+
+    async def aonline_read(self, user_ids: list[int] | np.ndarray) -> OnlineRead:
+        """``online_read`` (without counting) on the asyncio client: a slow or hung Redis holds
+        only the requests that wait for it, never the event loop."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        if not len(ids):
+            return self.decode(ids, [])
+        if self.aclient is None:
+            raise OnlineStoreError("this OnlineStore has no asyncio client")
+        with self._guard():
+            raw = await self.aclient.mget([self.key(u) for u in ids])
+        return self.decode(ids, raw)
 
     def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
         """Vectors from the raw ``MGET`` answer; a value that is not a valid vector is ``bad``."""

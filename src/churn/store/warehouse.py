@@ -163,6 +163,17 @@ class Warehouse:
             con.close()
 
     @contextmanager
+    def direct_reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Read-only connection to the warehouse file itself, not the snapshot, under the write
+        lock: what was committed, even if a crash came before the snapshot was published."""
+        with self.lock():
+            con = self._connect(self.path, read_only=True)
+            try:
+                yield con
+            finally:
+                con.close()
+
+    @contextmanager
     def transaction(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
         """All-or-nothing block: on any error the previous tables stay exactly as they were."""
         con.execute("BEGIN TRANSACTION")

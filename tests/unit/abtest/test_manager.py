@@ -94,3 +94,24 @@ def test_equal_models_keep_control_and_the_registry_says_why(setup):
     assert registry.get_production("churn_model").version == 1
     events = registry.list_events("churn_model")
     assert events.iloc[-1]["event"].startswith("ab_") and "A/B test t" in events.iloc[-1]["reason"]
+
+
+def test_conclusion_and_promotion_commit_together(setup, monkeypatch):
+    """If recording the conclusion fails after the promotion statement ran, neither stays: the
+    control is still production and the test still running, so the next build can conclude it."""
+    manager, registry = setup
+    _run(manager, variant_targets_better=True)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed before the conclusion was written")
+
+    monkeypatch.setattr(abtests, "conclude_test", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        manager.conclude("t")
+    assert registry.get_production("churn_model").version == 1
+    assert abtests.get_test(manager.warehouse, "t")["status"] == "running"
+    monkeypatch.undo()
+    assert manager.conclude("t").action == "promote"
+    assert registry.get_production("churn_model").version == 2
+    with pytest.raises(ValueError, match="not running"):
+        abtests.conclude_test(manager.warehouse, "t", "promote", ["again"])

@@ -16,7 +16,6 @@ from churn.features import default_feature_spec
 from churn.modeling.predict import ChurnPredictor
 from churn.modeling.train import labelled, make_pipeline
 from churn.registry import ModelRegistry
-from churn.store import offline
 from churn.store.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,18 +31,29 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def cli_base(default_features: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def cli_base(
+    default_warehouse: Warehouse, default_features: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """The default raw data and offline store (``default_features`` wrote it into
+    ``default_warehouse``), copied, plus the registry."""
     root = tmp_path_factory.mktemp("cli")
+    shutil.copy2(default_warehouse.path, root / "churn.duckdb")
     warehouse = Warehouse(root / "churn.duckdb")
     spec = default_feature_spec()
-    offline.write_features(warehouse, default_features, spec.version, spec.feature_names, spec.to_dict())
     registry = ModelRegistry(warehouse, root / "models")
     rows = labelled(default_features)
     for c, stage in ((1.0, "production"), (0.01, "none")):
         pipeline = make_pipeline(c).fit(rows[spec.feature_names].to_numpy(float), rows["label"].to_numpy(int))
         predictor = ChurnPredictor(pipeline, spec.feature_names, model_name=MODEL, bands=(0.02, 0.1))
-        registry.register_model(MODEL, model=predictor, features=spec.feature_names, metrics={"auc": 0.7 + c / 100},
-                                params={"C": c, "feature_set": spec.version}, stage=stage, reason="test fixture")
+        registry.register_model(
+            MODEL,
+            model=predictor,
+            features=spec.feature_names,
+            metrics={"auc": 0.7 + c / 100},
+            params={"C": c, "feature_set": spec.version},
+            stage=stage,
+            reason="test fixture",
+        )
     return root
 
 
@@ -57,8 +67,16 @@ def data_dir(cli_base: Path, tmp_path: Path) -> Path:
 @pytest.fixture()
 def churn(data_dir: Path, embedded_redis, redis_client):
     """``churn(*args)`` -> click Result, on this test's data dir and the session's Redis."""
-    sets = ["--set", f"data_dir={data_dir}", "--set", f"warehouse={data_dir / 'churn.duckdb'}",
-            "--set", f"models_dir={data_dir / 'models'}", "--set", f"redis_url={embedded_redis.url}"]
+    sets = [
+        "--set",
+        f"data_dir={data_dir}",
+        "--set",
+        f"warehouse={data_dir / 'churn.duckdb'}",
+        "--set",
+        f"models_dir={data_dir / 'models'}",
+        "--set",
+        f"redis_url={embedded_redis.url}",
+    ]
 
     def run(*args: str) -> Result:
         return CliRunner().invoke(main, ["--project", str(ROOT), *sets, *args], catch_exceptions=False)

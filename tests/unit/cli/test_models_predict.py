@@ -82,11 +82,18 @@ def test_predict_scores_with_the_production_model_like_the_predictor(churn, data
     assert f"user {ids[0]:>8}" in text and "p=" in text
 
 
-def test_predict_names_unknown_users(churn):
+def test_predict_and_explain_say_why_a_user_has_no_score(churn, data_dir):
+    """The API's own 404 reasons: never existed, or churned (and so not scored)."""
     result = churn("predict", "999999999")
     assert result.exit_code == 1
     assert result.output.strip().splitlines()[-1] == (
-        "Error: no features for user(s) 999999999: unknown, or not in the current snapshot")
+        "Error: user 999999999 not found in the online or offline store: "
+        "the user never existed (no such id in raw_data.users)"
+    )
+    with Warehouse(data_dir / "churn.duckdb").reader() as con:
+        churned = con.execute("SELECT min(user_id) FROM raw_data.users WHERE churned_at IS NOT NULL").fetchall()[0][0]
+    explained = churn("explain", str(churned))
+    assert explained.exit_code == 1 and "the user churned on " in explained.output
 
 
 def test_explain_contributions_add_up_to_the_logit(churn, data_dir):

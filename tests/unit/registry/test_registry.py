@@ -318,3 +318,60 @@ def test_reads_on_an_empty_warehouse_return_nothing(registry):
     assert registry.list_events().empty
     with pytest.raises(RegistryError, match="no model named"):
         registry.get_model(NAME)
+
+
+def _idempotent(registry: ModelRegistry, model: object, stage: str = "staging", **row) -> ModelVersion:
+    facts = {"training_data_fingerprint": "6900:123", "code_version": "abc1234", "params": {"C": 1.0},
+             "features": ["a", "b"], **row}
+    return registry.register_model(NAME, model=model, stage=stage, reason="train-model", idempotent=True, **facts)
+
+
+def test_registering_the_same_model_again_reuses_its_version(registry):
+    """A re-run of a training phase (same artifact bytes) gets the existing version back: one
+    row per artifact hash, the reuse recorded as an event, and a production version stays so."""
+    first = _idempotent(registry, {"coef": [1, 2]}, stage="production")
+    again = _idempotent(registry, {"coef": [1, 2]}, stage="staging")
+    assert again.version == first.version and again.stage == "production"
+    shas = [m.artifact_sha256 for m in registry.list_models(NAME)]
+    assert len(shas) == len(set(shas)) == 1
+    assert registry.list_events(NAME).event.iloc[-1] == "reused"
+
+
+def test_same_training_data_and_clean_code_reuse_even_if_the_bytes_differ(registry):
+    """Same data fingerprint, clean code version, parameters and features: reused. A dirty
+    working tree, other data or other parameters: a new version."""
+    first = _idempotent(registry, {"coef": [1, 2]})
+    assert _idempotent(registry, {"coef": [1, 2], "pickled": "again"}).version == first.version
+    assert _idempotent(registry, {"coef": [3]}, code_version="abc1234+dirty").version == 2
+    assert _idempotent(registry, {"coef": [4]}, training_data_fingerprint="7000:1").version == 3
+    assert _idempotent(registry, {"coef": [5]}, params={"C": 0.1}).version == 4
+
+
+def test_an_archived_identical_version_comes_back_to_the_requested_stage(registry):
+    first = _idempotent(registry, {"coef": [1]})
+    registry.archive_model(NAME, first.version, "lost its A/B test")
+    assert _idempotent(registry, {"coef": [1]}, stage="staging").stage == "staging"
+
+
+def test_versions_left_in_stage_none_are_archived_with_a_reason(registry):
+    """A registration whose staging never came (a run killed in between, with the old two-step
+    flow) does not stay in stage none: the next pipeline registration archives it, saying why."""
+    orphan = registry.register_model(NAME, model={"orphan": 1})
+    assert orphan.stage == "none"
+    _idempotent(registry, {"coef": [1]})
+    assert _stages(registry) == {1: "archived", 2: "staging"}
+    archived = registry.list_events(NAME).query("version == 1 and event == 'archived'")
+    assert "orphan" in archived.reason.iloc[0]
+
+
+def test_register_and_stage_are_one_transaction(registry, monkeypatch):
+    """A crash while staging a new version leaves neither the row (in stage none) nor its file."""
+    before = _state(registry)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed while staging")
+
+    monkeypatch.setattr(writes, "change_stage", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        _idempotent(registry, {"coef": [1]})
+    assert _state(registry) == before

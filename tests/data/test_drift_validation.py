@@ -18,13 +18,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from churn.data.synthetic import DRIFT_TRUTH, SimulationParams, generate
+from churn.data.synthetic import DRIFT_TRUTH, SimulationParams
 from churn.monitoring import detection_delay, drift_report, feature_drift_summary
 
 FEATURES = [*DRIFT_TRUTH["shifted"], *DRIFT_TRUTH["unshifted"]]
 STRONG = [f for f in DRIFT_TRUTH["shifted"] if f not in DRIFT_TRUTH["weakly_shifted"]]
 WEEKS = range(1, 9)
 Builder = Callable[[dict[str, pd.DataFrame], pd.Timestamp], pd.DataFrame]
+Simulate = Callable[[SimulationParams], dict[str, pd.DataFrame]]
 
 
 def _flags(reference: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
@@ -34,10 +35,10 @@ def _flags(reference: pd.DataFrame, current: pd.DataFrame) -> pd.Series:
 
 
 @pytest.fixture(scope="module")
-def drift_run(features_at: Builder) -> dict[str, object]:
+def drift_run(features_at: Builder, simulated: Simulate) -> dict[str, object]:
     """Reference at drift_start, weekly snapshots for 8 weeks and one at day 45 (seed 1)."""
     params = SimulationParams(n_users=1000, seed=1, scenario="drift")
-    data, start = generate(params), pd.Timestamp(params.drift_date)
+    data, start = simulated(params), pd.Timestamp(params.drift_date)
     weekly = {start + pd.Timedelta(weeks=k): features_at(data, start + pd.Timedelta(weeks=k))
               for k in WEEKS}
     return {"start": start, "reference": features_at(data, start), "weekly": weekly,
@@ -52,10 +53,10 @@ def test_drift_flags_the_shifted_features_and_not_the_unshifted(drift_run: dict)
 
 
 @pytest.fixture(scope="module")
-def stable_pool(features_at: Builder) -> pd.DataFrame:
+def stable_pool(features_at: Builder, simulated: Simulate) -> pd.DataFrame:
     """Every feature of every user alive at drift_start in a stable run (1,000 users, seed 0)."""
     params = SimulationParams(n_users=1000, seed=0, scenario="stable")
-    return features_at(generate(params), pd.Timestamp(params.drift_date))[FEATURES]
+    return features_at(simulated(params), pd.Timestamp(params.drift_date))[FEATURES]
 
 
 def test_whole_drift_decision_keeps_its_family_wise_false_alarm_rate(stable_pool) -> None:
@@ -81,14 +82,14 @@ def test_whole_drift_decision_keeps_its_family_wise_false_alarm_rate(stable_pool
     assert upper < 0.05, f"{alarms}/{sims} windows raised a false alarm (upper bound {upper:.3f})"
 
 
-def test_stable_runs_flag_no_feature_a_month_and_a_half_later(features_at: Builder) -> None:
+def test_stable_runs_flag_no_feature_a_month_and_a_half_later(features_at: Builder, simulated: Simulate) -> None:
     """5 stable seeds, reference at drift_start vs 45 days later: no feature but tenure_days
     (which moves with calendar time by construction) is flagged."""
     features = [f for f in FEATURES if f != "tenure_days"]
     alarms = []
     for seed in range(5):
         params = SimulationParams(n_users=1000, seed=seed)
-        data, start = generate(params), pd.Timestamp(params.drift_date)
+        data, start = simulated(params), pd.Timestamp(params.drift_date)
         flags = _flags(features_at(data, start), features_at(data, start + pd.Timedelta(days=45)))
         alarms += flags[features].tolist()
     assert sum(alarms) == 0, sum(alarms)

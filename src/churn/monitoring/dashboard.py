@@ -1,0 +1,140 @@
+"""What the monitoring dashboard shows, read once from the warehouse's read-only snapshot.
+
+The dashboard notebook only wires controls (run, model version, feature, test) to these
+tables and to :mod:`churn.monitoring.plots`; everything it needs is read in one go here, so the
+first render does a handful of small queries and no recomputation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from churn.monitoring import plots
+from churn.monitoring.wording import (STATISTIC_MEANING, STATISTIC_NAMES, alert_sentence, drift_evidence,
+                                      drift_summary, feature_axis_labels)
+from churn.registry import ModelRegistry
+from churn.reports.model_card import card_path
+from churn.store import monitoring
+from churn.store.offline import FEATURE_SETS_TABLE, FEATURES_TABLE
+from churn.store.warehouse import Warehouse
+
+
+@dataclass
+class MonitoringData:
+    models: pd.DataFrame  # registry: one row per version, with its model card path
+    drift: pd.DataFrame  # every monitoring run's drift rows
+    timeline: pd.DataFrame  # every run's performance timeline
+    alerts: pd.DataFrame
+    decisions: pd.DataFrame
+    api: pd.DataFrame
+    spec: str | None  # the feature spec (JSON) of the offline store
+
+    @property
+    def runs(self) -> list[str]:
+        """Monitoring runs, newest first."""
+        if self.drift.empty:
+            return []
+        return list(self.drift.groupby("run_id").run_at.max().sort_values(ascending=False).index)
+
+
+def load(warehouse: Warehouse, registry: ModelRegistry, model_name: str) -> MonitoringData:
+    """Everything the dashboard shows (empty frames for what a build has not written yet)."""
+    records = registry.list_models(model_name)
+    models = pd.DataFrame([{**r.to_dict(), "auc": r.metrics.get("auc"), "model card": str(card_path(r))}
+                           for r in records])
+    tables = {name: monitoring.read_table(warehouse, table) for name, table in
+              (("drift", monitoring.DRIFT), ("timeline", monitoring.TIMELINE), ("alerts", monitoring.ALERTS),
+               ("decisions", monitoring.DECISIONS), ("api", monitoring.API_METRICS))}
+    meta = warehouse.read_if_exists(FEATURE_SETS_TABLE, f"SELECT spec FROM {FEATURE_SETS_TABLE}")
+    return MonitoringData(models=models, spec=None if meta.empty else str(meta.spec.iloc[0]), **tables)
+
+
+def run_windows(warehouse: Warehouse, registry: ModelRegistry, model_name: str, run_id: str,
+                features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
+    """The reference (the run's model's last training snapshot) and current (the run's date)
+    feature windows of a monitoring run, with their dates: two snapshots, not the whole store."""
+    version, day = _parse_run(run_id, model_name)
+    record = registry.get_model(model_name, version)
+    reference_at = pd.to_datetime(record.params["train_snapshots"]).max()
+    columns = ", ".join(f'"{f}"' for f in ["snapshot_at", *features])
+    frame = warehouse.read_if_exists(
+        FEATURES_TABLE,
+        f"SELECT {columns} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
+        f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
+        [reference_at.to_pydatetime(), day])
+    current_at = frame.snapshot_at.max()
+    return (frame[frame.snapshot_at == reference_at], frame[frame.snapshot_at == current_at],
+            str(reference_at.date()), str(pd.Timestamp(current_at).date()))
+
+
+def _parse_run(run_id: str, model_name: str) -> tuple[int, str]:
+    """``churn_model-v3-2026-01-01`` -> ``(3, "2026-01-01")``."""
+    rest = run_id.removeprefix(f"{model_name}-v")
+    version, _, day = rest.partition("-")
+    return int(version), day
+
+
+# Views: each displays one panel for the current values of the dashboard's controls.
+
+def show_registry(data: MonitoringData) -> None:
+    if data.models.empty:
+        display(Markdown("No model registered yet: run `make build`."))
+        return
+    display(data.models[["version", "stage", "auc", "created_at", "code_version", "model card"]]
+            .sort_values("version", ascending=False).round(3).set_index("version"))
+
+
+def show_drift(data: MonitoringData, warehouse: Warehouse, registry: ModelRegistry, model_name: str,
+               run_id: str, test: str, feature: str) -> None:
+    """The run's drift summary (one named column per statistic), the chosen statistic for every
+    feature, and the chosen feature's reference vs current distribution."""
+    drift = data.drift[data.drift.run_id == run_id]
+    summary = drift_summary(drift)
+    drifted = summary[summary.drifted].index.tolist()
+    display(Markdown(f"**Run `{run_id}`**: {len(drifted)} of {len(summary)} features drifted"
+                     + (f" ({', '.join(drifted)})" if drifted else "") + ". Expected drift (reported, never alarmed): "
+                     + (", ".join(summary[summary.expected].index) or "none") + "."))
+    display(summary.round(4))
+    rows = drift[drift.test == test].set_index("feature")
+    if not rows.empty:
+        plots.statistic_figure(rows.effect_size, STATISTIC_NAMES[test], STATISTIC_MEANING[test],
+                               float(rows.threshold.iloc[0]), rows.drifted.astype(bool))
+        plt.show()
+    labels = feature_axis_labels(data.spec, [feature])
+    reference, current, ref_day, cur_day = run_windows(warehouse, registry, model_name, run_id, [feature])
+    evidence = drift_evidence(drift, feature)
+    title = f"{feature}: " + (f"drifted ({evidence})" if evidence else "no drift") + f"; reference {ref_day}, current {cur_day}"
+    plots.feature_figure(reference[feature], current[feature], labels[feature], title)
+    plt.show()
+
+
+def show_performance(data: MonitoringData, version: int) -> None:
+    """The chosen model version's performance per matured snapshot (its latest monitoring run)."""
+    rows = data.timeline[data.timeline.model_version == version] if not data.timeline.empty else data.timeline
+    if rows.empty:
+        display(Markdown(f"No performance timeline for v{version} yet: only the production model is monitored."))
+        return
+    rows = rows[rows.run_id == rows.sort_values("run_at").run_id.iloc[-1]].reset_index(drop=True)
+    plots.timeline_figure(rows)
+    plt.show()
+    shown = rows[["snapshot_at", "vectors", "churners", "churn_rate", "auc", "precision", "recall", "brier", "in_training"]]
+    display(shown.round({c: 4 for c in ("churn_rate", "auc", "precision", "recall", "brier")}))
+
+
+def show_alerts(data: MonitoringData) -> None:
+    """Open alerts in words, newest first; then the retraining decisions."""
+    if data.alerts.empty:
+        display(Markdown("No alerts."))
+    else:
+        lines = []
+        for alert in data.alerts.sort_values("raised_at", ascending=False).itertuples():
+            run_rows = data.drift[data.drift.run_id.str.endswith(str(alert.period))] if not data.drift.empty else None
+            lines.append(f"- **{alert.severity}** ({alert.status}): {alert_sentence(alert, run_rows)}")
+        display(Markdown("\n".join(lines)))
+    if not data.decisions.empty:
+        display(data.decisions.sort_values("decided_at", ascending=False)[
+            ["decided_at", "model_version", "retrain", "action", "candidate_version"]])

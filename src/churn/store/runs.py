@@ -1,0 +1,124 @@
+"""The run ledger: one row per pipeline run and one per task of it, in ``<data_dir>/runs.duckdb``.
+
+A DuckDB file of its own, next to the warehouse, so recording a run never waits for (or blocks)
+the warehouse's single writer. Only the run holding the run lock writes it (see ``churn.runs``);
+each write opens, commits and closes at once, so readers (``churn runs``, tests) get in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+LEDGER_FILE = "runs.duckdb"
+RUN_STATUSES = ("running", "succeeded", "failed", "died")
+DDL = (
+    """CREATE TABLE IF NOT EXISTS runs (
+        run_id VARCHAR PRIMARY KEY, as_of DATE, params JSON NOT NULL, code_version VARCHAR,
+        status VARCHAR NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'died')),
+        pid INTEGER NOT NULL, host VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
+        planned JSON NOT NULL, forced JSON NOT NULL, repaired_run VARCHAR, error VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS run_tasks (
+        run_id VARCHAR NOT NULL, task VARCHAR NOT NULL, status VARCHAR NOT NULL, elapsed_s DOUBLE,
+        outputs JSON, PRIMARY KEY (run_id, task))""",
+)
+
+
+class RunLedger:
+    """The ledger of one data dir.
+
+    Args:
+        data_dir: the workspace's data folder (the ledger is ``data_dir/runs.duckdb``).
+    """
+
+    def __init__(self, data_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(data_dir) / LEDGER_FILE
+
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        con = duckdb.connect(str(self.path))
+        try:
+            for ddl in DDL:
+                con.execute(ddl)
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        finally:
+            con.close()
+
+    def start(self, row: dict[str, Any]) -> None:
+        """Insert a run in status ``running`` (keys: the ``runs`` columns but status/finished_at)."""
+        with self._writer() as con:
+            con.execute(
+                "INSERT INTO runs (run_id, as_of, params, code_version, status, pid, host, started_at, planned, "
+                "forced, repaired_run) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)",
+                [row["run_id"], row.get("as_of"), _json(row.get("params", {})), row.get("code_version"),
+                 row["pid"], row["host"], row["started_at"], _json(row.get("planned", [])),
+                 _json(row.get("forced", {})), row.get("repaired_run")],
+            )  # fmt: skip
+
+    def finish(self, run_id: str, status: str, tasks: list[dict[str, Any]], error: str | None = None) -> None:
+        """Close a run with its final status and its per-task rows, in one transaction."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"unknown run status {status!r}: expected one of {', '.join(RUN_STATUSES)}")
+        with self._writer() as con:
+            con.execute(
+                "UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE run_id = ?",
+                [status, _now(), error, run_id],
+            )
+            con.execute("DELETE FROM run_tasks WHERE run_id = ?", [run_id])
+            for task in tasks:
+                con.execute(
+                    "INSERT INTO run_tasks VALUES (?, ?, ?, ?, ?)",
+                    [
+                        run_id,
+                        task["task"],
+                        task["status"],
+                        task.get("elapsed_s"),
+                        _json(task.get("outputs")) if task.get("outputs") is not None else None,
+                    ],
+                )
+
+    def mark_died(self, run_id: str, note: str) -> None:
+        with self._writer() as con:
+            con.execute(
+                "UPDATE runs SET status = 'died', finished_at = ?, error = ? WHERE run_id = ?", [_now(), note, run_id]
+            )
+
+    def runs(self, status: str | None = None) -> pd.DataFrame:
+        """Every run, oldest first (optionally only those in ``status``); empty without a ledger."""
+        where, params = ("WHERE status = ?", [status]) if status else ("", [])
+        return self._read(f"SELECT * FROM runs {where} ORDER BY started_at, run_id", params)
+
+    def tasks(self, run_id: str) -> pd.DataFrame:
+        return self._read("SELECT * FROM run_tasks WHERE run_id = ? ORDER BY task", [run_id])
+
+    def _read(self, sql: str, params: list[Any]) -> pd.DataFrame:
+        if not self.path.exists():
+            return pd.DataFrame()
+        con = duckdb.connect(str(self.path), read_only=True)
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            return con.execute(sql, params).df() if {"runs", "run_tasks"} <= tables else pd.DataFrame()
+        finally:
+            con.close()
+
+
+def _now() -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, default=str, sort_keys=True)

@@ -1,0 +1,101 @@
+"""Runs through real `ploomber build`s: recorded, exclusive, and repaired after a SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from churn.store import offline
+from churn.store.raw import raw_table_summary
+from churn.store.runs import RunLedger
+from churn.store.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[2]
+PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
+SMALL = ["--env--n_users", "300"]
+pytestmark = pytest.mark.slow
+
+
+def _args(tmp: Path, redis_url: str) -> list[str]:
+    return ["--env--data_dir", str(tmp / "data"), "--env--reports_dir", str(tmp / "reports"),
+            "--env--warehouse", str(tmp / "data" / "churn.duckdb"), "--env--models_dir", str(tmp / "data" / "models"),
+            "--env--redis_url", redis_url, *SMALL]  # fmt: skip
+
+
+def _ploomber(tmp: Path, redis_url: str, *extra: str, command: str = "build", wait: bool = True):
+    argv = [PLOOMBER, command, *_args(tmp, redis_url), *extra]
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "False"}
+    if wait:
+        return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    # its own process group: the kill must take the notebook kernel (a child) with it
+    return subprocess.Popen(
+        argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
+
+
+def _wait_for(predicate, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path, embedded_redis):
+    """The issue's scenario: a seed-42 build, then a seed-7 build SIGKILLed right after
+    generate-data committed (its raw tables are seed 7, nothing else is). While it runs, a second
+    build stops at once naming it. The next plain build finds the run died, forces the tasks it
+    could not confirm, and leaves every table from seed 42 again, as after the first build."""
+    url = embedded_redis.url
+    redis.Redis.from_url(url).flushdb()
+    first = _ploomber(tmp_path, url)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    wh = Warehouse(tmp_path / "data" / "churn.duckdb")
+    ledger = RunLedger(tmp_path / "data")
+    good_raw, good_features = raw_table_summary(wh), offline.features_fingerprint(wh)
+
+    status = _ploomber(tmp_path, url, command="status")  # renders the DAG: must not lock or record
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert list(ledger.runs().status) == ["succeeded"]
+
+    snapshot = wh.snapshot_path
+    published = snapshot.stat().st_mtime_ns
+    lock_file = tmp_path / "data" / "run.lock"
+    killed = _ploomber(tmp_path, url, "--env--seed", "7", wait=False)
+    try:
+        _wait_for(lambda: snapshot.stat().st_mtime_ns != published, "generate-data's commit")
+    finally:
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait()
+    died_run = RunLedger(tmp_path / "data").runs().run_id.iloc[-1]
+    assert raw_table_summary(wh) != good_raw  # seed 7 in raw_data, seed 42 downstream: the mix
+    assert list(ledger.runs().status) == ["succeeded", "running"]
+
+    repairing = _ploomber(tmp_path, url, wait=False)
+    try:
+        _wait_for(lambda: f'"pid": {repairing.pid},' in lock_file.read_text(), "the repairing run's lock")
+        holder = json.loads(lock_file.read_text())
+        second = _ploomber(tmp_path, url)
+        assert second.returncode != 0
+        output = second.stdout + second.stderr
+        assert "another run holds" in output and f"pid {holder['pid']}" in output and holder["run_id"] in output
+    finally:
+        out, _ = repairing.communicate(timeout=900)
+    assert repairing.returncode == 0, out[-4000:]
+    runs = ledger.runs()
+    assert list(runs.status) == ["succeeded", "died", "succeeded"]
+    assert runs.repaired_run.iloc[-1] == died_run
+    assert "generate-data" in json.loads(runs.forced.iloc[-1])
+    assert raw_table_summary(wh) == good_raw
+    assert offline.features_fingerprint(wh) == good_features
+    tasks = ledger.tasks(runs.run_id.iloc[-1]).set_index("task")
+    assert (tasks.status == "Executed").all()
+    assert json.loads(tasks.loc["generate-data", "outputs"])["tables"] == json.loads(json.dumps(good_raw))
