@@ -48,8 +48,8 @@ redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_U
 
 build: setup redis-start ## run the whole pipeline (parameters checked first, then ploomber build); DATASET=file.yaml builds that data set in its own workspace
 	@if [ -n "$(DATASET)" ]; then \
-		args=$$($(BIN)/python -m churn.dataset args '$(DATASET)') || exit 2; \
 		gen="$$(dirname '$(DATASET)')/generate.py"; if [ -f "$$gen" ]; then $(BIN)/python "$$gen" || exit 2; fi; \
+		args=$$($(BIN)/python -m churn.dataset args '$(DATASET)') || exit 2; \
 		echo "$(BIN)/churn build $$args $(ARGS)"; $(BIN)/churn build $(REDIS_ENV) $$args $(ARGS); \
 	else $(BIN)/churn build $(REDIS_ENV) $(ARGS); fi
 
