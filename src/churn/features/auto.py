@@ -45,6 +45,14 @@ def log1p_features(spec: FeatureSpec) -> list[str]:
     return [f.name for f in spec.features if f.aggregation in LOG1P_AGGREGATIONS and not indicator(f)]
 
 
+def growing_features(spec: FeatureSpec) -> list[str]:
+    """Lifetime counts, sums and ``days_since_first`` (tenure): they grow with calendar time for
+    every user, so their distribution drifts by construction (reported, never alarmed)."""
+    growing = ("count", "count_distinct_days", "sum", "days_since_first")
+    return [f.name for f in spec.features if f.window_days is None and f.aggregation in growing
+            and not (f.aggregation == "count" and spec.sources[f.source].table == SOURCES["users"]["table"])]
+
+
 def recency_feature(spec: FeatureSpec) -> str | None:
     """The spec's recency feature (days since the last row of the busiest source), if any."""
     recency = [f for f in spec.features if f.aggregation == "days_since_last"]

@@ -195,3 +195,16 @@ def test_the_automatic_spec_covers_types_values_attributes_and_subscriptions(pro
     one_hot = frame[[n for n in spec.feature_names if n.startswith("platform_is_")]]
     assert (one_hot.sum(axis=1) == 1).all()  # exactly one platform per member
     assert frame[spec.feature_names].notna().all().all()
+
+
+def test_lifetime_totals_and_tenure_drift_by_construction(product) -> None:
+    """They are reported as expected drift, never alarmed; windowed features and one-hot
+    attributes are not; the synthetic spec keeps exactly its old list (tenure_days)."""
+    from churn.features import default_feature_spec
+    from churn.features.auto import automatic_spec, growing_features
+
+    ds, wh, _ = product
+    with wh.reader() as con:
+        spec = automatic_spec(con, ds.model_copy(update={"features": None}))
+    assert set(growing_features(spec)) == {"events_lifetime", "tenure_days", "subscriptions_started"}
+    assert growing_features(default_feature_spec()) == ["tenure_days"]
