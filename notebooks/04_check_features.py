@@ -30,8 +30,8 @@ if ds.source == "synthetic":
     bounds = (float(label_rate_min), float(label_rate_max))
 else:
     bounds = tuple(ds.quality.label_rate) if ds.quality.label_rate else DERIVED_LABEL_RATE
-print(f"label rate bounds {bounds} ({'dataset file' if ds.quality.label_rate else 'derived' if ds.source != 'synthetic' else 'env.yaml'}); "
-      f"observed {frame[frame.label_mature].label.astype(float).mean():.4f}")
+origin = "dataset file" if ds.quality.label_rate else "derived" if ds.source != "synthetic" else "env.yaml"
+print(f"label rate bounds {bounds} ({origin}); observed {frame[frame.label_mature].label.astype(float).mean():.4f}")
 report = runner.validate_frames(
     prepare_feature_frames(frame),
     feature_suites(offline.load_feature_spec(wh), bounds),

@@ -76,12 +76,16 @@ class ChurnRule(_Strict):
 
     rule: Literal["cancellation", "inactivity", "subscription"]
     lookback_days: Days | None = Field(
-        None, description="inactivity: population = users active within this many days before the "
-                          "snapshot (default: the longest feature window)")
+        None,
+        description="inactivity: population = users active within this many days before the "
+        "snapshot (default: the longest feature window)",
+    )
     event_types: list[str] | None = Field(
-        None, description="inactivity: only these event types count as activity (default: all)")
+        None, description="inactivity: only these event types count as activity (default: all)"
+    )
     grace_days: Annotated[int, Field(ge=0, le=3650)] = Field(
-        0, description="subscription: a new subscription within this many days of the end is a renewal")
+        0, description="subscription: a new subscription within this many days of the end is a renewal"
+    )
 
     @model_validator(mode="after")
     def _keys_fit_the_rule(self) -> ChurnRule:
@@ -100,7 +104,8 @@ class SnapshotsConfig(_Strict):
     cadence_days: Days
     horizon_days: Days
     count: Annotated[int, Field(ge=3, le=500)] | None = Field(
-        None, description="use only the newest this many labelled snapshots (default: all that fit)")
+        None, description="use only the newest this many labelled snapshots (default: all that fit)"
+    )
     n_valid: Annotated[int, Field(ge=1, le=50)] = Field(2, description="newest labelled snapshots used for validation")
 
 
@@ -147,15 +152,22 @@ class Dataset(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> Dataset:
         if not NAME.match(self.name):
-            raise ValueError(f"name {self.name!r}: use lower-case letters, digits and _ (max 40), starting with a letter")
+            raise ValueError(
+                f"name {self.name!r}: use lower-case letters, digits and _ (max 40), starting with a letter"
+            )
         if self.source == "files" and self.events is None:
             raise ValueError("events is required (the event log) unless source is synthetic")
         if self.source == "synthetic" and (self.events or self.users or self.subscriptions):
             raise ValueError("a synthetic data set takes no events/users/subscriptions: the simulator writes them")
-        if self.churn.rule == "cancellation" and self.source == "files" and (
-                self.users is None or self.users.churned_at is None):
-            raise ValueError("churn rule cancellation needs users.churned_at (a column with the churn date); "
-                             "for a log without churn dates use rule: inactivity")
+        if (
+            self.churn.rule == "cancellation"
+            and self.source == "files"
+            and (self.users is None or self.users.churned_at is None)
+        ):
+            raise ValueError(
+                "churn rule cancellation needs users.churned_at (a column with the churn date); "
+                "for a log without churn dates use rule: inactivity"
+            )
         if self.churn.rule == "subscription" and self.subscriptions is None:
             raise ValueError("churn rule subscription needs a subscriptions table (path, user, start, end)")
         if self.churn.event_types is not None and self.events is not None and self.events.type is None:
@@ -229,7 +241,9 @@ def load_dataset(path: str | Path) -> Dataset:
     except ValidationError as exc:
         raise DatasetError(_explain(file, exc)) from None
     if dataset.features and not dataset.resolve(dataset.features).is_file():
-        raise DatasetError(f"dataset file {file}: features: spec file {dataset.resolve(dataset.features)} does not exist")
+        raise DatasetError(
+            f"dataset file {file}: features: spec file {dataset.resolve(dataset.features)} does not exist"
+        )
     return dataset
 
 
@@ -239,17 +253,20 @@ def workspace(dataset: Dataset, root: str | Path = ".") -> dict[str, Path]:
     base = Path(root)
     data = base / "data" if dataset.is_default else base / "data" / dataset.name
     reports = base / "reports" if dataset.is_default else base / "reports" / dataset.name
-    return {"data_dir": data, "reports_dir": reports, "warehouse": data / "churn.duckdb",
-            "models_dir": data / "models"}
+    return {"data_dir": data, "reports_dir": reports, "warehouse": data / "churn.duckdb", "models_dir": data / "models"}
 
 
 def ploomber_args(path: str | Path, root: str | Path = ".") -> list[str]:
     """``--env--KEY value`` arguments that point a build at the data set and its workspace."""
     dataset = load_dataset(path)
     places = workspace(dataset, Path(root).resolve())
-    args = {**{k: str(v) for k, v in places.items()}, "dataset": str(Path(path).resolve()),
-            "dataset_id": dataset.fingerprint(), "horizon_days": str(dataset.snapshots.horizon_days),
-            "n_valid_snapshots": str(dataset.snapshots.n_valid)}
+    args = {
+        **{k: str(v) for k, v in places.items()},
+        "dataset": str(Path(path).resolve()),
+        "dataset_id": dataset.fingerprint(),
+        "horizon_days": str(dataset.snapshots.horizon_days),
+        "n_valid_snapshots": str(dataset.snapshots.n_valid),
+    }
     return [part for key, value in args.items() for part in (f"--env--{key}", value)]
 
 

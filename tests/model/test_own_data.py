@@ -41,25 +41,45 @@ def purchase_features(tmp_path_factory: pytest.TempPathFactory):
     with wh.reader() as con:
         spec = dataset_spec(con, ds)
         horizon = ds.snapshots.horizon_days
-        snaps = snapshot_schedule(first, end, cadence_days=ds.snapshots.cadence_days, horizon_days=horizon,
-                                  longest_window_days=longest_window(spec))
-        frame = build_feature_frame(con, spec, snaps, horizon, end.to_pydatetime(),
-                                    rule=LabelRule("inactivity", lookback_days=ds.churn.lookback_days))
+        snaps = snapshot_schedule(
+            first,
+            end,
+            cadence_days=ds.snapshots.cadence_days,
+            horizon_days=horizon,
+            longest_window_days=longest_window(spec),
+        )
+        frame = build_feature_frame(
+            con,
+            spec,
+            snaps,
+            horizon,
+            end.to_pydatetime(),
+            rule=LabelRule("inactivity", lookback_days=ds.churn.lookback_days),
+        )
     return spec, frame, horizon
 
 
 def test_purchase_model_beats_recency_and_matches_a_hand_fitted_rfm_model(purchase_features) -> None:
     spec, frame, horizon = purchase_features
-    result = train_model(frame, spec.feature_names, horizon, n_valid=2, baseline_feature=recency_feature(spec),
-                         log_features=log1p_features(spec))
+    result = train_model(
+        frame,
+        spec.feature_names,
+        horizon,
+        n_valid=2,
+        baseline_feature=recency_feature(spec),
+        log_features=log1p_features(spec),
+    )
     assert result.baseline is not None and result.validation.auc > result.baseline.auc
 
     # the analyst's model, fitted here with statsmodels on the same training and validation rows
     data = labelled(frame)
     train = data[data.snapshot_at.isin(result.train_snapshots)]
     valid = data[data.snapshot_at.isin(result.valid_snapshots)]
-    rfm = lambda d: sm.add_constant(np.log1p(d[["days_since_last_purchase", "purchases_lifetime",  # noqa: E731
-                                               "amount_mean"]].to_numpy(float)), has_constant="add")
+    rfm_columns = ["days_since_last_purchase", "purchases_lifetime", "amount_mean"]
+
+    def rfm(d: pd.DataFrame) -> np.ndarray:
+        return sm.add_constant(np.log1p(d[rfm_columns].to_numpy(float)), has_constant="add")
+
     fit = sm.Logit(train.label.to_numpy(int), rfm(train)).fit(disp=0)
     analyst_auc = roc_auc_score(valid.label, fit.predict(rfm(valid)))
     assert abs(result.validation.auc - analyst_auc) <= 0.01, (result.validation.auc, analyst_auc)

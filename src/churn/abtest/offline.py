@@ -15,6 +15,7 @@ significantly worse; otherwise control stays. Pure functions: the caller records
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,15 +47,23 @@ def delong_paired(y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray) -
     diff = float(aucs[1] - aucs[0])
     se = float(np.sqrt(max(var, 0.0)))
     p_value = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
-    return {"auc_control": float(aucs[0]), "auc_variant": float(aucs[1]), "auc_diff": diff, "auc_diff_se": se,
-            "auc_p_value": p_value, "auc_diff_ci_low": diff - 1.959964 * se, "auc_diff_ci_high": diff + 1.959964 * se}
+    return {
+        "auc_control": float(aucs[0]),
+        "auc_variant": float(aucs[1]),
+        "auc_diff": diff,
+        "auc_diff_se": se,
+        "auc_p_value": p_value,
+        "auc_diff_ci_low": diff - 1.959964 * se,
+        "auc_diff_ci_high": diff + 1.959964 * se,
+    }
 
 
 def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
     """Per-row binary log loss."""
     p = np.clip(np.asarray(p, float), _EPS, 1 - _EPS)
     y = np.asarray(y, float)
-    return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    loss: np.ndarray = -(y * np.log(p) + (1 - y) * np.log(1 - p))
+    return loss
 
 
 def paired_log_loss(y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray) -> dict[str, float]:
@@ -64,9 +73,13 @@ def paired_log_loss(y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray)
     se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
     mean = float(d.mean())
     p_value = float(2 * stats.norm.sf(abs(mean) / se)) if se > 0 else (1.0 if mean == 0 else 0.0)
-    return {"log_loss_control": float(row_log_loss(y, p_control).mean()),
-            "log_loss_variant": float(row_log_loss(y, p_variant).mean()),
-            "log_loss_diff": mean, "log_loss_diff_se": se, "log_loss_p_value": p_value}
+    return {
+        "log_loss_control": float(row_log_loss(y, p_control).mean()),
+        "log_loss_variant": float(row_log_loss(y, p_variant).mean()),
+        "log_loss_diff": mean,
+        "log_loss_diff_se": se,
+        "log_loss_p_value": p_value,
+    }
 
 
 @dataclass(frozen=True)
@@ -92,19 +105,20 @@ class OfflineComparison:
     decision: str  # promote | keep_control
     reasons: list[str]
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def evaluation_snapshots(frame: pd.DataFrame, trained_on: list, n_latest: int = 2) -> list[pd.Timestamp]:
+def evaluation_snapshots(frame: pd.DataFrame, trained_on: list[Any], n_latest: int = 2) -> list[pd.Timestamp]:
     """The newest ``n_latest`` matured snapshots after every snapshot either model trained on."""
     last_trained = max(pd.Timestamp(s) for s in trained_on)
     matured = sorted(pd.Timestamp(s) for s in frame.loc[frame["label_mature"].astype(bool), "snapshot_at"].unique())
     return [s for s in matured if s > last_trained][-n_latest:]
 
 
-def compare_offline(y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray, snapshots: list,
-                    alpha: float = 0.05) -> OfflineComparison:
+def compare_offline(
+    y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray, snapshots: list[Any], alpha: float = 0.05
+) -> OfflineComparison:
     """Paired DeLong + paired log-loss tests, and the decision rule of the module docstring."""
     y = np.asarray(y, dtype=int)
     auc = delong_paired(y, p_control, p_variant)
@@ -123,7 +137,19 @@ def compare_offline(y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray,
         reasons.insert(0, f"variant ranks churners significantly better (alpha = {alpha}) with no worse log loss")
     else:
         decision = "keep_control"
-        why = "its log loss is significantly worse" if better else f"its AUC is not significantly higher (alpha = {alpha})"
+        why = (
+            "its log loss is significantly worse"
+            if better
+            else f"its AUC is not significantly higher (alpha = {alpha})"
+        )
         reasons.insert(0, f"control stays: {why}")
-    return OfflineComparison(snapshots=[str(s) for s in snapshots], rows=int(len(y)), positives=int(y.sum()),
-                             **auc, **loss, alpha=float(alpha), decision=decision, reasons=reasons)
+    return OfflineComparison(
+        snapshots=[str(s) for s in snapshots],
+        rows=int(len(y)),
+        positives=int(y.sum()),
+        **auc,
+        **loss,
+        alpha=float(alpha),
+        decision=decision,
+        reasons=reasons,
+    )

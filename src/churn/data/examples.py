@@ -69,9 +69,13 @@ def purchase_log(params: PurchaseLogParams = PurchaseLogParams()) -> tuple[pd.Da
     }).sort_values(["date", "customer"], ignore_index=True)  # fmt: skip
     died = arrival + lifetime < horizon
     dropout = start + pd.to_timedelta(np.where(died, arrival + lifetime, 0.0), unit="D")
-    truth = pd.DataFrame({"customer": np.arange(n) + 1001,
-                          "first_purchase": start + pd.to_timedelta(arrival, unit="D"),
-                          "dropout_at": pd.Series(dropout).where(died)})
+    truth = pd.DataFrame(
+        {
+            "customer": np.arange(n) + 1001,
+            "first_purchase": start + pd.to_timedelta(arrival, unit="D"),
+            "dropout_at": pd.Series(dropout).where(died),
+        }
+    )
     return purchases, truth
 
 
@@ -107,16 +111,28 @@ def product_log(params: ProductLogParams = ProductLogParams()) -> dict[str, pd.D
             months = rng.geometric(lapse)
             stop = t + 30.0 * months
             open_end = stop >= days
-            subs.append((user, (start + pd.Timedelta(days=t)).floor("s"),
-                         None if open_end else (start + pd.Timedelta(days=stop)).floor("s")))
+            subs.append(
+                (
+                    user,
+                    (start + pd.Timedelta(days=t)).floor("s"),
+                    None if open_end else (start + pd.Timedelta(days=stop)).floor("s"),
+                )
+            )
             n_days = int(min(stop, days) - t)
             if n_days > 0:
                 day = np.arange(n_days)
                 fade = np.ones(n_days) if open_end else np.clip((n_days - day) / 45.0, 0.15, 1.0)  # disengage first
                 counts = rng.poisson(engagement * fade)
                 at = np.repeat(t + day, counts) + rng.uniform(0, 1, counts.sum())
-                events.append(pd.DataFrame({"member_ref": user, "ts": start + pd.to_timedelta(at, unit="D"),
-                                            "action": rng.choice(types, counts.sum(), p=shares)}))
+                events.append(
+                    pd.DataFrame(
+                        {
+                            "member_ref": user,
+                            "ts": start + pd.to_timedelta(at, unit="D"),
+                            "action": rng.choice(types, counts.sum(), p=shares),
+                        }
+                    )
+                )
             if open_end or rng.uniform() > params.return_share:
                 break
             t = stop + float(rng.uniform(20, 120))  # a pause, then the user returns

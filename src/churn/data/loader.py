@@ -18,7 +18,7 @@ The platform's tables for own data:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -95,11 +95,20 @@ def _check_time_zone(con: duckdb.DuckDBPyConnection, key: str, tz: str) -> None:
     try:
         con.execute(f"SELECT timezone('{tz.replace(chr(39), '')}', TIMESTAMP '2020-01-01')").fetchall()
     except duckdb.Error:
-        raise DatasetError(f"{key}.timezone: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin or UTC)") from None
+        raise DatasetError(
+            f"{key}.timezone: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin or UTC)"
+        ) from None
 
 
-def _stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, key: str, cfg: EventsConfig | UsersConfig |
-           SubscriptionsConfig, select: dict[str, tuple[str, str]], table: str, now: datetime) -> None:
+def _stage(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    key: str,
+    cfg: EventsConfig | UsersConfig | SubscriptionsConfig,
+    select: dict[str, tuple[str, str]],
+    table: str,
+    now: datetime,
+) -> None:
     """Create temp ``table`` with ``select`` (name -> (kind, source column)), checking each value.
 
     kinds: id (integer), time (required), time? (nullable), text, number?.
@@ -107,7 +116,7 @@ def _stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, key: str, cfg: Even
     reader = _reader(dataset, key, cfg.path)
     file = dataset.resolve(cfg.path)
     columns = _columns(con, reader, key, dataset)
-    for name, (kind, column) in select.items():
+    for _, column in select.values():
         _need(columns, key, _field(cfg, column), column, file)
     _check_time_zone(con, key, cfg.timezone)
     fmt = getattr(cfg, "time_format", None)
@@ -139,11 +148,16 @@ def _stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, key: str, cfg: Even
         if bad:
             raise DatasetError(f"{where} {problem} in {bad[0]:,} row(s), e.g. {bad[1]!r}")
         if kind.startswith("time"):
-            future = _first_bad(con, f"SELECT CAST({_q(name)} AS VARCHAR) AS x FROM {table} "
-                                     f"WHERE {_q(name)} > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}'")
+            future = _first_bad(
+                con,
+                f"SELECT CAST({_q(name)} AS VARCHAR) AS x FROM {table} "
+                f"WHERE {_q(name)} > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}'",
+            )
             if future:
-                raise DatasetError(f"{where} holds {future[0]:,} future timestamp(s) (after {now:%Y-%m-%d %H:%M} "
-                                   f"UTC), e.g. {future[1]} UTC: check the time zone or the data")
+                raise DatasetError(
+                    f"{where} holds {future[0]:,} future timestamp(s) (after {now:%Y-%m-%d %H:%M} "
+                    f"UTC), e.g. {future[1]} UTC: check the time zone or the data"
+                )
     for name in select:
         con.execute(f"ALTER TABLE {table} DROP COLUMN {_q('_raw_' + name)}")
 
@@ -162,13 +176,17 @@ def _check_vocabulary(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
         return
     (n_types,) = con.execute("SELECT count(DISTINCT event_type) FROM _own_events").fetchall()[0]
     if n_types > MAX_EVENT_TYPES:
-        raise DatasetError(f"events.type: column {events.type!r} has {n_types:,} distinct values (at most "
-                           f"{MAX_EVENT_TYPES}): is it an id or free text rather than the event type?")
+        raise DatasetError(
+            f"events.type: column {events.type!r} has {n_types:,} distinct values (at most "
+            f"{MAX_EVENT_TYPES}): is it an id or free text rather than the event type?"
+        )
     wanted = dataset.churn.event_types or []
     present = {r[0] for r in con.execute("SELECT DISTINCT event_type FROM _own_events").fetchall()}
     missing = sorted(set(wanted) - present)
     if missing:
-        raise DatasetError(f"churn.event_types: {missing} never occur in the events (types present: {sorted(present)[:20]})")
+        raise DatasetError(
+            f"churn.event_types: {missing} never occur in the events (types present: {sorted(present)[:20]})"
+        )
 
 
 def _check_users(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
@@ -176,17 +194,26 @@ def _check_users(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
     assert users is not None
     dup = _first_bad(con, "SELECT CAST(user_id AS VARCHAR) AS x FROM _own_users GROUP BY user_id HAVING count(*) > 1")
     if dup:
-        raise DatasetError(f"users.user: {dup[0]:,} user id(s) appear more than once in {dataset.resolve(users.path)}, e.g. {dup[1]}")
-    unknown = _first_bad(con, "SELECT CAST(user_id AS VARCHAR) AS x FROM (SELECT DISTINCT user_id FROM _own_events) "
-                              "ANTI JOIN _own_users USING (user_id)")
+        raise DatasetError(
+            f"users.user: {dup[0]:,} user id(s) appear more than once in {dataset.resolve(users.path)}, e.g. {dup[1]}"
+        )
+    unknown = _first_bad(
+        con,
+        "SELECT CAST(user_id AS VARCHAR) AS x FROM (SELECT DISTINCT user_id FROM _own_events) "
+        "ANTI JOIN _own_users USING (user_id)",
+    )
     if unknown:
-        raise DatasetError(f"events.user: {unknown[0]:,} user(s) of the events are not in the users file "
-                           f"{dataset.resolve(users.path)}, e.g. {unknown[1]}")
+        raise DatasetError(
+            f"events.user: {unknown[0]:,} user(s) of the events are not in the users file "
+            f"{dataset.resolve(users.path)}, e.g. {unknown[1]}"
+        )
     for attribute in users.attributes:
         (levels,) = con.execute(f"SELECT count(DISTINCT {_q(attribute)}) FROM _own_users").fetchall()[0]
         if levels > MAX_ATTRIBUTE_LEVELS:
-            raise DatasetError(f"users.attributes: {attribute!r} has {levels:,} distinct values (at most "
-                               f"{MAX_ATTRIBUTE_LEVELS} for a categorical attribute)")
+            raise DatasetError(
+                f"users.attributes: {attribute!r} has {levels:,} distinct values (at most "
+                f"{MAX_ATTRIBUTE_LEVELS} for a categorical attribute)"
+            )
 
 
 def _users_sql(dataset: Dataset) -> str:
@@ -197,8 +224,10 @@ def _users_sql(dataset: Dataset) -> str:
     signup = "least(u.signup_at, f.first_event)" if dataset.users.signup else "f.first_event"
     churned = "u.churned_at" if dataset.users.churned_at else "CAST(NULL AS TIMESTAMP)"
     attributes = "".join(f", coalesce(u.{_q(a)}, 'unknown') AS {_q(a)}" for a in dataset.users.attributes)
-    return (f"SELECT u.user_id, coalesce({signup}, u.signup_at) AS signup_at, {churned} AS churned_at{attributes} "
-            f"FROM _own_users u LEFT JOIN ({first}) f USING (user_id) WHERE coalesce({signup}, u.signup_at) IS NOT NULL")
+    return (
+        f"SELECT u.user_id, coalesce({signup}, u.signup_at) AS signup_at, {churned} AS churned_at{attributes} "
+        f"FROM _own_users u LEFT JOIN ({first}) f USING (user_id) WHERE coalesce({signup}, u.signup_at) IS NOT NULL"
+    )
 
 
 def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = None) -> dict[str, int]:
@@ -208,7 +237,7 @@ def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = No
     """
     from churn.store.raw import DATASET_TABLE, dataset_row
 
-    now = now or datetime.now(timezone.utc).replace(tzinfo=None)
+    now = now or datetime.now(UTC).replace(tzinfo=None)
     ev = dataset.events
     assert ev is not None, "a files data set has events"
     counts: dict[str, int] = {}
@@ -221,9 +250,11 @@ def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = No
         _stage(con, dataset, "events", ev, select, "_own_events_staged", now)
         type_expr = "event_type" if ev.type else f"'{DEFAULT_EVENT_TYPE}'"
         value_expr = "value" if ev.value else "CAST(NULL AS DOUBLE)"
-        con.execute("CREATE OR REPLACE TEMP TABLE _own_events AS SELECT row_number() OVER (ORDER BY event_at, user_id) "
-                    f"AS event_id, user_id, {type_expr} AS event_type, event_at, {value_expr} AS value "
-                    "FROM _own_events_staged")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _own_events AS SELECT row_number() OVER (ORDER BY event_at, user_id) "
+            f"AS event_id, user_id, {type_expr} AS event_type, event_at, {value_expr} AS value "
+            "FROM _own_events_staged"
+        )
         (n_events,) = con.execute("SELECT count(*) FROM _own_events").fetchall()[0]
         if not n_events:
             raise DatasetError(f"events.path: {dataset.resolve(ev.path)} holds no events")
@@ -243,11 +274,20 @@ def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = No
             _check_users(con, dataset)
         if dataset.subscriptions is not None:
             s = dataset.subscriptions
-            _stage(con, dataset, "subscriptions", s, {"user_id": ("id", s.user), "started_at": ("time", s.start),
-                                                      "ended_at": ("time?", s.end)}, "_own_subs", now)
+            _stage(
+                con,
+                dataset,
+                "subscriptions",
+                s,
+                {"user_id": ("id", s.user), "started_at": ("time", s.start), "ended_at": ("time?", s.end)},
+                "_own_subs",
+                now,
+            )
             bad = _first_bad(con, "SELECT CAST(user_id AS VARCHAR) AS x FROM _own_subs WHERE ended_at < started_at")
             if bad:
-                raise DatasetError(f"subscriptions.end: {bad[0]:,} subscription(s) end before they start, e.g. user {bad[1]}")
+                raise DatasetError(
+                    f"subscriptions.end: {bad[0]:,} subscription(s) end before they start, e.g. user {bad[1]}"
+                )
         for table in ("events", "users", "billing", "subscriptions"):
             con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
         con.execute("DROP TABLE IF EXISTS simulator.user_truth")  # it described other users
@@ -256,11 +296,25 @@ def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = No
         con.execute(BILLING.ddl(RAW_SCHEMA_NAME))
         counts = {"events": int(n_events), "billing": 0}
         if dataset.subscriptions is not None:
-            con.execute(f"CREATE TABLE {RAW_SCHEMA_NAME}.subscriptions AS SELECT user_id, started_at, ended_at "
-                        "FROM _own_subs ORDER BY user_id, started_at")
-            counts["subscriptions"] = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA_NAME}.subscriptions").fetchall()[0][0]
+            con.execute(
+                f"CREATE TABLE {RAW_SCHEMA_NAME}.subscriptions AS SELECT user_id, started_at, ended_at "
+                "FROM _own_subs ORDER BY user_id, started_at"
+            )
+            counts["subscriptions"] = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA_NAME}.subscriptions").fetchall()[
+                0
+            ][0]
         counts["users"] = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA_NAME}.users").fetchall()[0][0]
-        Warehouse.replace_table(con, DATASET_TABLE, dataset_row({
-            "name": dataset.name, "fingerprint": dataset.fingerprint(), "source": dataset.source,
-            "rule": dataset.churn.rule, "config": dataset.model_dump(mode="json")}))
+        Warehouse.replace_table(
+            con,
+            DATASET_TABLE,
+            dataset_row(
+                {
+                    "name": dataset.name,
+                    "fingerprint": dataset.fingerprint(),
+                    "source": dataset.source,
+                    "rule": dataset.churn.rule,
+                    "config": dataset.model_dump(mode="json"),
+                }
+            ),
+        )
     return counts

@@ -22,7 +22,7 @@ import duckdb
 
 from churn.dataset import Dataset
 from churn.features.defaults import default_feature_spec
-from churn.features.spec import FeatureSpec, FeatureSpecError, load_spec
+from churn.features.spec import FeatureDef, FeatureSpec, FeatureSpecError, load_spec
 
 MAX_TYPE_FEATURES = 12
 """Per-type counts for at most this many event types (the most frequent ones)."""
@@ -39,25 +39,36 @@ SOURCES = {
 def log1p_features(spec: FeatureSpec) -> list[str]:
     """Features that enter the model as ``log1p(x)`` (see :data:`LOG1P_AGGREGATIONS`); counts
     over the users source are 0/1 indicators (one row per user) and stay as they are."""
-    def indicator(f) -> bool:
-        return f.aggregation == "count" and spec.sources[f.source].table == SOURCES["users"]["table"]
+
+    def indicator(f: FeatureDef) -> bool:
+        return _is_users_count(spec, f)
 
     return [f.name for f in spec.features if f.aggregation in LOG1P_AGGREGATIONS and not indicator(f)]
+
+
+def _is_users_count(spec: FeatureSpec, f: FeatureDef) -> bool:
+    """A count over the users table: one row per user, so a 0/1 indicator (one-hot)."""
+    return (
+        f.aggregation == "count" and f.source is not None and spec.sources[f.source].table == SOURCES["users"]["table"]
+    )
 
 
 def growing_features(spec: FeatureSpec) -> list[str]:
     """Lifetime counts, sums and ``days_since_first`` (tenure): they grow with calendar time for
     every user, so their distribution drifts by construction (reported, never alarmed)."""
     growing = ("count", "count_distinct_days", "sum", "days_since_first")
-    return [f.name for f in spec.features if f.window_days is None and f.aggregation in growing
-            and not (f.aggregation == "count" and spec.sources[f.source].table == SOURCES["users"]["table"])]
+    return [
+        f.name
+        for f in spec.features
+        if f.window_days is None and f.aggregation in growing and not _is_users_count(spec, f)
+    ]
 
 
 def recency_feature(spec: FeatureSpec) -> str | None:
     """The spec's recency feature (days since the last row of the busiest source), if any."""
     recency = [f for f in spec.features if f.aggregation == "days_since_last"]
     events = [f for f in recency if f.source == "events"]
-    chosen = (events or recency)
+    chosen = events or recency
     return min(chosen, key=lambda f: (f.filter is not None, f.window_days or 0)).name if chosen else None
 
 
@@ -111,13 +122,15 @@ def check_filters_occur(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, where
     such a feature would be a constant 0 and hide the mistake."""
     for f in spec.features:
         for column, values in f.filter_items():
-            table = spec.sources[f.source].table
+            table = spec.sources[str(f.source)].table
             present = {r[0] for r in con.execute(f'SELECT DISTINCT "{column}" FROM {table}').fetchall()}
             missing = [v for v in values if v not in present]
             if missing:
                 shown = sorted(map(str, present))[:20]
-                raise FeatureSpecError(f"{where}: feature {f.name!r} filters {column} on {missing}, which never "
-                                       f"occur in {table} (values present: {shown})")
+                raise FeatureSpecError(
+                    f"{where}: feature {f.name!r} filters {column} on {missing}, which never "
+                    f"occur in {table} (values present: {shown})"
+                )
 
 
 def _windows(span_days: int, horizon_days: int) -> tuple[int, int]:
@@ -130,22 +143,48 @@ def automatic_spec(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> FeatureS
     """A spec derived from the loaded data (see the module docstring)."""
     low, high = con.execute("SELECT min(event_at), max(event_at) FROM raw_data.events").fetchall()[0]
     short, long = _windows((high - low).days, dataset.snapshots.horizon_days)
-    ev = lambda **kw: {"source": "events", **kw}  # noqa: E731
+
+    def ev(**kw: Any) -> dict[str, Any]:
+        return {"source": "events", **kw}
+
     features: list[dict[str, Any]] = [
         ev(name=f"events_{short}d", aggregation="count", window_days=short, description=f"events, last {short} days"),
         ev(name=f"events_{long}d", aggregation="count", window_days=long, description=f"events, last {long} days"),
-        ev(name=f"active_days_{short}d", aggregation="count_distinct_days", window_days=short,
-           description=f"days with an event, last {short} days"),
-        ev(name=f"active_days_{long}d", aggregation="count_distinct_days", window_days=long,
-           description=f"days with an event, last {long} days"),
-        ev(name="days_since_last_event", aggregation="days_since_last", default="tenure_days",
-           description="days since the latest event (recency)"),
+        ev(
+            name=f"active_days_{short}d",
+            aggregation="count_distinct_days",
+            window_days=short,
+            description=f"days with an event, last {short} days",
+        ),
+        ev(
+            name=f"active_days_{long}d",
+            aggregation="count_distinct_days",
+            window_days=long,
+            description=f"days with an event, last {long} days",
+        ),
+        ev(
+            name="days_since_last_event",
+            aggregation="days_since_last",
+            default="tenure_days",
+            description="days since the latest event (recency)",
+        ),
         ev(name="events_lifetime", aggregation="count", description="events since the first one (frequency)"),
-        {"name": "tenure_days", "source": "users", "aggregation": "days_since_first", "default": 0.0,
-         "description": "days since signup (or the first event)"},
-        {"name": "activity_trend", "aggregation": "ratio", "numerator": f"events_{short}d",
-         "denominator": f"events_{long}d", "scale": long / short, "default": 0.0,
-         "description": f"last {short} days vs the {long}-day average (1 = steady)"},
+        {
+            "name": "tenure_days",
+            "source": "users",
+            "aggregation": "days_since_first",
+            "default": 0.0,
+            "description": "days since signup (or the first event)",
+        },
+        {
+            "name": "activity_trend",
+            "aggregation": "ratio",
+            "numerator": f"events_{short}d",
+            "denominator": f"events_{long}d",
+            "scale": long / short,
+            "default": 0.0,
+            "description": f"last {short} days vs the {long}-day average (1 = steady)",
+        },
     ]
     types = con.execute("SELECT event_type, count(*) FROM raw_data.events GROUP BY 1 ORDER BY 2 DESC, 1").fetchall()
     if len(types) > 1:
@@ -154,33 +193,80 @@ def automatic_spec(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> FeatureS
             name = f"{_ident(event_type)}_{long}d"
             if name not in used:
                 used.add(name)
-                features.append(ev(name=name, aggregation="count", window_days=long, filter={"event_type": event_type},
-                                   description=f"{event_type} events, last {long} days"))
+                features.append(
+                    ev(
+                        name=name,
+                        aggregation="count",
+                        window_days=long,
+                        filter={"event_type": event_type},
+                        description=f"{event_type} events, last {long} days",
+                    )
+                )
     if con.execute("SELECT count(value) FROM raw_data.events").fetchall()[0][0]:
         features += [
-            ev(name=f"value_sum_{long}d", aggregation="sum", column="value", window_days=long,
-               description=f"sum of {dataset.events.value if dataset.events else 'value'}, last {long} days"),
-            ev(name="value_mean", aggregation="mean", column="value", default=0.0,
-               description="average value per event, lifetime (monetary)"),
-            ev(name="value_sum_lifetime", aggregation="sum", column="value", default=0.0,
-               description="sum of values, lifetime"),
+            ev(
+                name=f"value_sum_{long}d",
+                aggregation="sum",
+                column="value",
+                window_days=long,
+                description=f"sum of {dataset.events.value if dataset.events else 'value'}, last {long} days",
+            ),
+            ev(
+                name="value_mean",
+                aggregation="mean",
+                column="value",
+                default=0.0,
+                description="average value per event, lifetime (monetary)",
+            ),
+            ev(
+                name="value_sum_lifetime",
+                aggregation="sum",
+                column="value",
+                default=0.0,
+                description="sum of values, lifetime",
+            ),
         ]
     if dataset.subscriptions is not None:
         features += [
-            {"name": "subscriptions_started", "source": "subscriptions", "aggregation": "count",
-             "description": "subscriptions started so far"},
-            {"name": "days_since_subscription_start", "source": "subscriptions", "aggregation": "days_since_last",
-             "default": "tenure_days", "description": "days since the latest subscription started"},
+            {
+                "name": "subscriptions_started",
+                "source": "subscriptions",
+                "aggregation": "count",
+                "description": "subscriptions started so far",
+            },
+            {
+                "name": "days_since_subscription_start",
+                "source": "subscriptions",
+                "aggregation": "days_since_last",
+                "default": "tenure_days",
+                "description": "days since the latest subscription started",
+            },
         ]
     for attribute in dataset.users.attributes if dataset.users else []:
-        levels = con.execute(f'SELECT "{attribute}", count(*) FROM raw_data.users GROUP BY 1 ORDER BY 2 DESC, 1').fetchall()
+        levels = con.execute(
+            f'SELECT "{attribute}", count(*) FROM raw_data.users GROUP BY 1 ORDER BY 2 DESC, 1'
+        ).fetchall()
         for level, _ in levels[:20]:
-            features.append({"name": f"{_ident(attribute)}_is_{_ident(level)}", "source": "users", "aggregation": "count",
-                             "filter": {attribute: level}, "description": f"1 if {attribute} is {level!r} (one-hot)"})
+            features.append(
+                {
+                    "name": f"{_ident(attribute)}_is_{_ident(level)}",
+                    "source": "users",
+                    "aggregation": "count",
+                    "filter": {attribute: level},
+                    "description": f"1 if {attribute} is {level!r} (one-hot)",
+                }
+            )
     sources = {k: v for k, v in SOURCES.items() if k != "subscriptions" or dataset.subscriptions is not None}
-    return load_spec({"name": f"{dataset.name}_auto", "version": "auto1", "entity": "user_id",
-                      "description": f"derived automatically from {dataset.name}", "sources": sources,
-                      "features": features})
+    return load_spec(
+        {
+            "name": f"{dataset.name}_auto",
+            "version": "auto1",
+            "entity": "user_id",
+            "description": f"derived automatically from {dataset.name}",
+            "sources": sources,
+            "features": features,
+        }
+    )
 
 
 def dataset_spec(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> FeatureSpec:

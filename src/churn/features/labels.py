@@ -4,6 +4,9 @@ A user is in the population at snapshot ``t`` if ``signup_at < t`` and they had 
 before ``t`` (``churned_at IS NULL OR churned_at >= t``). The label is 1 if ``churned_at`` falls
 in ``[t, t + horizon)``. It is only known once ``t + horizon <= data_end``
 (``label_mature``); later snapshots (e.g. the "current" one used for scoring) get a NULL label.
+That is the ``cancellation`` rule; :mod:`churn.features.rules` adds ``inactivity`` and
+``subscription`` (``build_feature_frame(..., rule=...)``) and :func:`snapshot_schedule` places
+snapshots at a data set's cadence once the longest feature window is observed.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def snapshot_schedule(data_start: datetime | str, data_end: datetime | str, *, c
     mature = int(maturity_days or horizon_days)
     last = (end - pd.Timedelta(days=mature)).floor("D")
     first = (start + pd.Timedelta(days=int(longest_window_days))).ceil("D")
-    dates = []
+    dates: list[datetime] = []
     at = last
     while at >= first and (count is None or len(dates) < count):
         dates.append(at.to_pydatetime())

@@ -54,7 +54,7 @@ class LabelRule:
 
 def _ts(value: datetime | pd.Timestamp) -> str:
     stamp = pd.Timestamp(value)
-    if stamp is pd.NaT or stamp.tzinfo is not None:
+    if pd.isna(stamp) or stamp.tzinfo is not None:
         raise ValueError(f"timestamp {value!r} must be naive (UTC)")
     return f"TIMESTAMP '{stamp.isoformat(sep=' ')}'"
 
@@ -63,13 +63,17 @@ def _values(snapshots: Sequence[datetime]) -> str:
     return ", ".join(f"({_ts(s)})" for s in snapshots)
 
 
-def population_label_sql(rule: LabelRule, snapshots: Sequence[datetime], horizon_days: int, data_end: datetime,
-                         entity: str = "user_id") -> str:
+def population_label_sql(
+    rule: LabelRule, snapshots: Sequence[datetime], horizon_days: int, data_end: datetime, entity: str = "user_id"
+) -> str:
     """SELECT of (entity, snapshot_at, label, label_mature) over the raw tables, one row per
     member of the population at each snapshot."""
     h = int(horizon_days)
     mature = f"s.snapshot_at + INTERVAL {rule.maturity_days(h)} DAY <= {_ts(data_end)}"
-    label_of = lambda churned: f"CASE WHEN {mature} THEN CAST({churned} AS TINYINT) END AS label"  # noqa: E731
+
+    def label_of(churned: str) -> str:
+        return f"CASE WHEN {mature} THEN CAST({churned} AS TINYINT) END AS label"
+
     head = f'SELECT p.user_id AS "{entity}", s.snapshot_at, '
     spine = f"(VALUES {_values(snapshots)}) s(snapshot_at)"
     if rule.rule == "cancellation":
@@ -85,12 +89,16 @@ def population_label_sql(rule: LabelRule, snapshots: Sequence[datetime], horizon
             types = f" AND e.event_type IN ({', '.join(literal(t) for t in rule.event_types)})"
         lookback = int(rule.lookback_days or 0)
         return (
-            "WITH p AS (SELECT DISTINCT e.user_id, s.snapshot_at FROM raw_data.events e JOIN " + spine
+            "WITH p AS (SELECT DISTINCT e.user_id, s.snapshot_at FROM raw_data.events e JOIN "
+            + spine
             + f" ON e.event_at < s.snapshot_at AND e.event_at >= s.snapshot_at - INTERVAL {lookback} DAY),\n"
-            "a AS (SELECT DISTINCT e.user_id, s.snapshot_at FROM raw_data.events e JOIN " + spine
+            "a AS (SELECT DISTINCT e.user_id, s.snapshot_at FROM raw_data.events e JOIN "
+            + spine
             + f" ON e.event_at >= s.snapshot_at AND e.event_at < s.snapshot_at + INTERVAL {h} DAY{types})\n"
-            + head + label_of("a.user_id IS NULL") + f", {mature} AS label_mature\n"
-            "FROM p JOIN " + spine.replace(" s(", " s(") + " ON s.snapshot_at = p.snapshot_at\n"
+            + head
+            + label_of("a.user_id IS NULL")
+            + f", {mature} AS label_mature\n"
+            "FROM p JOIN " + spine + " ON s.snapshot_at = p.snapshot_at\n"
             "LEFT JOIN a ON a.user_id = p.user_id AND a.snapshot_at = p.snapshot_at"
         )
     grace = int(rule.grace_days)
@@ -100,10 +108,13 @@ def population_label_sql(rule: LabelRule, snapshots: Sequence[datetime], horizon
         "AND (r.ended_at IS NULL OR r.ended_at > c.ended_at))"
     )
     return (
-        "WITH c AS (SELECT x.user_id, s.snapshot_at, x.ended_at FROM raw_data.subscriptions x JOIN " + spine
+        "WITH c AS (SELECT x.user_id, s.snapshot_at, x.ended_at FROM raw_data.subscriptions x JOIN "
+        + spine
         + " ON x.started_at < s.snapshot_at AND (x.ended_at IS NULL OR x.ended_at >= s.snapshot_at)),\n"
         f"p AS (SELECT c.user_id, c.snapshot_at, bool_or(coalesce(c.ended_at < c.snapshot_at + INTERVAL {h} DAY, FALSE) "
         f"AND {ended}) AS churned FROM c GROUP BY 1, 2)\n"
-        + head + label_of("p.churned") + f", {mature} AS label_mature\n"
+        + head
+        + label_of("p.churned")
+        + f", {mature} AS label_mature\n"
         "FROM p JOIN " + spine + " ON s.snapshot_at = p.snapshot_at"
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 import pandas as pd
 
+from churn.abtest.offline import OfflineComparison
 from churn.modeling.predict import ChurnPredictor
 from churn.modeling.train import TrainingResult
 from churn.registry import ModelRegistry, ModelVersion
@@ -61,12 +62,12 @@ class DatasetMismatchError(RuntimeError):
     """A model used on a data set other than the one it was trained on."""
 
 
-def dataset_params(info: dict | None) -> dict:
+def dataset_params(info: dict[str, Any] | None) -> dict[str, Any]:
     """Registry parameters naming the data set a model is trained on (name and identity)."""
     return {"dataset": info["name"], "dataset_fingerprint": info["fingerprint"]} if info else {}
 
 
-def production_stage_for(production: ModelVersion | None, info: dict | None) -> tuple[str, str]:
+def production_stage_for(production: ModelVersion | None, info: dict[str, Any] | None) -> tuple[str, str]:
     """(stage, reason) for a newly trained model: production when there is none, or when the
     production model belongs to another data set (or the same name with other generation
     parameters); else staging, a candidate for the A/B phase."""
@@ -79,7 +80,7 @@ def production_stage_for(production: ModelVersion | None, info: dict | None) -> 
     return "staging", "candidate from train-model"
 
 
-def check_dataset(record: ModelVersion, info: dict | None) -> None:
+def check_dataset(record: ModelVersion, info: dict[str, Any] | None) -> None:
     """Refuse to score, monitor or test ``record`` on a data set it was not trained on."""
     theirs = record.params.get("dataset_fingerprint")
     if info is not None and theirs is not None and theirs != info["fingerprint"]:
@@ -88,7 +89,7 @@ def check_dataset(record: ModelVersion, info: dict | None) -> None:
             f"{info['fingerprint']}: run train-model on this data set first (a model is only used on its own data)")
 
 
-def archive_other_datasets(registry: ModelRegistry, model_name: str, info: dict | None) -> list[int]:
+def archive_other_datasets(registry: ModelRegistry, model_name: str, info: dict[str, Any] | None) -> list[int]:
     """Archive staging candidates trained on another data set (they can never be A/B-tested here)."""
     archived = []
     for record in registry.list_models(model_name, stage="staging"):
@@ -101,7 +102,7 @@ def archive_other_datasets(registry: ModelRegistry, model_name: str, info: dict 
 
 
 def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name: str, alpha: float = 0.05,
-                        n_snapshots: int = 2):
+                        n_snapshots: int = 2) -> OfflineComparison | None:
     """Offline champion/challenger: production vs the newest staging candidate on the newest
     matured snapshots neither trained on; promotes or records ``offline_keep_control`` with the
     evidence in the registry. None when there is no candidate or no such snapshot."""
@@ -133,7 +134,7 @@ def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name
     return result
 
 
-def training_options(record: ModelVersion) -> dict:
+def training_options(record: ModelVersion) -> dict[str, Any]:
     """How ``record`` was trained (model kind, log1p features, baseline feature), so a retrained
     candidate is trained the same way. Models registered before these existed used none."""
     params = record.params

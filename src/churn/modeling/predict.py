@@ -54,14 +54,15 @@ class ChurnPredictor:
 
     def transform(self, x: np.ndarray) -> np.ndarray:
         """Raw feature values -> the model's inputs (log1p on ``log_features``)."""
-        idx = getattr(self, "_log_idx", [])  # artifacts pickled before log_features existed
+        idx: list[int] = getattr(self, "_log_idx", [])  # artifacts pickled before log_features existed
         return log1p_columns(x, idx) if idx else np.asarray(x, dtype=float)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Log-odds for a (n, n_features) array in ``self.features`` order."""
         if not getattr(self, "_linear", True):
             p = np.clip(self.pipeline.predict_proba(self.transform(np.atleast_2d(x)))[:, 1], 1e-12, 1 - 1e-12)
-            return np.log(p / (1 - p))
+            logit: np.ndarray = np.log(p / (1 - p))
+            return logit
         logits: np.ndarray = ((self.transform(x) - self._mean) / self._scale) @ self._coef + self._intercept
         return logits
 

@@ -63,21 +63,23 @@ def make_pipeline(c: float, seed: int = 0, kind: str = "logistic") -> Pipeline:
     ])  # fmt: skip
 
 
-class _SingleThreaded(HistGradientBoostingClassifier):
+class _SingleThreaded(HistGradientBoostingClassifier):  # type: ignore[misc]
     """Gradient boosting that fits and predicts on one OpenMP thread: on a shared machine the
     default spinning threads made a 0.3 s fit take 20 s (measured here, load 7 on 2 cores)."""
 
-    def fit(self, X, y, sample_weight=None):  # noqa: N803 - scikit-learn's signature
+    def fit(self, X: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> _SingleThreaded:
+        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+        with threadpool_limits(limits=1, user_api="openmp"):
+            super().fit(X, y, sample_weight)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="openmp"):
-            return super().fit(X, y, sample_weight)
-
-    def predict_proba(self, X):  # noqa: N803
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="openmp"):
-            return super().predict_proba(X)
+            proba: np.ndarray = super().predict_proba(X)
+        return proba
 
 
 def model_inputs(frame: pd.DataFrame, features: list[str], log_features: tuple[str, ...] | list[str] = ()) -> np.ndarray:

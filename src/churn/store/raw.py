@@ -15,27 +15,36 @@ DATASET_TABLE = f"{RAW_SCHEMA_NAME}.dataset"
 """One row: which data set the raw tables hold (name, identity fingerprint, source, rule)."""
 
 
-def dataset_row(info: dict) -> pd.DataFrame:
+def dataset_row(info: dict[str, Any]) -> pd.DataFrame:
     """The ``raw_data.dataset`` row for ``info`` (name, fingerprint, source, rule, config)."""
     import json
 
-    return pd.DataFrame([{"name": str(info["name"]), "fingerprint": str(info["fingerprint"]),
-                          "source": str(info.get("source", "")), "rule": str(info.get("rule", "")),
-                          "config": json.dumps(info.get("config", {}), default=str),
-                          "loaded_at": pd.Timestamp.now(tz="UTC").tz_localize(None)}])
+    return pd.DataFrame(
+        [
+            {
+                "name": str(info["name"]),
+                "fingerprint": str(info["fingerprint"]),
+                "source": str(info.get("source", "")),
+                "rule": str(info.get("rule", "")),
+                "config": json.dumps(info.get("config", {}), default=str),
+                "loaded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+            }
+        ]
+    )
 
 
-def dataset_info(warehouse: Warehouse) -> dict | None:
+def dataset_info(warehouse: Warehouse) -> dict[str, Any] | None:
     """The data set the raw tables hold (None for a warehouse loaded before data sets existed)."""
     with warehouse.reader() as con:
         if not Warehouse.table_exists(con, DATASET_TABLE):
             return None
         frame = Warehouse.read_table(con, DATASET_TABLE)
-    return frame.iloc[0].to_dict() if len(frame) else None
+    return {str(k): v for k, v in frame.iloc[0].to_dict().items()} if len(frame) else None
 
 
-def write_raw_tables(warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFrame]],
-                     dataset: dict | None = None) -> dict[str, int]:
+def write_raw_tables(
+    warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFrame]], dataset: dict[str, Any] | None = None
+) -> dict[str, int]:
     """Replace the raw tables (and the simulator's truth table) with the rows of ``chunks``.
 
     Each chunk maps table names (``users``, ``events``, ``billing`` and optionally
@@ -110,15 +119,23 @@ def describe_raw(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
             SELECT date_trunc('month', churned_at) AS month, count(*) AS churned
             FROM raw_data.users WHERE churned_at IS NOT NULL GROUP BY 1 ORDER BY 1""",
     }
-    needs = {"billing_types": ("billing", "billing_type"), "plans": ("users", "plan"),
-             "monthly_churn": ("users", "churned_at")}
+    needs = {
+        "billing_types": ("billing", "billing_type"),
+        "plans": ("users", "plan"),
+        "monthly_churn": ("users", "churned_at"),
+    }
     with warehouse.reader() as con:
         out = {}
         for name, sql in queries.items():
             table, column = needs.get(name, ("events", "event_type"))
-            columns = {r[0] for r in con.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw_data' "
-                "AND table_name = ?", [table]).fetchall()}
+            columns = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw_data' "
+                    "AND table_name = ?",
+                    [table],
+                ).fetchall()
+            }
             has_rows = name != "billing_types" or con.execute("SELECT count(*) FROM raw_data.billing").fetchall()[0][0]
             if column in columns and has_rows:
                 out[name] = con.execute(sql).df()

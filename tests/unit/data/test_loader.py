@@ -17,10 +17,19 @@ EVENTS = "member,when,what,amount\n7,2024-03-01 10:00,boost,2.5\n7,2024-03-02 11
 
 def _dataset(tmp_path: Path, log: str = EVENTS, **changes) -> Path:
     (tmp_path / "log.csv").write_text(log)
-    data = {"name": "app", "events": {"path": "log.csv", "user": "member", "time": "when", "type": "what",
-                                      "value": "amount", "timezone": "Europe/Berlin"},
-            "churn": {"rule": "inactivity", "lookback_days": 30},
-            "snapshots": {"cadence_days": 7, "horizon_days": 14}}
+    data = {
+        "name": "app",
+        "events": {
+            "path": "log.csv",
+            "user": "member",
+            "time": "when",
+            "type": "what",
+            "value": "amount",
+            "timezone": "Europe/Berlin",
+        },
+        "churn": {"rule": "inactivity", "lookback_days": 30},
+        "snapshots": {"cadence_days": 7, "horizon_days": 14},
+    }
     for key, value in changes.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     path = tmp_path / "dataset.yaml"
@@ -55,15 +64,30 @@ def test_dates_long_ago_are_accepted(tmp_path: Path) -> None:
     assert _read(wh, "SELECT year(min(event_at)) AS y FROM raw_data.events").y.iloc[0] == 1987
 
 
-@pytest.mark.parametrize(("log", "changes", "message"), [
-    (EVENTS, {"events": {"user": "customer"}}, r"events.user: column 'customer' is not in .*log.csv"),
-    ("member,when,what,amount\n7,yesterday,boost,1\n", {}, r"events.time: column 'when' .* cannot be parsed .* 'yesterday'"),
-    ("member,when,what,amount\n7,2999-01-01,boost,1\n", {}, r"events.time: .*1 future timestamp"),
-    ("member,when,what,amount\nx7,2024-01-01,boost,1\n", {}, r"events.user: column 'member' .* not an integer id .*'x7'"),
-    ("member,when,what,amount\n7,2024-01-01,boost,lots\n", {}, r"events.value: column 'amount' .* not a number .*'lots'"),
-    (EVENTS, {"events": {"timezone": "Mars/Olympus"}}, r"events.timezone: unknown time zone 'Mars/Olympus'"),
-    (EVENTS, {"churn": {"event_types": ["purchase"]}}, r"churn.event_types: \['purchase'\] never occur"),
-])
+@pytest.mark.parametrize(
+    ("log", "changes", "message"),
+    [
+        (EVENTS, {"events": {"user": "customer"}}, r"events.user: column 'customer' is not in .*log.csv"),
+        (
+            "member,when,what,amount\n7,yesterday,boost,1\n",
+            {},
+            r"events.time: column 'when' .* cannot be parsed .* 'yesterday'",
+        ),
+        ("member,when,what,amount\n7,2999-01-01,boost,1\n", {}, r"events.time: .*1 future timestamp"),
+        (
+            "member,when,what,amount\nx7,2024-01-01,boost,1\n",
+            {},
+            r"events.user: column 'member' .* not an integer id .*'x7'",
+        ),
+        (
+            "member,when,what,amount\n7,2024-01-01,boost,lots\n",
+            {},
+            r"events.value: column 'amount' .* not a number .*'lots'",
+        ),
+        (EVENTS, {"events": {"timezone": "Mars/Olympus"}}, r"events.timezone: unknown time zone 'Mars/Olympus'"),
+        (EVENTS, {"churn": {"event_types": ["purchase"]}}, r"churn.event_types: \['purchase'\] never occur"),
+    ],
+)
 def test_bad_input_is_named_and_previous_tables_kept(tmp_path: Path, log: str, changes: dict, message: str) -> None:
     wh = Warehouse(tmp_path / "w.duckdb")
     load_files(wh, load_dataset(_dataset(tmp_path)))
@@ -82,8 +106,14 @@ def test_events_of_users_missing_from_the_users_file_are_refused(tmp_path: Path)
 
 
 def test_a_glob_of_parquet_files_is_one_log(tmp_path: Path) -> None:
-    frame = pd.DataFrame({"member": [1, 2], "when": pd.to_datetime(["2024-01-01", "2024-01-02"]),
-                          "what": ["a", "b"], "amount": [1.0, 2.0]})
+    frame = pd.DataFrame(
+        {
+            "member": [1, 2],
+            "when": pd.to_datetime(["2024-01-01", "2024-01-02"]),
+            "what": ["a", "b"],
+            "amount": [1.0, 2.0],
+        }
+    )
     for i in range(2):
         frame.assign(member=frame.member + 10 * i).to_parquet(tmp_path / f"part{i}.parquet")
     path = _dataset(tmp_path, events={"path": "part*.parquet", "timezone": "UTC"})

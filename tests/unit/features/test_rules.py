@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -123,7 +122,9 @@ def _subscription_truth(plans: pd.DataFrame, t: pd.Timestamp, horizon: int, grac
         churn = False
         for end in active.period_end.dropna():
             if end < t + horizon * DAY:
-                renewed = rows[(rows.period_start <= end + grace * DAY) & (rows.period_end.isna() | (rows.period_end > end))]
+                renewed = rows[
+                    (rows.period_start <= end + grace * DAY) & (rows.period_end.isna() | (rows.period_end > end))
+                ]
                 churn |= renewed.empty
         out[user] = int(churn)
     return pd.Series(out, dtype=int).sort_index()
@@ -139,8 +140,9 @@ def test_subscription_labels_follow_the_definition_with_returning_users(product)
         frame = build_feature_frame(con, dataset_spec(con, ds), snaps, 30, datetime(2025, 1, 1), rule=rule)
     for t in map(pd.Timestamp, snaps):
         got = frame[frame.snapshot_at == t].set_index("user_id").label.astype(int).sort_index()
-        pd.testing.assert_series_equal(got, _subscription_truth(plans, t, 30, 14), check_names=False,
-                                       check_index_type=False)
+        pd.testing.assert_series_equal(
+            got, _subscription_truth(plans, t, 30, 14), check_names=False, check_index_type=False
+        )
         assert got.sum() > 0
 
 
@@ -154,11 +156,14 @@ def test_subscription_labels_mature_only_after_horizon_and_grace(product) -> Non
 
 
 def test_snapshots_wait_for_the_longest_window_and_say_when_they_do_not_fit() -> None:
-    dates = snapshot_schedule("2024-01-01", "2025-01-01", cadence_days=14, horizon_days=30,
-                              longest_window_days=60, maturity_days=44)
+    dates = snapshot_schedule(
+        "2024-01-01", "2025-01-01", cadence_days=14, horizon_days=30, longest_window_days=60, maturity_days=44
+    )
     assert dates[0] >= datetime(2024, 3, 1) and dates[-1] <= datetime(2024, 11, 18)
-    assert {(b - a).days for a, b in zip(dates, dates[1:])} == {14}
-    with pytest.raises(SnapshotError, match=r"not enough snapshots: the data spans 151 days .* room for 1 .* but 12 are needed"):
+    assert {(b - a).days for a, b in zip(dates, dates[1:], strict=False)} == {14}
+    with pytest.raises(
+        SnapshotError, match=r"not enough snapshots: the data spans 151 days .* room for 1 .* but 12 are needed"
+    ):
         snapshot_schedule("2025-01-01", "2025-06-01", cadence_days=14, horizon_days=60, longest_window_days=90)
 
 
@@ -167,10 +172,13 @@ def test_a_spec_feature_over_an_event_type_that_never_occurs_is_refused(product,
 
     ds, wh, _ = product
     spec = yaml.safe_load((ROOT / "examples/product_log/features.yaml").read_text())
-    spec["features"].append({"name": "teleports", "source": "events", "aggregation": "count", "filter": {"action": "teleport"}})
+    spec["features"].append(
+        {"name": "teleports", "source": "events", "aggregation": "count", "filter": {"action": "teleport"}}
+    )
     (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
     bad = ds.model_copy(update={"features": str(tmp_path / "spec.yaml")})
-    with wh.reader() as con, pytest.raises(FeatureSpecError, match=r"'teleports' filters event_type on \['teleport'\], which never occur"):
+    never = r"'teleports' filters event_type on \['teleport'\], which never occur"
+    with wh.reader() as con, pytest.raises(FeatureSpecError, match=never):
         dataset_spec(con, bad)
     assert longest_window(dataset_spec(wh.reader().__enter__(), ds)) == 60
 
@@ -183,12 +191,21 @@ def test_the_automatic_spec_covers_types_values_attributes_and_subscriptions(pro
     ds, wh, tables = product
     with wh.reader() as con:
         spec = automatic_spec(con, ds.model_copy(update={"features": None}))
-        frame = build_feature_frame(con, spec, [datetime(2024, 9, 1)], 30, datetime(2025, 1, 1),
-                                    rule=LabelRule("subscription", grace_days=14))
+        frame = build_feature_frame(
+            con, spec, [datetime(2024, 9, 1)], 30, datetime(2025, 1, 1), rule=LabelRule("subscription", grace_days=14)
+        )
     names = set(spec.feature_names)
     assert {f"{t}_90d" for t in tables["activity"].action.unique()} <= names  # all nine types
-    assert {"events_30d", "events_90d", "days_since_last_event", "tenure_days", "activity_trend",
-            "subscriptions_started", "platform_is_web", "country_is_us"} <= names
+    assert {
+        "events_30d",
+        "events_90d",
+        "days_since_last_event",
+        "tenure_days",
+        "activity_trend",
+        "subscriptions_started",
+        "platform_is_web",
+        "country_is_us",
+    } <= names
     assert recency_feature(spec) == "days_since_last_event"
     logged = log1p_features(spec)
     assert "events_90d" in logged and "platform_is_web" not in logged and "activity_trend" not in logged

@@ -21,8 +21,9 @@ LARGE = {"name": "synthetic", "fingerprint": "synthetic:bbbb"}  # n_users 100000
 
 
 def _register(registry: ModelRegistry, info: dict, stage: str):
-    return registry.register_model("churn_model", model={"w": 1}, params=dataset_params(info), stage=stage,
-                                   reason="test")
+    return registry.register_model(
+        "churn_model", model={"w": 1}, params=dataset_params(info), stage=stage, reason="test"
+    )
 
 
 def test_a_model_of_another_identity_is_replaced_in_production_and_refused(warehouse, tmp_path: Path) -> None:
@@ -30,7 +31,10 @@ def test_a_model_of_another_identity_is_replaced_in_production_and_refused(wareh
     assert production_stage_for(None, SMALL)[0] == "production"
     old = _register(registry, SMALL, "production")
     stale_candidate = _register(registry, SMALL, "staging")
-    assert production_stage_for(registry.get_production("churn_model"), SMALL) == ("staging", "candidate from train-model")
+    assert production_stage_for(registry.get_production("churn_model"), SMALL) == (
+        "staging",
+        "candidate from train-model",
+    )
     stage, why = production_stage_for(registry.get_production("churn_model"), LARGE)
     assert stage == "production" and "synthetic:aaaa" in why and "synthetic:bbbb" in why
     new = _register(registry, LARGE, "none")
