@@ -29,86 +29,62 @@ ab_seed = None
 # %%
 import pandas as pd
 
-from churn.abtest import model_guardrails
-from churn.abtest.manager import ABTestManager
+from churn.abtest.phase import TrafficPlan, run_ab_test
 from churn.abtest.plots import arms_figure
-from churn.abtest.simulate import churn_probability, simulate_outcomes
-from churn.modeling.lifecycle import champion_challenger, load_predictor
+from churn.modeling.lifecycle import champion_challenger
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
-from churn.store import abtests, offline, raw
+from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
 registry = ModelRegistry(wh, models_dir)
-manager = ABTestManager(wh, registry, model_name)
-production = registry.get_production(model_name)
-live = raw.has_simulator_truth(wh)  # simulated traffic needs the simulator's hidden truth
-staging = registry.list_models(model_name, stage="staging")
-candidate = max(staging, key=lambda m: m.version) if staging else None
-test_name = f"{model_name}-v{production.version}-vs-v{candidate.version}" if candidate else None
-print(f"control: v{production.version} (production); variant: " + (f"v{candidate.version} (staging)" if candidate else "none"))
-models = {"control": load_predictor(registry, model_name, production.version)[0],
-          "variant": load_predictor(registry, model_name, candidate.version)[0]} if candidate else {}
+plan = TrafficPlan(traffic_split=float(ab_traffic_split), offer_share=float(ab_offer_share),
+                   offer_effect=float(ab_offer_effect), window_days=int(ab_window_days),
+                   mde_relative=float(ab_mde_relative), seed=int(ab_seed))
 
 # %% [markdown]
 # ## Run the experiment
+# Started once per (control, variant) pair; a test whose outcomes were never recorded (its run
+# died in between) gets them now, and a test that is still running is concluded.
 
 # %%
-if candidate is not None and live and abtests.get_test(wh, test_name) is None:
-    latest = offline.latest_vectors(wh).merge(raw.truth_hazard(wh), on="user_id")
-    # planned baseline: the expected churn rate without offers, known to the simulator
-    baseline = float(churn_probability(latest.weekly_hazard.to_numpy(), int(ab_window_days)).mean())
-    manager.start_test(test_name=test_name, control_version=production.version, variant_version=candidate.version,
-                       traffic_split=float(ab_traffic_split), user_ids=latest.user_id.to_numpy(),
-                       mde=float(ab_mde_relative) * baseline, baseline=baseline, window_days=int(ab_window_days),
-                       offer_share=float(ab_offer_share), offer_effect=float(ab_offer_effect))
-    arms = manager.assignments(test_name).merge(latest, on="user_id")
-    arms["score"] = 0.0
-    for arm, model in models.items():
-        rows = arms.arm == arm
-        arms.loc[rows, "score"] = model.predict_proba(arms.loc[rows, model.features].to_numpy(float))
-    outcomes = simulate_outcomes(arms, float(ab_offer_share), float(ab_offer_effect), int(ab_window_days), int(ab_seed))
-    manager.record_outcomes(test_name, outcomes)
-    print(f"{len(outcomes):,} users: {outcomes.groupby('arm').size().to_dict()}")
+live = raw.has_simulator_truth(wh)  # simulated traffic needs the simulator's hidden truth
+ab = run_ab_test(wh, registry, model_name, plan) if live else None
+if ab is not None:
+    print(f"control: v{ab.production.version} (production); variant: "
+          + (f"v{ab.candidate.version} (staging)" if ab.candidate else "none"))
+else:
+    print("no simulator truth (your own data): the offline champion/challenger below decides")
 
 # %% [markdown]
 # ## Results
 
 # %%
-analysis = manager.analysis(test_name) if candidate is not None and live else None
-results = manager.get_test_results(test_name, analysis) if analysis else None
-pd.json_normalize(results).T if results else "no staging candidate: nothing to test"
+pd.json_normalize(ab.results).T if ab and ab.results else "no simulated test"
 
 # %%
-if analysis and analysis[1] is not None:
-    test, experiment, welch, daily = analysis
-    fig = arms_figure(results, daily, experiment.sequential.p_value, float(experiment.fixed.alpha))
+if ab and ab.analysis and ab.analysis[1] is not None:
+    test, experiment, welch, daily = ab.analysis
+    fig = arms_figure(ab.results, daily, experiment.sequential.p_value, float(experiment.fixed.alpha))
 
 # %% [markdown]
 # ## Decision
 # Guardrails compare the two models on the latest snapshot with matured labels (the same users
-# for both).
+# for both). The decision and the registry change it makes (promotion, or an `ab_*` event)
+# commit together.
 
 # %%
-decision = None
-if results and results["status"] == "running":
-    frame = offline.read_features(wh)
-    matured = frame[frame.label_mature & (frame.snapshot_at == frame[frame.label_mature].snapshot_at.max())]
-    y = matured.label.to_numpy(int)
-    control_scores, variant_scores = (m.predict_proba(matured[m.features].to_numpy(float)) for m in models.values())
-    decision = manager.conclude(test_name, model_guardrails(y, control_scores, y, variant_scores), analysis)
-final = abtests.get_test(wh, test_name) if test_name else None
-for reason in (final or {}).get("reasons", []):
+for reason in ((ab.final if ab else None) or {}).get("reasons", []):
     print("-", reason)
-print("decision:", final["decision"] if final else "no test")
+print("decision:", (ab.outcome if ab else None) or "no simulated test")
 
 # %% [markdown]
 # ## Offline champion/challenger (data without the simulator)
 
 # %%
 offline_result = None
-if candidate is not None and not live:
+if not live and registry.list_models(model_name, stage="staging"):
     offline_result = champion_challenger(registry, offline.read_features(wh), model_name)
     if offline_result is None:
         print("no matured snapshot after both models' training data: control stays (recorded)")
@@ -119,7 +95,6 @@ if candidate is not None and not live:
 pd.Series(offline_result.as_dict()).drop("reasons") if offline_result else None
 
 # %%
-if final is None and offline_result is not None:
-    final = {"decision": offline_result.decision}
-receipt = write_receipt(product["receipt"], test_name=test_name, decision=final["decision"] if final else None,
+outcome = ab.outcome if ab else (offline_result.decision if offline_result else None)
+receipt = write_receipt(product["receipt"], test_name=ab.test_name if ab else None, decision=outcome,
                         production_version=registry.get_production(model_name).version)

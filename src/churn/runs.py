@@ -22,9 +22,11 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
+import secrets
 import socket
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
@@ -80,7 +82,7 @@ class RunLock:
 
 
 def describe_holder(text: str) -> str:
-    """``pid 123, run 20261205T010203-123, started 2026-12-05 01:02:03 UTC`` from the lock file."""
+    """``pid 123, run 20261205T010203-123-9f3a, started 2026-12-05 01:02:03 UTC`` from the lock file."""
     try:
         holder = json.loads(text)
         return f"pid {holder['pid']}, run {holder['run_id']}, started {holder['started_at']} UTC"
@@ -99,7 +101,10 @@ def _build_force() -> bool | None:
     frame: FrameType | None = sys._getframe(1)
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "_build" and code.co_filename.replace(os.sep, "/").endswith("ploomber/dag/dag.py"):
+        # `_build_partially` renders before building when it skips upstream tasks (and the build
+        # then reuses that render without calling the hook again), so it counts as a build too
+        in_dag_module = code.co_filename.replace(os.sep, "/").endswith("ploomber/dag/dag.py")
+        if in_dag_module and code.co_name in ("_build", "_build_partially"):
             return bool(frame.f_locals.get("force"))
         frame = frame.f_back
     return None
@@ -111,7 +116,7 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
     if _CURRENT.get("rerendering") or build_force is None:
         return
     started = datetime.now(UTC).replace(tzinfo=None)
-    run_id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}"
+    run_id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(2)}"  # unique even within a second
     lock = RunLock(data_dir)
     lock.acquire(
         {
@@ -128,7 +133,7 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
         ledger.start(
             {
                 "run_id": run_id,
-                "as_of": params.get("as_of"),
+                "as_of": as_of_date(params.get("as_of")),
                 "params": params,
                 "code_version": code_version(root),
                 "pid": os.getpid(),
@@ -160,11 +165,26 @@ def on_finish(dag, report) -> None:
 
 
 def on_failure(dag, traceback: dict) -> None:
-    """Record a failed run (the traceback's last line) and each task's status; release the lock."""
+    """Record a failed run (the traceback's last line) and each task's status; release the lock.
+
+    A task that failed may have committed part of its work (a table) before its error, while
+    Ploomber keeps the product metadata of its last success: the next build would call it up to
+    date. Its metadata is deleted, so it (and what depends on it) runs again.
+    """
     if "run_id" not in _CURRENT:
         return
-    text = "\n".join(str(v) for v in (traceback or {}).values()).strip()
-    _close("failed", task_rows(dag, {}), text.splitlines()[-1][:2000] if text else "failed")
+    for name in dag:
+        if str(dag[name].exec_status) == "TaskStatus.Errored":
+            dag[name].product.metadata.delete()
+    _close("failed", task_rows(dag, {}), error_summary(traceback or {}))
+
+
+def error_summary(traceback: dict) -> str:
+    """The exception lines of Ploomber's build traceback (``RuntimeError: ...``), without its
+    banner, at most 2,000 characters."""
+    lines = [line.strip() for text in traceback.values() for line in str(text).splitlines()]
+    errors = [line for line in lines if re.match(r"^[A-Za-z_][\w.]*(Error|Exception|Interrupt)\b", line)]
+    return ("\n".join(dict.fromkeys(errors)) or "\n".join(lines[-3:]) or "failed")[:2000]
 
 
 def _close(status: str, tasks: list[dict], error: str | None) -> None:
@@ -182,6 +202,17 @@ def run_params(dag) -> dict[str, Any]:
     for name in dag:
         params.update(dag[name].params.to_json_serializable(params_only=True))
     return dict(sorted(params.items()))
+
+
+def as_of_date(value: Any) -> date | None:
+    """The run's ``as_of`` parameter as a date; None when the pipeline has none (or it is empty:
+    the end of the data)."""
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise ValueError(f"as_of {value!r} is not an ISO date (YYYY-MM-DD)") from None
 
 
 def planned_tasks(dag) -> list[str]:
@@ -235,11 +266,15 @@ def repair(
         return None, {}
     forced: dict[str, str] = {}
     for row in running.to_dict("records"):
-        ledger.mark_died(str(row["run_id"]), "its process ended while the run was running (killed or crashed)")
         started = pd.Timestamp(row["started_at"]).tz_localize("UTC").timestamp()
-        for name in json.loads(str(row["planned"])):
+        planned = json.loads(str(row["planned"]))
+        for name in planned:
             if name in dag and not _finished_since(dag[name], started):
                 forced.setdefault(name, f"did not finish in run {row['run_id']}")
+        # A partial build (`--partially`, `churn phase`) cannot repair tasks outside its DAG:
+        # the dead run stays `running` until a build that holds them all repairs it.
+        if all(name in dag for name in planned):
+            ledger.mark_died(str(row["run_id"]), "its process ended while the run was running (killed or crashed)")
     for name, why in unconfirmed_receipts(dag, warehouse).items():
         forced.setdefault(name, why)
     if forced:

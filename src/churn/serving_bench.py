@@ -77,11 +77,54 @@ def bench_in_process(env: dict[str, str], calls: int = 20_000, seed: int = 0) ->
     return {"case": "in-process online read + score", "calls": calls, "cached_share": cached / calls, **_ms(timings)}
 
 
+def bench_fallback(env: dict[str, str], calls: int = 5_000, seed: int = 1) -> dict:
+    """A prediction from the offline store (Redis skipped), as when Redis is down or misses."""
+    from churn.serving import Settings, scoring
+    from churn.serving.service import ServingState
+
+    state = ServingState.open(Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]))
+    model = state.models.require()
+    ids = np.random.default_rng(seed).choice(_user_ids(env), calls)
+    timings = np.empty(calls)
+    for i, uid in enumerate(ids.tolist()):
+        started = time.perf_counter()
+        scoring.score(model, state.features.lookup(model, [uid], use_cache=False))
+        timings[i] = time.perf_counter() - started
+    state.close()
+    return {"case": "in-process offline-store fallback + score", "calls": calls, **_ms(timings)}
+
+
+def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -> str:
+    """Where the in-process request time goes: cProfile's top functions by own time (markdown)."""
+    import cProfile
+    import pstats
+
+    from churn.serving import Settings, scoring
+    from churn.serving.service import ServingState
+
+    state = ServingState.open(Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]))
+    model = state.models.require()
+    ids = np.random.default_rng(2).choice(_user_ids(env), calls).tolist()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for uid in ids:
+        scoring.score(model, state.features.lookup(model, [uid]))
+    profiler.disable()
+    state.close()
+    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
+    lines = ["| function | calls per request | own µs per request |", "|---|---|---|"]
+    for (file, line, name), (_, ncalls, tottime, _, _) in rows:
+        where = f"{Path(file).name}:{line} {name}" if line else name
+        lines.append(f"| `{where}` | {ncalls / calls:.1f} | {tottime / calls * 1e6:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def _http_case(env: dict[str, str], workers: int, path: str, lua: str, fallback, duration: float,
-               connections: int) -> dict:
+               connections: int, app: str | None = None) -> dict:
     """Start a server with ``workers``, load ``path`` with wrk (else httpx), stop the server."""
     port = loadtest.free_port()
-    proc = loadtest.start_server(env, workers, port)
+    proc = loadtest.start_server(env, workers, port, app=app)
     try:
         url = f"http://127.0.0.1:{port}"
         if shutil.which("wrk"):
@@ -91,12 +134,30 @@ def _http_case(env: dict[str, str], workers: int, path: str, lua: str, fallback,
         loadtest.stop_server(proc)
 
 
-def bench_http_single(env: dict[str, str], workers: int, duration: float = 10.0, connections: int = 32) -> dict:
-    """``GET /predict/{id}`` with random known ids."""
+CEILINGS = {"bare FastAPI": "churn.serving.ceiling:bare_fastapi", "raw ASGI": "churn.serving.ceiling:raw_asgi_factory"}
+
+
+def bench_http_single(env: dict[str, str], workers: int, duration: float = 10.0, connections: int = 32,
+                      app: str | None = None, label: str = "GET /predict/{id}") -> dict:
+    """``GET /predict/{id}`` with random known ids (``app``: a ceiling app under the same load)."""
     ids, rng = _user_ids(env), np.random.default_rng(0)
     result = _http_case(env, workers, "", loadtest.LUA_SINGLE % ",".join(map(str, ids)),
-                        lambda c: c.get(f"/predict/{rng.choice(ids)}"), duration, connections)
-    return {"case": f"GET /predict/{{id}}, {workers} worker(s)", "workers": workers, **result}
+                        lambda c: c.get(f"/predict/{rng.choice(ids)}"), duration, connections, app)
+    return {"case": f"{label}, {workers} worker(s), -c{connections}", "workers": workers,
+            "connections": connections, "app": label, **result}
+
+
+def bench_ceilings(env: dict[str, str], workers: int = 2, duration: float = 10.0) -> list[dict]:
+    """The API and both ceiling apps at -c8 and -c64, same server settings, same run; each row
+    carries its share of the bare-FastAPI ceiling at the same concurrency."""
+    rows = []
+    for connections in (8, 64):
+        api = bench_http_single(env, workers, duration, connections)
+        ceilings = [bench_http_single(env, workers, duration, connections, app, name) for name, app in CEILINGS.items()]
+        bare = ceilings[0]["req_per_s"] or float("nan")
+        for row in (api, *ceilings):
+            rows.append({**row, "share_of_bare_fastapi": round(row["req_per_s"] / bare, 3)})
+    return rows
 
 
 def bench_http_batch(env: dict[str, str], workers: int = 1, batch: int = 1000, duration: float = 10.0,
@@ -121,7 +182,10 @@ def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 
     try:
         env = prepare(Path(data_dir), work)
         results = {"in_process": bench_in_process(env, calls),
+                   "fallback": bench_fallback(env, max(calls // 4, 100)),
+                   "profile": profile_in_process(env, max(calls // 4, 100)),
                    "http_single": [bench_http_single(env, w, duration) for w in (1, 2)],
+                   "ceilings": bench_ceilings(env, 2, duration),
                    "http_batch": [bench_http_batch(env, w, duration=duration) for w in (1, 2)]}
     finally:
         EmbeddedRedis(work).stop()
@@ -143,6 +207,19 @@ def comparison(results: dict) -> str:
     for r in [*results["http_single"], *results["http_batch"]]:
         lines.append(f"| {r['case']} | {r['tool']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
                      f"{r['errors']} {r['socket_errors']} |")
+    fallback = results.get("fallback")
+    if fallback:
+        lines += ["", f"Offline-store fallback (Redis skipped), in process: p50 {fallback['p50_ms']:.3f} ms, "
+                      f"p99 {fallback['p99_ms']:.3f} ms (goal: p50 under 5 ms)."]
+    if results.get("ceilings"):
+        lines += ["", "Ceilings (same launcher and server settings, same run, wrk -t1):", "",
+                  "| case | req/s | p50 ms | p99 ms | share of bare FastAPI |", "|---|---|---|---|---|"]
+        for r in results["ceilings"]:
+            lines.append(f"| {r['case']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
+                         f"{r['share_of_bare_fastapi']:.0%} |")
+    if results.get("profile"):
+        lines += ["", "Where an in-process cached prediction spends its time (cProfile, own time):", "",
+                  results["profile"]]
     return "\n".join(lines) + "\n"
 
 

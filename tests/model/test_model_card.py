@@ -33,9 +33,19 @@ def test_registering_a_result_writes_its_card_next_to_the_artifact(trained, defa
     page = card.read_text()
     low, high = bootstrap_auc_ci(trained.predictions["label"], trained.predictions["model"])
     assert f"[{low:.3f}, {high:.3f}]" in page  # the AUC's bootstrap interval
-    for expected in ("Data", "Features", "Validation metrics (95% intervals)", "Against the baseline and the canary",
-                     "Lift by score decile", "Limits", "fp-123", "0.510: ok (about 0.5)",
-                     f"{trained.baseline.auc:.3f}", "log-odds per standard deviation", *FEATURES):
+    for expected in (
+        "Data",
+        "Features",
+        "Validation metrics (95% intervals)",
+        "Against the baseline and the canary",
+        "Lift by score decile",
+        "Limits",
+        "fp-123",
+        "0.510: ok (about 0.5)",
+        f"{trained.baseline.auc:.3f}",
+        "log-odds per standard deviation",
+        *FEATURES,
+    ):
         assert expected in page, expected
     assert len(re.findall(r"<tr><td>\d+</td>", page)) == 10  # ten deciles
     assert "http" not in page  # offline, self-contained

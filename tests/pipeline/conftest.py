@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -40,6 +45,43 @@ def small_build(tmp_path_factory: pytest.TempPathFactory, embedded_redis) -> Pat
     return tmp
 
 
+
+
+def copy_build(build: Path, target: Path, redis_url: str) -> Path:
+    """A private copy of a finished build for tests that re-execute its notebooks (nbval).
+
+    Data, models, receipts and executed notebooks are copied; every path of ``build`` in the
+    notebooks' cells (injected parameters, upstream products) is pointed at the copy, and the
+    online store at ``redis_url``, so a re-run writes nothing the shared build's readers see.
+    """
+    shutil.copytree(build, target)
+    for path in (target / "reports").glob("*.ipynb"):
+        notebook = json.loads(path.read_text())
+        for cell in notebook["cells"]:
+            source = "".join(cell["source"]).replace(str(build), str(target))
+            if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+                source = re.sub(r'^redis_url = .*$', f"redis_url = {json.dumps(redis_url)}", source, flags=re.M)
+            cell["source"] = source.splitlines(keepends=True)
+        path.write_text(json.dumps(notebook, indent=1))
+    return target
+
+
+def with_database(url: str, db: int) -> str:
+    """``url`` pointing at Redis database ``db`` (redis://host:port/N or unix://path?db=N)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
+        return f"unix://{parts.path}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+@pytest.fixture()
+def build_copy(small_build: Path, tmp_path: Path, embedded_redis) -> Iterator[tuple[Path, str]]:
+    """(a private copy of the small build, the URL of its own, empty Redis database)."""
+    url = with_database(embedded_redis.url, 1)
+    redis.Redis.from_url(url).flushdb()
+    yield copy_build(small_build, tmp_path / "build", url), url
+    redis.Redis.from_url(url).flushdb()
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 
 from churn.registry import ModelRegistry
 from churn.store import offline
@@ -55,17 +57,28 @@ def test_build_leaves_a_production_model_predictions_and_online_vectors(small_bu
     assert read.values.tobytes() == latest[features].to_numpy(np.float64).tobytes()
 
 
-def test_executed_notebooks_rerun_identically_under_nbval(small_build: Path):
+def test_executed_notebooks_rerun_identically_under_nbval(small_build: Path, build_copy: tuple[Path, str],
+                                                          embedded_redis):
     """nbval re-executes every report; headline cells (row counts, content fingerprints) must
-    reproduce exactly: the same parameters give the same tables."""
-    notebooks = sorted(str(p) for p in (small_build / "reports").glob("*.ipynb"))
+    reproduce exactly: the same parameters give the same tables. It runs on a copy of the build
+    with its own Redis database, so the shared build and its online store are left as they were."""
+    shared = redis.Redis.from_url(embedded_redis.url)
+    before = (_sha256(small_build / "data" / "churn.duckdb"), sorted(shared.keys()))
+    copy, private_url = build_copy
+    notebooks = sorted(str(p) for p in (copy / "reports").glob("*.ipynb"))
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
          "-o", "addopts=", *notebooks],
-        cwd=small_build, capture_output=True, text=True, timeout=900,
+        cwd=copy, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:]
     assert "failed" not in result.stdout.splitlines()[-1]
+    assert redis.Redis.from_url(private_url).dbsize() > 0  # the re-run published into its own database
+    assert (_sha256(small_build / "data" / "churn.duckdb"), sorted(shared.keys())) == before
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _corrupt_raw_files(source: Path, target: Path) -> None:

@@ -27,6 +27,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
            "--window-size=1300,2400"]
 
+# The product's promise: a dashboard's first render (fresh kernel) takes under 10 s on the default
+# build. On a machine shared with other heavy jobs, CHURN_RENDER_BUDGET_S loosens it for one run.
+RENDER_BUDGET_S = float(os.environ.get("CHURN_RENDER_BUDGET_S", "10"))
+
 pytestmark = pytest.mark.slow
 
 
@@ -48,7 +52,7 @@ def voila(small_build: Path):
            "CHURN_MODELS_DIR": str(small_build / "data" / "models")}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("voila")), "notebooks/dashboards", "--no-browser",
-         f"--port={port}", "--Voila.ip=127.0.0.1"], cwd=ROOT, env=env,
+         f"--port={port}", "--Voila.ip=127.0.0.1", "--KernelManager.transport=ipc"], cwd=ROOT, env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -143,7 +147,7 @@ def test_dashboard_renders_charts_and_controls_offline_in_under_10_s(voila, tmp_
         assert control in labels, labels
     for error in ("Traceback", "Error:", "There was an error when executing cell"):
         assert error not in text, error
-    assert seconds < 10, f"{name} took {seconds:.1f} s to render"
+    assert seconds < RENDER_BUDGET_S, f"{name} took {seconds:.1f} s to render (budget {RENDER_BUDGET_S} s)"
 
 
 def test_monitoring_controls_redraw_the_feature_and_name_each_statistic(voila, tmp_path):
@@ -154,7 +158,8 @@ def test_monitoring_controls_redraw_the_feature_and_name_each_statistic(voila, t
         browser.call("Page.navigate", url=f"{voila}/voila/render/monitoring.ipynb")
         browser.wait_for(_charts_ready(3, ["Alerts and retraining", " drifted: "]))
         text = browser.text()
-        images = "[...document.querySelectorAll('img[src^=\"data:image/png\"]')].map(i => i.src.length + ':' + i.src.slice(-40)).join()"
+        images = ("[...document.querySelectorAll('img[src^=\"data:image/png\"]')]"
+                  ".map(i => i.src.length + ':' + i.src.slice(-40)).join()")
         before = browser.evaluate(images)
         chosen = browser.evaluate("""(() => {
             const select = [...document.querySelectorAll('.widget-dropdown')].find(d => d.innerText.startsWith('feature'))

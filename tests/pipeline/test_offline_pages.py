@@ -16,11 +16,23 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # No route out: every name resolves to nothing and every http(s) request goes to a dead proxy.
-OFFLINE = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
-           "--allow-file-access-from-files", "--window-size=1280,1600"]
-PHASES = [Path(task["product"]["nb_ipynb"]).stem for task in yaml.safe_load((ROOT / "pipeline.yaml").read_text())["tasks"]]
+OFFLINE = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--allow-file-access-from-files",
+    "--window-size=1280,1600",
+]
+PHASES = [
+    Path(task["product"]["nb_ipynb"]).stem for task in yaml.safe_load((ROOT / "pipeline.yaml").read_text())["tasks"]
+]
 
 pytestmark = pytest.mark.slow
 
@@ -35,31 +47,43 @@ def chromium() -> str:
 
 
 def _dom(chromium: str, page: Path, profile: Path) -> str:
-    result = subprocess.run([chromium, *OFFLINE, f"--user-data-dir={profile}", "--virtual-time-budget=5000",
-                             "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [chromium, *OFFLINE, f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     return result.stdout
 
 
 def _screenshot(chromium: str, page: Path, profile: Path, out: Path) -> np.ndarray:
-    subprocess.run([chromium, *OFFLINE, f"--user-data-dir={profile}", f"--screenshot={out}", page.as_uri()],
-                   capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [chromium, *OFFLINE, f"--user-data-dir={profile}", f"--screenshot={out}", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     return np.asarray(Image.open(out).convert("L"))
 
 
 def test_the_network_is_really_blocked(chromium, tmp_path):
     """Control: a page whose text comes from a CDN script stays without it."""
     page = tmp_path / "cdn.html"
-    page.write_text('<html><body><p id="x">offline</p><script src="https://cdn.jsdelivr.net/npm/jquery@3.7.1/dist/'
-                    'jquery.min.js"></script><script>if (window.jQuery) document.getElementById("x").textContent = '
-                    '"online";</script></body></html>')
+    page.write_text(
+        '<html><body><p id="x">offline</p><script src="https://cdn.jsdelivr.net/npm/jquery@3.7.1/dist/'
+        'jquery.min.js"></script><script>if (window.jQuery) document.getElementById("x").textContent = '
+        '"online";</script></body></html>'
+    )
     assert ">offline<" in _dom(chromium, page, tmp_path / "profile")
 
 
 def _pages(build: Path) -> list[tuple[Path, str]]:
     reports = build / "reports"
-    pages = [(reports / "index.html", "Churn pipeline reports"),
-             (reports / "data_quality" / "index.html", "expectations passed"),
-             (reports / "feature_quality" / "index.html", "expectations passed")]
+    pages = [
+        (reports / "index.html", "Churn pipeline reports"),
+        (reports / "data_quality" / "index.html", "expectations passed"),
+        (reports / "feature_quality" / "index.html", "expectations passed"),
+    ]
     pages += [(reports / f"{phase}.html", "") for phase in PHASES]
     pages += [(card, "Model card") for card in sorted((build / "data" / "models").glob("*/*.card.html"))]
     return pages

@@ -11,8 +11,10 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-PHASES = [Path(task["product"]["nb_ipynb"]).stem  # every notebook task of pipeline.yaml, in order
-          for task in yaml.safe_load((ROOT / "pipeline.yaml").read_text())["tasks"]]
+PHASES = [
+    Path(task["product"]["nb_ipynb"]).stem  # every notebook task of pipeline.yaml, in order
+    for task in yaml.safe_load((ROOT / "pipeline.yaml").read_text())["tasks"]
+]
 
 pytestmark = pytest.mark.slow
 

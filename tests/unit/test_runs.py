@@ -116,3 +116,146 @@ def test_receipt_tables_are_qualified():
     }
     assert _fingerprinted_tables(receipt) == {"raw_data.users": "3:1", "ml_pipeline.features": "9:2"}
     assert _fingerprinted_tables({"tables": None}) == {}
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CRON_RANGES = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _cron_field_ok(field: str, low: int, high: int) -> bool:
+    for part in field.split(","):
+        base, _, step = part.partition("/")
+        if step and not step.isdigit():
+            return False
+        if base == "*":
+            continue
+        bounds = base.split("-")
+        if not all(b.isdigit() and low <= int(b) <= high for b in bounds) or len(bounds) > 2:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("schedule", ["0 6 * * *", "30 2 * * 1-5"])
+def test_make_schedule_prints_a_cron_line_for_this_checkout(schedule: str):
+    """Five valid cron fields, then the build from this checkout with absolute paths (cron runs
+    with a bare environment), its output appended to a log under data/."""
+    out = subprocess.run(["make", "-s", "schedule", f"SCHEDULE={schedule}"], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout.strip()  # fmt: skip
+    fields = out.split()
+    assert " ".join(fields[:5]) == schedule
+    assert all(_cron_field_ok(f, lo, hi) for f, (lo, hi) in zip(fields[:5], CRON_RANGES, strict=True))
+    command = " ".join(fields[5:])
+    assert command.startswith(f"cd {ROOT} && /") and " build >> " in command and command.endswith(" 2>&1")
+    make = fields[8]
+    assert Path(make).is_absolute() and Path(make).exists()
+    assert f"{ROOT}/data/cron.log" in command
+
+
+READ_LEDGER_LOOP = """
+import sys, time
+from churn.store.runs import RunLedger
+ledger = RunLedger(sys.argv[1])
+print("reading", flush=True)
+end = time.monotonic() + 3
+while time.monotonic() < end:
+    ledger.runs()
+"""
+
+
+def test_ledger_writes_wait_out_a_reader_in_another_process(tmp_path: Path):
+    """DuckDB refuses a writer while another process has the file open read-only: a reader
+    polling the ledger (a status command) must not make the build's record fail."""
+    ledger = RunLedger(tmp_path)
+    base = {"params": {}, "pid": 1, "host": "h", "planned": []}
+    ledger.start({**base, "run_id": "r0", "started_at": pd.Timestamp("2026-12-05 00:00")})
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READ_LEDGER_LOOP, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert reader.stdout.readline().strip() == "reading"
+        for i in range(1, 30):
+            ledger.start(
+                {**base, "run_id": f"r{i}", "started_at": pd.Timestamp("2026-12-05 00:00") + pd.Timedelta(i, "s")}
+            )
+    finally:
+        assert reader.wait(timeout=60) == 0
+    assert len(ledger.runs()) == 30
+
+
+def _write(product, marker: str) -> None:
+    """A task that writes its product, then fails when ``marker`` exists (after its "commit")."""
+    Path(str(product)).write_text("written")
+    if Path(marker).exists():
+        raise RuntimeError("failed after writing")
+
+
+def _dag(tmp_path: Path):
+    from ploomber import DAG
+    from ploomber.executors import Serial
+    from ploomber.products import File
+    from ploomber.tasks import PythonCallable
+    from ploomber.util.dotted_path import DottedPath
+
+    dag = DAG(executor=Serial(build_in_subprocess=False))
+    dag.on_render = DottedPath({"dotted_path": "churn.runs.on_render", "data_dir": str(tmp_path / "data"),
+                                "warehouse": str(tmp_path / "data" / "churn.duckdb"), "root": str(tmp_path)})  # fmt: skip
+    dag.on_finish = DottedPath("churn.runs.on_finish")
+    dag.on_failure = DottedPath("churn.runs.on_failure")
+    PythonCallable(_write, File(tmp_path / "out.txt"), dag, name="write", params={"marker": str(tmp_path / "fail")})
+    return dag
+
+
+def test_a_task_that_failed_after_writing_runs_again_in_the_next_build(tmp_path: Path):
+    """Through real Ploomber builds with the DAG-level hooks: success is recorded; a forced build
+    whose task fails after writing is recorded as failed and the task loses its "up to date"
+    status, so the next plain build runs it again (Ploomber alone would skip it)."""
+    from ploomber.exceptions import DAGBuildError
+
+    ledger = RunLedger(tmp_path / "data")
+    _dag(tmp_path).build(show_progress=False)
+    assert _dag(tmp_path).build(show_progress=False)["Ran?"] == [False]  # up to date: skipped
+    (tmp_path / "fail").touch()
+    with pytest.raises(DAGBuildError):
+        _dag(tmp_path).build(force=True, show_progress=False)
+    (tmp_path / "fail").unlink()
+    assert _dag(tmp_path).build(show_progress=False)["Ran?"] == [True]
+    runs = ledger.runs()
+    assert list(runs.status) == ["succeeded", "succeeded", "failed", "succeeded"]
+    assert "RuntimeError: failed after writing" in runs.error.iloc[2]
+    assert list(ledger.tasks(runs.run_id.iloc[2]).status) == ["Errored"]
+    assert json.loads(runs.planned.iloc[1]) == [] and json.loads(runs.planned.iloc[3]) == ["write"]
+    assert not (tmp_path / "data" / "run.lock").read_text()  # released: nobody holds it
+
+
+def test_as_of_is_recorded_as_a_date_or_nothing():
+    from datetime import date
+
+    from churn.runs import as_of_date
+
+    assert as_of_date(None) is None and as_of_date("") is None
+    assert as_of_date("2026-01-02") == date(2026, 1, 2)
+    with pytest.raises(ValueError, match="'tomorrow' is not an ISO date"):
+        as_of_date("tomorrow")
+
+
+def test_a_partial_build_repairs_its_tasks_and_leaves_the_rest_to_a_full_build(tmp_path: Path):
+    """A dead run that planned a task outside this (partial) DAG: the tasks of this DAG it did
+    not finish are forced, and the dead run stays `running` for a build that holds them all."""
+    _dag(tmp_path).build(show_progress=False)
+    ledger = RunLedger(tmp_path / "data")
+    dead = {"params": {}, "pid": 1, "host": "h", "run_id": "dead", "planned": ["write", "elsewhere"]}
+    ledger.start({**dead, "started_at": pd.Timestamp.now(tz="UTC").tz_localize(None) + pd.Timedelta(1, "s")})
+    assert _dag(tmp_path).build(show_progress=False)["Ran?"] == [True]  # up to date, but forced
+    runs = ledger.runs().set_index("run_id")
+    assert runs.loc["dead", "status"] == "running"
+    assert json.loads(runs.drop("dead").forced.iloc[-1]) == {"write": "did not finish in run dead"}
+
+
+def test_a_partial_build_that_skips_upstream_is_locked_and_recorded(tmp_path: Path):
+    """`--partially TASK --skip-upstream` (what `churn phase` runs) renders outside DAG.build:
+    it still takes the lock and lands in the ledger."""
+    dag = _dag(tmp_path)
+    dag.build_partially("write", skip_upstream=True, force=True, show_progress=False)
+    runs = RunLedger(tmp_path / "data").runs()
+    assert list(runs.status) == ["succeeded"]
+    assert list(RunLedger(tmp_path / "data").tasks(runs.run_id.iloc[0]).status) == ["Executed"]

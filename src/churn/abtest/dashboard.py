@@ -1,6 +1,10 @@
 """The A/B dashboard's view of one test: arms, posteriors, daily looks, statistics, decision."""
 
+# IPython's display functions are untyped.
+# mypy: disable-error-code="no-untyped-call"
 from __future__ import annotations
+
+from typing import Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -13,10 +17,11 @@ from churn.store import abtests
 from churn.store.warehouse import Warehouse
 
 
-def statistics_table(results: dict) -> pd.Series:
+def statistics_table(results: dict[str, Any]) -> pd.Series[str]:
     """Each statistic named for what it is, with its interval or verdict."""
     return pd.Series({
-        "30-day churn rate, control / variant": f"{results['control']['churn_rate']:.2%} / {results['variant']['churn_rate']:.2%}",
+        "30-day churn rate, control / variant":
+            f"{results['control']['churn_rate']:.2%} / {results['variant']['churn_rate']:.2%}",
         "difference in churn rate (variant - control), 95% CI":
             f"{results['difference']:+.2%} [{results['ci'][0]:+.2%}, {results['ci'][1]:+.2%}]",
         "two-proportion test p-value": f"{results['p_value']:.4f}",
@@ -31,13 +36,15 @@ def statistics_table(results: dict) -> pd.Series:
     }, name="value")  # fmt: skip
 
 
-def show_test(manager: ABTestManager, warehouse: Warehouse, registry: ModelRegistry, model_name: str,
-              test_name: str) -> None:
+def show_test(
+    manager: ABTestManager, warehouse: Warehouse, registry: ModelRegistry, model_name: str, test_name: str
+) -> None:
     """Everything about ``test_name``: figure, statistics, decision with its reasons, registry events."""
     analysis = manager.analysis(test_name)
-    if analysis and analysis[1] is not None:
+    if analysis and analysis[1] is not None and analysis[1].sequential is not None and analysis[3] is not None:
         results = manager.get_test_results(test_name, analysis)
         _, experiment, _, daily = analysis
+        assert experiment is not None and experiment.sequential is not None and daily is not None  # checked above
         arms_figure(results, daily, experiment.sequential.p_value, float(experiment.fixed.alpha))
         plt.show()
         display(statistics_table(results).to_frame())
@@ -45,5 +52,9 @@ def show_test(manager: ABTestManager, warehouse: Warehouse, registry: ModelRegis
         display(Markdown(f"`{test_name}` has no outcomes yet."))
     test = abtests.get_test(warehouse, test_name)
     if test:
-        display(Markdown(f"### Decision: {test['decision'] or 'pending'}\n\n" + "\n".join(f"- {r}" for r in test["reasons"])))
+        display(
+            Markdown(
+                f"### Decision: {test['decision'] or 'pending'}\n\n" + "\n".join(f"- {r}" for r in test["reasons"])
+            )
+        )
         display(registry.list_events(model_name).tail(8))

@@ -59,7 +59,7 @@ def _run_of(report: Path) -> tuple[str, float | None, str | None]:
 
 def load_dag(project: Project) -> Any:
     """Ploomber's DAG of this project with the project's effective parameters, rendered."""
-    from ploomber.spec import DAGSpec  # type: ignore[import-untyped]
+    from ploomber.spec import DAGSpec
 
     with contextlib.chdir(project.root):
         dag = DAGSpec(str(project.root / PIPELINE), env=dict(project.params)).to_dag()

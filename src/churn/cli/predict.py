@@ -69,7 +69,9 @@ def predict(ctx: Context, user_ids: tuple[int, ...], no_cache: bool, as_json: bo
     if as_json:
         click.echo(json.dumps(out, indent=2, default=str))
     else:
-        click.echo(f"model version {out['model_version']}")
+        cut = out.get("band_cutoffs") or {}
+        bands = f" (risk bands: medium from p={cut['medium']:.4f}, high from p={cut['high']:.4f})" if cut else ""
+        click.echo(f"model version {out['model_version']}{bands}")
         for p in out["predictions"]:
             click.echo(
                 f"user {p['user_id']:>8}  p={p['probability']:.4f}  {p['risk_band']:6}  "

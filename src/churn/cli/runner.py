@@ -50,14 +50,30 @@ class RunResult:
     cause: failures.Cause | None
 
 
-def _pump(proc: subprocess.Popen, sinks: Sequence[BinaryIO]) -> bytes:
+# Ploomber's failure report (every failed task's traceback, 40-80 lines) starts with this banner;
+# from there on the output goes to the log only, and the terminal gets the short footer instead.
+FAILURE_BANNERS = (b"DAG build failed", b"DAG render failed")
+
+
+def _banner_at(chunk: bytes) -> int:
+    """Start of the line holding a failure banner in ``chunk``, or -1."""
+    hits = [chunk.find(b) for b in FAILURE_BANNERS if b in chunk]
+    return -1 if not hits else chunk.rfind(b"\n", 0, min(hits)) + 1
+
+
+def _pump(proc: subprocess.Popen, echo: BinaryIO, log: BinaryIO) -> bytes:
+    """Copy the output to the log, and to ``echo`` up to Ploomber's failure report."""
     assert proc.stdout is not None
-    chunks = []
+    chunks, echoing = [], True
     while chunk := os.read(proc.stdout.fileno(), 65536):
         chunks.append(chunk)
-        for sink in sinks:
-            sink.write(chunk)
-            sink.flush()
+        log.write(chunk)
+        if echoing:
+            cut = _banner_at(chunk)
+            echo.write(chunk if cut < 0 else chunk[:cut])
+            echo.flush()
+            echoing = cut < 0
+    log.flush()
     proc.wait()
     return b"".join(chunks)
 
@@ -85,11 +101,15 @@ def run_ploomber(
             stderr=subprocess.STDOUT,
             env={**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})},
         )
-        output = _pump(proc, [echo, sink])
+        output = _pump(proc, echo, sink)
     if proc.returncode == 0:
         return RunResult(0, log, None)
     cause = failures.find_cause(reports_dir, started, output.decode(errors="replace"), phase)
-    footer = [*cause.details(), f"full output: {log}"]
+    footer = [
+        "(Ploomber's report with the traceback is in the log and the failed notebook)",
+        *cause.details(),
+        f"full output: {log}",
+    ]
     if cause.notebook is not None:
         footer.append(f"failed notebook (traceback): {cause.notebook}")
     footer.append(cause.line())

@@ -116,7 +116,7 @@ def read_receipts(folder: Path) -> dict[str, dict[str, Any]]:
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_context
-def runs(ctx: Context, as_json: bool) -> None:
+def phases(ctx: Context, as_json: bool) -> None:
     """The last run of every phase: status, duration, and what its receipt says it wrote."""
     project = ctx.built_project()
     receipts = read_receipts(project.receipts_dir)
@@ -143,4 +143,36 @@ def runs(ctx: Context, as_json: bool) -> None:
         click.echo(f"{row['task']:20} {row['status']:8} {took:>9}  {(row['finished_at'] or '-')[:19]:19}  {summary}")
 
 
-COMMANDS = (status, runs)
+def _records(frame: Any) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records", date_format="iso")) if len(frame) else []
+
+
+@click.command()
+@click.option("--last", default=20, show_default=True, help="How many of the newest runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (each run with its tasks).")
+@pass_context
+def runs(ctx: Context, last: int, as_json: bool) -> None:
+    """The run ledger (<data_dir>/runs.duckdb): every build, newest last, with its status, time and
+    error, then the newest run's tasks. `churn phases` shows each phase's last run instead."""
+    from churn.store.runs import RunLedger
+
+    ledger = RunLedger(ctx.built_project().data_dir)
+    rows = _records(ledger.runs().tail(last))
+    if as_json:
+        click.echo(json.dumps([{**r, "tasks": _records(ledger.tasks(r["run_id"]))} for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo(f"no runs recorded in {ledger.path} yet (every `churn build` / `make build` records one)")
+        return
+    for r in rows:
+        error = (r.get("error") or "").strip().splitlines()
+        click.echo(f"{r['run_id']:24} {r['status']:9} started {str(r['started_at'])[:19]}  finished "
+                   f"{str(r.get('finished_at') or '-')[:19]:19}" + (f"  {error[-1][:120]}" if error else ""))
+    newest = rows[-1]["run_id"]
+    click.echo(f"tasks of {newest}:")
+    for t in _records(ledger.tasks(newest)):
+        took = f"{t['elapsed_s']:.1f} s" if t.get("elapsed_s") is not None else "-"
+        click.echo(f"  {t['task']:20} {t['status']:10} {took:>9}")
+
+
+COMMANDS = (status, phases, runs)

@@ -5,6 +5,8 @@ tables and to :mod:`churn.monitoring.plots`; everything it needs is read in one 
 first render does a handful of small queries and no recomputation.
 """
 
+# IPython's display functions are untyped.
+# mypy: disable-error-code="no-untyped-call"
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +16,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from churn.monitoring import plots
-from churn.monitoring.wording import (STATISTIC_MEANING, STATISTIC_NAMES, alert_sentence, drift_evidence,
-                                      drift_summary, feature_axis_labels)
+from churn.monitoring.wording import (
+    STATISTIC_MEANING,
+    STATISTIC_NAMES,
+    alert_sentence,
+    drift_evidence,
+    drift_summary,
+    feature_axis_labels,
+)
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
 from churn.store import monitoring
@@ -44,17 +52,26 @@ class MonitoringData:
 def load(warehouse: Warehouse, registry: ModelRegistry, model_name: str) -> MonitoringData:
     """Everything the dashboard shows (empty frames for what a build has not written yet)."""
     records = registry.list_models(model_name)
-    models = pd.DataFrame([{**r.to_dict(), "auc": r.metrics.get("auc"), "model card": str(card_path(r))}
-                           for r in records])
-    tables = {name: monitoring.read_table(warehouse, table) for name, table in
-              (("drift", monitoring.DRIFT), ("timeline", monitoring.TIMELINE), ("alerts", monitoring.ALERTS),
-               ("decisions", monitoring.DECISIONS), ("api", monitoring.API_METRICS))}
+    models = pd.DataFrame(
+        [{**r.to_dict(), "auc": r.metrics.get("auc"), "model card": str(card_path(r))} for r in records]
+    )
+    tables = {
+        name: monitoring.read_table(warehouse, table)
+        for name, table in (
+            ("drift", monitoring.DRIFT),
+            ("timeline", monitoring.TIMELINE),
+            ("alerts", monitoring.ALERTS),
+            ("decisions", monitoring.DECISIONS),
+            ("api", monitoring.API_METRICS),
+        )
+    }
     meta = warehouse.read_if_exists(FEATURE_SETS_TABLE, f"SELECT spec FROM {FEATURE_SETS_TABLE}")
     return MonitoringData(models=models, spec=None if meta.empty else str(meta.spec.iloc[0]), **tables)
 
 
-def run_windows(warehouse: Warehouse, registry: ModelRegistry, model_name: str, run_id: str,
-                features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
+def run_windows(
+    warehouse: Warehouse, registry: ModelRegistry, model_name: str, run_id: str, features: list[str]
+) -> tuple[pd.DataFrame, pd.DataFrame, str, str]:
     """The reference (the run's model's last training snapshot) and current (the run's date)
     feature windows of a monitoring run, with their dates: two snapshots, not the whole store."""
     version, day = _parse_run(run_id, model_name)
@@ -65,10 +82,15 @@ def run_windows(warehouse: Warehouse, registry: ModelRegistry, model_name: str, 
         FEATURES_TABLE,
         f"SELECT {columns} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
         f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
-        [reference_at.to_pydatetime(), day])
+        [reference_at.to_pydatetime(), day],
+    )
     current_at = frame.snapshot_at.max()
-    return (frame[frame.snapshot_at == reference_at], frame[frame.snapshot_at == current_at],
-            str(reference_at.date()), str(pd.Timestamp(current_at).date()))
+    return (
+        frame[frame.snapshot_at == reference_at],
+        frame[frame.snapshot_at == current_at],
+        str(reference_at.date()),
+        str(pd.Timestamp(current_at).date()),
+    )
 
 
 def _parse_run(run_id: str, model_name: str) -> tuple[int, str]:
@@ -80,34 +102,61 @@ def _parse_run(run_id: str, model_name: str) -> tuple[int, str]:
 
 # Views: each displays one panel for the current values of the dashboard's controls.
 
+
 def show_registry(data: MonitoringData) -> None:
     if data.models.empty:
         display(Markdown("No model registered yet: run `make build`."))
         return
-    display(data.models[["version", "stage", "auc", "created_at", "code_version", "model card"]]
-            .sort_values("version", ascending=False).round(3).set_index("version"))
+    display(
+        data.models[["version", "stage", "auc", "created_at", "code_version", "model card"]]
+        .sort_values("version", ascending=False)
+        .round(3)
+        .set_index("version")
+    )
 
 
-def show_drift(data: MonitoringData, warehouse: Warehouse, registry: ModelRegistry, model_name: str,
-               run_id: str, test: str, feature: str) -> None:
+def show_drift(
+    data: MonitoringData,
+    warehouse: Warehouse,
+    registry: ModelRegistry,
+    model_name: str,
+    run_id: str,
+    test: str,
+    feature: str,
+) -> None:
     """The run's drift summary (one named column per statistic), the chosen statistic for every
     feature, and the chosen feature's reference vs current distribution."""
     drift = data.drift[data.drift.run_id == run_id]
     summary = drift_summary(drift)
     drifted = summary[summary.drifted].index.tolist()
-    display(Markdown(f"**Run `{run_id}`**: {len(drifted)} of {len(summary)} features drifted"
-                     + (f" ({', '.join(drifted)})" if drifted else "") + ". Expected drift (reported, never alarmed): "
-                     + (", ".join(summary[summary.expected].index) or "none") + "."))
+    display(
+        Markdown(
+            f"**Run `{run_id}`**: {len(drifted)} of {len(summary)} features drifted"
+            + (f" ({', '.join(drifted)})" if drifted else "")
+            + ". Expected drift (reported, never alarmed): "
+            + (", ".join(summary[summary.expected].index) or "none")
+            + "."
+        )
+    )
     display(summary.round(4))
     rows = drift[drift.test == test].set_index("feature")
     if not rows.empty:
-        plots.statistic_figure(rows.effect_size, STATISTIC_NAMES[test], STATISTIC_MEANING[test],
-                               float(rows.threshold.iloc[0]), rows.drifted.astype(bool))
+        plots.statistic_figure(
+            rows.effect_size,
+            STATISTIC_NAMES[test],
+            STATISTIC_MEANING[test],
+            float(rows.threshold.iloc[0]),
+            rows.drifted.astype(bool),
+        )
         plt.show()
     labels = feature_axis_labels(data.spec, [feature])
     reference, current, ref_day, cur_day = run_windows(warehouse, registry, model_name, run_id, [feature])
     evidence = drift_evidence(drift, feature)
-    title = f"{feature}: " + (f"drifted ({evidence})" if evidence else "no drift") + f"; reference {ref_day}, current {cur_day}"
+    title = (
+        f"{feature}: "
+        + (f"drifted ({evidence})" if evidence else "no drift")
+        + f"; reference {ref_day}, current {cur_day}"
+    )
     plots.feature_figure(reference[feature], current[feature], labels[feature], title)
     plt.show()
 
@@ -121,8 +170,10 @@ def show_performance(data: MonitoringData, version: int) -> None:
     rows = rows[rows.run_id == rows.sort_values("run_at").run_id.iloc[-1]].reset_index(drop=True)
     plots.timeline_figure(rows)
     plt.show()
-    shown = rows[["snapshot_at", "vectors", "churners", "churn_rate", "auc", "precision", "recall", "brier", "in_training"]]
-    display(shown.round({c: 4 for c in ("churn_rate", "auc", "precision", "recall", "brier")}))
+    shown = rows[
+        ["snapshot_at", "vectors", "churners", "churn_rate", "auc", "precision", "recall", "brier", "in_training"]
+    ]
+    display(shown.round(dict.fromkeys(("churn_rate", "auc", "precision", "recall", "brier"), 4)))
 
 
 def show_alerts(data: MonitoringData) -> None:
@@ -136,5 +187,8 @@ def show_alerts(data: MonitoringData) -> None:
             lines.append(f"- **{alert.severity}** ({alert.status}): {alert_sentence(alert, run_rows)}")
         display(Markdown("\n".join(lines)))
     if not data.decisions.empty:
-        display(data.decisions.sort_values("decided_at", ascending=False)[
-            ["decided_at", "model_version", "retrain", "action", "candidate_version"]])
+        display(
+            data.decisions.sort_values("decided_at", ascending=False)[
+                ["decided_at", "model_version", "retrain", "action", "candidate_version"]
+            ]
+        )

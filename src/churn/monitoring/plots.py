@@ -5,6 +5,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
@@ -28,12 +29,12 @@ def distribution_figure(reference: pd.DataFrame, current: pd.DataFrame, features
     return fig
 
 
-def _histograms(ax, reference: pd.Series, current: pd.Series, bins: int = 30) -> None:
+def _histograms(ax: Axes, reference: pd.Series, current: pd.Series, bins: int = 30) -> None:
     ref, cur = reference.dropna(), current.dropna()
-    edges = np.histogram_bin_edges(pd.concat([ref, cur]), bins=bins)
+    edges = np.histogram_bin_edges(pd.concat([ref, cur]), bins=bins).tolist()
     for values, label in ((ref, "reference"), (cur, "current")):
         weights = np.full(len(values), 100.0 / max(len(values), 1))
-        ax.hist(values, bins=edges, weights=weights, alpha=0.5, label=f"{label} (n={len(values):,})")
+        ax.hist(values, bins=edges.tolist(), weights=weights, alpha=0.5, label=f"{label} (n={len(values):,})")
 
 
 def feature_figure(reference: pd.Series, current: pd.Series, label: str, title: str) -> Figure:

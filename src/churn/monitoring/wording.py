@@ -32,10 +32,9 @@ STATISTIC_MEANING: dict[str, str] = {
 def feature_axis_labels(spec: dict[str, Any] | str | None, features: list[str]) -> dict[str, str]:
     """``feature -> "events in the last 30 days (count)"``: the spec's description and the unit
     its aggregation implies (the name alone when the spec does not describe it)."""
-    if isinstance(spec, str):
-        spec = json.loads(spec)
+    data: dict[str, Any] = json.loads(spec) if isinstance(spec, str) else (spec or {})
     labels = {}
-    for name, doc in feature_docs(spec or {}, features).items():
+    for name, doc in feature_docs(data, features).items():
         description, unit = doc["description"] or name, doc["unit"]
         labels[name] = f"{description} ({unit})" if unit and "(" not in description else description
     return labels

@@ -121,14 +121,20 @@ def extra_links(reports_dir: Path, models_dirs: Sequence[Path] = ()) -> list[tup
     quality reports and the model card of every registered model."""
     from churn.reports.model_card import CARD_SUFFIX
 
-    cards = sorted((card for models_dir in models_dirs for card in models_dir.glob(f"*/v*{CARD_SUFFIX}")),
-                   key=lambda card: (card.parent.name, int("0" + card.name[1:].removesuffix(CARD_SUFFIX))))
+    cards = sorted(
+        (card for models_dir in models_dirs for card in models_dir.glob(f"*/v*{CARD_SUFFIX}")),
+        key=lambda card: (card.parent.name, int("0" + card.name[1:].removesuffix(CARD_SUFFIX))),
+    )
     return [
         ("raw data quality", reports_dir / "data_quality" / "index.html"),
         ("feature quality", reports_dir / "feature_quality" / "index.html"),
-        ("raw data quality: Great Expectations Data Docs (need internet)",
-         reports_dir / "data_quality" / "data_docs" / "index.html"),
-        ("feature quality: Great Expectations Data Docs (need internet)",
-         reports_dir / "feature_quality" / "data_docs" / "index.html"),
+        (
+            "raw data quality: Great Expectations Data Docs (need internet)",
+            reports_dir / "data_quality" / "data_docs" / "index.html",
+        ),
+        (
+            "feature quality: Great Expectations Data Docs (need internet)",
+            reports_dir / "feature_quality" / "data_docs" / "index.html",
+        ),
         *[(f"model card: {card.parent.name} {card.name.removesuffix(CARD_SUFFIX)}", card) for card in cards],
     ]

@@ -35,8 +35,9 @@ def exporter(show_code: bool = False) -> HTMLExporter:
     config = Config()
     config.TagRemovePreprocessor.enabled = True
     config.TagRemovePreprocessor.remove_cell_tags = set(PARAMETER_TAGS)
-    html = HTMLExporter(config=config, template_name="lab",
-                        extra_loaders=[jinja2.DictLoader({TEMPLATE_NAME: _TEMPLATE})])
+    html = HTMLExporter(
+        config=config, template_name="lab", extra_loaders=[jinja2.DictLoader({TEMPLATE_NAME: _TEMPLATE})]
+    )
     html.template_file = TEMPLATE_NAME
     html.exclude_input = not show_code
     html.exclude_input_prompt = True

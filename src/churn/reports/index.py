@@ -103,15 +103,21 @@ def _page(reports_dir: Path, rows: list[PhaseStatus], links: list[tuple[str, Pat
         figures = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in row.headline)
         detail = f'<div class="detail">{html.escape(row.detail)}</div>' if row.detail else ""
         seconds = f"{row.seconds:.1f} s" if row.seconds is not None else ""
-        body.append(f'<tr class="{row.status.replace(" ", "-")}"><td>{n}</td><td>{name}</td>'
-                    f'<td class="status">{html.escape(row.status)}{detail}</td><td>{html.escape(row.finished_at or "")}</td>'
-                    f'<td class="num">{seconds}</td><td><ul>{figures}</ul></td></tr>')
+        body.append(
+            f'<tr class="{row.status.replace(" ", "-")}"><td>{n}</td><td>{name}</td>'
+            f'<td class="status">{html.escape(row.status)}{detail}</td><td>{html.escape(row.finished_at or "")}</td>'
+            f'<td class="num">{seconds}</td><td><ul>{figures}</ul></td></tr>'
+        )
     total = sum(r.seconds or 0 for r in rows)
     counts = {s: sum(r.status == s for r in rows) for s in ("ok", "failed", "not run")}
     summary = ", ".join(f"{c} {s}" for s, c in counts.items() if c)
     more = "".join(f'<li><a href="{_rel(p, reports_dir)}">{html.escape(label)}</a></li>' for label, p in links)
-    return _HTML.format(summary=html.escape(summary), total=f"{total:.0f}", rows="\n".join(body),
-                        more=f"<h2>More</h2><ul>{more}</ul>" if more else "")
+    return _HTML.format(
+        summary=html.escape(summary),
+        total=f"{total:.0f}",
+        rows="\n".join(body),
+        more=f"<h2>More</h2><ul>{more}</ul>" if more else "",
+    )
 
 
 _HTML = """<!DOCTYPE html>

@@ -58,7 +58,9 @@ def metric_intervals(metrics: dict[str, Any]) -> pd.DataFrame:
         if precision > 0:
             flagged = round(true_pos / precision)
             low, high = wilson_interval(np.array([true_pos]), np.array([flagged]))
-            rows.append(("precision", precision, low[0], high[0], f"Wilson, {true_pos} of {flagged} flagged users churned"))
+            rows.append(
+                ("precision", precision, low[0], high[0], f"Wilson, {true_pos} of {flagged} flagged users churned")
+            )
     for name in ("pr_auc", "f1", "brier", "top_decile_lift"):
         if name in metrics:
             rows.append((name, metrics[name], None, None, ""))
@@ -75,17 +77,22 @@ def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
         low, high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
         metrics.loc[0, ["low", "high"]] = [low, high]
     sections = [
-        ("Data", _table([
-            ("training snapshots", _span(p.get("train_snapshots", []))),
-            ("validation snapshots", _span(p.get("valid_snapshots", []))),
-            ("label", f"churned within {p.get('horizon_days', '?')} days after the snapshot"),
-            ("validation rows", f"{int(m.get('n', 0)):,} ({int(m.get('positives', 0)):,} churners)"),
-            ("feature set", p.get("feature_set", "?")),
-            ("training-data fingerprint", record.training_data_fingerprint or "?"),
-            ("code version", record.code_version or "?"),
-            ("artifact", f"{Path(record.artifact_path).name} (sha256 {record.artifact_sha256[:16]}...)"),
-            ("registered", record.created_at.strftime("%Y-%m-%d %H:%M UTC")),
-        ])),
+        (
+            "Data",
+            _table(
+                [
+                    ("training snapshots", _span(p.get("train_snapshots", []))),
+                    ("validation snapshots", _span(p.get("valid_snapshots", []))),
+                    ("label", f"churned within {p.get('horizon_days', '?')} days after the snapshot"),
+                    ("validation rows", f"{int(m.get('n', 0)):,} ({int(m.get('positives', 0)):,} churners)"),
+                    ("feature set", p.get("feature_set", "?")),
+                    ("training-data fingerprint", record.training_data_fingerprint or "?"),
+                    ("code version", record.code_version or "?"),
+                    ("artifact", f"{Path(record.artifact_path).name} (sha256 {record.artifact_sha256[:16]}...)"),
+                    ("registered", record.created_at.strftime("%Y-%m-%d %H:%M UTC")),
+                ]
+            ),
+        ),
         ("Features", _features(record, result)),
         ("Validation metrics (95% intervals)", _metrics(metrics, m)),
         ("Against the baseline and the canary", _baseline(m)),
@@ -95,9 +102,14 @@ def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
         sections.append(("Lift by score decile (validation)", _deciles(table)))
     sections.append(("Limits", _limits(record)))
     body = "".join(f"<h2>{html.escape(h)}</h2>{content}" for h, content in sections)
-    return _PAGE.format(title=html.escape(title), body=body,
-                        intro=html.escape(f"Scaling + logistic regression (C = {p.get('C', '?')}), decision threshold "
-                                          f"{_num(p.get('threshold'))}, risk bands cut at {_bands(p.get('bands'))}."))
+    return _PAGE.format(
+        title=html.escape(title),
+        body=body,
+        intro=html.escape(
+            f"Scaling + logistic regression (C = {p.get('C', '?')}), decision threshold "
+            f"{_num(p.get('threshold'))}, risk bands cut at {_bands(p.get('bands'))}."
+        ),
+    )
 
 
 def _features(record: ModelVersion, result: Any | None) -> str:
@@ -106,16 +118,18 @@ def _features(record: ModelVersion, result: Any | None) -> str:
     coef = result.pipeline.named_steps["model"].coef_[0]
     logged = set(getattr(result, "log_features", ()))
     rows = sorted(zip(record.features, coef, strict=True), key=lambda fc: -abs(fc[1]))
-    return _table([(f, f"{c:+.3f} log-odds per standard deviation{' of log1p' if f in logged else ''} "
-                       f"({'raises' if c > 0 else 'lowers'} risk)") for f, c in rows], header=("feature", "coefficient"))
+    return _table(
+        [(f, f"{c:+.3f} log-odds per standard deviation{' of log1p' if f in logged else ''} "
+             f"({'raises' if c > 0 else 'lowers'} risk)") for f, c in rows],
+        header=("feature", "coefficient"),
+    )
 
 
 def _metrics(table: pd.DataFrame, m: dict[str, Any]) -> str:
     rows = []
-    row: Any  # a row of the metrics table
-    for row in table.itertuples():
-        interval = f"[{_num(row.low)}, {_num(row.high)}]" if pd.notna(row.low) else ""
-        rows.append((row.metric, _num(row.value), interval, row.interval))
+    for metric, value, low, high, how in table.itertuples(index=False):
+        interval = f"[{_num(low)}, {_num(high)}]" if low is not None and low == low else ""  # NaN != NaN
+        rows.append((str(metric), _num(value), interval, str(how)))
     threshold = f"<p>Precision, recall and F1 at the threshold {_num(m.get('threshold'))}.</p>"
     return _table(rows, header=("metric", "value", "95% interval", "how")) + threshold
 
@@ -123,16 +137,30 @@ def _metrics(table: pd.DataFrame, m: dict[str, Any]) -> str:
 def _baseline(m: dict[str, Any]) -> str:
     rows = [("model AUC", _num(m.get("auc"))), ("baseline AUC (recency alone)", _num(m.get("baseline_auc")))]
     canary = m.get("canary_auc")
-    verdict = ("not run for this version" if canary is None else
-               f"{_num(canary)}: {'ok (about 0.5)' if abs(float(canary) - 0.5) <= 0.05 else 'SUSPICIOUS (far from 0.5)'}")
+    verdict = (
+        "not run for this version"
+        if canary is None
+        else f"{_num(canary)}: {'ok (about 0.5)' if abs(float(canary) - 0.5) <= 0.05 else 'SUSPICIOUS (far from 0.5)'}"
+    )
     rows.append(("shuffled-label canary AUC", verdict))
     return _table(rows)
 
 
 def _deciles(table: pd.DataFrame) -> str:
-    rows = [(str(r.Index), f"{r.users:,}", f"{r.churners:,}", f"{r.churn_rate:.1%} [{r.rate_low:.1%}, {r.rate_high:.1%}]",
-             f"{r.lift:.2f}", f"{r.gain:.0%}") for r in table.itertuples()]
-    return _table(rows, header=("decile", "users", "churners", "churn rate [95%]", "lift", "cumulative churners caught"))
+    rows = [
+        (
+            str(r.Index),
+            f"{r.users:,}",
+            f"{r.churners:,}",
+            f"{r.churn_rate:.1%} [{r.rate_low:.1%}, {r.rate_high:.1%}]",
+            f"{r.lift:.2f}",
+            f"{r.gain:.0%}",
+        )
+        for r in table.itertuples()
+    ]
+    return _table(
+        rows, header=("decile", "users", "churners", "churn rate [95%]", "lift", "cumulative churners caught")
+    )
 
 
 def _limits(record: ModelVersion) -> str:
@@ -150,7 +178,7 @@ def _limits(record: ModelVersion) -> str:
     return "<ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
 
 
-def _table(rows: Sequence[tuple[object, ...]], header: tuple[str, ...] | None = None) -> str:
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str] | None = None) -> str:
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
     return f"<table>{head}{body}</table>"

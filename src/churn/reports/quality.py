@@ -25,13 +25,18 @@ def quality_report_html(report: QualityReport, title: str) -> str:
     """The page for ``report`` (tables in validation order, failures first within each)."""
     tables = list(dict.fromkeys(r.table for r in report.results))
     failed = sum(not r.success for r in report.results)
-    verdict = (f"all {len(report.results)} expectations passed" if report.success
-               else f"{failed} of {len(report.results)} expectations FAILED")
+    verdict = (
+        f"all {len(report.results)} expectations passed"
+        if report.success
+        else f"{failed} of {len(report.results)} expectations FAILED"
+    )
     summary = "".join(
         f'<tr class="{"ok" if ok == n else "failed"}"><td><a href="#{html.escape(t)}">{html.escape(t)}</a></td>'
         f"<td>{n}</td><td>{ok}</td><td>{n - ok}</td></tr>"
         for t in tables
-        for n, ok in [(sum(r.table == t for r in report.results), sum(r.table == t and r.success for r in report.results))]
+        for n, ok in [
+            (sum(r.table == t for r in report.results), sum(r.table == t and r.success for r in report.results))
+        ]
     )
     sections = []
     for table in tables:
@@ -44,12 +49,19 @@ def quality_report_html(report: QualityReport, title: str) -> str:
             f"<td>{html.escape(', '.join(map(str, r.examples[:5])))}</td><td>{html.escape(r.notes or '')}</td></tr>"
             for r in rows
         )
-        sections.append(f'<h2 id="{html.escape(table)}">{html.escape(table)}</h2><table><tr><th>result</th>'
-                        "<th>expectation</th><th>column</th><th>observed</th><th>unexpected rows</th>"
-                        f"<th>examples</th><th>why</th></tr>{body}</table>")
-    return _PAGE.format(title=html.escape(title), verdict=html.escape(verdict),
-                        state="ok" if report.success else "failed", summary=summary, sections="".join(sections),
-                        when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"))
+        sections.append(
+            f'<h2 id="{html.escape(table)}">{html.escape(table)}</h2><table><tr><th>result</th>'
+            "<th>expectation</th><th>column</th><th>observed</th><th>unexpected rows</th>"
+            f"<th>examples</th><th>why</th></tr>{body}</table>"
+        )
+    return _PAGE.format(
+        title=html.escape(title),
+        verdict=html.escape(verdict),
+        state="ok" if report.success else "failed",
+        summary=summary,
+        sections="".join(sections),
+        when=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    )
 
 
 def write_quality_report(report: QualityReport, report_dir: Path, title: str | None = None) -> Path:

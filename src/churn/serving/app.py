@@ -15,7 +15,7 @@ from churn.serving.middleware import BodySizeLimit
 from churn.serving.ops import OpsRecorder, OpsStats
 from churn.serving.proxy import ForwardedFor, TrustedProxies
 from churn.serving.routes import cache, dashboard, explain, health, predict
-from churn.serving.security import RateLimiter, guard
+from churn.serving.security import RateLimiter, SharedRateLimiter, guard
 from churn.serving.service import ServingState
 from churn.serving.settings import Settings
 
@@ -63,7 +63,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   dependencies=[Depends(guard)], docs_url=None, redoc_url=None)
     docs.install(app)  # Swagger UI and ReDoc from local assets (no CDN)
     app.state.settings = settings
-    app.state.limiter = RateLimiter(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+    per_minute = settings.rate_limit_per_minute
+    limiter = SharedRateLimiter if settings.rate_limit_shared else RateLimiter
+    app.state.limiter = limiter(per_minute) if per_minute else None
     for module in (health, predict, explain, cache, dashboard):
         app.include_router(module.router)
     errors.install(app)

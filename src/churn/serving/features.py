@@ -26,9 +26,10 @@ import redis.asyncio
 from starlette.concurrency import run_in_threadpool
 
 from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
+from churn.serving.latest import LatestVectors
 from churn.serving.model import LoadedModel
 from churn.store import offline
-from churn.store.online import OnlineStore, OnlineStoreError
+from churn.store.online import AsyncRedisClient, OnlineStore, OnlineStoreError, RedisClient
 from churn.store.warehouse import Warehouse
 
 log = logging.getLogger("churn.serving")
@@ -73,10 +74,11 @@ def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
 class FeatureSource:
     """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
 
-    def __init__(self, client: redis.Redis, warehouse: Warehouse, retry_seconds: float = 1.0,
-                 aclient: redis.asyncio.Redis | None = None) -> None:
+    def __init__(self, client: RedisClient, warehouse: Warehouse, retry_seconds: float = 1.0,
+                 aclient: AsyncRedisClient | None = None) -> None:
         self.client = client  # background work and threads (refill, sync, counters, ping)
         self.aclient = aclient  # the request path, on the event loop
+        self.latest = LatestVectors(warehouse)  # the offline fallback's in-memory index
         self.warehouse = warehouse
         self.retry_seconds = retry_seconds
         self.redis_error: str | None = None
@@ -152,7 +154,9 @@ class FeatureSource:
     def read_offline(self, model: LoadedModel, vectors: Vectors, refill: bool = True) -> None:
         """Fill the missing vectors from the warehouse snapshot and (``refill``) write them to Redis."""
         missing = np.unique(vectors.user_ids[~vectors.found])
-        frame = offline.latest_vectors(self.warehouse, missing)
+        frame = self.latest.lookup(missing, self.snapshot_stamp())
+        if frame is None:  # too many users to hold in memory: a DuckDB query
+            frame = offline.latest_vectors(self.warehouse, missing)
         lacking = [f for f in model.features if f not in frame.columns]
         if lacking:
             raise ServiceUnavailable(f"the offline store lacks feature(s) {lacking} that model "
@@ -170,6 +174,16 @@ class FeatureSource:
                 store.online_delete(orphans)
             except OnlineStoreError as exc:
                 self.mark_down(exc)
+
+    def snapshot_stamp(self) -> tuple[int, int, int] | None:
+        """Identity (inode, mtime, size) of the file warehouse readers open; None if none."""
+        for path in (self.warehouse.snapshot_path, self.warehouse.path):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return None
 
     # -- Redis health ----------------------------------------------------------------------------
     def cache_usable(self, store: OnlineStore) -> bool:

@@ -29,12 +29,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(env: dict[str, str], workers: int, port: int, timeout: float = 60.0) -> subprocess.Popen:
+def start_server(env: dict[str, str], workers: int, port: int, timeout: float = 60.0,
+                 app: str | None = None) -> subprocess.Popen:
     """The API launcher (``python -m churn.serving``, as ``make serve`` runs it) in a subprocess;
-    returns once /health reports a loaded model."""
+    returns once /health reports a loaded model. ``app``: another factory (a ceiling app)."""
     import httpx
 
-    cmd = [sys.executable, "-m", "churn.serving", "--no-access-log", "--log-level", "warning"]
+    cmd = [sys.executable, "-m", "churn.serving", "--no-access-log", "--log-level", "warning",
+           *(["--app", app] if app else [])]
     proc = subprocess.Popen(cmd, env={**os.environ, "CHURN_HOST": "127.0.0.1", "CHURN_PORT": str(port),
                                       "CHURN_WORKERS": str(workers), **env})
     deadline = time.monotonic() + timeout

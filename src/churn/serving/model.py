@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import duckdb
+import numpy as np
 
 from churn.features.spec import feature_docs
 from churn.modeling.lifecycle import load_predictor
@@ -19,6 +20,20 @@ from churn.store.warehouse import WarehouseError
 log = logging.getLogger("churn.serving")
 
 
+def serving_form_matches(predictor: ChurnPredictor, n_probes: int = 256, tolerance: float = 1e-9) -> bool:
+    """True when the predictor's coefficient form (a dot product, what the API scores with) gives
+    the sklearn pipeline's probabilities on probe vectors spread around the training data; the
+    registry keeps the pipeline as the source of truth, so anything else is served by it."""
+    n = len(predictor.features)
+    scaler = predictor.pipeline.named_steps.get("scale")
+    center = np.asarray(getattr(scaler, "mean_", np.zeros(n)), dtype=float)
+    spread = np.asarray(getattr(scaler, "scale_", np.ones(n)), dtype=float)
+    probes = np.abs(center + spread * np.random.default_rng(0).standard_normal((n_probes, n)) * 2)
+    derived = predictor.predict_proba(probes)
+    reference = predictor.pipeline.predict_proba(probes)[:, 1]
+    return bool(np.max(np.abs(derived - reference)) <= tolerance)
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """One loaded production version; replaced as a whole, so a request never sees a mix."""
@@ -28,6 +43,17 @@ class LoadedModel:
     feature_set: str
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     docs: dict[str, dict[str, str | None]] = field(default_factory=dict)  # feature -> description, unit
+    exact_form: bool = True  # the coefficient form equals the pipeline (checked on load)
+
+    def proba(self, x: np.ndarray) -> np.ndarray:
+        """Churn probabilities: the coefficient form when it was checked equal, else the pipeline."""
+        if self.exact_form:
+            return self.predictor.predict_proba(x)
+        return self.predictor.pipeline.predict_proba(np.atleast_2d(x))[:, 1]
+
+    @property
+    def serving_form(self) -> str:
+        return "coefficients" if self.exact_form else "pipeline"
 
     @property
     def features(self) -> list[str]:
@@ -93,4 +119,9 @@ class ModelHolder:
             log.warning("feature descriptions unavailable: %s", exc)
             spec = {}
         docs = feature_docs(spec, predictor.features)
-        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set), docs=docs)
+        exact = serving_form_matches(predictor)
+        if not exact:
+            log.warning("%s v%s: the coefficient form differs from the pipeline; scoring with the pipeline",
+                        self.model_name, record.version)
+        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set), docs=docs,
+                           exact_form=exact)

@@ -15,6 +15,8 @@ import numpy as np
 import redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from churn.store.online import RedisClient
+
 STATS_KEY, LATENCY_KEY, KEEP = "churn:api:stats", "churn:api:latency_ms", 10_000
 
 
@@ -32,7 +34,7 @@ class OpsStats:
             self.errors += status >= 500
             self.latencies.append(seconds * 1000)
 
-    def flush(self, client: redis.Redis) -> None:
+    def flush(self, client: RedisClient) -> None:
         """Add the pending counts to Redis; kept for the next tick if Redis is unreachable."""
         with self._lock:
             requests, errors, latencies = self.requests, self.errors, list(self.latencies)
@@ -53,7 +55,7 @@ class OpsStats:
                 self.errors += errors
 
 
-def read_ops(client: redis.Redis) -> dict[str, float]:
+def read_ops(client: RedisClient) -> dict[str, float]:
     """Requests, server errors and latency percentiles recorded by every worker so far."""
     stats = client.hgetall(STATS_KEY)
     latencies = np.array([float(v) for v in client.lrange(LATENCY_KEY, 0, KEEP - 1)])

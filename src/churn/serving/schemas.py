@@ -119,6 +119,8 @@ class ModelStatus(BaseModel):
     feature_set: str | None = None
     dataset: str | None = Field(None, description="the data set the model was trained on (and is served for)")
     loaded_at: datetime | None = None
+    serving_form: Literal["coefficients", "pipeline"] | None = Field(
+        None, description="coefficients: a dot product checked equal to the sklearn pipeline on load")
     error: str | None = None
 
 
@@ -134,7 +136,8 @@ class HealthOut(BaseModel):
     model_config = _examples({
         "status": "ok", "redis": {"ok": True, "detail": None}, "warehouse": {"ok": True, "detail": None},
         "model": {"loaded": True, "name": "churn_model", "version": 3, "feature_set": "v1",
-                  "loaded_at": "2026-01-02T08:00:00Z", "error": None},
+                  "loaded_at": "2026-01-02T08:00:00Z", "serving_form": "coefficients",
+                  "error": None},
         "cache": {"hits": 990, "misses": 10, "hit_rate": 0.99, "bad_values": 0}, "uptime_seconds": 3600.0})
     status: Literal["ok", "degraded"] = Field(description="degraded: Redis, warehouse or model missing")
     redis: Component

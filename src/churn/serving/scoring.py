@@ -6,6 +6,7 @@ from datetime import UTC
 from typing import Any
 
 import numpy as np
+from fastapi import HTTPException
 
 from churn.modeling.predict import risk_bands
 from churn.serving.features import Vectors
@@ -15,9 +16,9 @@ from churn.serving.model import LoadedModel
 def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], list[int]]:
     """Predictions for the found users (request order) and the ids found in neither store."""
     rows = np.flatnonzero(vectors.found)
-    p = model.predictor.predict_proba(vectors.values[rows]) if len(rows) else np.empty(0)
+    p = model.proba(vectors.values[rows]) if len(rows) else np.empty(0)
     bands = risk_bands(p, model.predictor.bands)
-    as_of = [d.replace(tzinfo=UTC) for d in vectors.as_of[rows].tolist()]  # naive UTC -> aware
+    as_of = utc_strings(vectors.as_of[rows])
     ids, cached = vectors.user_ids[rows].tolist(), vectors.cached[rows].tolist()
     predictions = [
         {"user_id": uid, "probability": prob, "risk_band": band, "model_version": model.version,
@@ -27,8 +28,17 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     return predictions, vectors.user_ids[~vectors.found].tolist()
 
 
+def utc_strings(stamps: np.ndarray) -> list[str]:
+    """datetime64[us] (naive UTC) -> RFC 3339 strings with the UTC offset, as pydantic writes them
+    (the prediction routes build their JSON directly: no model validation per request)."""
+    return [t[:-7] + "Z" if t.endswith(".000000") else t + "Z" for t in np.datetime_as_string(stamps, unit="us")]
+
+
 def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:
     """The first user's exact logit decomposition: contributions (largest first) + intercept."""
+    if not model.exact_form:
+        raise HTTPException(501, f"model v{model.version} is not a plain scaling + logistic regression: "
+                                 "its score has no exact per-feature decomposition")
     predictor, vector = model.predictor, vectors.values[0]
     table = predictor.explain(vector)
     logit = float(predictor.logits(vector[None, :])[0])

@@ -1,7 +1,10 @@
 """API keys (``X-API-Key``) and the per-client rate limit.
 
-The rate limit is an in-process token bucket: with several uvicorn workers each worker keeps its
-own buckets, so a client may get up to ``workers x`` the configured rate.
+By default the rate limit is an in-process token bucket: with several uvicorn workers (or API
+replicas) each keeps its own buckets, so a client may get up to ``workers x`` the configured rate.
+With ``CHURN_RATE_LIMIT_SHARED=true`` the buckets live in Redis (one Lua script per request,
+atomic, timed by the Redis server's clock), so every worker and replica shares one budget per
+client; if Redis does not answer, the process falls back to its local buckets.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ import hmac
 import math
 import time
 from collections.abc import Callable
+from typing import Any
 
+import redis
 from fastapi import HTTPException, Request, Security
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
@@ -94,6 +99,44 @@ class RateLimiter:
             del self._buckets[client]
 
 
+TOKEN_BUCKET = """
+local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
+local state = redis.call('HMGET', KEYS[1], 't', 'at')
+local tokens, at = tonumber(state[1]) or capacity, tonumber(state[2]) or now
+tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
+local wait = 0
+if tokens < 1 then wait = (1 - tokens) / rate else tokens = tokens - 1 end
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
+return tostring(wait)
+"""
+
+
+class SharedRateLimiter:
+    """The same token bucket, kept in Redis and shared by every worker and replica."""
+
+    PREFIX = "churn:ratelimit:"
+
+    def __init__(self, per_minute: int) -> None:
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.local = RateLimiter(per_minute)  # used while Redis does not answer
+        self._script: Any = None  # registered on first use (needs the asyncio client)
+
+    async def aacquire(self, client: str, aclient) -> float:
+        """0.0 when allowed, else the seconds until the client's next token."""
+        if aclient is None:
+            return self.local.acquire(client)
+        try:
+            if self._script is None:
+                self._script = aclient.register_script(TOKEN_BUCKET)
+            return float(await self._script(keys=[self.PREFIX + client], args=[self.capacity, self.rate]))
+        except (redis.RedisError, OSError):
+            return self.local.acquire(client)
+
+
 def client_id(request: Request, key: str | None, settings: Settings) -> str:
     """A valid key identifies the client; anything else (no key, a guessed one) is its IP."""
     for name, secret in (("api", settings.api_key), ("admin", settings.admin_secret)):
@@ -102,12 +145,17 @@ def client_id(request: Request, key: str | None, settings: Settings) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def check_rate(request: Request, key: str | None, settings: Settings) -> None:
+async def check_rate(request: Request, key: str | None, settings: Settings) -> None:
     """429 with ``Retry-After`` once a client has used its budget."""
-    limiter: RateLimiter | None = request.app.state.limiter
+    limiter: RateLimiter | SharedRateLimiter | None = request.app.state.limiter
     if limiter is None:
         return
-    wait = limiter.acquire(client_id(request, key, settings))
+    client = client_id(request, key, settings)
+    if isinstance(limiter, SharedRateLimiter):
+        serving = getattr(request.app.state, "serving", None)
+        wait = await limiter.aacquire(client, serving.features.aclient if serving else None)
+    else:
+        wait = limiter.acquire(client)
     if wait > 0:
         raise HTTPException(429, f"rate limit of {int(limiter.capacity)} requests per minute exceeded; "
                                  f"retry in {math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
@@ -117,5 +165,5 @@ async def guard(request: Request, key: str | None = Security(api_key_header)) ->
     """Every endpoint: the rate limit first (so guessing keys is limited too), then the API key.
     One dependency rather than two: each costs tens of microseconds per request."""
     settings = _settings(request)
-    check_rate(request, key, settings)
+    await check_rate(request, key, settings)
     check_api_key(key, settings)

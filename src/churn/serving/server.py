@@ -131,11 +131,15 @@ class GuardedHttpTools(HttpToolsProtocol):
             self.transport.close()
 
 
-def config_from(settings: Settings, log_level: str = "info", access_log: bool = True) -> uvicorn.Config:
-    """The uvicorn configuration the launcher (``make serve``) and the benchmarks run."""
+APP = "churn.serving.app:create_app"
+
+
+def config_from(settings: Settings, log_level: str = "info", access_log: bool = True, app: str = APP) -> uvicorn.Config:
+    """The uvicorn configuration the launcher (``make serve``) and the benchmarks run (``app``:
+    another factory with the same server settings, e.g. the benchmark's ceiling apps)."""
     # uvicorn annotates timeout_keep_alive as int, but any number of seconds works.
     config = uvicorn.Config(
-        "churn.serving.app:create_app", factory=True, host=settings.host, port=settings.port,
+        app, factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, loop="uvloop", http=GuardedHttpTools, proxy_headers=False,
         limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
         h11_max_incomplete_event_size=settings.max_header_bytes, log_level=log_level, access_log=access_log)
@@ -144,9 +148,9 @@ def config_from(settings: Settings, log_level: str = "info", access_log: bool = 
     return config
 
 
-def serve(settings: Settings, log_level: str = "info", access_log: bool = True) -> None:
+def serve(settings: Settings, log_level: str = "info", access_log: bool = True, app: str = APP) -> None:
     """Run the API in the foreground (``workers`` processes sharing one socket)."""
-    config = config_from(settings, log_level, access_log)
+    config = config_from(settings, log_level, access_log, app)
     if config.workers > 1:
         Multiprocess(config, sockets=[config.bind_socket()]).run()
     else:

@@ -10,8 +10,6 @@ from collections import OrderedDict
 from typing import Any
 
 import duckdb
-import redis
-import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
@@ -23,7 +21,14 @@ from churn.serving.features import FeatureSource
 from churn.serving.model import ModelHolder
 from churn.serving.settings import Settings
 from churn.store import offline
-from churn.store.online import OnlineStore, OnlineStoreError
+from churn.store.online import (
+    AsyncRedisClient,
+    OnlineStore,
+    OnlineStoreError,
+    RedisClient,
+    async_client_from_url,
+    client_from_url,
+)
 from churn.store.redis_server import EmbeddedRedis, RedisUnavailableError, resolve_redis_url
 from churn.store.warehouse import Warehouse, WarehouseError
 
@@ -40,22 +45,21 @@ def redis_url(settings: Settings) -> str:
         return settings.redis_url or EmbeddedRedis(settings.data_dir).url
 
 
-def redis_client(url: str, timeout: float) -> redis.Redis:
+def redis_client(url: str, timeout: float) -> RedisClient:
     """One client (one connection pool) per process; no retries: a failure falls back at once."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                retry=Retry(NoBackoff(), 0))
+    return client_from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
 
-def async_redis_client(url: str, timeout: float) -> redis.asyncio.Redis:
+def async_redis_client(url: str, timeout: float) -> AsyncRedisClient:
     """The request path's client (redis.asyncio), with the same timeouts and no retries."""
-    return redis.asyncio.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                        retry=AsyncRetry(NoBackoff(), 0))
+    return async_client_from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                                 retry=AsyncRetry(NoBackoff(), 0))
 
 
 class ServingState:
     """The API's long-lived objects; handlers reach them through ``deps.State``."""
 
-    def __init__(self, settings: Settings, client: redis.Redis, aclient: redis.asyncio.Redis | None = None) -> None:
+    def __init__(self, settings: Settings, client: RedisClient, aclient: AsyncRedisClient | None = None) -> None:
         self.settings = settings
         self.warehouse = Warehouse(settings.warehouse_path)
         self.registry = ModelRegistry(self.warehouse, settings.models_path)
@@ -119,7 +123,7 @@ class ServingState:
         with self._ab_guard:
             lock = self._ab_locks.setdefault(test_name, threading.Lock())
         with lock:
-            stamp = self.registry._snapshot_stamp()  # (inode, mtime, size) of the file readers open
+            stamp = self.features.snapshot_stamp()  # identity of the file readers open
             cached = self._ab_cache.get(test_name)
             if cached is not None and stamp is not None and cached[0] == stamp:
                 with self._ab_guard:
@@ -155,7 +159,8 @@ class ServingState:
                       "version": model.version if model else None,
                       "feature_set": model.feature_set if model else None,
                       "dataset": model.record.params.get("dataset") if model else None,
-                      "loaded_at": model.loaded_at if model else None, "error": self.models.error},
+                      "loaded_at": model.loaded_at if model else None,
+                      "serving_form": model.serving_form if model else None, "error": self.models.error},
             "cache": cache, "uptime_seconds": round(time.monotonic() - self.started, 3),
         }
 

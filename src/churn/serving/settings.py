@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, description="when set, every endpoint needs X-API-Key")
     admin_key: SecretStr | None = Field(None, description="admin endpoints (default: the API key)")
     rate_limit_per_minute: int = Field(6000, ge=0, description="per client and worker; 0 disables")
+    rate_limit_shared: bool = Field(False, description="keep the rate limit's buckets in Redis: one budget per "
+                                                       "client across every worker and replica")
     batch_limit: int = Field(10_000, ge=1, description="most user ids in one batch request")
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest accepted request body")
     model_poll_seconds: float = Field(2.0, gt=0, description="how often production is re-checked")

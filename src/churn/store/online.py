@@ -29,6 +29,28 @@ class OnlineStoreError(RuntimeError):
     """The online store is unreachable or holds another feature set than expected."""
 
 
+CLUSTER_SCHEME = "redis+cluster://"
+RedisClient = redis.Redis | redis.RedisCluster
+AsyncRedisClient = redis.asyncio.Redis | redis.asyncio.RedisCluster
+CLUSTER_BUCKETS = 64  # hash-tag buckets: a batch read is one MGET per bucket, one round trip per shard
+
+
+def client_from_url(url: str, **kwargs: Any) -> RedisClient:
+    """A client for ``url``; ``redis+cluster://host:port`` (any node) gives the cluster client."""
+    if url.startswith(CLUSTER_SCHEME):
+        kwargs.pop("retry", None)  # the cluster client retries by redirection instead
+        return redis.RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **kwargs)
+    return redis.Redis.from_url(url, **kwargs)
+
+
+def async_client_from_url(url: str, **kwargs: Any) -> AsyncRedisClient:
+    """The asyncio counterpart of :func:`client_from_url`."""
+    if url.startswith(CLUSTER_SCHEME):
+        kwargs.pop("retry", None)
+        return redis.asyncio.RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **kwargs)
+    return redis.asyncio.Redis.from_url(url, **kwargs)
+
+
 # a vector's as-of time must lie in [1900, 2200): anything else is a corrupted value
 AS_OF_RANGE_US = (int(np.datetime64("1900-01-01", "us").astype(np.int64)),
                   int(np.datetime64("2200-01-01", "us").astype(np.int64)))
@@ -76,21 +98,31 @@ class OnlineStore:
         aclient: an asyncio client on the same server, for :meth:`aonline_read` (the API's event loop).
     """
 
-    def __init__(self, client: redis.Redis, feature_set: str, features: list[str],
-                 ttl_seconds: int | None = None, aclient: redis.asyncio.Redis | None = None) -> None:
+    def __init__(self, client: RedisClient, feature_set: str, features: list[str],
+                 ttl_seconds: int | None = None, aclient: AsyncRedisClient | None = None) -> None:
         self.client = client
         self.aclient = aclient
         self.features = list(features)
         self.ttl = ttl_seconds
         self.prefix = f"churn:fs:{feature_set}"
+        # On a cluster, users are spread over hash-tagged buckets: keys of one bucket share a slot
+        self.cluster = isinstance(client, redis.RedisCluster)
+        self.vector_pattern = f"{self.prefix}:{{b*}}:u:*" if self.cluster else f"{self.prefix}:u:*"
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
 
     @classmethod
     def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
-        return cls(redis.Redis.from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
+        return cls(client_from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
 
     def key(self, user_id: int) -> str:
+        if self.cluster:
+            return f"{self.prefix}:{{b{int(user_id) % CLUSTER_BUCKETS}}}:u:{int(user_id)}"
         return f"{self.prefix}:u:{int(user_id)}"
+
+    def _mget(self, keys: list[str]) -> list[Any]:
+        if isinstance(self.client, redis.RedisCluster):
+            return self.client.mget_nonatomic(keys)  # one MGET per hash-tag bucket, one round trip per shard
+        return self.client.mget(keys)
 
     def online_write_batch(self, frame: pd.DataFrame, batch_size: int = 5000) -> WriteStats:
         """Write one vector per row of ``frame`` (user_id, snapshot_at, features) in pipelined
@@ -117,7 +149,7 @@ class OnlineStore:
         if not len(ids):
             return self.decode(ids, [])
         with self._guard():
-            raw = self.client.mget([self.key(u) for u in ids])
+            raw = self._mget([self.key(u) for u in ids])
         read = self.decode(ids, raw)
         if count:
             bad = 0 if read.bad is None else int(read.bad.sum())
@@ -133,7 +165,11 @@ class OnlineStore:
         if self.aclient is None:
             raise OnlineStoreError("this OnlineStore has no asyncio client")
         with self._guard():
-            raw = await self.aclient.mget([self.key(u) for u in ids])
+            keys = [self.key(u) for u in ids]
+            if isinstance(self.aclient, redis.asyncio.RedisCluster):
+                raw = await self.aclient.mget_nonatomic(keys)
+            else:
+                raw = await self.aclient.mget(keys)
         return self.decode(ids, raw)
 
     def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
@@ -198,14 +234,14 @@ class OnlineStore:
     def count(self) -> int:
         """Number of user vectors held (SCAN, so it does not block Redis)."""
         with self._guard():
-            return sum(1 for _ in self.client.scan_iter(f"{self.prefix}:u:*", count=5000))
+            return sum(1 for _ in self.client.scan_iter(self.vector_pattern, count=5000))
 
     def clear(self) -> int:
         """Delete every vector of this feature set (counters too); returns vectors deleted."""
         deleted = 0
         with self._guard():
             batch = []
-            for key in self.client.scan_iter(f"{self.prefix}:u:*", count=5000):
+            for key in self.client.scan_iter(self.vector_pattern, count=5000):
                 batch.append(key)
                 if len(batch) >= 5000:
                     deleted += self.client.unlink(*batch)

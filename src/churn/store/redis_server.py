@@ -243,7 +243,9 @@ def resolve_redis_url(redis_url: str | None, data_dir: str | os.PathLike[str]) -
     """The Redis URL to use: ``redis_url`` when given (checked), else the embedded server's."""
     if redis_url:
         try:
-            client = redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+            from churn.store.online import client_from_url  # redis+cluster:// too
+
+            client = client_from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
             client.ping()
             client.close()
         except (redis.RedisError, OSError, ValueError) as exc:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ import pandas as pd
 
 LEDGER_FILE = "runs.duckdb"
 RUN_STATUSES = ("running", "succeeded", "failed", "died")
+LOCK_WAIT_S = 10.0  # how long an open waits for another process's open of the ledger
 DDL = (
     """CREATE TABLE IF NOT EXISTS runs (
         run_id VARCHAR PRIMARY KEY, as_of DATE, params JSON NOT NULL, code_version VARCHAR,
@@ -41,10 +43,22 @@ class RunLedger:
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
         self.path = Path(data_dir) / LEDGER_FILE
 
+    def _connect(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        """Open the ledger, waiting out another process's short open (a reader blocks a writer
+        in DuckDB and the other way round; every open here lasts milliseconds)."""
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     @contextmanager
     def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        con = duckdb.connect(str(self.path))
+        con = self._connect(read_only=False)
         try:
             for ddl in DDL:
                 con.execute(ddl)
@@ -108,7 +122,7 @@ class RunLedger:
     def _read(self, sql: str, params: list[Any]) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame()
-        con = duckdb.connect(str(self.path), read_only=True)
+        con = self._connect(read_only=True)
         try:
             tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
             return con.execute(sql, params).df() if {"runs", "run_tasks"} <= tables else pd.DataFrame()

@@ -78,7 +78,7 @@ def churn(data_dir: Path, embedded_redis, redis_client):
         f"redis_url={embedded_redis.url}",
     ]
 
-    def run(*args: str) -> Result:
-        return CliRunner().invoke(main, ["--project", str(ROOT), *sets, *args], catch_exceptions=False)
+    def run(*args: str, input: str | None = None) -> Result:
+        return CliRunner().invoke(main, ["--project", str(ROOT), *sets, *args], input=input, catch_exceptions=False)
 
     return run

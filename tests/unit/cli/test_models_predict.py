@@ -79,6 +79,7 @@ def test_predict_scores_with_the_production_model_like_the_predictor(churn, data
     again = json.loads(churn("predict", *ids, "--json").output)  # refilled from the offline store
     assert all(p["cached"] for p in again["predictions"])
     text = churn("predict", ids[0]).output
+    assert text.startswith("model version 1 (risk bands: medium from p=0.0200, high from p=0.1000)")
     assert f"user {ids[0]:>8}" in text and "p=" in text
 
 

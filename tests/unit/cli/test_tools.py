@@ -98,3 +98,46 @@ def test_make_targets_call_the_cli():
     assert "churn build" in _make_dry_run("build", "REDIS_URL=redis://x")
     for target in ("logs", "version", "plot", "redis-cli"):
         assert "churn" in _make_dry_run(target)
+
+
+def test_db_shell_reads_statements_until_quit(churn):
+    result = churn(
+        "db", input="SELECT 'churn' || '-' ||\n count(*) AS n FROM ml_pipeline.models;\nSELECT nope;\n.tables\n.quit\n"
+    )
+    assert result.exit_code == 0, result.output
+    assert "read-only" in result.output and "churn-2" in result.output  # a statement over two lines
+    assert "Error: " in result.output  # a bad statement is reported and the shell goes on
+    assert "features" in result.output  # .tables
+
+
+def test_status_of_a_project_never_built_says_what_to_do(tmp_path):
+    from click.testing import CliRunner
+
+    from churn.cli import main
+
+    data = tmp_path / "data"
+    result = CliRunner().invoke(main, ["--project", str(ROOT), "--set", f"data_dir={data}",
+                                       "--set", f"warehouse={data / 'churn.duckdb'}", "--set", f"reports_dir={tmp_path / 'r'}",
+                                       "status", "--api", "http://127.0.0.1:9"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sum(line.strip().endswith("not run") for line in result.output.splitlines()) == 10
+    assert "not built yet (make build)" in result.output and "no production version" in result.output
+    assert "embedded server not running" in result.output and "not running (make serve)" in result.output
+
+
+def test_runs_lists_the_ledger_newest_last_with_the_newest_runs_tasks(churn, data_dir):
+    import pandas as pd
+
+    from churn.store.runs import RunLedger
+
+    ledger = RunLedger(data_dir)
+    for k, (status, error) in enumerate([("succeeded", None), ("failed", "Traceback ...\nValueError: bad rows")]):
+        run_id = f"2026120{k + 1}T000000-1"
+        ledger.start({"run_id": run_id, "pid": 1, "host": "h", "started_at": pd.Timestamp(f"2026-12-0{k + 1}")})
+        ledger.finish(run_id, status, [{"task": "generate-data", "status": "Executed", "elapsed_s": 1.5 + k}], error)
+    out = churn("runs").output.splitlines()
+    assert out[0].startswith("20261201T000000-1") and " succeeded " in out[0]
+    assert out[1].startswith("20261202T000000-1") and out[1].endswith("ValueError: bad rows")
+    assert out[2] == "tasks of 20261202T000000-1:" and out[3].split() == ["generate-data", "Executed", "2.5", "s"]
+    as_json = __import__("json").loads(churn("runs", "--json", "--last", "1").output)
+    assert [r["run_id"] for r in as_json] == ["20261202T000000-1"] and as_json[0]["tasks"][0]["elapsed_s"] == 2.5

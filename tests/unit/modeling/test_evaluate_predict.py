@@ -120,5 +120,7 @@ def test_lift_gains_figure_draws_deciles_without_churners():
     y = np.r_[np.ones(3), np.zeros(297)].astype(int)
     frame = pd.DataFrame({"label": y, "model": np.linspace(1, 0, 300), "baseline": np.linspace(0, 1, 300)})
     fig = lift_gains_figure(frame, {"model": "model", "baseline": "baseline"})
-    assert [ax.get_xlabel() for ax in fig.axes] == ["users contacted, highest scores first (%)",
-                                                    "score decile (1 = riskiest 10%)"]
+    assert [ax.get_xlabel() for ax in fig.axes] == [
+        "users contacted, highest scores first (%)",
+        "score decile (1 = riskiest 10%)",
+    ]

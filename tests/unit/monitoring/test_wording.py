@@ -12,17 +12,30 @@ from churn.monitoring.wording import alert_sentence, drift_summary, feature_axis
 
 
 def _drift() -> pd.DataFrame:
-    rows = [("events_30d", "ks", 0.204, 1e-14, 0.1, True), ("events_30d", "welch_t", -0.313, 1e-9, 0.2, True),
-            ("events_30d", "psi", 0.31, 1e-16, 0.2, True), ("tenure_days", "ks", 0.05, 0.4, 0.1, False),
-            ("tenure_days", "welch_t", 0.1, 0.3, 0.2, False), ("tenure_days", "psi", 0.02, 0.9, 0.2, False)]
+    rows = [
+        ("events_30d", "ks", 0.204, 1e-14, 0.1, True),
+        ("events_30d", "welch_t", -0.313, 1e-9, 0.2, True),
+        ("events_30d", "psi", 0.31, 1e-16, 0.2, True),
+        ("tenure_days", "ks", 0.05, 0.4, 0.1, False),
+        ("tenure_days", "welch_t", 0.1, 0.3, 0.2, False),
+        ("tenure_days", "psi", 0.02, 0.9, 0.2, False),
+    ]
     frame = pd.DataFrame(rows, columns=["feature", "test", "effect_size", "p_adjusted", "threshold", "drifted"])
     return frame.assign(expected_drift=frame.feature.eq("tenure_days"))
 
 
 def test_drift_summary_names_each_statistic_and_never_mixes_them():
     summary = drift_summary(_drift())
-    assert list(summary.columns) == ["drifted", "expected", "KS D", "KS p (Holm)", "Cohen's d (Welch t)",
-                                     "Welch t p (Holm)", "PSI", "PSI p (Holm)"]
+    assert list(summary.columns) == [
+        "drifted",
+        "expected",
+        "KS D",
+        "KS p (Holm)",
+        "Cohen's d (Welch t)",
+        "Welch t p (Holm)",
+        "PSI",
+        "PSI p (Holm)",
+    ]
     assert summary.loc["events_30d", "PSI"] == 0.31 and summary.loc["events_30d", "KS D"] == 0.204
     assert summary.loc["events_30d", "Cohen's d (Welch t)"] == -0.313
     assert list(summary.index) == ["events_30d", "tenure_days"]  # largest PSI first
@@ -31,7 +44,8 @@ def test_drift_summary_names_each_statistic_and_never_mixes_them():
 def test_a_drift_alert_reads_as_a_sentence_with_each_statistic_against_its_minimum():
     alert = SimpleNamespace(metric="feature_drift", subject="events_30d", value=1.0, threshold=0.5, period="2026-01-01")
     assert alert_sentence(alert, _drift()) == (
-        "events_30d drifted: PSI 0.31 > 0.2, KS D 0.20 > 0.1, Cohen's d -0.31 (|d| > 0.2) (2026-01-01)")
+        "events_30d drifted: PSI 0.31 > 0.2, KS D 0.20 > 0.1, Cohen's d -0.31 (|d| > 0.2) (2026-01-01)"
+    )
 
 
 def test_performance_alerts_read_as_sentences():

@@ -13,7 +13,8 @@ router = APIRouter(prefix="/explain", tags=["explain"])
 
 
 @router.get("/{user_id}", response_model=ExplanationOut, summary="Explain one user's score",
-            responses={404: {"model": ErrorOut, "description": "unknown user"}, **ERRORS})
+            responses={404: {"model": ErrorOut, "description": "unknown user"},
+                       501: {"model": ErrorOut, "description": "the model has no exact decomposition"}, **ERRORS})
 async def explain(user_id: UserId, state: State) -> dict:
     """Per-feature contributions to the log-odds (coefficient x standardised value), largest
     first; ``intercept`` + their sum equals ``logit`` exactly."""

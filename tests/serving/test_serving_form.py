@@ -1,0 +1,52 @@
+"""The API scores with the model's coefficients (a dot product) only after checking, on every
+load, that they give the sklearn pipeline's probabilities; otherwise it scores with the pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+from churn.modeling.predict import ChurnPredictor
+from churn.modeling.train import labelled
+from churn.registry import ModelRegistry
+from churn.serving.model import serving_form_matches
+from churn.store.warehouse import Warehouse
+
+from .conftest import FEATURES, MODEL, fit_predictor
+
+
+def test_the_trained_form_matches_and_a_tampered_one_does_not(default_features):
+    predictor = fit_predictor(default_features, 1.0)
+    assert serving_form_matches(predictor)
+    predictor._coef = predictor._coef * (1 + 1e-6)  # a derived form that drifted from the pipeline
+    assert not serving_form_matches(predictor)
+
+
+def test_health_reports_the_coefficient_form(client):
+    assert client.get("/health").json()["model"]["serving_form"] == "coefficients"
+
+
+def test_a_model_the_coefficients_cannot_express_is_scored_by_its_pipeline(make_client, data_dir, default_features,
+                                                                            latest, user_ids, wait_for):
+    """A log-transform before scaling: the coefficient form would be wrong, so the API uses the
+    pipeline, and its probabilities are the pipeline's to 1e-12; /explain says it cannot decompose."""
+    rows = labelled(default_features)
+    pipeline = Pipeline([("log", FunctionTransformer(np.log1p)), ("scale", StandardScaler()),
+                         ("model", LogisticRegression(C=1.0, max_iter=1000))])
+    pipeline.fit(rows[FEATURES].to_numpy(float), rows["label"].to_numpy(int))
+    predictor = ChurnPredictor(pipeline, FEATURES, model_name=MODEL, bands=(0.02, 0.1))
+    assert not serving_form_matches(predictor)
+    registry = ModelRegistry(Warehouse(data_dir / "churn.duckdb"), data_dir / "models")
+    record = registry.register_model(MODEL, model=predictor, features=FEATURES, params={"feature_set": "v1"},
+                                     reason="test: non-linear pipeline")
+    registry.promote_model(record.version, "production", "test")
+    client = make_client(data_dir=data_dir)
+    assert wait_for(lambda: client.get("/health").json()["model"]["version"] == record.version)
+    assert client.get("/health").json()["model"]["serving_form"] == "pipeline"
+    body = client.post("/predict/batch", json={"user_ids": user_ids[:5]}).json()
+    vectors = latest.set_index("user_id").loc[user_ids[:5], FEATURES].to_numpy(float)
+    expected = pipeline.predict_proba(vectors)[:, 1]
+    assert np.allclose([p["probability"] for p in body["predictions"]], expected, rtol=0, atol=1e-12)
+    assert client.get(f"/explain/{user_ids[0]}").status_code == 501
