@@ -6,8 +6,9 @@
 # the `notebooks/dashboards/monitoring.ipynb` Voila dashboard.
 #
 # Drift tests per feature: two-sample Kolmogorov-Smirnov and Welch's t-test (the original
-# platform's two), plus PSI. p-values are Holm-adjusted across features, and a feature counts as
-# drifted only when the adjusted p-value is below alpha **and** the effect size reaches a minimum
+# platform's two), plus PSI. p-values are Holm-adjusted together over every (feature, test) pair
+# (one family, so the whole decision keeps its 5% false-alarm rate), and a feature counts as
+# drifted only when an adjusted p-value is below alpha **and** the effect size reaches a minimum
 # (KS D >= 0.1, |Cohen's d| >= 0.2, PSI >= 0.2), so a large sample does not flag trivial shifts.
 # The reference is one cross-section (one vector per user), so the tests' independence
 # assumption holds. Features listed in `drift_expected` (tenure grows with calendar time), and

@@ -115,6 +115,8 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
     build_force = _build_force()
     if _CURRENT.get("rerendering") or build_force is None:
         return
+    if "run_id" in _CURRENT:  # an earlier build in this process stopped between render and build
+        _close("failed", [], "the build stopped after rendering, before any task ran")
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"{started:%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(2)}"  # unique even within a second
     lock = RunLock(data_dir)

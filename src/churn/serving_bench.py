@@ -111,7 +111,8 @@ def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -
         scoring.score(model, state.features.lookup(model, [uid]))
     profiler.disable()
     state.close()
-    stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
+    # (file, line, name) -> (cc, nc, tottime, cumtime, callers); typeshed does not declare .stats
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
     lines = ["| function | calls per request | own µs per request |", "|---|---|---|"]
     for (file, line, name), (_, ncalls, tottime, _, _) in rows:

@@ -259,3 +259,19 @@ def test_a_partial_build_that_skips_upstream_is_locked_and_recorded(tmp_path: Pa
     runs = RunLedger(tmp_path / "data").runs()
     assert list(runs.status) == ["succeeded"]
     assert list(RunLedger(tmp_path / "data").tasks(runs.run_id.iloc[0]).status) == ["Executed"]
+
+
+def test_a_build_stopped_after_rendering_does_not_lock_out_the_next_one_in_this_process(tmp_path: Path):
+    """Two tasks with one product fail Ploomber's check after the render hook took the lock; the
+    next build in the same process closes that run as failed and proceeds."""
+    from ploomber.products import File
+    from ploomber.tasks import PythonCallable
+
+    broken = _dag(tmp_path)
+    PythonCallable(_write, File(tmp_path / "out.txt"), broken, name="twin", params={"marker": "none"})
+    with pytest.raises(Exception, match="out.txt"):
+        broken.build(show_progress=False)
+    _dag(tmp_path).build(show_progress=False)
+    runs = RunLedger(tmp_path / "data").runs()
+    assert list(runs.status) == ["failed", "succeeded"]
+    assert "before any task ran" in runs.error.iloc[0]

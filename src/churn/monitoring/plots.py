@@ -34,7 +34,7 @@ def _histograms(ax: Axes, reference: pd.Series, current: pd.Series, bins: int = 
     edges = np.histogram_bin_edges(pd.concat([ref, cur]), bins=bins).tolist()
     for values, label in ((ref, "reference"), (cur, "current")):
         weights = np.full(len(values), 100.0 / max(len(values), 1))
-        ax.hist(values, bins=edges.tolist(), weights=weights, alpha=0.5, label=f"{label} (n={len(values):,})")
+        ax.hist(values, bins=edges, weights=weights, alpha=0.5, label=f"{label} (n={len(values):,})")
 
 
 def feature_figure(reference: pd.Series, current: pd.Series, label: str, title: str) -> Figure:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from churn.serving import docs, errors, openapi
@@ -15,7 +15,7 @@ from churn.serving.middleware import BodySizeLimit
 from churn.serving.ops import OpsRecorder, OpsStats
 from churn.serving.proxy import ForwardedFor, TrustedProxies
 from churn.serving.routes import cache, dashboard, explain, health, predict
-from churn.serving.security import RateLimiter, SharedRateLimiter, guard
+from churn.serving.security import Guard, RateLimiter, SharedRateLimiter
 from churn.serving.service import ServingState
 from churn.serving.settings import Settings
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; ``settings`` defaults to the environment (``Settings()``)."""
     settings = settings or Settings()
     app = FastAPI(title="Churn prediction API", version="1.0", description=DESCRIPTION, lifespan=lifespan,
-                  dependencies=[Depends(guard)], docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None)
     docs.install(app)  # Swagger UI and ReDoc from local assets (no CDN)
     app.state.settings = settings
     per_minute = settings.rate_limit_per_minute
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)
+    app.add_middleware(Guard)  # innermost: sees the real client (ForwardedFor) and is counted (OpsRecorder)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.ops = OpsStats()
     app.add_middleware(OpsRecorder, stats=app.state.ops)

@@ -54,7 +54,7 @@ DESCRIPTIONS = {400: "the body could not be read", 401: "missing X-API-Key (when
                 403: "wrong API key", 413: "request body over CHURN_MAX_BODY_BYTES",
                 422: "invalid path, query or body", 429: "over the per-client rate limit; see Retry-After",
                 500: "a bug: the details are in the server log"}
-SENT_BY_EVERY_ROUTE = (401, 403, 429, 500)  # the guard dependency and the error handler
+SENT_BY_EVERY_ROUTE = (401, 403, 429, 500)  # the Guard middleware and the error handler
 
 
 def _error(status: int, description: str, example: dict[str, Any], schema: str = "ErrorOut") -> dict[str, Any]:
@@ -80,10 +80,14 @@ def build(app: FastAPI) -> dict[str, Any]:
     # above the real bound); pydantic's own schema of the request body keeps them exact
     schemas["BatchRequest"] = BatchRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     key_optional = app.state.settings.api_key is None
+    spec["components"].setdefault("securitySchemes", {})["APIKeyHeader"] = {
+        "type": "apiKey", "in": "header", "name": "X-API-Key",
+        "description": "required on admin endpoints, and on all when CHURN_API_KEY is set"}
     for path, item in spec["paths"].items():
         for operation in item.values():
-            if key_optional and not path.startswith("/cache/"):
-                operation["security"] = [{"APIKeyHeader": []}, {}]  # the key is needed only with CHURN_API_KEY
+            admin = path.startswith("/cache/")
+            # the Guard middleware checks the key on every route; it is needed only with CHURN_API_KEY
+            operation["security"] = [{"APIKeyHeader": []}] + ([{}] if key_optional and not admin else [])
             responses = operation.setdefault("responses", {})
             has_input = bool(operation.get("parameters") or operation.get("requestBody"))
             statuses = [*SENT_BY_EVERY_ROUTE, *((422,) if has_input else ()),

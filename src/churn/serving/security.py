@@ -17,8 +17,10 @@ from typing import Any
 
 import redis
 from fastapi import HTTPException, Request, Security
+from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from pydantic import SecretStr
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churn.serving.settings import Settings
 
@@ -161,9 +163,26 @@ async def check_rate(request: Request, key: str | None, settings: Settings) -> N
                                  f"retry in {math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
 
 
-async def guard(request: Request, key: str | None = Security(api_key_header)) -> None:
-    """Every endpoint: the rate limit first (so guessing keys is limited too), then the API key.
-    One dependency rather than two: each costs tens of microseconds per request."""
-    settings = _settings(request)
-    await check_rate(request, key, settings)
-    check_api_key(key, settings)
+OPEN_PATHS = ("/docs", "/redoc", "/openapi.json")  # the docs pages and their assets, for a browser
+
+
+class Guard:
+    """Every request, as pure ASGI (no per-route dependency to solve): the rate limit first (so
+    guessing keys is limited too), then the API key; refusals are the usual JSON errors."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        key = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-api-key"), None)
+        settings = _settings(request)
+        try:
+            await check_rate(request, key, settings)
+            check_api_key(key, settings)
+        except HTTPException as exc:
+            response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
