@@ -6,7 +6,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.churn-installed
-DATA_DIR := data
+# A data set other than the default: DATASET=examples/purchase_log/dataset.yaml. Its workspace is
+# data/<name>/ (warehouse, registry, models, embedded Redis) and reports/<name>/; build, serve,
+# dashboards' data, stop and the db-* targets all follow it.
+DATASET ?=
+DATA_DIR := $(if $(DATASET),$(shell $(BIN)/python -m churn.dataset data-dir '$(DATASET)' 2>/dev/null || echo data),data)
 # Set REDIS_URL to use an existing Redis; empty means the embedded redis-server under data/.
 REDIS_URL ?=
 # Extra arguments for ploomber build / pytest, e.g. ARGS="--env--n_users 300" or ARGS="-k redis".
@@ -42,8 +46,12 @@ redis-start: setup ## start (or reuse) the embedded redis-server, unless REDIS_U
 	@if [ -z "$(REDIS_URL)" ]; then $(BIN)/python -m churn.store.redis_server start --data-dir $(DATA_DIR); \
 	else echo "using REDIS_URL=$(REDIS_URL)"; fi
 
-build: setup redis-start ## run the whole pipeline (parameters checked first, then ploomber build); reports land in reports/
-	$(BIN)/churn build $(REDIS_ENV) $(ARGS)
+build: setup redis-start ## run the whole pipeline (parameters checked first, then ploomber build); DATASET=file.yaml builds that data set in its own workspace
+	@if [ -n "$(DATASET)" ]; then \
+		gen="$$(dirname '$(DATASET)')/generate.py"; if [ -f "$$gen" ]; then $(BIN)/python "$$gen" || exit 2; fi; \
+		args=$$($(BIN)/python -m churn.dataset args '$(DATASET)') || exit 2; \
+		echo "$(BIN)/churn build $$args $(ARGS)"; $(BIN)/churn build $(REDIS_ENV) $$args $(ARGS); \
+	else $(BIN)/churn build $(REDIS_ENV) $(ARGS); fi
 
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
 	$(BIN)/python -m pytest $(ARGS)
@@ -73,7 +81,7 @@ lab: setup ## JupyterLab: phase notebooks open as notebooks; their injected para
 bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the API under wrk) -> reports/benchmarks.md
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } || true
 	@test -f $(DATA_DIR)/churn.snapshot.duckdb || $(MAKE) build
-	$(BIN)/python -m churn.benchmarks --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
+	$(BIN)/python -m benchmarks.run --out reports/benchmarks.md --serving-data-dir $(DATA_DIR) $(ARGS)
 
 serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
 	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving

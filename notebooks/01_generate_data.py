@@ -1,6 +1,7 @@
 # %% [markdown]
 # # Generate data
-# Raw users, product events and billing into the warehouse: synthetic, or your own files.
+# Raw users, product events and billing into the warehouse: synthetic, or your own files
+# described by a dataset file (`datasets/synthetic.yaml` is the default; see `examples/`).
 #
 # The synthetic simulator gives each user a latent engagement that decays in the weeks before a
 # churn (not always), a weekly rhythm, several event types and monthly billing with payment
@@ -19,31 +20,45 @@ start = None
 end = None
 churn_rate = None
 scenario = None
+dataset = None
+dataset_id = None  # the dataset file's content fingerprint: a changed file or data re-runs the build
 
 # %%
-from churn.data import files, synthetic
+from churn.data import files, loader, synthetic
+from churn.dataset import load_dataset
 from churn.pipeline import as_date, write_receipt
 from churn.store import raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
+ds = load_dataset(dataset)
+print(f"data set {ds.name!r} ({ds.source}); churn rule: {ds.churn.rule}")
 
 # %% [markdown]
 # ## Load
 # Everything is written in one transaction: a failure leaves the previous tables untouched.
 
 # %%
-if source == "synthetic":
+if ds.source == "files":
+    counts = loader.load_files(wh, ds)
+elif source == "synthetic":
     params = synthetic.SimulationParams(
         n_users=int(n_users), start=as_date(start), end=as_date(end), seed=int(seed),
         target_churn_rate=float(churn_rate), scenario=scenario,
     )
     params.validate()
-    counts = raw.write_raw_tables(wh, synthetic.iter_chunks(params))
+    # the generation parameters are part of the data set's identity
+    identity = ds.fingerprint(n_users=int(n_users), seed=int(seed), start=str(start), end=str(end),
+                              churn_rate=float(churn_rate), scenario=scenario)
+    counts = raw.write_raw_tables(wh, synthetic.iter_chunks(params), dataset={
+        "name": ds.name, "fingerprint": identity, "source": "synthetic", "rule": ds.churn.rule})
 elif source == "files":
-    counts = raw.write_raw_tables(wh, [files.read_raw_files(raw_dir)])
+    counts = raw.write_raw_tables(wh, [files.read_raw_files(raw_dir)], dataset={
+        "name": ds.name, "fingerprint": f"{ds.name}:files:{raw_dir}", "source": "files", "rule": ds.churn.rule})
 else:
     raise ValueError(f"unknown source {source!r}: use 'synthetic' or 'files'")
+info = raw.dataset_info(wh)
+print(f"identity {info['fingerprint']}")
 counts
 
 # %% [markdown]
@@ -51,13 +66,13 @@ counts
 
 # %%
 overview = raw.describe_raw(wh)
-overview["plans"]
+overview.get("plans", "no plans in this data set")
 
 # %%
 overview["event_types"]
 
 # %%
-overview["billing_types"]
+overview.get("billing_types", "no billing in this data set")
 
 # %% [markdown]
 # ## Activity over time and across the week
@@ -75,9 +90,11 @@ ax = overview["weekday_activity"].set_index("weekday")["events"].plot.bar(
 )
 
 # %%
-ax = overview["monthly_churn"].set_index("month")["churned"].plot.bar(
-    figsize=(10, 3), title="churned users per month"
-)
+if len(overview["monthly_churn"]):
+    ax = overview["monthly_churn"].set_index("month")["churned"].plot.bar(
+        figsize=(10, 3), title="churned users per month")
+else:
+    print("no churn dates in this data set: the churn rule derives labels from activity")
 
 # %% [markdown]
 # ## Products
@@ -93,4 +110,5 @@ for table, facts in summary.items():
     print(f"{table:8s} rows={facts['rows']:>9,d} fingerprint={facts['fingerprint']}")
 
 # %%
-receipt = write_receipt(product["receipt"], source=source, counts=counts, tables=summary)
+receipt = write_receipt(product["receipt"], source=ds.source, dataset=ds.name, dataset_id=info["fingerprint"],
+                        counts=counts, tables=summary)

@@ -9,33 +9,42 @@ product = None
 warehouse = None
 churn_rate_min = None
 churn_rate_max = None
+dataset = None
 
 # %%
 from datetime import UTC, datetime
 
+from churn.dataset import load_dataset
 from churn.pipeline import write_receipt
-from churn.quality import runner, suites
+from churn.quality import own_suite, runner, suites
 from churn.store import raw
 from churn.store.warehouse import Warehouse
 
-tables = raw.read_raw_tables(Warehouse(warehouse))
+wh = Warehouse(warehouse)
+ds = load_dataset(dataset)
+own = ds.source == "files"
+tables = own_suite.read_own_frames(wh) if own else raw.read_raw_tables(wh)
 {name: len(frame) for name, frame in tables.items()}
 
 # %% [markdown]
 # ## Validate
-# Schema, nulls, unique ids, timestamps not in the future, every event's and billing record's
-# user exists, amounts >= 0, known event/billing types and plans, churn share within bounds.
+# The simulator's tables: schema, nulls, unique ids, timestamps not in the future, every event's
+# and billing record's user exists, amounts >= 0, plausible vocabularies, churn share within
+# bounds. Your own data: the same ideas on its tables, with the vocabularies taken from the
+# data (checked for sanity, never against a fixed list) and any past date accepted.
 
 # %%
 checked_at = datetime.now(UTC).replace(tzinfo=None)
-report = runner.validate_frames(
-    suites.prepare_raw_frames(tables["users"], tables["events"], tables["billing"]),
-    suites.raw_data_suites(
-        min_timestamp=datetime(2000, 1, 1), max_timestamp=checked_at,
-        churn_rate_bounds=(float(churn_rate_min), float(churn_rate_max)),
-    ),
-    report_dir=product["data_docs"],
-)
+if own:
+    frames = tables
+    rules = own_suite.own_data_suites(frames, max_timestamp=checked_at, rule=ds.churn.rule,
+                                      churn_share=ds.quality.churn_share)
+    print("churn share bounds:", ds.quality.churn_share or f"derived {own_suite.DERIVED_CHURN_SHARE} (not in the dataset file)")
+else:
+    frames = suites.prepare_raw_frames(tables["users"], tables["events"], tables["billing"])
+    rules = suites.raw_data_suites(max_timestamp=checked_at,
+                                   churn_rate_bounds=(float(churn_rate_min), float(churn_rate_max)))
+report = runner.validate_frames(frames, rules, report_dir=product["data_docs"])
 report.to_frame()
 
 # %% [markdown]

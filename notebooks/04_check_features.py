@@ -9,19 +9,32 @@ product = None
 warehouse = None
 label_rate_min = None
 label_rate_max = None
+dataset = None
+
+# %% [markdown]
+# The label-rate bounds come from the dataset file; without them they are derived (some labels
+# are 1 and some 0) and reported as such, never the simulator's defaults.
 
 # %%
-from churn.features import default_feature_spec
+from churn.dataset import load_dataset
 from churn.pipeline import write_receipt
 from churn.quality import runner
-from churn.quality.feature_suite import feature_suites, prepare_feature_frames
+from churn.quality.feature_suite import DERIVED_LABEL_RATE, feature_suites, prepare_feature_frames
 from churn.store import offline
 from churn.store.warehouse import Warehouse
 
-frame = offline.read_features(Warehouse(warehouse))
+ds = load_dataset(dataset)
+wh = Warehouse(warehouse)
+frame = offline.read_features(wh)
+if ds.source == "synthetic":
+    bounds = (float(label_rate_min), float(label_rate_max))
+else:
+    bounds = tuple(ds.quality.label_rate) if ds.quality.label_rate else DERIVED_LABEL_RATE
+origin = "dataset file" if ds.quality.label_rate else "derived" if ds.source != "synthetic" else "env.yaml"
+print(f"label rate bounds {bounds} ({origin}); observed {frame[frame.label_mature].label.astype(float).mean():.4f}")
 report = runner.validate_frames(
     prepare_feature_frames(frame),
-    feature_suites(default_feature_spec(), (float(label_rate_min), float(label_rate_max))),
+    feature_suites(offline.load_feature_spec(wh), bounds),
     report_dir=product["data_docs"],
 )
 report.to_frame()

@@ -15,24 +15,33 @@ models_dir = None
 model_name = None
 horizon_days = None
 n_valid_snapshots = None
+dataset = None
 
 # %%
 import pandas as pd
 
+from churn.dataset import load_dataset
+from churn.features.auto import log1p_features, recency_feature
 from churn.modeling import plots
 from churn.modeling.evaluate import bootstrap_auc_ci, decile_table
-from churn.modeling.lifecycle import register_result
+from churn.modeling.lifecycle import archive_other_datasets, dataset_params, production_stage_for, register_result
 from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
-from churn.store import offline
+from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
+ds = load_dataset(dataset)
 feature_set, features = offline.feature_set(wh)
+spec = offline.load_feature_spec(wh)
 frame = offline.read_features(wh)
-result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots))
+baseline_feature = recency_feature(spec)
+result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
+                     baseline_feature=baseline_feature, log_features=log1p_features(spec), kind=ds.model.kind)
+print(f"model: {ds.model.kind}; log1p on {len(result.log_features)} of {len(features)} features (counts, amounts, "
+      f"day measures); baseline: {baseline_feature or 'skipped (the spec has no recency feature)'}")
 print("train snapshots:", [str(s.date()) for s in result.train_snapshots])
 print("validation snapshots:", [str(s.date()) for s in result.valid_snapshots])
 
@@ -52,14 +61,17 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # churners, so the validation set holds few positives and every metric is noisy.
 
 # %%
-comparison = pd.DataFrame({"model": result.validation.as_dict(), "baseline (recency)": result.baseline.as_dict()}).astype(object)
+has_baseline = result.baseline is not None
+arms = {"model": "model", **({"baseline (recency)": "baseline"} if has_baseline else {})}
+comparison = pd.DataFrame({"model": result.validation.as_dict(), **(
+    {"baseline (recency)": result.baseline.as_dict()} if has_baseline else {})}).astype(object)
 auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
-base_low, base_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["baseline"])
-comparison.loc["auc_95ci"] = [f"[{auc_low:.3f}, {auc_high:.3f}]", f"[{base_low:.3f}, {base_high:.3f}]"]
+comparison.loc["auc_95ci"] = [f"[{low:.3f}, {high:.3f}]" for low, high in (
+    bootstrap_auc_ci(result.predictions["label"], result.predictions[column]) for column in arms.values())]
 comparison
 
 # %%
-fig = plots.evaluation_figure(result.predictions, {"model": "model", "baseline (recency)": "baseline"})
+fig = plots.evaluation_figure(result.predictions, arms)
 
 # %% [markdown]
 # ## Lift and gains
@@ -69,13 +81,14 @@ fig = plots.evaluation_figure(result.predictions, {"model": "model", "baseline (
 # base rate.
 
 # %%
-fig = plots.lift_gains_figure(result.predictions, {"model": "model", "baseline (recency)": "baseline"})
+fig = plots.lift_gains_figure(result.predictions, arms)
 
 # %%
 decile_table(result.predictions["label"], result.predictions["model"]).round(4)
 
 # %%
-fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
+if "scale" in result.pipeline.named_steps:  # coefficients exist for the logistic regression
+    fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
 
 # %% [markdown]
 # ## Leakage audit
@@ -87,9 +100,11 @@ fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].co
 
 # %%
 # NBVAL_CHECK_OUTPUT
-canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots))
+canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
+                            log_features=result.log_features)
 print(f"shuffled-label canary AUC {canary:.2f} (expected 0.50 +/- 0.05): {'ok' if abs(canary - 0.5) <= 0.05 else 'SUSPICIOUS'}")
-print(f"model AUC beats the recency baseline: {result.validation.auc > result.baseline.auc}")
+print("model AUC beats the recency baseline:",
+      result.validation.auc > result.baseline.auc if has_baseline else "n/a (no recency feature)")
 
 # %% [markdown]
 # ## Register
@@ -99,16 +114,21 @@ print(f"model AUC beats the recency baseline: {result.validation.auc > result.ba
 
 # %%
 registry = ModelRegistry(wh, models_dir)
-first = registry.get_production(model_name) is None
+info = raw.dataset_info(wh)
+# a production model of another data set (or another seed/size) never stays in production here
+stage, reason = production_stage_for(registry.get_production(model_name), info)
 version = register_result(
     registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
-    fingerprint=offline.features_fingerprint(wh), code_version=code_version(),
-    reason="train-model: first model of its name" if first else "train-model: candidate",
+    fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason=f"train-model: {reason}",
     extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
-    stage="production" if first else "staging")
+    extra_params=dataset_params(info), stage=stage)
+print(f"v{version.version} -> {version.stage}: {reason}")
+archived = archive_other_datasets(registry, model_name, info)
+print(f"archived staging candidates of other data sets: {archived}" if archived else "")
 print(f"model card: {card_path(version)}")
 pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
 
 # %%
 receipt = write_receipt(product["receipt"], model_name=model_name, version=version.version, stage=version.stage,
-                        auc=result.validation.auc, baseline_auc=result.baseline.auc, canary_auc=canary)
+                        auc=result.validation.auc, baseline_auc=result.baseline.auc if has_baseline else None,
+                        canary_auc=canary, dataset=info["name"] if info else None)

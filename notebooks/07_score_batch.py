@@ -13,14 +13,15 @@ model_name = None
 # %%
 import pandas as pd
 
-from churn.modeling.lifecycle import load_predictor
+from churn.modeling.lifecycle import check_dataset, load_predictor
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
-from churn.store import offline
+from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
 predictor, model = load_predictor(ModelRegistry(wh, models_dir), model_name)
+check_dataset(model, raw.dataset_info(wh))  # a model only scores the data set it was trained on
 latest = offline.latest_vectors(wh)
 scored = predictor.predict_frame(latest).assign(
     model_name=model_name, model_version=model.version, features_as_of=latest["snapshot_at"].to_numpy(),
@@ -35,7 +36,7 @@ print(f"scored {rows:,} users with {model_name} v{model.version} (sha256 {model.
 scored.groupby("risk_band")["probability"].agg(["count", "mean", "max"])
 
 # %%
-ax = scored["probability"].plot.hist(bins=40, figsize=(8, 3), logy=True, title="predicted churn probability (30 days)")
+ax = scored["probability"].plot.hist(bins=40, figsize=(8, 3), logy=True, title="predicted churn probability (horizon)")
 
 # %% [markdown]
 # ## The 10 riskiest users, with the features behind their score

@@ -7,6 +7,11 @@
 # The variant is promoted only if the result is significant, the sample ratio is as configured,
 # the test had the power for the planned effect, and the guardrails (AUC and Brier score on
 # matured labels) hold; the registry records the decision and its reasons.
+#
+# Data without the simulator (your own data) has no live traffic: there the two models are
+# compared **offline** on the newest matured snapshots neither was trained on (DeLong's paired
+# test of the AUC difference and a paired test of log loss), and the decision goes to the
+# registry the same way.
 
 # %% tags=["parameters"]
 upstream = ["decide-retraining"]
@@ -26,8 +31,10 @@ import pandas as pd
 
 from churn.abtest.phase import TrafficPlan, run_ab_test
 from churn.abtest.plots import arms_figure
+from churn.modeling.lifecycle import champion_challenger
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
+from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
@@ -42,18 +49,22 @@ plan = TrafficPlan(traffic_split=float(ab_traffic_split), offer_share=float(ab_o
 # died in between) gets them now, and a test that is still running is concluded.
 
 # %%
-ab = run_ab_test(wh, registry, model_name, plan)
-print(f"control: v{ab.production.version} (production); variant: "
-      + (f"v{ab.candidate.version} (staging)" if ab.candidate else "none"))
+live = raw.has_simulator_truth(wh)  # simulated traffic needs the simulator's hidden truth
+ab = run_ab_test(wh, registry, model_name, plan) if live else None
+if ab is not None:
+    print(f"control: v{ab.production.version} (production); variant: "
+          + (f"v{ab.candidate.version} (staging)" if ab.candidate else "none"))
+else:
+    print("no simulator truth (your own data): the offline champion/challenger below decides")
 
 # %% [markdown]
 # ## Results
 
 # %%
-pd.json_normalize(ab.results).T if ab.results else "no staging candidate: nothing to test"
+pd.json_normalize(ab.results).T if ab and ab.results else "no simulated test"
 
 # %%
-if ab.analysis and ab.analysis[1] is not None:
+if ab and ab.analysis and ab.analysis[1] is not None:
     test, experiment, welch, daily = ab.analysis
     fig = arms_figure(ab.results, daily, experiment.sequential.p_value, float(experiment.fixed.alpha))
 
@@ -64,10 +75,26 @@ if ab.analysis and ab.analysis[1] is not None:
 # commit together.
 
 # %%
-for reason in (ab.final or {}).get("reasons", []):
+for reason in ((ab.final if ab else None) or {}).get("reasons", []):
     print("-", reason)
-print("decision:", ab.outcome or "no test")
+print("decision:", (ab.outcome if ab else None) or "no simulated test")
+
+# %% [markdown]
+# ## Offline champion/challenger (data without the simulator)
 
 # %%
-receipt = write_receipt(product["receipt"], test_name=ab.test_name, decision=ab.outcome,
+offline_result = None
+if not live and registry.list_models(model_name, stage="staging"):
+    offline_result = champion_challenger(registry, offline.read_features(wh), model_name)
+    if offline_result is None:
+        print("no matured snapshot after both models' training data: control stays (recorded)")
+    else:
+        for reason in offline_result.reasons:
+            print("-", reason)
+        print("decision:", offline_result.decision)
+pd.Series(offline_result.as_dict()).drop("reasons") if offline_result else None
+
+# %%
+outcome = ab.outcome if ab else (offline_result.decision if offline_result else None)
+receipt = write_receipt(product["receipt"], test_name=ab.test_name if ab else None, decision=outcome,
                         production_version=registry.get_production(model_name).version)

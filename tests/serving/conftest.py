@@ -128,18 +128,18 @@ def wait_for() -> Callable[..., bool]:
 def launch(serving_base: Path, embedded_redis) -> Iterator[Callable[..., int]]:
     """``launch(**env)`` -> port of ``python -m churn.serving`` (what ``make serve`` runs) on the
     base data dir and the test Redis, with only the given CHURN_* variables; stopped afterwards."""
-    from churn.serving import loadtest
+    from churn.serving import process
 
     procs = []
 
     def start(**env: str) -> int:
-        port = loadtest.free_port()
+        port = process.free_port()
         values = {"CHURN_DATA_DIR": str(serving_base), "REDIS_URL": embedded_redis.url, **env}
         saved = dict(os.environ)
         for name in [n for n in os.environ if n.startswith("CHURN_") or n == "REDIS_URL"]:
             del os.environ[name]
         try:
-            procs.append(loadtest.start_server(values, workers=1, port=port))
+            procs.append(process.start_server(values, workers=1, port=port))
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -147,4 +147,4 @@ def launch(serving_base: Path, embedded_redis) -> Iterator[Callable[..., int]]:
 
     yield start
     for proc in procs:
-        loadtest.stop_server(proc)
+        process.stop_server(proc)

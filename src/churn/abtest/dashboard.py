@@ -24,7 +24,7 @@ def statistics_table(results: dict[str, Any]) -> pd.Series[str]:
             f"{results['control']['churn_rate']:.2%} / {results['variant']['churn_rate']:.2%}",
         "difference in churn rate (variant - control), 95% CI":
             f"{results['difference']:+.2%} [{results['ci'][0]:+.2%}, {results['ci'][1]:+.2%}]",
-        "two-proportion test p-value": f"{results['p_value']:.4f}",
+        f"{results.get('p_value_test', 'two-proportion test')} p-value": f"{results['p_value']:.4f}",
         "sequential (mSPRT) always-valid p-value": f"{results['sequential_p_value']:.4f}",
         "P(variant churns less), Beta posteriors":
             f"{results['probability_test']['prob_variant_better']:.3f} (winner: {results['probability_test']['winner']})",

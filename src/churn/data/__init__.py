@@ -1,1 +1,1 @@
-"""Raw schema, synthetic simulator and loaders for your own files."""
+"""Raw data: the synthetic simulator, the documented raw schema, and loaders for your own files."""

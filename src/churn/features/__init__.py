@@ -8,7 +8,10 @@ from churn.features.labels import (
     get_historical_features,
     population_sql,
     snapshot_dates,
+    snapshot_schedule,
+    snapshots_needed,
 )
+from churn.features.rules import RULES, LabelRule, population_label_sql
 from churn.features.spec import AGGREGATIONS, FeatureDef, FeatureSpec, FeatureSpecError, SourceSpec, load_spec
 
 __all__ = [
@@ -27,4 +30,9 @@ __all__ = [
     "load_spec",
     "population_sql",
     "snapshot_dates",
+    "snapshot_schedule",
+    "snapshots_needed",
+    "RULES",
+    "LabelRule",
+    "population_label_sql",
 ]

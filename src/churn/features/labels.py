@@ -4,6 +4,9 @@ A user is in the population at snapshot ``t`` if ``signup_at < t`` and they had 
 before ``t`` (``churned_at IS NULL OR churned_at >= t``). The label is 1 if ``churned_at`` falls
 in ``[t, t + horizon)``. It is only known once ``t + horizon <= data_end``
 (``label_mature``); later snapshots (e.g. the "current" one used for scoring) get a NULL label.
+That is the ``cancellation`` rule; :mod:`churn.features.rules` adds ``inactivity`` and
+``subscription`` (``build_feature_frame(..., rule=...)``) and :func:`snapshot_schedule` places
+snapshots at a data set's cadence once the longest feature window is observed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from churn.features.compile import (
     quote,
     quote_table,
 )
+from churn.features.rules import LabelRule, population_label_sql
 from churn.features.spec import IDENT, TABLE_NAME, FeatureSpec
 
 USERS_TABLE = "raw_data.users"
@@ -59,6 +63,48 @@ def snapshot_dates(data_start: datetime | str, data_end: datetime | str, n_snaps
             f"{start}: use fewer snapshots or a smaller spacing"
         )
     return [(last - pd.Timedelta(days=spacing * k)).to_pydatetime() for k in range(n_snapshots - 1, -1, -1)]
+
+
+def snapshots_needed(cadence_days: int, horizon_days: int, n_valid: int) -> int:
+    """Labelled snapshots a temporal split needs: ``n_valid`` for validation, the ones purged
+    because their label reaches into validation, and enough training snapshots for one
+    time-ordered CV fold (two before the test snapshot, purged by the horizon)."""
+    steps = -(-int(horizon_days) // int(cadence_days))  # snapshots a label window spans
+    return int(n_valid) + (steps - 1) + max(2, steps) + 1
+
+
+def snapshot_schedule(data_start: datetime | str, data_end: datetime | str, *, cadence_days: int,
+                      horizon_days: int, longest_window_days: int, maturity_days: int | None = None,
+                      n_valid: int = 2, count: int | None = None) -> list[datetime]:
+    """Labelled snapshots every ``cadence_days``: the last one is the last midnight whose label
+    matures by ``data_end``; the first one no earlier than ``data_start + longest window`` (so
+    every feature window is fully observed). ``count`` keeps only the newest ones.
+
+    Raises :class:`SnapshotError` with the numbers when fewer fit than a temporal split needs.
+    """
+    start, end = _timestamp(data_start, "data_start"), _timestamp(data_end, "data_end")
+    if cadence_days < 1 or horizon_days < 1:
+        raise SnapshotError("cadence_days and horizon_days must be at least 1")
+    mature = int(maturity_days or horizon_days)
+    last = (end - pd.Timedelta(days=mature)).floor("D")
+    first = (start + pd.Timedelta(days=int(longest_window_days))).ceil("D")
+    dates: list[datetime] = []
+    at = last
+    while at >= first and (count is None or len(dates) < count):
+        dates.append(at.to_pydatetime())
+        at -= pd.Timedelta(days=int(cadence_days))
+    needed = snapshots_needed(cadence_days, horizon_days, n_valid)
+    if len(dates) < needed:
+        span = (end - start).days
+        raise SnapshotError(
+            f"not enough snapshots: the data spans {span} days ({start.date()} to {end.date()}); the first "
+            f"snapshot must wait {longest_window_days} days for the longest feature window and the last one "
+            f"{mature} days before the end for its label, which leaves room for {len(dates)} snapshot(s) "
+            f"{cadence_days} days apart, but {needed} are needed ({n_valid} for validation and the rest for "
+            f"training with a {horizon_days}-day horizon): use a shorter horizon, cadence or feature windows, "
+            "or more data"
+        )
+    return sorted(dates)
 
 
 def population_sql(snapshots: Sequence[datetime], horizon_days: int, data_end: datetime,
@@ -103,17 +149,21 @@ def _checked_snapshots(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, snapsh
 
 def build_feature_frame(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, snapshots: Sequence[datetime],
                         horizon_days: int, data_end: datetime, data_start: datetime | None = None,
-                        users_table: str = USERS_TABLE) -> pd.DataFrame:
+                        users_table: str = USERS_TABLE, rule: LabelRule | None = None) -> pd.DataFrame:
     """Features, ``label`` (nullable Int8) and ``label_mature`` per (user, snapshot).
 
-    ``data_start`` defaults to the earliest timestamp of the spec's sources. Rows are ordered
-    by (snapshot_at, entity).
+    ``data_start`` defaults to the earliest timestamp of the spec's sources. ``rule`` chooses
+    the population and label (:mod:`churn.features.rules`; default: cancellation on
+    ``users_table``). Rows are ordered by (snapshot_at, entity).
     """
     check_spec_against_database(con, spec)
     stamps = _checked_snapshots(con, spec, snapshots, data_start, data_end)
     entity = quote(spec.entity)
     features = compile_spine_sql(spec, f"SELECT {entity}, snapshot_at FROM _pit_population")
-    population = population_sql(stamps, horizon_days, data_end, users_table, spec.entity)
+    if rule is None or (rule.rule == "cancellation" and users_table != USERS_TABLE):
+        population = population_sql(stamps, horizon_days, data_end, users_table, spec.entity)
+    else:
+        population = population_label_sql(rule, stamps, horizon_days, data_end, spec.entity)
     frame = con.execute(
         f"WITH _pit_population AS (\n{population}\n)\n"
         f"SELECT f.*, p.label, p.label_mature FROM (\n{features}\n) f\n"

@@ -13,17 +13,38 @@ DEFAULT_BANDS: tuple[float, float] = (0.02, 0.1)
 here carry medium = the training churn rate, high = the max-F1 decision threshold."""
 
 
+def log1p_columns(x: np.ndarray, columns: list[int] | tuple[int, ...]) -> np.ndarray:
+    """``x`` (n, k) with ``sign(v) * log1p(|v|)`` in ``columns`` (monotone; 0 stays 0)."""
+    out = np.array(x, dtype=float, copy=True, ndmin=2)
+    if len(columns):
+        cols = list(columns)
+        out[:, cols] = np.sign(out[:, cols]) * np.log1p(np.abs(out[:, cols]))
+    return out
+
+
 @dataclass
 class ChurnPredictor:
-    """A fitted scaling + logistic-regression pipeline with its feature order and version."""
+    """A fitted scaling + logistic-regression pipeline with its feature order and version.
+
+    ``log_features`` enter the pipeline as ``log1p`` (counts, amounts, day measures); the API
+    and batch scoring pass raw feature values, the predictor transforms them.
+    """
 
     pipeline: Pipeline
     features: list[str]
     model_name: str = "churn_model"
     version: int = 0
     bands: tuple[float, float] = DEFAULT_BANDS
+    log_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        unknown = set(self.log_features) - set(self.features)
+        if unknown:
+            raise ValueError(f"log_features {sorted(unknown)} are not features of the model")
+        self._log_idx = [i for i, f in enumerate(self.features) if f in set(self.log_features)]
+        self._linear = "scale" in self.pipeline.named_steps
+        if not self._linear:  # e.g. gradient boosting: scored through sklearn, explained by nothing
+            return
         scale, model = self.pipeline.named_steps["scale"], self.pipeline.named_steps["model"]
         # Precomputed so scoring one vector is a dot product, not a sklearn call (~50x faster).
         self._mean = np.asarray(scale.mean_, dtype=float)
@@ -31,9 +52,18 @@ class ChurnPredictor:
         self._coef = np.asarray(model.coef_[0], dtype=float)
         self._intercept = float(model.intercept_[0])
 
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        """Raw feature values -> the model's inputs (log1p on ``log_features``)."""
+        idx: list[int] = getattr(self, "_log_idx", [])  # artifacts pickled before log_features existed
+        return log1p_columns(x, idx) if idx else np.asarray(x, dtype=float)
+
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Log-odds for a (n, n_features) array in ``self.features`` order."""
-        logits: np.ndarray = ((np.asarray(x, dtype=float) - self._mean) / self._scale) @ self._coef + self._intercept
+        if not getattr(self, "_linear", True):
+            p = np.clip(self.pipeline.predict_proba(self.transform(np.atleast_2d(x)))[:, 1], 1e-12, 1 - 1e-12)
+            logit: np.ndarray = np.log(p / (1 - p))
+            return logit
+        logits: np.ndarray = ((self.transform(x) - self._mean) / self._scale) @ self._coef + self._intercept
         return logits
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
@@ -50,7 +80,9 @@ class ChurnPredictor:
     def explain(self, vector: np.ndarray) -> pd.DataFrame:
         """Exact per-feature contributions to the logit (coefficient x scaled value), largest
         absolute first; with the intercept they sum to the model's logit."""
-        scaled = (np.asarray(vector, dtype=float) - self._mean) / self._scale
+        if not getattr(self, "_linear", True):
+            raise NotImplementedError("per-feature contributions exist only for the logistic regression model")
+        scaled = (self.transform(np.atleast_2d(vector))[0] - self._mean) / self._scale
         table = pd.DataFrame({"feature": self.features, "value": np.asarray(vector, dtype=float),
                               "contribution": scaled * self._coef})
         return table.reindex(table["contribution"].abs().sort_values(ascending=False).index)

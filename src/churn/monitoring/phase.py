@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from churn.modeling.lifecycle import load_predictor, register_result
+from churn.modeling.lifecycle import check_dataset, dataset_params, load_predictor, register_result, training_options
 from churn.modeling.predict import ChurnPredictor
 from churn.modeling.train import TrainingResult, train_model
 from churn.monitoring.alerts import AlertRule, evaluate_alerts
@@ -20,7 +20,7 @@ from churn.monitoring.drift import drift_report, feature_drift_summary
 from churn.monitoring.retraining import retraining_triggers
 from churn.monitoring.timeline import performance_timeline
 from churn.registry import ModelRegistry, ModelVersion
-from churn.store import monitoring, offline
+from churn.store import monitoring, offline, raw
 from churn.store.warehouse import Warehouse
 
 
@@ -114,6 +114,7 @@ def run_monitor(
     but never alarm.
     """
     predictor, model = load_predictor(registry, model_name)
+    check_dataset(model, raw.dataset_info(warehouse))  # monitored only on the data set it was trained on
     frame = offline.read_features(warehouse)
     train_snapshots = pd.to_datetime(model.params["train_snapshots"])
     reference = frame[frame.snapshot_at == train_snapshots.max()]
@@ -223,14 +224,18 @@ def decide_retraining(
     if triggers.fired.any():
         feature_set, features = offline.feature_set(warehouse)
         result = train_model(
-            frame, features, horizon_days=int(horizon_days), n_valid=max(1, int(n_valid_snapshots) - 1)
+            frame,
+            features,
+            horizon_days=int(horizon_days),
+            n_valid=max(1, int(n_valid_snapshots) - 1),
+            **training_options(production),  # the same model kind, transforms and baseline
         )
         fired = ", ".join(triggers[triggers.fired].trigger)
         candidate = register_result(
             registry, result, frame, model_name=model_name, feature_set=feature_set,
             horizon_days=int(horizon_days), fingerprint=offline.features_fingerprint(warehouse),
             code_version=code_version, reason=f"candidate: retraining triggered by {fired}",
-            extra_params={"trigger": fired}, stage="staging",
+            extra_params={"trigger": fired, **dataset_params(raw.dataset_info(warehouse))}, stage="staging",
         )  # fmt: skip
         for older in registry.list_models(model_name, stage="staging"):
             if older.version != candidate.version:  # one candidate at a time: the newest one

@@ -10,6 +10,8 @@ from churn.features.spec import FeatureSpec
 from churn.quality.runner import import_gx
 from churn.quality.suites import _rule
 
+DERIVED_LABEL_RATE = (0.0001, 0.9999)
+"""Label-rate bounds when the dataset file gives none: both classes occur, nothing more."""
 NON_NEGATIVE_AGGREGATIONS = {"count", "count_distinct_days", "days_since_last", "days_since_first"}
 
 

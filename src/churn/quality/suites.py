@@ -103,11 +103,11 @@ def _with_after_churn(frame: pd.DataFrame, users: pd.DataFrame, ts: str) -> pd.D
 def raw_data_suites(
     *,
     max_timestamp: datetime,
-    min_timestamp: datetime,
+    min_timestamp: datetime | None = None,
     churn_rate_bounds: tuple[float, float] = (0.02, 0.30),
 ) -> dict[str, ExpectationSuite]:
     """One GE suite per raw table; validate frames from :func:`prepare_raw_frames` with it."""
-    if min_timestamp > max_timestamp:
+    if min_timestamp is not None and min_timestamp > max_timestamp:
         raise ValueError(f"min_timestamp {min_timestamp} is after max_timestamp {max_timestamp}")
     gx = import_gx()
     suites = {}
@@ -155,12 +155,15 @@ def _structure_rules(schema: TableSchema) -> list[Expectation]:
     return rules
 
 
-def _value_rules(table: str, low: datetime, high: datetime) -> list[Expectation]:
-    """Timestamps in range, non-negative money, categorical values in their documented sets."""
+def _value_rules(table: str, low: datetime | None, high: datetime) -> list[Expectation]:
+    """Timestamps in range, non-negative money, categorical values in their documented sets.
+
+    Without ``low`` any past date is accepted: only future timestamps are refused."""
+    window = f"[{low}, {high}]" if low is not None else f"(-inf, {high}]"
     rules = [
         _rule("ExpectColumnValuesToBeBetween", "timestamp_in_range",
-              f"{column} must lie in the data window [{low}, {high}] (nothing from the future).",
-              column=column, min_value=low, max_value=high)
+              f"{column} must lie in the data window {window} (nothing from the future).",
+              column=column, max_value=high, **({"min_value": low} if low is not None else {}))
         for column in TIMESTAMP_COLUMNS[table]
     ]
     rules += [

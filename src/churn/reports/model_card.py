@@ -113,12 +113,14 @@ def model_card_html(record: ModelVersion, result: Any | None = None) -> str:
 
 
 def _features(record: ModelVersion, result: Any | None) -> str:
-    if result is None:
+    if result is None or "scale" not in result.pipeline.named_steps:  # gradient boosting has no coefficients
         return "<p>" + html.escape(", ".join(record.features)) + "</p>"
     coef = result.pipeline.named_steps["model"].coef_[0]
+    logged = set(getattr(result, "log_features", ()))
     rows = sorted(zip(record.features, coef, strict=True), key=lambda fc: -abs(fc[1]))
     return _table(
-        [(f, f"{c:+.3f} log-odds per standard deviation ({'raises' if c > 0 else 'lowers'} risk)") for f, c in rows],
+        [(f, f"{c:+.3f} log-odds per standard deviation{' of log1p' if f in logged else ''} "
+             f"({'raises' if c > 0 else 'lowers'} risk)") for f, c in rows],
         header=("feature", "coefficient"),
     )
 

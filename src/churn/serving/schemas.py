@@ -117,6 +117,7 @@ class ModelStatus(BaseModel):
     name: str
     version: int | None = None
     feature_set: str | None = None
+    dataset: str | None = Field(None, description="the data set the model was trained on (and is served for)")
     loaded_at: datetime | None = None
     serving_form: Literal["coefficients", "pipeline"] | None = Field(
         None, description="coefficients: a dot product checked equal to the sklearn pipeline on load")

@@ -158,6 +158,7 @@ class ServingState:
             "model": {"loaded": model is not None, "name": self.settings.model_name,
                       "version": model.version if model else None,
                       "feature_set": model.feature_set if model else None,
+                      "dataset": model.record.params.get("dataset") if model else None,
                       "loaded_at": model.loaded_at if model else None,
                       "serving_form": model.serving_form if model else None, "error": self.models.error},
             "cache": cache, "uptime_seconds": round(time.monotonic() - self.started, 3),

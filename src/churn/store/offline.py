@@ -16,6 +16,7 @@ import pandas as pd
 from churn.store.warehouse import Warehouse, WarehouseError
 
 if TYPE_CHECKING:
+    from churn.features.rules import LabelRule
     from churn.features.spec import FeatureSpec
 
 FEATURES_TABLE = "ml_pipeline.features"
@@ -51,6 +52,13 @@ def feature_spec(warehouse: Warehouse) -> dict[str, Any]:
     return json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
 
 
+def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
+    """The validated :class:`~churn.features.FeatureSpec` that produced the offline store."""
+    from churn.features import load_spec
+
+    return load_spec(feature_spec(warehouse))
+
+
 def read_features(warehouse: Warehouse) -> pd.DataFrame:
     """The whole offline store, ordered by snapshot then user."""
     with warehouse.reader() as con:
@@ -84,12 +92,13 @@ def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
 
 
 def compute_features(warehouse: Warehouse, spec: FeatureSpec, snapshots: list[Any], horizon_days: int,
-                     data_end: pd.Timestamp) -> pd.DataFrame:
-    """Point-in-time vectors for ``snapshots`` from the raw tables (read-only connection)."""
+                     data_end: pd.Timestamp, rule: LabelRule | None = None) -> pd.DataFrame:
+    """Point-in-time vectors for ``snapshots`` from the raw tables (read-only connection);
+    ``rule`` chooses the population and label (default: cancellation)."""
     from churn.features import build_feature_frame
 
     with warehouse.reader() as con:
-        return build_feature_frame(con, spec, snapshots, horizon_days, data_end)
+        return build_feature_frame(con, spec, snapshots, horizon_days, data_end, rule=rule)
 
 
 PREDICTIONS_TABLE = "ml_pipeline.predictions"

@@ -11,20 +11,57 @@ from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, US
 from churn.store.warehouse import Warehouse, WarehouseError
 
 TRUTH_TABLE = f"{TRUTH_SCHEMA_NAME}.{USER_TRUTH.name}"
+DATASET_TABLE = f"{RAW_SCHEMA_NAME}.dataset"
+"""One row: which data set the raw tables hold (name, identity fingerprint, source, rule)."""
 
 
-def write_raw_tables(warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFrame]]) -> dict[str, int]:
+def dataset_row(info: dict[str, Any]) -> pd.DataFrame:
+    """The ``raw_data.dataset`` row for ``info`` (name, fingerprint, source, rule, config)."""
+    import json
+
+    return pd.DataFrame(
+        [
+            {
+                "name": str(info["name"]),
+                "fingerprint": str(info["fingerprint"]),
+                "source": str(info.get("source", "")),
+                "rule": str(info.get("rule", "")),
+                "config": json.dumps(info.get("config", {}), default=str),
+                "loaded_at": pd.Timestamp.now(tz="UTC").tz_localize(None),
+            }
+        ]
+    )
+
+
+def dataset_info(warehouse: Warehouse) -> dict[str, Any] | None:
+    """The data set the raw tables hold (None for a warehouse loaded before data sets existed)."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, DATASET_TABLE):
+            return None
+        frame = Warehouse.read_table(con, DATASET_TABLE)
+    return {str(k): v for k, v in frame.iloc[0].to_dict().items()} if len(frame) else None
+
+
+def write_raw_tables(
+    warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFrame]], dataset: dict[str, Any] | None = None
+) -> dict[str, int]:
     """Replace the raw tables (and the simulator's truth table) with the rows of ``chunks``.
 
     Each chunk maps table names (``users``, ``events``, ``billing`` and optionally
     ``user_truth``) to frames in the documented schema. Everything happens in one transaction:
     if any chunk fails, the previous tables are left exactly as they were.
 
+    ``dataset`` (name, fingerprint, source, rule) is recorded in ``raw_data.dataset`` in the
+    same transaction.
+
     Returns:
         Rows written per table.
     """
     counts = dict.fromkeys([*RAW_TABLES, USER_TRUTH.name], 0)
     with warehouse.writer() as con, warehouse.transaction(con):
+        con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.subscriptions")
+        if dataset is not None:
+            Warehouse.replace_table(con, DATASET_TABLE, dataset_row(dataset))
         for table in RAW_TABLES.values():
             con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table.name}")
             con.execute(table.ddl(RAW_SCHEMA_NAME))
@@ -82,8 +119,27 @@ def describe_raw(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
             SELECT date_trunc('month', churned_at) AS month, count(*) AS churned
             FROM raw_data.users WHERE churned_at IS NOT NULL GROUP BY 1 ORDER BY 1""",
     }
+    needs = {
+        "billing_types": ("billing", "billing_type"),
+        "plans": ("users", "plan"),
+        "monthly_churn": ("users", "churned_at"),
+    }
     with warehouse.reader() as con:
-        return {name: con.execute(sql).df() for name, sql in queries.items()}
+        out = {}
+        for name, sql in queries.items():
+            table, column = needs.get(name, ("events", "event_type"))
+            columns = {
+                r[0]
+                for r in con.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'raw_data' "
+                    "AND table_name = ?",
+                    [table],
+                ).fetchall()
+            }
+            has_rows = name != "billing_types" or con.execute("SELECT count(*) FROM raw_data.billing").fetchall()[0][0]
+            if column in columns and has_rows:
+                out[name] = con.execute(sql).df()
+        return out
 
 
 def data_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -96,6 +152,12 @@ def data_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
     if low is None:
         raise WarehouseError("raw_data.events and raw_data.billing are empty: nothing to build features from")
     return pd.Timestamp(low), pd.Timestamp(high)
+
+
+def has_simulator_truth(warehouse: Warehouse) -> bool:
+    """Whether the raw tables come with the simulator's hidden truth (synthetic data only)."""
+    with warehouse.reader() as con:
+        return Warehouse.table_exists(con, TRUTH_TABLE)
 
 
 def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:

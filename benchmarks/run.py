@@ -69,17 +69,19 @@ def _features(warehouse) -> tuple:
     return frame, spec, {"seconds": time.perf_counter() - started, "vectors": len(frame)}
 
 
-def _materialize(tmp: Path, frame, spec) -> dict:
+def _materialize(tmp: Path, warehouse, spec) -> dict:
+    """The publish step (notebook 06): the offline store's latest vectors into the online store."""
+    from churn.store import offline
     from churn.store.online import OnlineStore
     from churn.store.redis_server import EmbeddedRedis
 
-    latest = frame[frame.snapshot_at == frame.snapshot_at.max()]
+    latest = offline.latest_vectors(warehouse)
     server = EmbeddedRedis(tmp)
     try:
         store = OnlineStore.from_url(server.start(), spec.version, spec.feature_names)
         stats = store.online_write_batch(latest)
         started = time.perf_counter()
-        read = store.online_read(latest["user_id"], count=False)
+        read = store.online_read(latest["user_id"].to_numpy(), count=False)
         read_s = time.perf_counter() - started
     finally:
         server.stop()
@@ -106,7 +108,7 @@ def _pipeline_case(tmp: Path, n_users: int, label: str) -> list[tuple[str, dict]
     return [
         (f"generate {label} into DuckDB", generated),
         (f"build features, {label} (8 snapshots + current)", built),
-        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, frame, spec)),
+        (f"materialize latest vectors into Redis, {label}", _materialize(tmp, warehouse, spec)),
         (f"batch scoring (predict_frame), {label}", _scoring(frame, spec)),
     ]
 
@@ -119,6 +121,64 @@ def bench_default(tmp: Path) -> list[tuple[str, dict]]:
 @case("100,000 users")
 def bench_100k(tmp: Path) -> list[tuple[str, dict]]:
     return _pipeline_case(tmp, 100_000, "100,000 users")
+
+
+def _own_log(tmp: Path, n_events: int) -> Path:
+    """A product-style log of ``n_events`` rows (user, time, 8 types, amount) as Parquet, with
+    its dataset file (inactivity rule, automatic spec); users active in bursts over two years."""
+    import numpy as np
+    import pandas as pd
+    import yaml
+
+    rng = np.random.default_rng(0)
+    n_users = max(n_events // 100, 10)
+    user = rng.integers(1, n_users + 1, n_events)
+    start = rng.uniform(0, 600, n_users + 1)[user]  # each user's active period
+    days = start + rng.exponential(90, n_events)
+    frame = pd.DataFrame({
+        "uid": user, "ts": pd.Timestamp("2023-01-01") + pd.to_timedelta(np.minimum(days, 729.9), unit="D"),
+        "kind": rng.choice([f"type_{i}" for i in range(8)], n_events), "amount": rng.gamma(2.0, 10.0, n_events),
+    })  # fmt: skip
+    frame.to_parquet(tmp / "log.parquet", row_group_size=1_000_000)
+    (tmp / "dataset.yaml").write_text(yaml.safe_dump({
+        "name": "bench_log", "events": {"path": "log.parquet", "user": "uid", "time": "ts", "type": "kind",
+                                        "value": "amount"},
+        "churn": {"rule": "inactivity"}, "snapshots": {"cadence_days": 30, "horizon_days": 60}}))
+    return tmp / "dataset.yaml"
+
+
+def _own_data_case(tmp: Path, n_events: int) -> list[tuple[str, dict]]:
+    from churn.data.loader import load_files
+    from churn.dataset import load_dataset
+    from churn.features import LabelRule, snapshot_schedule
+    from churn.features.auto import automatic_spec, longest_window
+    from churn.store import offline, raw
+    from churn.store.warehouse import Warehouse
+
+    dataset = load_dataset(_own_log(tmp, n_events))
+    warehouse = Warehouse(tmp / "own.duckdb")
+    started = time.perf_counter()
+    counts = load_files(warehouse, dataset)
+    loaded = {"seconds": time.perf_counter() - started, "events": counts["events"], "users": counts["users"]}
+    started = time.perf_counter()
+    with warehouse.reader() as con:
+        spec = automatic_spec(con, dataset)
+    first, last = raw.data_range(warehouse)
+    end = last.ceil("D")
+    window = longest_window(spec)
+    snapshots = snapshot_schedule(first, end, cadence_days=30, horizon_days=60, longest_window_days=window)
+    frame = offline.compute_features(warehouse, spec, [*snapshots, end.to_pydatetime()], 60, end,
+                                     rule=LabelRule("inactivity", lookback_days=window))
+    built = {"seconds": time.perf_counter() - started, "vectors": len(frame), "features": len(spec.features),
+             "snapshots": len(snapshots) + 1}
+    label = f"{n_events / 1e6:g}M events"
+    return [(f"own data: load CSV/Parquet log into DuckDB, {label}", loaded),
+            (f"own data: automatic spec + point-in-time features, {label}", built)]
+
+
+@case("own data (10M events)")
+def bench_own_data(tmp: Path) -> list[tuple[str, dict]]:
+    return _own_data_case(tmp, 10_000_000)
 
 
 @case("A/B assignment")
@@ -180,26 +240,27 @@ def render(rows: list[Measurement]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn.benchmarks")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--out", default="reports/benchmarks.md")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="skip the 100,000-user cases")
+    parser.add_argument("--quick", action="store_true", help="skip the 100,000-user and 10M-event cases")
     parser.add_argument("-k", default="", help="only cases whose name contains this text")
     parser.add_argument("--serving-data-dir", default=None,
                         help="a finished build (e.g. data): also benchmark the API against it")
     args = parser.parse_args(argv)
     rows = []
     for name in CASES:
-        if args.k not in name or (args.quick and "100,000" in name):
+        heavy = "100,000" in name or "10M" in name
+        if args.k not in name or (args.quick and heavy):
             continue
-        repeats = 1 if "100,000" in name else args.repeats
+        repeats = 1 if heavy else args.repeats
         print(f"bench: {name} x{repeats}", flush=True)
         for m in measure(name, repeats):
             rows.append(m)
             print(f"  {m.name}: median {m.median:.3f} s, peak {m.peak_mb:,.0f} MB", flush=True)
     report = render(rows)
     if args.serving_data_dir:
-        from churn.serving_bench import comparison, run_all
+        from benchmarks.serving import comparison, run_all
 
         print("bench: serving API (in-process path, single and batch HTTP with wrk)", flush=True)
         report += "\n## Serving\n\n" + comparison(run_all(args.serving_data_dir)) + "\n"

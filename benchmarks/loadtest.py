@@ -1,7 +1,8 @@
-"""Load generation against a real uvicorn server over loopback (used by ``churn.serving_bench``).
+"""Load generation against a real uvicorn server over loopback (used by ``benchmarks.serving``).
 
 ``wrk`` (Debian package) when installed, with Lua scripts that pick random ids or bodies; else an
-async httpx client with bounded concurrency and duration.
+async httpx client with bounded concurrency and duration. The server itself is started by the
+package's launcher, ``churn.serving.process``.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 
@@ -21,45 +20,6 @@ import numpy as np
 def latency_ms(seconds: list[float]) -> dict[str, float]:
     values = np.asarray(seconds) * 1000
     return {"p50_ms": round(float(np.percentile(values, 50)), 3), "p99_ms": round(float(np.percentile(values, 99)), 3)}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(env: dict[str, str], workers: int, port: int, timeout: float = 60.0,
-                 app: str | None = None) -> subprocess.Popen:
-    """The API launcher (``python -m churn.serving``, as ``make serve`` runs it) in a subprocess;
-    returns once /health reports a loaded model. ``app``: another factory (a ceiling app)."""
-    import httpx
-
-    cmd = [sys.executable, "-m", "churn.serving", "--no-access-log", "--log-level", "warning",
-           *(["--app", app] if app else [])]
-    proc = subprocess.Popen(cmd, env={**os.environ, "CHURN_HOST": "127.0.0.1", "CHURN_PORT": str(port),
-                                      "CHURN_WORKERS": str(workers), **env})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["model"]["loaded"]:
-                return proc
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {proc.returncode}")
-        time.sleep(0.2)
-    stop_server(proc)
-    raise RuntimeError(f"uvicorn did not serve a model within {timeout:.0f} s")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 LUA_SINGLE = """ids = {%s}
@@ -86,8 +46,12 @@ def run_wrk(url: str, script: str, duration: float, connections: int, threads: i
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(script)
     try:
-        out = subprocess.run(["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s",
-                              "-s", fh.name, url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "--latency", f"-t{threads}", f"-c{connections}", f"-d{duration:.0f}s", "-s", fh.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         os.unlink(fh.name)
 
@@ -97,10 +61,15 @@ def run_wrk(url: str, script: str, duration: float, connections: int, threads: i
 
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
-    return {"tool": f"wrk -t{threads} -c{connections}", "requests": int(_search(r"(\d+) requests in", out).group(1)),
-            "req_per_s": float(_search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50_ms": latency("50"), "p99_ms": latency("99"),
-            "errors": int(non_2xx.group(1)) if non_2xx else 0, "socket_errors": socket_errors.group(1) if socket_errors else ""}
+    return {
+        "tool": f"wrk -t{threads} -c{connections}",
+        "requests": int(_search(r"(\d+) requests in", out).group(1)),
+        "req_per_s": float(_search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50_ms": latency("50"),
+        "p99_ms": latency("99"),
+        "errors": int(non_2xx.group(1)) if non_2xx else 0,
+        "socket_errors": socket_errors.group(1) if socket_errors else "",
+    }
 
 
 async def httpx_load(url: str, make_request, duration: float, connections: int) -> dict:
@@ -125,5 +94,11 @@ async def httpx_load(url: str, make_request, duration: float, connections: int) 
 
     deadline = time.monotonic() + duration
     await asyncio.gather(*(worker() for _ in range(connections)))
-    return {"tool": f"httpx x{connections}", "requests": len(latencies), "req_per_s": round(len(latencies) / duration, 1),
-            **latency_ms(latencies), "errors": errors, "socket_errors": ""}
+    return {
+        "tool": f"httpx x{connections}",
+        "requests": len(latencies),
+        "req_per_s": round(len(latencies) / duration, 1),
+        **latency_ms(latencies),
+        "errors": errors,
+        "socket_errors": "",
+    }

@@ -6,7 +6,7 @@ no access log, no rate limit) in a subprocess and load it over loopback with ``w
 installed (``apt-get install -y wrk``), else with an async httpx client. Load generator and server
 share the machine's cores, so the figures are a floor for a real deployment.
 
-``python -m churn.serving_bench --data-dir data --duration 10``
+``python -m benchmarks.serving --data-dir data --duration 10`` (from the repository root).
 """
 
 from __future__ import annotations
@@ -14,23 +14,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from churn.serving import loadtest
+from benchmarks import loadtest
+from churn.serving import process
 
 ORIGINAL = {"predictions_per_s": 2334, "cached_prediction_ms": 0.5}
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def prepare(source: Path, work: Path) -> dict[str, str]:
     """Copy the build's warehouse and models into ``work``, start a Redis there, publish the
-    latest vectors; returns the serving environment (``CHURN_*`` variables)."""
-    from churn.store import offline
-    from churn.store.online import OnlineStore
+    latest vectors (the API's own cache sync); returns the serving environment (``CHURN_*``)."""
+    from churn.serving import Settings
+    from churn.serving.service import ServingState
     from churn.store.redis_server import EmbeddedRedis
     from churn.store.warehouse import Warehouse
 
@@ -41,8 +47,11 @@ def prepare(source: Path, work: Path) -> dict[str, str]:
     shutil.copyfile(file, work / "churn.duckdb")
     shutil.copytree(source / "models", work / "models")
     url = EmbeddedRedis(work).start()
-    warehouse = Warehouse(work / "churn.duckdb")
-    OnlineStore.from_url(url, *offline.feature_set(warehouse)).online_write_batch(offline.latest_vectors(warehouse))
+    state = ServingState.open(Settings(data_dir=str(work), redis_url=url))
+    try:
+        state.sync_cache()
+    finally:
+        state.close()
     return {"CHURN_DATA_DIR": str(work), "REDIS_URL": url, "CHURN_RATE_LIMIT_PER_MINUTE": "0"}
 
 
@@ -55,8 +64,11 @@ def _user_ids(env: dict[str, str]) -> list[int]:
 
 def _ms(seconds: list[float] | np.ndarray) -> dict[str, float]:
     values = np.asarray(seconds) * 1000
-    return {"p50_ms": round(float(np.percentile(values, 50)), 4), "p99_ms": round(float(np.percentile(values, 99)), 4),
-            "mean_ms": round(float(values.mean()), 4)}
+    return {
+        "p50_ms": round(float(np.percentile(values, 50)), 4),
+        "p99_ms": round(float(np.percentile(values, 99)), 4),
+        "mean_ms": round(float(values.mean()), 4),
+    }
 
 
 def bench_in_process(env: dict[str, str], calls: int = 20_000, seed: int = 0) -> dict:
@@ -121,31 +133,65 @@ def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -
     return "\n".join(lines) + "\n"
 
 
-def _http_case(env: dict[str, str], workers: int, path: str, lua: str, fallback, duration: float,
-               connections: int, app: str | None = None) -> dict:
+def launch(env: dict[str, str], workers: int, app: str | None = None) -> tuple[int, subprocess.Popen[bytes]]:
+    """The package's launcher on a free port -> (port, process); ``app``: a ceiling app. They live
+    here, outside the package, so the launched server gets the repository root on its path."""
+    port = process.free_port()
+    pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    return port, process.start_server({**env, "PYTHONPATH": pythonpath}, workers, port, app=app)
+
+
+def _http_case(
+    env: dict[str, str],
+    workers: int,
+    path: str,
+    lua: str,
+    fallback,
+    duration: float,
+    connections: int,
+    app: str | None = None,
+) -> dict:
     """Start a server with ``workers``, load ``path`` with wrk (else httpx), stop the server."""
-    port = loadtest.free_port()
-    proc = loadtest.start_server(env, workers, port, app=app)
+    port, proc = launch(env, workers, app)
     try:
         url = f"http://127.0.0.1:{port}"
         if shutil.which("wrk"):
             return loadtest.run_wrk(url + path, lua, duration, connections, threads=1)
         return asyncio.run(loadtest.httpx_load(url, fallback, duration, connections))
     finally:
-        loadtest.stop_server(proc)
+        process.stop_server(proc)
 
 
-CEILINGS = {"bare FastAPI": "churn.serving.ceiling:bare_fastapi", "raw ASGI": "churn.serving.ceiling:raw_asgi_factory"}
+CEILINGS = {"bare FastAPI": "benchmarks.ceiling:bare_fastapi", "raw ASGI": "benchmarks.ceiling:raw_asgi_factory"}
 
 
-def bench_http_single(env: dict[str, str], workers: int, duration: float = 10.0, connections: int = 32,
-                      app: str | None = None, label: str = "GET /predict/{id}") -> dict:
+def bench_http_single(
+    env: dict[str, str],
+    workers: int,
+    duration: float = 10.0,
+    connections: int = 32,
+    app: str | None = None,
+    label: str = "GET /predict/{id}",
+) -> dict:
     """``GET /predict/{id}`` with random known ids (``app``: a ceiling app under the same load)."""
     ids, rng = _user_ids(env), np.random.default_rng(0)
-    result = _http_case(env, workers, "", loadtest.LUA_SINGLE % ",".join(map(str, ids)),
-                        lambda c: c.get(f"/predict/{rng.choice(ids)}"), duration, connections, app)
-    return {"case": f"{label}, {workers} worker(s), -c{connections}", "workers": workers,
-            "connections": connections, "app": label, **result}
+    result = _http_case(
+        env,
+        workers,
+        "",
+        loadtest.LUA_SINGLE % ",".join(map(str, ids)),
+        lambda c: c.get(f"/predict/{rng.choice(ids)}"),
+        duration,
+        connections,
+        app,
+    )
+    return {
+        "case": f"{label}, {workers} worker(s), -c{connections}",
+        "workers": workers,
+        "connections": connections,
+        "app": label,
+        **result,
+    }
 
 
 def bench_ceilings(env: dict[str, str], workers: int = 2, duration: float = 10.0) -> list[dict]:
@@ -161,18 +207,30 @@ def bench_ceilings(env: dict[str, str], workers: int = 2, duration: float = 10.0
     return rows
 
 
-def bench_http_batch(env: dict[str, str], workers: int = 1, batch: int = 1000, duration: float = 10.0,
-                     connections: int = 4) -> dict:
+def bench_http_batch(
+    env: dict[str, str], workers: int = 1, batch: int = 1000, duration: float = 10.0, connections: int = 4
+) -> dict:
     """``POST /predict/batch`` with ``batch`` random known ids per request -> predictions/s."""
     ids, rng = _user_ids(env), np.random.default_rng(0)
     bodies = [json.dumps({"user_ids": rng.choice(ids, batch).tolist()}) for _ in range(16)]
     lua = loadtest.LUA_BATCH % ",".join(f"[[{b}]]" for b in bodies)
     headers = {"content-type": "application/json"}
-    result = _http_case(env, workers, "/predict/batch", lua,
-                        lambda c: c.post("/predict/batch", content=bodies[rng.integers(16)], headers=headers),
-                        duration, connections)
-    return {"case": f"POST /predict/batch x{batch}, {workers} worker(s)", "workers": workers, "batch": batch,
-            "predictions_per_s": round(result["req_per_s"] * batch), **result}
+    result = _http_case(
+        env,
+        workers,
+        "/predict/batch",
+        lua,
+        lambda c: c.post("/predict/batch", content=bodies[rng.integers(16)], headers=headers),
+        duration,
+        connections,
+    )
+    return {
+        "case": f"POST /predict/batch x{batch}, {workers} worker(s)",
+        "workers": workers,
+        "batch": batch,
+        "predictions_per_s": round(result["req_per_s"] * batch),
+        **result,
+    }
 
 
 def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 20_000) -> dict:
@@ -182,12 +240,14 @@ def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 
     work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
     try:
         env = prepare(Path(data_dir), work)
-        results = {"in_process": bench_in_process(env, calls),
-                   "fallback": bench_fallback(env, max(calls // 4, 100)),
-                   "profile": profile_in_process(env, max(calls // 4, 100)),
-                   "http_single": [bench_http_single(env, w, duration) for w in (1, 2)],
-                   "ceilings": bench_ceilings(env, 2, duration),
-                   "http_batch": [bench_http_batch(env, w, duration=duration) for w in (1, 2)]}
+        results = {
+            "in_process": bench_in_process(env, calls),
+            "fallback": bench_fallback(env, max(calls // 4, 100)),
+            "profile": profile_in_process(env, max(calls // 4, 100)),
+            "http_single": [bench_http_single(env, w, duration) for w in (1, 2)],
+            "ceilings": bench_ceilings(env, 2, duration),
+            "http_batch": [bench_http_batch(env, w, duration=duration) for w in (1, 2)],
+        }
     finally:
         EmbeddedRedis(work).stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -199,33 +259,54 @@ def comparison(results: dict) -> str:
     single = max(results["http_single"], key=lambda r: r["req_per_s"])
     batch = max(results["http_batch"], key=lambda r: r["predictions_per_s"])
     inproc = results["in_process"]
-    lines = ["| measure | original platform | here |", "|---|---|---|",
-             f"| cached prediction latency | {ORIGINAL['cached_prediction_ms']} ms | {inproc['p50_ms']:.3f} ms p50, "
-             f"{inproc['p99_ms']:.3f} ms p99 (in process) |",
-             f"| predictions/s | {ORIGINAL['predictions_per_s']:,} | {batch['predictions_per_s']:,} (batch of "
-             f"{batch['batch']}, {batch['workers']} worker(s)); {single['req_per_s']:,.0f} single req/s |",
-             "", "| case | tool | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| measure | original platform | here |",
+        "|---|---|---|",
+        f"| cached prediction latency | {ORIGINAL['cached_prediction_ms']} ms | {inproc['p50_ms']:.3f} ms p50, "
+        f"{inproc['p99_ms']:.3f} ms p99 (in process) |",
+        f"| predictions/s | {ORIGINAL['predictions_per_s']:,} | {batch['predictions_per_s']:,} (batch of "
+        f"{batch['batch']}, {batch['workers']} worker(s)); {single['req_per_s']:,.0f} single req/s |",
+        "",
+        "| case | tool | req/s | p50 ms | p99 ms | errors |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in [*results["http_single"], *results["http_batch"]]:
-        lines.append(f"| {r['case']} | {r['tool']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
-                     f"{r['errors']} {r['socket_errors']} |")
+        lines.append(
+            f"| {r['case']} | {r['tool']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
+            f"{r['errors']} {r['socket_errors']} |"
+        )
     fallback = results.get("fallback")
     if fallback:
-        lines += ["", f"Offline-store fallback (Redis skipped), in process: p50 {fallback['p50_ms']:.3f} ms, "
-                      f"p99 {fallback['p99_ms']:.3f} ms (goal: p50 under 5 ms)."]
+        lines += [
+            "",
+            f"Offline-store fallback (Redis skipped), in process: p50 {fallback['p50_ms']:.3f} ms, "
+            f"p99 {fallback['p99_ms']:.3f} ms (goal: p50 under 5 ms).",
+        ]
     if results.get("ceilings"):
-        lines += ["", "Ceilings (same launcher and server settings, same run, wrk -t1):", "",
-                  "| case | req/s | p50 ms | p99 ms | share of bare FastAPI |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Ceilings (same launcher and server settings, same run, wrk -t1):",
+            "",
+            "| case | req/s | p50 ms | p99 ms | share of bare FastAPI |",
+            "|---|---|---|---|---|",
+        ]
         for r in results["ceilings"]:
-            lines.append(f"| {r['case']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
-                         f"{r['share_of_bare_fastapi']:.0%} |")
+            lines.append(
+                f"| {r['case']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
+                f"{r['share_of_bare_fastapi']:.0%} |"
+            )
     if results.get("profile"):
-        lines += ["", "Where an in-process cached prediction spends its time (cProfile, own time):", "",
-                  results["profile"]]
+        lines += [
+            "",
+            "Where an in-process cached prediction spends its time (cProfile, own time):",
+            "",
+            results["profile"],
+        ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m churn.serving_bench")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.serving")
     parser.add_argument("--data-dir", default="data", help="a finished build (only read)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per HTTP case")
     parser.add_argument("--calls", type=int, default=20_000, help="in-process calls")

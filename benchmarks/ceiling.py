@@ -13,8 +13,15 @@ import json
 
 from fastapi import FastAPI
 
-BODY = {"user_id": 1, "probability": 0.0731, "risk_band": "medium", "model_version": 1,
-        "features_as_of": "2026-01-01T00:00:00Z", "cached": True, "model": {"loaded": True}}
+BODY = {
+    "user_id": 1,
+    "probability": 0.0731,
+    "risk_band": "medium",
+    "model_version": 1,
+    "features_as_of": "2026-01-01T00:00:00Z",
+    "cached": True,
+    "model": {"loaded": True},
+}
 _BYTES = json.dumps(BODY).encode()
 _HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(_BYTES)).encode())]
 

@@ -1,0 +1,43 @@
+"""``make bench``'s serving setup: a private copy of a build whose own Redis holds the latest vectors."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.serving import prepare
+from churn.store import offline
+from churn.store.online import OnlineStore
+from churn.store.redis_server import EmbeddedRedis
+from churn.store.warehouse import Warehouse
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()
+    }
+
+
+def test_prepare_publishes_the_builds_latest_vectors_and_only_reads_the_build(
+    serving_base: Path, latest: pd.DataFrame, tmp_path: Path
+) -> None:
+    before = _digest(serving_base)
+    env = prepare(serving_base, tmp_path)
+    try:
+        assert env["CHURN_DATA_DIR"] == str(tmp_path) and env["CHURN_RATE_LIMIT_PER_MINUTE"] == "0"
+        version, features = offline.feature_set(Warehouse(tmp_path / "churn.duckdb"))
+        read = OnlineStore.from_url(env["REDIS_URL"], version, features).online_read(latest["user_id"], count=False)
+        assert read.found.all()
+        np.testing.assert_allclose(read.values, latest[features].to_numpy(float))
+    finally:
+        EmbeddedRedis(tmp_path).stop()
+    assert _digest(serving_base) == before
+
+
+def test_prepare_refuses_a_directory_without_a_build(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="run `make build` first"):
+        prepare(tmp_path / "nothing", tmp_path)

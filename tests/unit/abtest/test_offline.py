@@ -1,0 +1,61 @@
+"""Offline champion/challenger: DeLong's paired AUC test against a paired bootstrap, the paired
+log-loss test against a paired t-test, and the decision rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+from sklearn.metrics import roc_auc_score
+
+from churn.abtest.offline import compare_offline, delong_paired, paired_log_loss, row_log_loss
+
+
+def _scores(n: int = 3000, seed: int = 0, signal_b: float = 1.3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.uniform(size=n) < 0.2).astype(int)
+    shared = rng.normal(size=n)
+    a = 1 / (1 + np.exp(-(1.0 * y + shared + rng.normal(size=n))))
+    b = 1 / (1 + np.exp(-(signal_b * y + shared + rng.normal(size=n))))
+    return y, a, b
+
+
+def test_delong_matches_sklearn_aucs_and_a_paired_bootstrap() -> None:
+    y, a, b = _scores()
+    result = delong_paired(y, a, b)
+    assert result["auc_control"] == pytest.approx(roc_auc_score(y, a), abs=1e-12)
+    assert result["auc_variant"] == pytest.approx(roc_auc_score(y, b), abs=1e-12)
+    rng = np.random.default_rng(1)
+    diffs = []
+    for _ in range(800):  # paired bootstrap: the same resampled rows for both models
+        i = rng.integers(0, len(y), len(y))
+        diffs.append(roc_auc_score(y[i], b[i]) - roc_auc_score(y[i], a[i]))
+    assert result["auc_diff_se"] == pytest.approx(np.std(diffs, ddof=1), rel=0.12)
+    assert result["auc_diff"] == pytest.approx(np.mean(diffs), abs=0.004)
+
+
+def test_delong_false_positive_rate_is_near_alpha_for_equal_models() -> None:
+    """Two models of equal strength: the paired test rejects about 5% of the time."""
+    rejections = sum(delong_paired(*_scores(n=600, seed=s, signal_b=1.0))["auc_p_value"] < 0.05 for s in range(200))
+    assert rejections <= 20  # expected 10; binomial(200, 0.05) exceeds 20 with p < 0.002
+
+
+def test_paired_log_loss_equals_a_paired_t_test_on_row_losses() -> None:
+    y, a, b = _scores(n=800)
+    result = paired_log_loss(y, a, b)
+    t = stats.ttest_rel(row_log_loss(y, b), row_log_loss(y, a))
+    assert result["log_loss_diff"] == pytest.approx(row_log_loss(y, b).mean() - row_log_loss(y, a).mean())
+    assert result["log_loss_p_value"] == pytest.approx(t.pvalue, rel=0.02)
+
+
+def test_a_clearly_better_variant_is_promoted_and_an_equal_one_is_not() -> None:
+    y, a, b = _scores(signal_b=2.0)
+    assert compare_offline(y, a, b, ["2024-01-01"]).decision == "promote"
+    y, a, b = _scores(signal_b=1.0, seed=4)
+    kept = compare_offline(y, a, b, ["2024-01-01"])
+    assert kept.decision == "keep_control" and "not significantly higher" in kept.reasons[0]
+
+
+def test_too_few_churners_is_refused() -> None:
+    with pytest.raises(ValueError, match="at least 2 positives"):
+        delong_paired(np.array([1, 0, 0]), np.array([0.2, 0.1, 0.3]), np.array([0.3, 0.2, 0.1]))
