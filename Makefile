@@ -89,7 +89,7 @@ serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000)
 dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:$(DASHBOARD_PORT) (DASHBOARD_PORT=8866)
 	@echo "monitoring: http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/monitoring.ipynb"
 	@echo "A/B tests:  http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/ab_testing.ipynb"
-	$(BIN)/voila notebooks/dashboards --no-browser --port $(DASHBOARD_PORT) --Voila.ip=127.0.0.1 --KernelManager.transport=ipc \
+	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/voila notebooks/dashboards --no-browser --port $(DASHBOARD_PORT) --Voila.ip=127.0.0.1 --KernelManager.transport=ipc \
 		--MappingKernelManager.cull_idle_timeout=300 --MappingKernelManager.cull_interval=60 \
 		--MappingKernelManager.cull_connected=True
 

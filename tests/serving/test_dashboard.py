@@ -140,3 +140,25 @@ def test_ab_test_analysis_is_computed_once_per_test_and_warehouse_change(monitor
     assert monitored.get("/dashboard/ab-tests/nope").status_code == 404
     assert monitored.get("/dashboard/ab-tests/nope").status_code == 404
     assert calls == ["cand_v2"] * 3  # unknown names never reach the analysis
+
+
+def test_registry_views_link_each_model_card_that_exists(make_client, data_dir):
+    """A version with a model card names it (relative path and URL) and the URL serves the card; a
+    version without one says null, and its card URL is a 404 that says why."""
+    from churn.reports.model_card import write_model_card
+
+    registry = ModelRegistry(Warehouse(data_dir / "churn.duckdb"), data_dir / "models")
+    write_model_card(registry.get_model("churn_model", 1))
+    client = make_client(data_dir=data_dir)
+    models = {m["version"]: m for m in client.get("/dashboard/models").json()}
+    assert models[1]["model_card_path"] == "churn_model/v1.card.html"
+    assert models[1]["model_card_url"] == "/dashboard/models/1/card"
+    assert models[2]["model_card_path"] is None and models[2]["model_card_url"] is None
+    assert client.get("/dashboard/models/production").json()["model_card_url"] == "/dashboard/models/1/card"
+    card = client.get(models[1]["model_card_url"])
+    assert card.status_code == 200 and card.headers["content-type"].startswith("text/html")
+    assert "churn_model v1" in card.text and str(data_dir) not in client.get("/dashboard/models").text
+    missing = client.get("/dashboard/models/2/card")
+    assert missing.status_code == 404 and "no model card" in missing.json()["detail"]
+    unknown = client.get("/dashboard/models/9/card")
+    assert unknown.status_code == 404 and "has no version 9" in unknown.json()["detail"]

@@ -14,6 +14,7 @@ MODEL_EXAMPLE: dict[str, Any] = {"model_name": "churn_model", "version": 3, "sta
                  "params": {"C": 1.0, "feature_set": "v1"}, "features": ["events_30d", "tenure_days"],
                  "training_data_fingerprint": "6903:123", "code_version": "abc1234",
                  "artifact_path": "churn_model/v3.joblib", "artifact_sha256": "9f2c...",
+                 "model_card_path": "churn_model/v3.card.html", "model_card_url": "/dashboard/models/3/card",
                  "created_at": "2026-01-02T08:00:00+00:00", "updated_at": "2026-01-02T08:00:00+00:00"}
 
 
@@ -29,6 +30,9 @@ class ModelOut(BaseModel):
     code_version: str | None
     artifact_path: str = Field(description="relative to the models folder")
     artifact_sha256: str
+    model_card_path: str | None = Field(None, description="the model card, relative to the models folder; "
+                                        "null when the version has none (registered without a training result)")
+    model_card_url: str | None = Field(None, description="where this API serves the model card (HTML)")
     created_at: datetime
     updated_at: datetime
 

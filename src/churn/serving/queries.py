@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 
 from churn.registry import ModelRegistry, ModelVersion
+from churn.reports.model_card import card_path
 from churn.store import abtests, monitoring
 from churn.store.warehouse import Warehouse, WarehouseError
 
@@ -111,8 +113,9 @@ def drift_summary(warehouse: Warehouse) -> dict[str, Any]:
             "features_drifted": drifted}
 
 
-def model_view(record: ModelVersion, models_dir) -> dict[str, Any]:
-    """A registry version for clients: the artifact path relative to the models folder."""
+def model_view(record: ModelVersion, models_dir: Path) -> dict[str, Any]:
+    """A registry version for clients: the artifact and model card paths relative to the models
+    folder, and the card's URL (both None when the version has no card)."""
     out = record.to_dict()
     for key in ("created_at", "updated_at"):  # stored as naive UTC: say so (RFC 3339 needs an offset)
         stamp = getattr(record, key)
@@ -121,6 +124,10 @@ def model_view(record: ModelVersion, models_dir) -> dict[str, Any]:
         out["artifact_path"] = str(record.artifact_path.relative_to(models_dir))
     except ValueError:
         out["artifact_path"] = record.artifact_path.name
+    card = card_path(record)
+    has_card = card.is_file()
+    out["model_card_path"] = str(Path(out["artifact_path"]).with_name(card.name)) if has_card else None
+    out["model_card_url"] = f"/dashboard/models/{record.version}/card" if has_card else None
     return out
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import FileResponse
 
+from churn.registry import RegistryError
+from churn.reports.model_card import card_path
 from churn.serving import queries
 from churn.serving.dashboard_schemas import (
     ABTestOut,
@@ -41,6 +44,23 @@ def production(state: State) -> dict:
     if not found:
         raise HTTPException(404, f"{state.settings.model_name} has no production version yet")
     return found[0]
+
+
+@router.get("/models/{version}/card", response_class=FileResponse, summary="A version's model card (HTML)",
+            responses={200: {"content": {"text/html": {}}},
+                       404: {"model": ErrorOut, "description": "unknown version, or no card written"}})
+def model_card(version: int, state: State) -> FileResponse:
+    """The model card written at registration: data, features, metrics with intervals, baseline,
+    leakage canary and limits; one self-contained page that works offline."""
+    name = state.settings.model_name
+    try:
+        record = state.registry.get_model(name, version)
+    except RegistryError as error:
+        raise HTTPException(404, str(error)) from error
+    card = card_path(record)
+    if not card.is_file():
+        raise HTTPException(404, f"{name} v{version} has no model card (it was registered without a training result)")
+    return FileResponse(card, media_type="text/html")
 
 
 @router.get("/models/staging", response_model=list[ModelOut], summary="Staging candidates")
