@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import subprocess
@@ -55,6 +56,18 @@ def test_build_leaves_a_production_model_predictions_and_online_vectors(small_bu
     read = OnlineStore.from_url(embedded_redis.url, feature_set, features).online_read(latest.user_id, count=False)
     assert read.found.all()
     assert read.values.tobytes() == latest[features].to_numpy(np.float64).tobytes()
+    # the API (its own model load and serving form) gives batch scoring's probabilities
+    from churn.serving import Settings
+    from churn.serving.service import ServingState
+
+    state = ServingState.open(Settings(data_dir=small_build / "data", redis_url=embedded_redis.url))
+    try:
+        ids = predictions.user_id.head(50).tolist()
+        served = asyncio.run(state.predict(ids, use_cache=True))["predictions"]
+    finally:
+        state.close()
+    batch = predictions.set_index("user_id").loc[ids, "probability"].to_numpy(float)
+    assert np.allclose([p["probability"] for p in served], batch, rtol=0, atol=1e-9)
 
 
 def test_executed_notebooks_rerun_identically_under_nbval(small_build: Path, build_copy: tuple[Path, str],

@@ -50,3 +50,24 @@ def test_a_model_the_coefficients_cannot_express_is_scored_by_its_pipeline(make_
     expected = pipeline.predict_proba(vectors)[:, 1]
     assert np.allclose([p["probability"] for p in body["predictions"]], expected, rtol=0, atol=1e-12)
     assert client.get(f"/explain/{user_ids[0]}").status_code == 501
+
+
+def test_a_model_with_log1p_inputs_is_served_by_its_coefficients_with_the_pipelines_probabilities(default_features):
+    """log_features are transformed by the predictor before the pipeline: the check must compare
+    like with like (it once fed raw values to the pipeline, judged the form unequal and then scored
+    the pipeline on untransformed inputs), and either form gives the trained model's probabilities."""
+    from churn.modeling.predict import log1p_columns
+    from churn.serving.model import LoadedModel
+
+    rows = labelled(default_features)
+    logged = [FEATURES.index(f) for f in FEATURES[:3]]
+    pipeline = Pipeline([("scale", StandardScaler()), ("model", LogisticRegression(C=1.0, max_iter=1000))])
+    pipeline.fit(log1p_columns(rows[FEATURES].to_numpy(float), logged), rows["label"].to_numpy(int))
+    predictor = ChurnPredictor(pipeline, FEATURES, model_name=MODEL, bands=(0.02, 0.1),
+                               log_features=tuple(FEATURES[:3]))
+    assert serving_form_matches(predictor)
+    raw = rows[FEATURES].to_numpy(float)[:200]
+    expected = pipeline.predict_proba(log1p_columns(raw, logged))[:, 1]  # the trained model, by hand
+    for exact in (True, False):
+        served = LoadedModel(predictor, record=None, feature_set="v1", exact_form=exact).proba(raw)  # type: ignore[arg-type]
+        assert np.allclose(served, expected, rtol=0, atol=1e-12)

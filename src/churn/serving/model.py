@@ -22,15 +22,16 @@ log = logging.getLogger("churn.serving")
 
 def serving_form_matches(predictor: ChurnPredictor, n_probes: int = 256, tolerance: float = 1e-9) -> bool:
     """True when the predictor's coefficient form (a dot product, what the API scores with) gives
-    the sklearn pipeline's probabilities on probe vectors spread around the training data; the
-    registry keeps the pipeline as the source of truth, so anything else is served by it."""
+    the sklearn pipeline's probabilities (fed the predictor's own log1p inputs) on probe vectors
+    spread around the training data; the registry keeps the pipeline as the source of truth, so
+    anything else is served by it."""
     n = len(predictor.features)
     scaler = predictor.pipeline.named_steps.get("scale")
     center = np.asarray(getattr(scaler, "mean_", np.zeros(n)), dtype=float)
     spread = np.asarray(getattr(scaler, "scale_", np.ones(n)), dtype=float)
     probes = np.abs(center + spread * np.random.default_rng(0).standard_normal((n_probes, n)) * 2)
     derived = predictor.predict_proba(probes)
-    reference = predictor.pipeline.predict_proba(probes)[:, 1]
+    reference = predictor.pipeline.predict_proba(predictor.transform(probes))[:, 1]  # log1p as trained
     return bool(np.max(np.abs(derived - reference)) <= tolerance)
 
 
@@ -49,7 +50,7 @@ class LoadedModel:
         """Churn probabilities: the coefficient form when it was checked equal, else the pipeline."""
         if self.exact_form:
             return self.predictor.predict_proba(x)
-        return self.predictor.pipeline.predict_proba(np.atleast_2d(x))[:, 1]
+        return self.predictor.pipeline.predict_proba(self.predictor.transform(np.atleast_2d(x)))[:, 1]
 
     @property
     def serving_form(self) -> str:
