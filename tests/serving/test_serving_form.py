@@ -71,3 +71,32 @@ def test_a_model_with_log1p_inputs_is_served_by_its_coefficients_with_the_pipeli
     for exact in (True, False):
         served = LoadedModel(predictor, record=None, feature_set="v1", exact_form=exact).proba(raw)  # type: ignore[arg-type]
         assert np.allclose(served, expected, rtol=0, atol=1e-12)
+
+
+def test_a_gradient_boosting_model_is_scored_by_its_pipeline_and_not_explained(default_features):
+    """No coefficient form: probabilities come from the pipeline (with the log1p inputs) and
+    /explain's decomposition is refused as 501 instead of an error inside the predictor."""
+    import pytest
+    from fastapi import HTTPException
+
+    from churn.modeling.predict import log1p_columns
+    from churn.modeling.train import make_pipeline
+    from churn.serving import scoring
+    from churn.serving.model import LoadedModel
+
+    rows = labelled(default_features)
+    logged = [FEATURES.index(f) for f in FEATURES[:3]]
+    pipeline = make_pipeline(1.0, kind="hist_gradient_boosting")
+    pipeline.fit(log1p_columns(rows[FEATURES].to_numpy(float), logged), rows["label"].to_numpy(int))
+    predictor = ChurnPredictor(pipeline, FEATURES, model_name=MODEL, bands=(0.02, 0.1),
+                               log_features=tuple(FEATURES[:3]))
+    assert not serving_form_matches(predictor)
+    from types import SimpleNamespace
+
+    record = SimpleNamespace(version=7)  # the registry record: only its version is read here
+    model = LoadedModel(predictor, record=record, feature_set="v1", exact_form=False)  # type: ignore[arg-type]
+    raw = rows[FEATURES].to_numpy(float)[:100]
+    assert np.allclose(model.proba(raw), pipeline.predict_proba(log1p_columns(raw, logged))[:, 1], rtol=0, atol=1e-12)
+    with pytest.raises(HTTPException) as refused:
+        scoring.explain(model, None)  # type: ignore[arg-type]
+    assert refused.value.status_code == 501 and "v7" in str(refused.value.detail)

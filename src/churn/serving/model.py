@@ -24,7 +24,10 @@ def serving_form_matches(predictor: ChurnPredictor, n_probes: int = 256, toleran
     """True when the predictor's coefficient form (a dot product, what the API scores with) gives
     the sklearn pipeline's probabilities (fed the predictor's own log1p inputs) on probe vectors
     spread around the training data; the registry keeps the pipeline as the source of truth, so
-    anything else is served by it."""
+    anything else is served by it (a model without scaling + logistic regression, e.g. gradient
+    boosting, has no coefficient form at all)."""
+    if "scale" not in predictor.pipeline.named_steps:
+        return False
     n = len(predictor.features)
     scaler = predictor.pipeline.named_steps.get("scale")
     center = np.asarray(getattr(scaler, "mean_", np.zeros(n)), dtype=float)
