@@ -23,7 +23,10 @@ DASHBOARD_PORT ?= 8866
 PHASE ?=
 IN_PLACE ?=
 WRITE ?=
-CHURN_SET := $(if $(REDIS_URL),--set 'redis_url=$(REDIS_URL)',)
+# The `churn` command pointed at the data set's workspace (DATASET) and at REDIS_URL, if given.
+CHURN_SET := $(if $(DATASET),$(shell $(BIN)/python -m churn.dataset sets '$(DATASET)' 2>/dev/null),) \
+	$(if $(REDIS_URL),--set 'redis_url=$(REDIS_URL)',)
+CHURN := $(strip $(BIN)/churn $(CHURN_SET))
 REDIS_ENV := $(if $(REDIS_URL),--env--redis_url '$(REDIS_URL)',)
 
 .PHONY: help setup build test test-fast lint format lab bench serve redis-start stop clean db-backup db-restore db-clean dashboards browser \
@@ -111,23 +114,23 @@ db-clean: setup ## delete the warehouse (and its reader snapshot); backups are k
 	$(BIN)/python -m churn.store.warehouse clean --warehouse $(DATA_DIR)/churn.duckdb
 
 plot: setup ## draw the pipeline DAG with each task's last status and duration -> reports/pipeline.svg/.png (offline)
-	$(BIN)/churn plot
+	$(CHURN) plot
 
 status: setup ## what is built and when, what is outdated, the warehouse, the production model, Redis, the API on PORT
-	$(BIN)/churn $(CHURN_SET) status --api http://127.0.0.1:$(PORT)
+	$(CHURN) status --api http://127.0.0.1:$(PORT)
 
 logs: setup ## the newest build/phase log (data/logs/) and the embedded Redis log
-	$(BIN)/churn logs
+	$(CHURN) logs
 
 phase: setup ## run one phase: PHASE=check-features, on a scratch copy of the build (IN_PLACE=1: for real)
 	@test -n "$(PHASE)" || { echo "usage: make phase PHASE=<task name> [IN_PLACE=1]"; exit 2; }
-	$(BIN)/churn $(CHURN_SET) phase $(PHASE) $(if $(IN_PLACE),--in-place,)
+	$(CHURN) phase $(PHASE) $(if $(IN_PLACE),--in-place,)
 
 db-connect: setup ## a DuckDB SQL shell on the warehouse, read-only (WRITE=1: read-write, takes the write lock)
-	$(BIN)/churn db $(if $(WRITE),--write,)
+	$(CHURN) db $(if $(WRITE),--write,)
 
 redis-cli: setup ## redis-cli on the online store (REDIS_URL, else the embedded server)
-	$(BIN)/churn $(CHURN_SET) redis-cli
+	$(CHURN) redis-cli
 
 version: setup ## versions: churn and its commit, Python, the main packages
 	$(BIN)/churn version

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -270,15 +271,25 @@ def ploomber_args(path: str | Path, root: str | Path = ".") -> list[str]:
     return [part for key, value in args.items() for part in (f"--env--{key}", value)]
 
 
+def cli_sets(path: str | Path, root: str | Path = ".") -> list[str]:
+    """``--set KEY=value`` options that point the ``churn`` command at the data set's workspace
+    (where its build wrote the warehouse, models, receipts and ``logs/last-build.json``)."""
+    places = workspace(load_dataset(path), Path(root).resolve())
+    return [part for key, value in places.items() for part in ("--set", f"{key}={value}")]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``args FILE`` prints the ploomber arguments; ``data-dir FILE`` the workspace's data dir."""
+    """``args FILE`` prints the ploomber arguments; ``sets FILE`` the churn command's ``--set``
+    options; ``data-dir FILE`` the workspace's data dir."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2 or argv[0] not in {"args", "data-dir", "check"}:
-        print("usage: python -m churn.dataset {args|data-dir|check} DATASET.yaml", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in {"args", "sets", "data-dir", "check"}:
+        print("usage: python -m churn.dataset {args|sets|data-dir|check} DATASET.yaml", file=sys.stderr)
         return 2
     try:
         if argv[0] == "args":
             print(" ".join(ploomber_args(argv[1])))
+        elif argv[0] == "sets":
+            print(" ".join(shlex.quote(part) for part in cli_sets(argv[1])))
         elif argv[0] == "data-dir":
             print(workspace(load_dataset(argv[1]))["data_dir"])
         else:

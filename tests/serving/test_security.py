@@ -185,6 +185,16 @@ def test_forwarded_for_is_believed_only_from_a_configured_proxy(make_client, use
     assert spoofed == [200, 200, 429]  # all counted against 198.51.100.7, the first untrusted hop
 
 
+def test_a_proxy_appending_its_own_forwarded_for_line_is_read_as_one_chain(make_client):
+    """A proxy that adds a separate X-Forwarded-For line (HAProxy's forwardfor) leaves the
+    client's forged line first: the real client is still the rightmost untrusted hop."""
+    client = make_client(rate_limit_per_minute=2, forwarded_allow_ips="testclient")
+    codes = [client.get("/health", headers=[("X-Forwarded-For", f"1.1.1.{i}"),
+                                            ("X-Forwarded-For", "198.51.100.7")]).status_code
+             for i in range(3)]
+    assert codes == [200, 200, 429]
+
+
 def test_trusted_proxies_parse_addresses_networks_and_names():
     trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8,::1,proxy.sock")
     assert trusted.trusts("127.0.0.1") and trusted.trusts("10.2.3.4") and trusted.trusts("::1")

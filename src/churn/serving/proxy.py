@@ -70,7 +70,9 @@ class ForwardedFor:
         if scope["type"] == "http" and scope.get("client"):
             peer = scope["client"][0]
             if self.trusted.trusts(peer):
-                header = next((v for k, v in scope["headers"] if k == b"x-forwarded-for"), None)
+                # every X-Forwarded-For line, in order (a proxy may append its own line rather than
+                # extend the client's): the rightmost untrusted hop is the client
+                header = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for")
                 if header:
                     scope = {**scope, "client": (self.trusted.client_of(peer, header.decode("latin-1")), 0)}
         await self.app(scope, receive, send)

@@ -62,6 +62,8 @@ def write_raw_tables(
         con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.subscriptions")
         if dataset is not None:
             Warehouse.replace_table(con, DATASET_TABLE, dataset_row(dataset))
+        else:  # an earlier data set's name and fingerprint would not describe these tables
+            con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
         for table in RAW_TABLES.values():
             con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table.name}")
             con.execute(table.ddl(RAW_SCHEMA_NAME))

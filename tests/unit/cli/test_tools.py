@@ -100,6 +100,17 @@ def test_make_targets_call_the_cli():
         assert "churn" in _make_dry_run(target)
 
 
+def test_cli_targets_follow_the_data_set_workspace():
+    """`make status/phase/db-connect/... DATASET=...` look where `make build DATASET=...` wrote
+    (its warehouse, models and last-build.json), not at the default workspace."""
+    dataset = "examples/purchase_log/dataset.yaml"
+    workspace = ROOT / "data" / "purchase_log"
+    for target in ("status", "plot", "logs", "db-connect", "redis-cli"):
+        line = _make_dry_run(target, f"DATASET={dataset}")
+        assert f"--set data_dir={workspace}" in line and f"--set warehouse={workspace}/churn.duckdb" in line, line
+    assert "--set data_dir" not in _make_dry_run("status")
+
+
 def test_db_shell_reads_statements_until_quit(churn):
     result = churn(
         "db", input="SELECT 'churn' || '-' ||\n count(*) AS n FROM ml_pipeline.models;\nSELECT nope;\n.tables\n.quit\n"

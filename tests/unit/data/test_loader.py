@@ -118,3 +118,16 @@ def test_a_glob_of_parquet_files_is_one_log(tmp_path: Path) -> None:
         frame.assign(member=frame.member + 10 * i).to_parquet(tmp_path / f"part{i}.parquet")
     path = _dataset(tmp_path, events={"path": "part*.parquet", "timezone": "UTC"})
     assert load_files(Warehouse(tmp_path / "w.duckdb"), load_dataset(path))["events"] == 4
+
+
+def test_raw_tables_written_without_a_data_set_drop_the_previous_data_sets_record(tmp_path: Path) -> None:
+    """Replacing the raw tables (e.g. a simulator run) must not leave the earlier data set's name
+    and fingerprint behind: models would be judged against the wrong identity."""
+    from churn.data.synthetic import SimulationParams, iter_chunks
+    from churn.store.raw import dataset_info, write_raw_tables
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    load_files(wh, load_dataset(_dataset(tmp_path)))
+    assert dataset_info(wh)["name"] == "app"
+    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=50), progress=False))
+    assert dataset_info(wh) is None
