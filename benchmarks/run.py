@@ -56,13 +56,11 @@ def _generate(tmp: Path, n_users: int):
 
 
 def _features(warehouse) -> tuple:
-    from churn.features import default_feature_spec, snapshot_dates
+    from churn.features import default_feature_spec, snapshot_plan
     from churn.store import offline, raw
 
     spec = default_feature_spec()
-    first, last = raw.data_range(warehouse)
-    end = last.ceil("D")
-    snapshots = [*snapshot_dates(first, end, 8, 30), end.to_pydatetime()]
+    snapshots, end = snapshot_plan(*raw.data_range(warehouse))
     started = time.perf_counter()
     frame = offline.compute_features(warehouse, spec, snapshots, 30, end)
     offline.write_features(warehouse, frame, spec.version, spec.feature_names, spec.to_dict())

@@ -71,7 +71,7 @@ monitor.report.pivot_table(index="feature", columns="test", values=["effect_size
 # Each later snapshot against the same reference: when did each feature start to move?
 
 # %%
-drift_over_time(wh, monitor, alpha=float(drift_alpha))
+drift_over_time(monitor, alpha=float(drift_alpha))
 
 # %% [markdown]
 # ## Performance over time

@@ -89,13 +89,11 @@ def default_warehouse(tmp_path_factory: pytest.TempPathFactory, simulated) -> Wa
 @pytest.fixture(scope="session")
 def default_features(default_warehouse: Warehouse):
     """The default build's offline store: 8 labelled snapshots + the current one."""
-    from churn.features import default_feature_spec, snapshot_dates
+    from churn.features import default_feature_spec, snapshot_plan
     from churn.store import offline, raw
 
     spec = default_feature_spec()
-    first, last = raw.data_range(default_warehouse)
-    data_end = last.ceil("D")
-    snapshots = [*snapshot_dates(first, data_end, n_snapshots=8, horizon_days=30), data_end.to_pydatetime()]
+    snapshots, data_end = snapshot_plan(*raw.data_range(default_warehouse))
     frame = offline.compute_features(default_warehouse, spec, snapshots, 30, data_end)
     offline.write_features(default_warehouse, frame, spec.version, spec.feature_names, spec.to_dict())
     return frame

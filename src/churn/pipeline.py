@@ -8,6 +8,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+RECEIPT_KEY = "receipt"  # the product key of a notebook task's receipt (pipeline.yaml)
+
 
 def write_receipt(path: str | os.PathLike, **facts: Any) -> dict[str, Any]:
     """Write a task's JSON receipt (what it wrote, with counts) atomically; returns it."""

@@ -33,12 +33,11 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from churn.pipeline import code_version
+from churn.pipeline import RECEIPT_KEY, code_version
 from churn.store.runs import RunLedger
 from churn.store.warehouse import Warehouse
 
 LOCK_FILE = "run.lock"
-RECEIPT_KEY = "receipt"  # the product key of a task's receipt (pipeline.yaml)
 
 
 class RunLockedError(RuntimeError):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from churn.data.synthetic import DRIFT_TRUTH, SimulationParams
-from churn.features import default_feature_spec, snapshot_dates
+from churn.features import default_feature_spec, snapshot_plan
 from churn.monitoring.drift import drift_report, feature_drift_summary
 from churn.store import offline, raw
 from churn.store.raw import write_raw_tables
@@ -30,9 +30,7 @@ def _verdict(frame: pd.DataFrame) -> set[str]:
 def drift_features(tmp_path_factory, simulated) -> pd.DataFrame:
     warehouse = Warehouse(tmp_path_factory.mktemp("drift") / "churn.duckdb")
     write_raw_tables(warehouse, [simulated(SimulationParams(scenario="drift"))])
-    first, last = raw.data_range(warehouse)
-    end = last.ceil("D")
-    snapshots = [*snapshot_dates(first, end, 8, 30), end.to_pydatetime()]
+    snapshots, end = snapshot_plan(*raw.data_range(warehouse))
     return offline.compute_features(warehouse, default_feature_spec(), snapshots, 30, end)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from churn.serving.process import free_port
 from churn.store.redis_server import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
@@ -217,14 +218,6 @@ def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(sm
     assert sha256(warehouse) == before
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_lab_as_make_lab_starts_it_serves_phase_notebooks_as_notebooks_with_scratch_parameters(tmp_path):
     """The real Jupyter server, started the way `make lab` starts it: a .py phase notebook is
     served as a notebook (no HTTP 500) carrying the scratch paths, and the settings Lab reads make
@@ -234,7 +227,7 @@ def test_lab_as_make_lab_starts_it_serves_phase_notebooks_as_notebooks_with_scra
 
     env_file = f"env.test-{uuid.uuid4().hex[:8]}.yaml"
     data = tmp_path / "data"
-    port, token = _free_port(), uuid.uuid4().hex
+    port, token = free_port(), uuid.uuid4().hex
     lab = None
     try:
         assert churn("--set", f"data_dir={data}", "scratch", "--env-file", env_file).returncode == 0

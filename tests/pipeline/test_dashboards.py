@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.sync.client import connect
+
+from churn.serving.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -34,11 +35,6 @@ RENDER_BUDGET_S = float(os.environ.get("CHURN_RENDER_BUDGET_S", "10"))
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def voila(small_build: Path):
@@ -47,7 +43,7 @@ def voila(small_build: Path):
         if os.environ.get("CI"):
             pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
         pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "CHURN_WAREHOUSE": str(small_build / "data" / "churn.duckdb"),
            "CHURN_MODELS_DIR": str(small_build / "data" / "models"), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
     proc = subprocess.Popen(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -16,21 +15,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from churn.serving.process import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory):
     """(base URL, token, startup log) of JupyterLab started as `make lab` starts it."""
-    port, token = _free_port(), secrets.token_hex(8)
+    port, token = free_port(), secrets.token_hex(8)
     log_path = tmp_path_factory.mktemp("lab") / "lab.log"
     env = {
         "PATH": str(Path(sys.executable).parent),

@@ -69,13 +69,14 @@ def row_log_loss(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 def paired_log_loss(y: np.ndarray, p_control: np.ndarray, p_variant: np.ndarray) -> dict[str, float]:
     """Mean log losses, their difference (variant - control; negative is better) and a paired
     z-test of that difference (the rows are the pairs)."""
-    d = row_log_loss(y, p_variant) - row_log_loss(y, p_control)
+    loss_c, loss_v = row_log_loss(y, p_control), row_log_loss(y, p_variant)
+    d = loss_v - loss_c
     se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
     mean = float(d.mean())
     p_value = float(2 * stats.norm.sf(abs(mean) / se)) if se > 0 else (1.0 if mean == 0 else 0.0)
     return {
-        "log_loss_control": float(row_log_loss(y, p_control).mean()),
-        "log_loss_variant": float(row_log_loss(y, p_variant).mean()),
+        "log_loss_control": float(loss_c.mean()),
+        "log_loss_variant": float(loss_v.mean()),
         "log_loss_diff": mean,
         "log_loss_diff_se": se,
         "log_loss_p_value": p_value,

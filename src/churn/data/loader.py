@@ -25,6 +25,7 @@ import duckdb
 
 from churn.data.schema import BILLING, RAW_SCHEMA_NAME
 from churn.dataset import Dataset, DatasetError, EventsConfig, SubscriptionsConfig, UsersConfig
+from churn.store.raw import TRUTH_TABLE
 from churn.store.warehouse import Warehouse
 
 MAX_EVENT_TYPES = 200
@@ -174,14 +175,14 @@ def _check_vocabulary(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
     events = dataset.events
     if events is None or events.type is None:
         return
-    (n_types,) = con.execute("SELECT count(DISTINCT event_type) FROM _own_events").fetchall()[0]
+    present = {r[0] for r in con.execute("SELECT DISTINCT event_type FROM _own_events").fetchall()}
+    n_types = len(present - {None})  # one scan for the count (NULL not a type) and the set
     if n_types > MAX_EVENT_TYPES:
         raise DatasetError(
             f"events.type: column {events.type!r} has {n_types:,} distinct values (at most "
             f"{MAX_EVENT_TYPES}): is it an id or free text rather than the event type?"
         )
     wanted = dataset.churn.event_types or []
-    present = {r[0] for r in con.execute("SELECT DISTINCT event_type FROM _own_events").fetchall()}
     missing = sorted(set(wanted) - present)
     if missing:
         raise DatasetError(
@@ -290,7 +291,7 @@ def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = No
                 )
         for table in ("events", "users", "billing", "subscriptions"):
             con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
-        con.execute("DROP TABLE IF EXISTS simulator.user_truth")  # it described other users
+        con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
         con.execute(f"CREATE TABLE {RAW_SCHEMA_NAME}.events AS SELECT * FROM _own_events")
         con.execute(f"CREATE TABLE {RAW_SCHEMA_NAME}.users AS {_users_sql(dataset)} ORDER BY user_id")
         con.execute(BILLING.ddl(RAW_SCHEMA_NAME))

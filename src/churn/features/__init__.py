@@ -8,6 +8,7 @@ from churn.features.labels import (
     get_historical_features,
     population_sql,
     snapshot_dates,
+    snapshot_plan,
     snapshot_schedule,
     snapshots_needed,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "load_spec",
     "population_sql",
     "snapshot_dates",
+    "snapshot_plan",
     "snapshot_schedule",
     "snapshots_needed",
     "RULES",

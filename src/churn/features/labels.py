@@ -65,6 +65,15 @@ def snapshot_dates(data_start: datetime | str, data_end: datetime | str, n_snaps
     return [(last - pd.Timedelta(days=spacing * k)).to_pydatetime() for k in range(n_snapshots - 1, -1, -1)]
 
 
+def snapshot_plan(data_start: datetime | str, last_event: datetime | str, n_snapshots: int = 8,
+                  horizon_days: int = 30) -> tuple[list[datetime], pd.Timestamp]:
+    """The simulator's plan: ``n_snapshots`` labelled snapshots (:func:`snapshot_dates`) plus the
+    current, unlabelled one at ``data_end`` (the midnight after the last event), and ``data_end``."""
+    data_end = _timestamp(last_event, "last_event").ceil("D")
+    labelled = snapshot_dates(data_start, data_end, n_snapshots=n_snapshots, horizon_days=horizon_days)
+    return [*labelled, data_end.to_pydatetime()], data_end
+
+
 def snapshots_needed(cadence_days: int, horizon_days: int, n_valid: int) -> int:
     """Labelled snapshots a temporal split needs: ``n_valid`` for validation, the ones purged
     because their label reaches into validation, and enough training snapshots for one

@@ -38,6 +38,7 @@ class MonitorResult:
     timeline: pd.DataFrame  # performance per snapshot with matured labels
     alerts: pd.DataFrame  # the alerts this evidence raises
     new_alerts: int  # of which not raised before
+    frame: pd.DataFrame  # every snapshot of the offline store (what reference and current were cut from)
 
     @property
     def current_at(self) -> pd.Timestamp:
@@ -131,13 +132,15 @@ def run_monitor(
     new_alerts = monitoring.write_monitoring_run(
         warehouse, run_id, report, timeline.assign(model_version=model.version), alerts
     )
-    return MonitorResult(run_id, model, predictor, reference, current, report, summary, timeline, alerts, new_alerts)
+    return MonitorResult(
+        run_id, model, predictor, reference, current, report, summary, timeline, alerts, new_alerts, frame
+    )
 
 
-def drift_over_time(warehouse: Warehouse, result: MonitorResult, alpha: float) -> pd.DataFrame:
+def drift_over_time(result: MonitorResult, alpha: float) -> pd.DataFrame:
     """Drifted (1) or not (0) per feature (rows) for every snapshot after the reference, each
     against the same reference: when did each feature start to move?"""
-    frame = offline.read_features(warehouse)
+    frame = result.frame
     reference_at = result.reference.snapshot_at.max()
     later = sorted(s for s in frame.snapshot_at.unique() if s > reference_at)
     flags = {

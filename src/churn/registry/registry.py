@@ -90,7 +90,7 @@ class ModelRegistry:
         Cheap to poll: the answer is cached until the published snapshot file changes (a new
         snapshot is a new file), so an unchanged registry costs one ``stat``, not a connection.
         """
-        stamp = self._snapshot_stamp()
+        stamp = self.warehouse.file_stamp()
         cached = self._markers.get(model_name)
         if stamp is not None and cached is not None and cached[0] == stamp:
             return cached[1]
@@ -103,16 +103,6 @@ class ModelRegistry:
         marker = f"v{rows[0][0]}:{rows[0][1]}" if rows else "none"
         self._markers[model_name] = (stamp, marker)  # stamp taken before the read: never stale
         return marker
-
-    def _snapshot_stamp(self) -> tuple[int, int, int] | None:
-        """Identity of the file ``reader()`` opens (inode, mtime, size), None if there is none."""
-        for path in (self.warehouse.snapshot_path, self.warehouse.path):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            return (st.st_ino, st.st_mtime_ns, st.st_size)
-        return None
 
     def list_events(self, model_name: str | None = None) -> pd.DataFrame:
         """The change history (oldest first), optionally for one model name."""

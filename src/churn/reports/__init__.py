@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from churn.pipeline import RECEIPT_KEY
+
 NB_KEY = "nb_ipynb"  # the product key of a task's executed notebook (pipeline.yaml)
 
 
@@ -71,7 +73,6 @@ def drop_last_good(product: Any) -> None:
 
 
 HTML_KEY = "nb_html"
-RECEIPT_KEY = "receipt"
 
 
 def finish_report(product: Any, task: Any) -> None:

@@ -29,7 +29,7 @@ from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
 from churn.serving.latest import LatestVectors
 from churn.serving.model import LoadedModel
 from churn.store import offline
-from churn.store.online import AsyncRedisClient, OnlineStore, OnlineStoreError, RedisClient
+from churn.store.online import AsyncRedisClient, OnlineStore, OnlineStoreError, RedisClient, queue_counts
 from churn.store.warehouse import Warehouse
 
 log = logging.getLogger("churn.serving")
@@ -176,14 +176,8 @@ class FeatureSource:
                 self.mark_down(exc)
 
     def snapshot_stamp(self) -> tuple[int, int, int] | None:
-        """Identity (inode, mtime, size) of the file warehouse readers open; None if none."""
-        for path in (self.warehouse.snapshot_path, self.warehouse.path):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            return (st.st_ino, st.st_mtime_ns, st.st_size)
-        return None
+        """Identity of the warehouse file readers open (see ``Warehouse.file_stamp``)."""
+        return self.warehouse.file_stamp()
 
     # -- Redis health ----------------------------------------------------------------------------
     def cache_usable(self, store: OnlineStore) -> bool:
@@ -235,11 +229,8 @@ class FeatureSource:
             return
         try:
             pipe = self.client.pipeline(transaction=False)
-            for prefix, (hits, misses, bad) in pending.items():
-                pipe.hincrby(f"{prefix}:stats", "hits", hits)  # the key OnlineStore.stats() reads
-                pipe.hincrby(f"{prefix}:stats", "misses", misses)
-                if bad:
-                    pipe.hincrby(f"{prefix}:stats", "bad_values", bad)
+            for prefix, counts in pending.items():
+                queue_counts(pipe, prefix, *counts)
             pipe.execute()
         except (redis.RedisError, OSError):
             for prefix, counts in pending.items():  # keep them for the next flush

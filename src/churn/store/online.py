@@ -25,6 +25,15 @@ import redis
 import redis.asyncio
 
 
+def queue_counts(pipe: Any, prefix: str, hits: int, misses: int, bad: int = 0) -> None:
+    """Queue additions to the store's shared counters (the hash ``OnlineStore.stats()`` reads) on
+    a Redis pipeline: one owner of the counter keys for the store and the API's batched flush."""
+    pipe.hincrby(f"{prefix}:stats", "hits", hits)
+    pipe.hincrby(f"{prefix}:stats", "misses", misses)
+    if bad:
+        pipe.hincrby(f"{prefix}:stats", "bad_values", bad)
+
+
 class OnlineStoreError(RuntimeError):
     """The online store is unreachable or holds another feature set than expected."""
 
@@ -195,10 +204,7 @@ class OnlineStore:
         """Add to the shared counters (``bad`` values are also counted as misses)."""
         with self._guard():
             pipe = self.client.pipeline(transaction=False)
-            pipe.hincrby(f"{self.prefix}:stats", "hits", hits)
-            pipe.hincrby(f"{self.prefix}:stats", "misses", misses)
-            if bad:
-                pipe.hincrby(f"{self.prefix}:stats", "bad_values", bad)
+            queue_counts(pipe, self.prefix, hits, misses, bad)
             pipe.execute()
 
     def online_delete(self, user_ids: list[int] | np.ndarray) -> int:

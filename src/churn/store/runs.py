@@ -18,6 +18,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from churn.store.warehouse import Warehouse
+
 LEDGER_FILE = "runs.duckdb"
 RUN_STATUSES = ("running", "succeeded", "failed", "died")
 LOCK_WAIT_S = 10.0  # how long an open waits for another process's open of the ledger
@@ -62,13 +64,8 @@ class RunLedger:
         try:
             for ddl in DDL:
                 con.execute(ddl)
-            con.execute("BEGIN TRANSACTION")
-            try:
+            with Warehouse.transaction(con):
                 yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
         finally:
             con.close()
 

@@ -173,9 +173,22 @@ class Warehouse:
             finally:
                 con.close()
 
+    def file_stamp(self) -> tuple[int, int, int] | None:
+        """Identity (inode, mtime, size) of the file ``reader()`` opens (the published snapshot,
+        else the warehouse); None if there is none. Changes whenever a new snapshot is published."""
+        for path in (self.snapshot_path, self.path):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return None
+
+    @staticmethod
     @contextmanager
-    def transaction(self, con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-        """All-or-nothing block: on any error the previous tables stay exactly as they were."""
+    def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All-or-nothing block: on any error the previous tables stay exactly as they were
+        (any DuckDB connection: the warehouse's writer or another file's, e.g. the run ledger)."""
         con.execute("BEGIN TRANSACTION")
         try:
             yield con

@@ -15,11 +15,18 @@ from churn.features import (
     default_feature_spec,
     get_historical_features,
     snapshot_dates,
+    snapshot_plan,
 )
 
 START, END = datetime(2024, 1, 1), datetime(2025, 1, 1)
 SNAP = datetime(2024, 6, 1)
 DAY = pd.Timedelta(days=1)
+
+
+def test_snapshot_plan_adds_the_current_snapshot_at_the_midnight_after_the_last_event() -> None:
+    snapshots, data_end = snapshot_plan(START, datetime(2024, 12, 31, 17, 5))
+    assert data_end == pd.Timestamp(END) and snapshots[-1] == END
+    assert snapshots[:-1] == snapshot_dates(START, END, n_snapshots=8, horizon_days=30)
 
 
 def test_snapshot_dates_are_labelled_midnights_a_horizon_apart() -> None:

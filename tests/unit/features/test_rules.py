@@ -180,7 +180,8 @@ def test_a_spec_feature_over_an_event_type_that_never_occurs_is_refused(product,
     never = r"'teleports' filters event_type on \['teleport'\], which never occur"
     with wh.reader() as con, pytest.raises(FeatureSpecError, match=never):
         dataset_spec(con, bad)
-    assert longest_window(dataset_spec(wh.reader().__enter__(), ds)) == 60
+    with wh.reader() as con:
+        assert longest_window(dataset_spec(con, ds)) == 60
 
 
 def test_the_automatic_spec_covers_types_values_attributes_and_subscriptions(product) -> None:

@@ -25,15 +25,13 @@ RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_au
 def drift_warehouse(tmp_path_factory) -> Warehouse:
     """The default build's data and features (1,000 users, seed 42, scenario drift)."""
     from churn.data.synthetic import SimulationParams, iter_chunks
-    from churn.features import default_feature_spec, snapshot_dates
+    from churn.features import default_feature_spec, snapshot_plan
     from churn.store import raw
 
     wh = Warehouse(tmp_path_factory.mktemp("drift") / "churn.duckdb")
     raw.write_raw_tables(wh, iter_chunks(SimulationParams(scenario="drift"), progress=False))
     spec = default_feature_spec()
-    first, last = raw.data_range(wh)
-    end = last.ceil("D")
-    snapshots = [*snapshot_dates(first, end, n_snapshots=8, horizon_days=30), end.to_pydatetime()]
+    snapshots, end = snapshot_plan(*raw.data_range(wh))
     frame = offline.compute_features(wh, spec, snapshots, 30, end)
     offline.write_features(wh, frame, spec.version, spec.feature_names, spec.to_dict())
     return wh
@@ -66,7 +64,7 @@ def test_monitor_stores_drift_and_raises_each_alert_once(platform):
     assert again.new_alerts == 0 and again.run_id == first.run_id
     stored = monitoring.read_table(wh, monitoring.DRIFT)
     assert set(stored.run_id) == {first.run_id} and len(stored) == len(first.report)
-    flags = drift_over_time(wh, first, alpha=0.05)
+    flags = drift_over_time(first, alpha=0.05)
     assert sorted(flags.index) == sorted(first.predictor.features) and flags.isin([0, 1]).all().all()
 
 
