@@ -78,8 +78,10 @@ _PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; margin: .5em 0 1.5em; }}
+table {{ border-collapse: collapse; margin: .5em 0 1.5em; max-width: 100%; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .3em .6em; text-align: left; vertical-align: top; }}
+td:nth-child(2), td:nth-child(4) {{ overflow-wrap: anywhere; }}
+td:last-child {{ min-width: 18em; }}
 th {{ background: #f3f3f3; }}
 tr.failed td:first-child, p.failed {{ color: #b00020; font-weight: bold; }}
 tr.ok td:first-child, p.ok {{ color: #17692b; }}
