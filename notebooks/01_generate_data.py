@@ -11,6 +11,7 @@
 # %% tags=["parameters"]
 upstream = None
 product = None
+as_of = None  # the run's date; '' = a full build up to the end of the data
 warehouse = None
 source = None
 raw_dir = None

@@ -6,6 +6,7 @@
 # %% tags=["parameters"]
 upstream = ["generate-data"]
 product = None
+as_of = None  # the run's date; '' = a full build up to the end of the data
 warehouse = None
 churn_rate_min = None
 churn_rate_max = None

@@ -14,6 +14,7 @@
 # %% tags=["parameters"]
 upstream = ["check-raw-data"]
 product = None
+as_of = None  # the run's date; '' = a full build up to the end of the data
 warehouse = None
 n_snapshots = None
 horizon_days = None

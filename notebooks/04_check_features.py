@@ -6,6 +6,7 @@
 # %% tags=["parameters"]
 upstream = ["build-features"]
 product = None
+as_of = None  # the run's date; '' = a full build up to the end of the data
 warehouse = None
 label_rate_min = None
 label_rate_max = None

@@ -7,6 +7,7 @@
 # %% tags=["parameters"]
 upstream = ["check-features"]
 product = None
+as_of = None  # the run's date; '' = a full build up to the end of the data
 warehouse = None
 data_dir = None
 redis_url = None

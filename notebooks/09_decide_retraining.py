@@ -9,6 +9,7 @@
 # %% tags=["parameters"]
 upstream = ["monitor"]
 product = None
+as_of = None  # the run's date; '' = a full build up to the end of the data
 warehouse = None
 models_dir = None
 model_name = None
