@@ -139,4 +139,10 @@ version: setup ## versions: churn and its commit, Python, the main packages
 .PHONY: schedule
 SCHEDULE ?= 0 6 * * *
 schedule: ## print a crontab line that runs the daily build on this machine (add it with `crontab -e`)
-	@echo "$(SCHEDULE) cd $(CURDIR) && $(shell command -v $(MAKE)) build$(if $(REDIS_URL), REDIS_URL='$(REDIS_URL)',) >> $(CURDIR)/$(DATA_DIR)/cron.log 2>&1"
+	@echo "$(SCHEDULE) cd $(CURDIR) && $(shell command -v $(MAKE)) build$(if $(DATASET), DATASET='$(DATASET)',)$(if $(REDIS_URL), REDIS_URL='$(REDIS_URL)',) >> $(CURDIR)/$(DATA_DIR)/cron.log 2>&1"
+
+# -- scheduling with Apache Airflow (see README "Scheduling") ------------------------------------
+.PHONY: airflow-dag
+AIRFLOW_DAG ?=
+airflow-dag: setup ## write the Airflow DAG (one task per phase) generated from pipeline.yaml to data/airflow/dags/ (AIRFLOW_DAG=file.py)
+	$(CHURN) airflow-dag $(if $(AIRFLOW_DAG),--out '$(AIRFLOW_DAG)',)

@@ -83,7 +83,7 @@ def main(ctx: click.Context, project: Path | None, sets: tuple[str, ...]) -> Non
 
 
 def _register() -> None:
-    from churn.cli import models, pipeline_cmds, predict, status, tools
+    from churn.cli import models, pipeline_cmds, predict, schedule_cmds, status, tools
 
     for command in (
         *pipeline_cmds.COMMANDS,
@@ -92,6 +92,7 @@ def _register() -> None:
         predict.explain,
         *status.COMMANDS,
         *tools.COMMANDS,
+        *schedule_cmds.COMMANDS,
     ):
         main.add_command(command)
 

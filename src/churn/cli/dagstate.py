@@ -57,16 +57,29 @@ def _run_of(report: Path) -> tuple[str, float | None, str | None]:
     return status, (float(duration) if duration is not None else None), meta.get("end_time")
 
 
-def load_dag(project: Project) -> Any:
-    """Ploomber's DAG of this project with the project's effective parameters, rendered."""
+def spec_dag(project: Project) -> Any:
+    """Ploomber's DAG of this project with the project's effective parameters, not rendered."""
     from ploomber.spec import DAGSpec
 
     with contextlib.chdir(project.root):
-        dag = DAGSpec(str(project.root / PIPELINE), env=dict(project.params)).to_dag()
-        for task in dag.values():
-            task._on_render = None  # the report hooks copy files: looking must not write
+        return DAGSpec(str(project.root / PIPELINE), env=dict(project.params)).to_dag()
+
+
+def load_dag(project: Project) -> Any:
+    """Ploomber's DAG of this project with the project's effective parameters, rendered."""
+    dag = spec_dag(project)
+    for task in dag.values():
+        task._on_render = None  # the report hooks copy files: looking must not write
+    with contextlib.chdir(project.root):
         dag.render(show_progress=False)
     return dag
+
+
+def phase_graph(project: Project) -> dict[str, tuple[str, ...]]:
+    """Each phase and the phases it depends on, in topological order (as Ploomber reads
+    ``pipeline.yaml`` and the notebooks' ``upstream`` cells)."""
+    dag = spec_dag(project)
+    return {name: tuple(sorted(dag[name].upstream)) for name in dag._iter()}
 
 
 def task_states(project: Project) -> list[TaskState]:
