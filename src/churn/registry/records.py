@@ -12,9 +12,11 @@ from typing import Any
 
 import duckdb
 
-MODELS_TABLE = "ml_pipeline.models"
-EVENTS_TABLE = "ml_pipeline.model_events"
-STAGES: tuple[str, ...] = ("none", "staging", "production", "archived")
+from churn.store import tables
+
+MODELS_TABLE = tables.MODELS.name
+EVENTS_TABLE = tables.MODEL_EVENTS.name
+STAGES = tables.STAGES
 DEFAULT_MODEL_NAME = "churn_model"
 # the event a stage change writes, by target stage (rollback writes rolled_back/restored)
 STAGE_EVENTS: dict[str, str] = {
@@ -23,35 +25,6 @@ STAGE_EVENTS: dict[str, str] = {
     "production": "promoted",
     "archived": "archived",
 }
-
-MODELS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
-    model_name VARCHAR NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1),
-    stage VARCHAR NOT NULL CHECK (stage IN ('none', 'staging', 'production', 'archived')),
-    metrics JSON NOT NULL,
-    params JSON NOT NULL,
-    features JSON NOT NULL,
-    training_data_fingerprint VARCHAR,
-    code_version VARCHAR,
-    artifact_path VARCHAR NOT NULL,   -- relative to the registry's models_dir
-    artifact_sha256 VARCHAR NOT NULL,
-    created_at TIMESTAMP NOT NULL,    -- UTC
-    updated_at TIMESTAMP NOT NULL,    -- UTC
-    PRIMARY KEY (model_name, version)
-)"""
-
-EVENTS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
-    event_id BIGINT PRIMARY KEY,      -- increasing: the order of changes
-    model_name VARCHAR NOT NULL,
-    version INTEGER NOT NULL,
-    event VARCHAR NOT NULL,
-    from_stage VARCHAR,
-    to_stage VARCHAR,
-    reason VARCHAR NOT NULL CHECK (length(trim(reason)) > 0),
-    "at" TIMESTAMP NOT NULL           -- UTC (quoted: AT is a keyword)
-)"""
 
 EVENT_COLUMNS = ["event_id", "model_name", "version", "event", "from_stage", "to_stage", "reason", "at"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -104,8 +77,7 @@ def utcnow() -> datetime:
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create the registry tables if they are missing (idempotent)."""
-    con.execute(MODELS_DDL)
-    con.execute(EVENTS_DDL)
+    tables.create(con, tables.MODELS, tables.MODEL_EVENTS)
 
 
 def check_name(model_name: str) -> str:
