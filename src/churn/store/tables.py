@@ -92,8 +92,11 @@ class Table:
         return [c.name for c in self.columns]
 
     def ddl(self, extra: Iterable[Col] = ()) -> str:
-        """``CREATE TABLE IF NOT EXISTS`` (``extra``: the writer's columns of an open table)."""
-        lines = [c.sql() for c in (*self.columns, *extra)]
+        """``CREATE TABLE IF NOT EXISTS``. ``extra``: an open table's columns in the writer's
+        order (declared ones keep their declaration; those it leaves out follow at the end)."""
+        given = [next((c for c in self.columns if c.name == e.name), e) for e in extra]
+        names = {c.name for c in given}
+        lines = [c.sql() for c in (*given, *(c for c in self.columns if c.name not in names))]
         if self.key:
             lines.append(f"PRIMARY KEY ({', '.join(_quote(k) for k in self.key)})")
         body = ",\n    ".join(lines)
@@ -379,11 +382,10 @@ def recreate(con: duckdb.DuckDBPyConnection, table: Table, extra: Iterable[Col] 
     create(con, table, extra=extra)
 
 
-def frame_columns(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, exclude: Iterable[str] = ()) -> list[Col]:
-    """The columns of ``frame`` (but ``exclude``) with the types DuckDB reads them as."""
-    skip = set(exclude)
+def frame_columns(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[Col]:
+    """The columns of ``frame``, in order, with the types DuckDB reads them as."""
     described = con.execute("DESCRIBE SELECT * FROM frame").fetchall()
-    return [Col(str(row[0]), str(row[1])) for row in described if row[0] not in skip]
+    return [Col(str(row[0]), str(row[1])) for row in described]
 
 
 def _add_missing_columns(con: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> list[str]:

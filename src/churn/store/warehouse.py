@@ -220,7 +220,8 @@ class Warehouse:
 
         With ``ddl`` (the table's declaration in :mod:`churn.store.tables`, or a ``CREATE TABLE``
         statement) the declared types and NOT NULL constraints are enforced; the frame's columns
-        are matched by name (an open table's further columns take the frame's types).
+        are matched by name (an open table takes the frame's column order, and its undeclared
+        columns the frame's types).
         """
         from churn.store import tables
 
@@ -234,7 +235,7 @@ class Warehouse:
         else:
             if ddl.name != name:
                 raise WarehouseError(f"declaration {ddl.name} given for table {name}")
-            extra = tables.frame_columns(con, frame, exclude=ddl.column_names) if ddl.open_columns else ()
+            extra = tables.frame_columns(con, frame) if ddl.open_columns else ()
             tables.create(con, ddl, extra=extra)
         Warehouse.append(con, name, frame)
         return len(frame)

@@ -196,7 +196,10 @@ def test_open_table_takes_declared_columns_and_the_frames_further_columns(wareho
     frame["label_mature"] = True
     with warehouse.writer() as con:
         Warehouse.replace_table(con, tables.FEATURES.name, frame, tables.FEATURES)
-        assert dict(_columns(con, tables.FEATURES.name))["events_30d"] == "BIGINT"
+        assert _columns(con, tables.FEATURES.name) == [  # the frame's order: readers rely on it
+            ("user_id", "BIGINT"), ("snapshot_at", "TIMESTAMP"), ("events_30d", "BIGINT"), ("label", "TINYINT"),
+            ("label_mature", "BOOLEAN"),
+        ]  # fmt: skip
         with pytest.raises(duckdb.ConstraintException):
             bad = frame.assign(user_id=None)  # noqa: F841 - read by DuckDB
             con.execute(f"INSERT INTO {tables.FEATURES.name} BY NAME SELECT * FROM bad")
