@@ -178,3 +178,17 @@ def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:
         return con.execute(
             f"SELECT user_id, arg_max(churn_hazard, week_start) AS weekly_hazard FROM {TRUTH_TABLE} GROUP BY 1"
         ).df()
+
+
+def user_dates(warehouse: Warehouse, user_id: int) -> tuple[Any, Any] | None:
+    """(signup_at, churned_at) of one user from ``raw_data.users``; None when no such user.
+
+    Raises:
+        WarehouseError: no users table (a data set without one, or nothing loaded yet).
+    """
+    table = tables.USERS.name
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, table):
+            raise WarehouseError(f"{table} does not exist")
+        rows = con.execute(f"SELECT signup_at, churned_at FROM {table} WHERE user_id = ?", [int(user_id)]).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
