@@ -17,7 +17,6 @@ from churn.store import tables
 MODELS_TABLE = tables.MODELS.name
 EVENTS_TABLE = tables.MODEL_EVENTS.name
 STAGES = tables.STAGES
-DEFAULT_MODEL_NAME = "churn_model"
 # the event a stage change writes, by target stage (rollback writes rolled_back/restored)
 STAGE_EVENTS: dict[str, str] = {
     "none": "demoted",

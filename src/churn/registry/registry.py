@@ -19,7 +19,6 @@ import pandas as pd
 
 from churn.registry import artifacts, writes
 from churn.registry.records import (
-    DEFAULT_MODEL_NAME,
     EVENT_COLUMNS,
     EVENTS_TABLE,
     MODELS_TABLE,
@@ -224,7 +223,7 @@ class ModelRegistry:
             yield con
 
     def promote_model(
-        self, version: int | str, stage: str, reason: str, model_name: str = DEFAULT_MODEL_NAME,
+        self, model_name: str, version: int | str, stage: str, reason: str,
         con: duckdb.DuckDBPyConnection | None = None,
     ) -> ModelVersion:
         """Move a version to ``stage``; to ``production`` also archives the current production.
@@ -235,11 +234,11 @@ class ModelRegistry:
             writes.change_stage(con, self.models_dir, model_name, number, stage, reason, utcnow())
             return writes.require(con, self.models_dir, model_name, number)
         with self._writer() as own:
-            return self.promote_model(number, stage, reason, model_name, con=own)
+            return self.promote_model(model_name, number, stage, reason, con=own)
 
     def archive_model(self, model_name: str, version: int | str, reason: str) -> ModelVersion:
         """Archive a version (not the production one: replace it or roll back instead)."""
-        return self.promote_model(version, "archived", reason, model_name=model_name)
+        return self.promote_model(model_name, version, "archived", reason)
 
     def rollback(self, model_name: str, reason: str) -> ModelVersion:
         """Restore the previous production version and archive the current one.
