@@ -93,7 +93,8 @@ def _scoring(frame, spec) -> dict:
 
     labelled = frame[frame.label_mature]
     predictor = ChurnPredictor(make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float),
-                                                      labelled.label.to_numpy(int)), spec.feature_names)
+                                                      labelled.label.to_numpy(int)), spec.feature_names,
+                               model_name="bench_model")
     started = time.perf_counter()
     scored = predictor.predict_frame(frame)
     seconds = time.perf_counter() - started
