@@ -12,10 +12,8 @@ from typing import Any
 
 import duckdb
 
-from churn.store import tables
+from churn.store import models, tables
 
-MODELS_TABLE = tables.MODELS.name
-EVENTS_TABLE = tables.MODEL_EVENTS.name
 STAGES = tables.STAGES
 # the event a stage change writes, by target stage (rollback writes rolled_back/restored)
 STAGE_EVENTS: dict[str, str] = {
@@ -25,7 +23,7 @@ STAGE_EVENTS: dict[str, str] = {
     "archived": "archived",
 }
 
-EVENT_COLUMNS = ["event_id", "model_name", "version", "event", "from_stage", "to_stage", "reason", "at"]
+EVENT_COLUMNS = models.EVENT_COLUMNS
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _EVENT = re.compile(r"^[a-z][a-z_]{0,39}$")
 
@@ -72,11 +70,6 @@ class ModelVersion:
 def utcnow() -> datetime:
     """Naive UTC timestamp (the TIMESTAMP columns hold UTC)."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the registry tables if they are missing (idempotent)."""
-    tables.create(con, tables.MODELS, tables.MODEL_EVENTS)
 
 
 def check_name(model_name: str) -> str:
@@ -138,18 +131,11 @@ def to_json(value: Any) -> str:
     return json.dumps(_jsonable(value), sort_keys=True, allow_nan=False)
 
 
-_SELECT = (
-    "SELECT model_name, version, stage, metrics, params, features, training_data_fingerprint, "
-    f"code_version, artifact_path, artifact_sha256, created_at, updated_at FROM {MODELS_TABLE}"
-)
-
-
 def fetch_versions(
-    con: duckdb.DuckDBPyConnection, models_dir: Path, where: str = "", params: list[Any] | None = None
+    con: duckdb.DuckDBPyConnection, models_dir: Path, model_name: str | None = None, stage: str | None = None
 ) -> list[ModelVersion]:
-    """Rows of ``ml_pipeline.models`` matching ``where`` (SQL with ``?``), by name and version."""
-    sql = f"{_SELECT} {'WHERE ' + where if where else ''} ORDER BY model_name, version"
-    return [_from_row(row, models_dir) for row in con.execute(sql, params or []).fetchall()]
+    """Registered versions (optionally of one name and/or in one stage), by name and version."""
+    return [_from_row(row, models_dir) for row in models.select_versions(con, model_name, stage)]
 
 
 def _from_row(row: tuple[Any, ...], models_dir: Path) -> ModelVersion:
