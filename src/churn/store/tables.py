@@ -138,6 +138,13 @@ def nn(name: str, dtype: str, check: str | None = None) -> Col:
 # -- raw data (churn.data.schema is the documented contract; the truth is the simulator's) -------
 USERS, EVENTS, BILLING = (declare(from_schema(RAW_SCHEMA_NAME, t)) for t in RAW_TABLES.values())
 TRUTH = declare(from_schema(TRUTH_SCHEMA_NAME, USER_TRUTH))
+SUBSCRIPTIONS = declare(
+    Table(
+        f"{RAW_SCHEMA_NAME}.subscriptions",
+        (Col("user_id", "BIGINT"), Col("started_at", "TIMESTAMP"), Col("ended_at", "TIMESTAMP")),
+        doc="Own data only (a data set with a subscriptions file): one row per subscription period.",
+    )
+)
 DATASET = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.dataset",
