@@ -71,6 +71,7 @@ class Table:
         name: ``schema.table``.
         columns: the declared columns, in order.
         key: primary-key columns (empty: none).
+        unique: further UNIQUE column groups.
         database: which DuckDB file holds it (:data:`WAREHOUSE` or :data:`LEDGER`).
         open_columns: further columns are added by the writer (the features table: one per
             feature of the spec); only the declared ones are checked and migrated.
@@ -79,6 +80,7 @@ class Table:
     name: str
     columns: tuple[Col, ...]
     key: tuple[str, ...] = ()
+    unique: tuple[tuple[str, ...], ...] = ()
     database: str = WAREHOUSE
     open_columns: bool = False
     doc: str = field(default="", compare=False)
@@ -99,6 +101,7 @@ class Table:
         lines = [c.sql() for c in (*given, *(c for c in self.columns if c.name not in names))]
         if self.key:
             lines.append(f"PRIMARY KEY ({', '.join(_quote(k) for k in self.key)})")
+        lines += [f"UNIQUE ({', '.join(_quote(c) for c in group)})" for group in self.unique]
         body = ",\n    ".join(lines)
         return f"CREATE TABLE IF NOT EXISTS {self.name} (\n    {body}\n)"
 
@@ -113,7 +116,7 @@ def declare(table: Table) -> Table:
         raise SchemaError(f"table {table.name} is declared twice")
     if len(table.name.split(".")) != 2:
         raise SchemaError(f"declare {table.name!r} as schema.table")
-    unknown = set(table.key) - set(table.column_names)
+    unknown = set(table.key).union(*table.unique) - set(table.column_names)
     if unknown:
         raise SchemaError(f"{table.name}: key column(s) {sorted(unknown)} are not declared")
     TABLES[table.name] = table
@@ -145,6 +148,22 @@ SUBSCRIPTIONS = declare(
         doc="Own data only (a data set with a subscriptions file): one row per subscription period.",
     )
 )
+LOADS = declare(
+    Table(
+        f"{RAW_SCHEMA_NAME}.loads",
+        (nn("as_of", "TIMESTAMP"), nn("mode", "VARCHAR"), nn("users", "BIGINT"), nn("events", "BIGINT"),
+         nn("billing", "BIGINT"), nn("user_truth", "BIGINT"), nn("loaded_at", "TIMESTAMP")),
+        doc="The watermark: one row per load (its cut as_of, full or append, rows per table).",
+    )
+)  # fmt: skip
+LOADED_FILES = declare(
+    Table(
+        f"{RAW_SCHEMA_NAME}.loaded_files",
+        (nn("part", "VARCHAR"), nn("file", "VARCHAR"), nn("sha256", "VARCHAR"), nn("bytes", "BIGINT"),
+         Col("rows", "BIGINT"), Col("as_of", "TIMESTAMP"), nn("watermark", "TIMESTAMP"), nn("loaded_at", "TIMESTAMP")),
+        doc="Own data: every file appended to the raw tables (its sha256, rows and watermark).",
+    )
+)  # fmt: skip
 DATASET = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.dataset",
@@ -236,25 +255,38 @@ AB_RESULTS = declare(
     )
 )  # fmt: skip
 
+AB_LOOKS = declare(
+    Table(
+        "ml_pipeline.ab_looks",
+        (nn("test_name", "VARCHAR"), nn("look", "INTEGER"), nn("as_of", "DATE"), nn("test_day", "INTEGER"),
+         nn("n_control", "BIGINT"), nn("conv_control", "BIGINT"), nn("n_variant", "BIGINT"),
+         nn("conv_variant", "BIGINT"), Col("difference", "DOUBLE"), Col("likelihood_ratio", "DOUBLE"),
+         Col("p_value", "DOUBLE"), nn("alpha", "DOUBLE"), nn("decision", "VARCHAR"), nn("looked_at", "TIMESTAMP")),
+        key=("test_name", "look"),
+        unique=(("test_name", "as_of"),),
+        doc="One row per sequential look of a test that spans daily cycles.",
+    )
+)  # fmt: skip
+
 # -- monitoring ------------------------------------------------------------------------------
 DRIFT_REPORTS = declare(
     Table(
         "monitoring.drift_reports",
-        (nn("feature", "VARCHAR"), nn("test", "VARCHAR"), Col("status", "VARCHAR"), Col("statistic", "DOUBLE"),
+        (nn("run_id", "VARCHAR"), nn("run_at", "TIMESTAMP"), Col("as_of", "DATE"), Col("model_version", "INTEGER"),
+         nn("feature", "VARCHAR"), nn("test", "VARCHAR"), Col("status", "VARCHAR"), Col("statistic", "DOUBLE"),
          Col("p_value", "DOUBLE"), Col("p_adjusted", "DOUBLE"), Col("effect_size", "DOUBLE"),
          Col("threshold", "DOUBLE"), Col("drifted", "BOOLEAN"), Col("n_reference", "BIGINT"),
-         Col("n_current", "BIGINT"), Col("note", "VARCHAR"), Col("expected_drift", "BOOLEAN"),
-         nn("run_id", "VARCHAR"), nn("run_at", "TIMESTAMP")),
+         Col("n_current", "BIGINT"), Col("note", "VARCHAR"), Col("expected_drift", "BOOLEAN")),
     )
 )  # fmt: skip
 METRICS_TIMELINE = declare(
     Table(
         "monitoring.metrics_timeline",
-        (nn("snapshot_at", "TIMESTAMP"), Col("vectors", "BIGINT"), Col("churners", "BIGINT"),
+        (nn("run_id", "VARCHAR"), nn("run_at", "TIMESTAMP"), Col("as_of", "DATE"), Col("model_version", "INTEGER"),
+         nn("snapshot_at", "TIMESTAMP"), Col("vectors", "BIGINT"), Col("churners", "BIGINT"),
          Col("churn_rate", "DOUBLE"), Col("auc", "DOUBLE"), Col("precision", "DOUBLE"), Col("recall", "DOUBLE"),
          Col("brier", "DOUBLE"), Col("mean_predicted", "DOUBLE"), Col("in_training", "BOOLEAN"),
-         Col("note", "VARCHAR"), Col("model_version", "BIGINT"), nn("run_id", "VARCHAR"),
-         nn("run_at", "TIMESTAMP")),
+         Col("note", "VARCHAR"), Col("newly_matured", "BOOLEAN")),
     )
 )  # fmt: skip
 ALERTS = declare(
@@ -262,17 +294,19 @@ ALERTS = declare(
         "monitoring.alerts",
         (nn("alert_key", "VARCHAR"), nn("severity", "VARCHAR"), nn("metric", "VARCHAR"), Col("subject", "VARCHAR"),
          Col("value", "DOUBLE"), Col("threshold", "DOUBLE"), Col("period", "VARCHAR"), nn("message", "VARCHAR"),
-         nn("status", "VARCHAR"), nn("raised_at", "TIMESTAMP")),
+         nn("status", "VARCHAR"), nn("raised_at", "TIMESTAMP"), Col("condition", "VARCHAR"),
+         Col("raised_on", "DATE"), Col("last_seen_on", "DATE"), Col("resolved_on", "DATE"),
+         Col("resolved_at", "TIMESTAMP"), Col("resolution", "VARCHAR")),
         key=("alert_key",),
-        doc="Keyed, so each alert is raised once, not once per build.",
+        doc="Keyed, so each alert is raised once; an open alert is resolved when its condition clears.",
     )
 )  # fmt: skip
 RETRAINING_DECISIONS = declare(
     Table(
         "monitoring.retraining_decisions",
-        (nn("decided_at", "TIMESTAMP"), nn("model_name", "VARCHAR"), nn("model_version", "BIGINT"),
-         nn("retrain", "BOOLEAN"), nn("action", "VARCHAR"), Col("candidate_version", "BIGINT"),
-         nn("triggers", "VARCHAR")),
+        (nn("decided_at", "TIMESTAMP"), nn("model_name", "VARCHAR"), Col("model_version", "INTEGER"),
+         nn("retrain", "BOOLEAN"), nn("action", "VARCHAR"), Col("candidate_version", "INTEGER"),
+         Col("triggers", "VARCHAR"), Col("as_of", "DATE"), Col("reasons", "VARCHAR")),
     )
 )  # fmt: skip
 API_METRICS = declare(
