@@ -25,6 +25,7 @@ import duckdb
 
 from churn.data.schema import BILLING, RAW_SCHEMA_NAME
 from churn.dataset import Dataset, DatasetError, EventsConfig, SubscriptionsConfig, UsersConfig
+from churn.store import tables
 from churn.store.raw import TRUTH_TABLE
 from churn.store.warehouse import Warehouse
 
@@ -317,5 +318,6 @@ def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = No
                     "config": dataset.model_dump(mode="json"),
                 }
             ),
+            tables.DATASET,
         )
     return counts
