@@ -60,7 +60,7 @@ class ChurnPredictor:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """Log-odds for a (n, n_features) array in ``self.features`` order."""
         if not getattr(self, "_linear", True):
-            p = np.clip(self.pipeline.predict_proba(self.transform(np.atleast_2d(x)))[:, 1], 1e-12, 1 - 1e-12)
+            p = np.clip(self.pipeline_proba(x), 1e-12, 1 - 1e-12)
             logit: np.ndarray = np.log(p / (1 - p))
             return logit
         logits: np.ndarray = ((self.transform(x) - self._mean) / self._scale) @ self._coef + self._intercept
@@ -90,6 +90,27 @@ class ChurnPredictor:
     @property
     def intercept(self) -> float:
         return self._intercept
+
+    def coefficient_form_matches(self, n_probes: int = 256, tolerance: float = 1e-9) -> bool:
+        """True when the coefficient form (a dot product: what ``logits`` computes and the API
+        scores with) gives the sklearn pipeline's probabilities, fed the predictor's own log1p
+        inputs, on probe vectors spread around the training data. The pipeline is the source of
+        truth; a model without scaling + logistic regression (e.g. gradient boosting) has no
+        coefficient form, and one whose pipeline does more (a transform before the scaler) has a
+        wrong one: both are scored by the pipeline (:meth:`pipeline_proba`)."""
+        if "scale" not in self.pipeline.named_steps:
+            return False
+        n = len(self.features)
+        scaler = self.pipeline.named_steps["scale"]
+        center = np.asarray(getattr(scaler, "mean_", np.zeros(n)), dtype=float)
+        spread = np.asarray(getattr(scaler, "scale_", np.ones(n)), dtype=float)
+        probes = np.abs(center + spread * np.random.default_rng(0).standard_normal((n_probes, n)) * 2)
+        return bool(np.max(np.abs(self.predict_proba(probes) - self.pipeline_proba(probes))) <= tolerance)
+
+    def pipeline_proba(self, x: np.ndarray) -> np.ndarray:
+        """Churn probabilities from the sklearn pipeline itself (log1p inputs applied)."""
+        proba: np.ndarray = self.pipeline.predict_proba(self.transform(np.atleast_2d(x)))[:, 1]
+        return proba
 
 
 def risk_bands(probabilities: np.ndarray, bands: tuple[float, float] = DEFAULT_BANDS) -> np.ndarray:
