@@ -71,58 +71,56 @@ def _ms(seconds: list[float] | np.ndarray) -> dict[str, float]:
     }
 
 
-def bench_in_process(env: dict[str, str], calls: int = 20_000, seed: int = 0) -> dict:
-    """Online read + score for a random user, as the API does it, without HTTP."""
-    from churn.serving import Settings, scoring
+def _timed_predictions(env: dict[str, str], ids: list[int], use_cache: bool = True, profiler=None) -> np.ndarray:
+    """Seconds per prediction as the API computes it (``ServingState.predict_one`` on uvloop, the
+    asyncio Redis client; ``use_cache=False``: the offline-store fallback), without HTTP."""
+    import uvloop
+
+    from churn.serving import Settings
     from churn.serving.service import ServingState
 
-    state = ServingState.open(Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]))
-    model = state.models.require()
-    ids = np.random.default_rng(seed).choice(_user_ids(env), calls)
-    timings, cached = np.empty(calls), 0
-    for i, uid in enumerate(ids.tolist()):
-        started = time.perf_counter()
-        predictions, _ = scoring.score(model, state.features.lookup(model, [uid]))
-        timings[i] = time.perf_counter() - started
-        cached += predictions[0]["cached"]
-    state.close()
-    return {"case": "in-process online read + score", "calls": calls, "cached_share": cached / calls, **_ms(timings)}
+    async def run() -> np.ndarray:
+        state = await asyncio.to_thread(
+            ServingState.open, Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"])
+        )
+        try:
+            state.models.require()
+            predict = state.predict_one if use_cache else (lambda uid: state.predict([uid], use_cache=False))
+            await predict(ids[0])  # warm: connection pool, latest-vector index
+            timings = np.empty(len(ids))
+            if profiler is not None:
+                profiler.enable()
+            for i, uid in enumerate(ids):
+                started = time.perf_counter()
+                await predict(uid)
+                timings[i] = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+            return timings
+        finally:
+            await state.aclose()
+            state.close()
+
+    return uvloop.run(run())
+
+
+def bench_in_process(env: dict[str, str], calls: int = 20_000, seed: int = 0) -> dict:
+    """Online read + score for a random (cached) user, as ``GET /predict/{id}`` does it, without HTTP."""
+    ids = np.random.default_rng(seed).choice(_user_ids(env), calls).tolist()
+    return {"case": "in-process online read + score", "calls": calls, **_ms(_timed_predictions(env, ids))}
 
 
 def bench_fallback(env: dict[str, str], calls: int = 5_000, seed: int = 1) -> dict:
     """A prediction from the offline store (Redis skipped), as when Redis is down or misses."""
-    from churn.serving import Settings, scoring
-    from churn.serving.service import ServingState
-
-    state = ServingState.open(Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]))
-    model = state.models.require()
-    ids = np.random.default_rng(seed).choice(_user_ids(env), calls)
-    timings = np.empty(calls)
-    for i, uid in enumerate(ids.tolist()):
-        started = time.perf_counter()
-        scoring.score(model, state.features.lookup(model, [uid], use_cache=False))
-        timings[i] = time.perf_counter() - started
-    state.close()
+    ids = np.random.default_rng(seed).choice(_user_ids(env), calls).tolist()
+    timings = _timed_predictions(env, ids, use_cache=False)
     return {"case": "in-process offline-store fallback + score", "calls": calls, **_ms(timings)}
 
 
-def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -> str:
-    """Where the in-process request time goes: cProfile's top functions by own time (markdown)."""
-    import cProfile
+def profile_table(profiler, calls: int, top: int = 12) -> str:
+    """cProfile's top functions by own time, per request (markdown)."""
     import pstats
 
-    from churn.serving import Settings, scoring
-    from churn.serving.service import ServingState
-
-    state = ServingState.open(Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]))
-    model = state.models.require()
-    ids = np.random.default_rng(2).choice(_user_ids(env), calls).tolist()
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for uid in ids:
-        scoring.score(model, state.features.lookup(model, [uid]))
-    profiler.disable()
-    state.close()
     # (file, line, name) -> (cc, nc, tottime, cumtime, callers); typeshed does not declare .stats
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     rows = sorted(stats.items(), key=lambda kv: kv[1][2], reverse=True)[:top]
@@ -131,6 +129,132 @@ def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -
         where = f"{Path(file).name}:{line} {name}" if line else name
         lines.append(f"| `{where}` | {ncalls / calls:.1f} | {tottime / calls * 1e6:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -> str:
+    """Where the in-process prediction time goes: cProfile's top functions by own time (markdown)."""
+    import cProfile
+
+    profiler = cProfile.Profile()
+    _timed_predictions(env, np.random.default_rng(2).choice(_user_ids(env), calls).tolist(), profiler=profiler)
+    return profile_table(profiler, calls, top)
+
+
+PACKAGES = (  # profile groups: where a request's own time goes, by the code that spends it
+    ("churn/serving", "churn.serving (routes, lookup, scoring)"),
+    ("churn/", "churn (model, online store)"),
+    ("/fastapi/", "FastAPI (routing, parameters)"),
+    ("/starlette/", "Starlette (request, response, middleware base)"),
+    ("/pydantic", "pydantic (validation)"),
+    ("/redis/", "redis-py (asyncio client)"),
+    ("/numpy/", "numpy"),
+    ("/asyncio/", "asyncio"),
+    ("/json/", "json"),
+)
+
+
+def _group(file: str) -> str:
+    for needle, name in PACKAGES:
+        if needle in file:
+            return name
+    return "C built-ins (sockets, event loop)" if file == "~" else "other Python"
+
+
+def _asgi_timings(factory, paths: list[str], profiler=None) -> np.ndarray:
+    """Seconds per request of an ASGI app called directly (no server, no socket): what the app
+    itself costs per request, lifespan started as uvicorn would."""
+    import uvloop
+
+    async def run() -> np.ndarray:
+        app = factory()
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def call(path: str) -> None:
+            scope = {
+                "type": "http",
+                "asgi": {"version": "3.0"},
+                "http_version": "1.1",
+                "method": "GET",
+                "scheme": "http",
+                "path": path,
+                "raw_path": path.encode(),
+                "query_string": b"",
+                "root_path": "",
+                "headers": [(b"host", b"bench")],
+                "client": ("127.0.0.1", 50000),
+                "server": ("127.0.0.1", 8000),
+            }
+            sent.clear()
+            await app(scope, receive, send)
+            if sent[0]["status"] != 200:
+                raise RuntimeError(f"{path}: HTTP {sent[0]['status']} {sent[-1].get('body', b'')[:200]!r}")
+
+        async with app.router.lifespan_context(app):
+            await call(paths[0])  # warm: middleware stack, connection pool
+            timings = np.empty(len(paths))
+            if profiler is not None:
+                profiler.enable()
+            for i, path in enumerate(paths):
+                started = time.perf_counter()
+                await call(path)
+                timings[i] = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+        return timings
+
+    return uvloop.run(run())
+
+
+def bench_asgi(env: dict[str, str], calls: int = 5_000) -> list[dict]:
+    """``GET /predict/{id}`` through the whole app in process (middleware, routing, lookup,
+    scoring, response), next to the bare-FastAPI ceiling app called the same way: the CPU each
+    costs per request without the server, the socket or the load generator."""
+    from benchmarks.ceiling import bare_fastapi
+    from churn.serving import Settings, create_app
+
+    paths = [f"/predict/{u}" for u in np.random.default_rng(3).choice(_user_ids(env), calls).tolist()]
+    settings = Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"], rate_limit_per_minute=0)
+    rows = []
+    for name, factory in (("our API", lambda: create_app(settings)), ("bare FastAPI", bare_fastapi)):
+        rows.append(
+            {
+                "case": f"in-process ASGI GET /predict/{{id}}, {name}",
+                "calls": calls,
+                **_ms(_asgi_timings(factory, paths)),
+            }
+        )
+    bare = float(rows[1]["p50_ms"])  # type: ignore[arg-type]
+    return [{**r, "p50_over_bare_fastapi": round(float(r["p50_ms"]) / bare, 2)} for r in rows]  # type: ignore[arg-type]
+
+
+def profile_asgi(env: dict[str, str], calls: int = 3_000, top: int = 15) -> str:
+    """Where a ``GET /predict/{id}`` spends its time inside the app: cProfile's own time grouped by
+    package, then the top functions (markdown). Time waiting for Redis is not CPU and shows up
+    in whichever frame the event loop was in (the stream write)."""
+    import cProfile
+    import pstats
+
+    from churn.serving import Settings, create_app
+
+    settings = Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"], rate_limit_per_minute=0)
+    paths = [f"/predict/{u}" for u in np.random.default_rng(4).choice(_user_ids(env), calls).tolist()]
+    profiler = cProfile.Profile()
+    _asgi_timings(lambda: create_app(settings), paths, profiler)
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    groups: dict[str, float] = {}
+    for (file, _, _), (_, _, tottime, _, _) in stats.items():
+        groups[_group(file)] = groups.get(_group(file), 0.0) + tottime
+    total = sum(groups.values())
+    lines = ["| code | own µs per request | share |", "|---|---|---|"]
+    for name, seconds in sorted(groups.items(), key=lambda kv: kv[1], reverse=True):
+        lines.append(f"| {name} | {seconds / calls * 1e6:.1f} | {seconds / total:.0%} |")
+    return "\n".join(lines) + "\n\n" + profile_table(profiler, calls, top)
 
 
 def launch(env: dict[str, str], workers: int, app: str | None = None) -> tuple[int, subprocess.Popen[bytes]]:

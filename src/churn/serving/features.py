@@ -62,6 +62,15 @@ class Vectors:
         self.found[hit] = True
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One user's vector straight from Redis (the single-prediction fast path: no arrays)."""
+
+    user_id: int
+    as_of_us: int  # microseconds since the epoch, UTC
+    values: tuple[float, ...]
+
+
 def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
     """Refuse offline vectors that cannot be scored (NaN/inf features, no as-of time)."""
     bad = ~np.isfinite(frame[features].to_numpy(np.float64)).all(axis=1) | frame["snapshot_at"].isna().to_numpy()
@@ -114,6 +123,28 @@ class FeatureSource:
             vectors = await self.aread_cached(model, user_ids, use_cache)
         if not vectors.found.all():
             await run_in_threadpool(self.read_offline, model, vectors, use_cache)
+        return vectors
+
+    async def alookup_one(self, model: LoadedModel, user_id: int) -> Hit | Vectors:
+        """One user: a valid Redis value as a :class:`Hit` (one ``GET``, decoded without numpy);
+        anything else (a miss, a bad value, Redis down or skipped) goes the general way, reusing
+        the value already read, and comes back as :class:`Vectors`."""
+        store = self.store_for(model)
+        if self.aclient is None or not self.cache_usable(store):
+            return await self.alookup(model, [user_id])
+        ids = np.array([user_id], dtype=np.int64)
+        try:
+            raw = await store.aonline_get(user_id)
+        except OnlineStoreError as exc:
+            self.mark_down(exc)
+            vectors = Vectors.empty(ids, len(model.features))
+        else:
+            hit = store.decode_one(raw)
+            if hit is not None:
+                self._count(store.prefix, 1, 0)
+                return Hit(user_id, *hit)
+            vectors = self._vectors(store, ids, store.decode(ids, [raw]))
+        await run_in_threadpool(self.read_offline, model, vectors, True)
         return vectors
 
     def read_cached(self, model: LoadedModel, user_ids, use_cache: bool = True) -> Vectors:
@@ -180,8 +211,12 @@ class FeatureSource:
         return self.warehouse.file_stamp()
 
     # -- Redis health ----------------------------------------------------------------------------
+    def redis_usable(self) -> bool:
+        """False for ``retry_seconds`` after a failure (the circuit breaker is open)."""
+        return time.monotonic() >= self._down_until
+
     def cache_usable(self, store: OnlineStore) -> bool:
-        return time.monotonic() >= self._down_until and self.order_ok.get(store.prefix, True)
+        return self.redis_usable() and self.order_ok.get(store.prefix, True)
 
     def mark_down(self, exc: Exception) -> None:
         self._down_until = time.monotonic() + self.retry_seconds

@@ -37,6 +37,12 @@ class LoadedModel:
             return self.predictor.predict_proba(x)
         return self.predictor.pipeline_proba(x)
 
+    def proba_one(self, values: tuple[float, ...]) -> float:
+        """One vector's probability (``proba`` without arrays when the coefficient form serves)."""
+        if self.exact_form:
+            return self.predictor.proba_one(values)
+        return float(self.proba(np.array([values], dtype=float))[0])
+
     @property
     def serving_form(self) -> str:
         return "coefficients" if self.exact_form else "pipeline"

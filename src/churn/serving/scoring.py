@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from fastapi import HTTPException
 
-from churn.modeling.predict import risk_bands
-from churn.serving.features import Vectors
+from churn.modeling.predict import risk_band, risk_bands
+from churn.serving.features import Hit, Vectors
 from churn.serving.model import LoadedModel
 
 
@@ -26,6 +27,20 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
         for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached, strict=True)
     ]
     return predictions, vectors.user_ids[~vectors.found].tolist()
+
+
+def score_one(model: LoadedModel, hit: Hit) -> dict[str, Any]:
+    """``score`` for one Redis hit, in plain Python (the same fields, the same values)."""
+    probability = model.proba_one(hit.values)
+    return {"user_id": hit.user_id, "probability": probability,
+            "risk_band": risk_band(probability, model.predictor.bands), "model_version": model.version,
+            "features_as_of": utc_string(hit.as_of_us), "cached": True}
+
+
+@lru_cache(maxsize=1024)  # a few distinct snapshot times in practice
+def utc_string(microseconds: int) -> str:
+    """One as-of time (microseconds since the epoch) as ``utc_strings`` writes it."""
+    return utc_strings(np.array([microseconds], dtype="datetime64[us]"))[0]
 
 
 def utc_strings(stamps: np.ndarray) -> list[str]:

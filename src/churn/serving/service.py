@@ -17,7 +17,7 @@ from redis.retry import Retry
 from churn.registry import ModelRegistry
 from churn.serving import queries, scoring
 from churn.serving.errors import scrub
-from churn.serving.features import FeatureSource
+from churn.serving.features import FeatureSource, Hit
 from churn.serving.model import ModelHolder
 from churn.serving.settings import Settings
 from churn.store import offline
@@ -101,6 +101,20 @@ class ServingState:
         predictions, not_found = scoring.score(model, vectors)
         return {"model_version": model.version, "requested": len(user_ids), "band_cutoffs": scoring.band_cutoffs(model),
                 "predictions": predictions, "not_found": not_found}
+
+    async def predict_one(self, user_id: int) -> dict[str, Any] | None:
+        """One user's prediction (``PredictionDetailOut``), None when the user is unknown. A Redis
+        hit is scored without arrays (most of a single prediction was numpy's per-call overhead)."""
+        model = self.models.require()
+        got = await self.features.alookup_one(model, user_id)
+        if isinstance(got, Hit):
+            prediction = scoring.score_one(model, got)
+        else:
+            predictions, _ = scoring.score(model, got)
+            if not predictions:
+                return None
+            prediction = predictions[0]
+        return {**prediction, "band_cutoffs": scoring.band_cutoffs(model)}
 
     async def explain(self, user_id: int) -> dict[str, Any] | None:
         """The exact logit decomposition for one user, None when the user is unknown."""

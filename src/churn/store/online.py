@@ -14,10 +14,12 @@ it, and every other key of the same read is served as usual.
 from __future__ import annotations
 
 import json
+import math
+import struct
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -118,6 +120,7 @@ class OnlineStore:
         self.cluster = isinstance(client, redis.RedisCluster)
         self.vector_pattern = f"{self.prefix}:{{b*}}:u:*" if self.cluster else f"{self.prefix}:u:*"
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
+        self._struct = struct.Struct(f"<q{len(self.features)}d")  # the same layout, for one value
 
     @classmethod
     def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
@@ -180,6 +183,25 @@ class OnlineStore:
             else:
                 raw = await self.aclient.mget(keys)
         return self.decode(ids, raw)
+
+    async def aonline_get(self, user_id: int) -> bytes | None:
+        """One user's raw value (a ``GET``, on the asyncio client): :meth:`decode_one` reads it."""
+        if self.aclient is None:
+            raise OnlineStoreError("this OnlineStore has no asyncio client")
+        with self._guard():
+            raw = await self.aclient.get(self.key(user_id))
+        return cast("bytes | None", raw)  # the store's clients never decode responses
+
+    def decode_one(self, raw: bytes | None) -> tuple[int, tuple[float, ...]] | None:
+        """One value -> (as_of in microseconds, features) when it is a valid vector, else None
+        (absent or bad: :meth:`decode` tells which). Same checks as :meth:`decode`, in plain
+        Python: for a single vector numpy's per-call overhead would be most of the cost."""
+        if raw is None or len(raw) != self._struct.size:
+            return None
+        as_of, *values = self._struct.unpack(raw)
+        if not AS_OF_RANGE_US[0] <= as_of < AS_OF_RANGE_US[1] or not all(map(math.isfinite, values)):
+            return None
+        return as_of, tuple(values)
 
     def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
         """Vectors from the raw ``MGET`` answer; a value that is not a valid vector is ``bad``."""
