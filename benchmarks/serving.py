@@ -81,7 +81,7 @@ def _timed_predictions(env: dict[str, str], ids: list[int], use_cache: bool = Tr
 
     async def run() -> np.ndarray:
         state = await asyncio.to_thread(
-            ServingState.open, Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"])
+            ServingState.open, Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"]), index=True
         )
         try:
             state.models.require()

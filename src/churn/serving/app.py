@@ -42,7 +42,7 @@ async def _poll(state: ServingState, every: float, ops: OpsStats) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    state = await run_in_threadpool(ServingState.open, settings)
+    state = await run_in_threadpool(ServingState.open, settings, index=True)
     app.state.serving = state
     task = asyncio.create_task(_poll(state, settings.model_poll_seconds, app.state.ops))
     try:

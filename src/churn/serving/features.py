@@ -18,7 +18,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import redis
@@ -26,11 +28,11 @@ import redis.asyncio
 from starlette.concurrency import run_in_threadpool
 
 from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
-from churn.serving.latest import LatestVectors
+from churn.serving.latest import UNKNOWN, LatestVectors
 from churn.serving.model import LoadedModel
 from churn.store import offline
 from churn.store.online import AsyncRedisClient, OnlineStore, OnlineStoreError, RedisClient, queue_counts
-from churn.store.warehouse import Warehouse
+from churn.store.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("churn.serving")
 
@@ -84,10 +86,11 @@ class FeatureSource:
     """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
 
     def __init__(self, client: RedisClient, warehouse: Warehouse, retry_seconds: float = 1.0,
-                 aclient: AsyncRedisClient | None = None) -> None:
+                 aclient: AsyncRedisClient | None = None, index: bool = False) -> None:
         self.client = client  # background work and threads (refill, sync, counters, ping)
         self.aclient = aclient  # the request path, on the event loop
-        self.latest = LatestVectors(warehouse)  # the offline fallback's in-memory index
+        # the offline fallback's in-memory index (the API keeps one; a one-shot CLI call does not)
+        self.latest = LatestVectors(warehouse) if index else None
         self.warehouse = warehouse
         self.retry_seconds = retry_seconds
         self.redis_error: str | None = None
@@ -185,8 +188,8 @@ class FeatureSource:
     def read_offline(self, model: LoadedModel, vectors: Vectors, refill: bool = True) -> None:
         """Fill the missing vectors from the warehouse snapshot and (``refill``) write them to Redis."""
         missing = np.unique(vectors.user_ids[~vectors.found])
-        frame = self.latest.lookup(missing, self.snapshot_stamp())
-        if frame is None:  # too many users to hold in memory: a DuckDB query
+        frame = None if self.latest is None else self.latest.lookup(missing, self.snapshot_stamp())
+        if frame is None:  # no index, not yet the snapshot on disk, or too large: a DuckDB query
             frame = offline.latest_vectors(self.warehouse, missing)
         lacking = [f for f in model.features if f not in frame.columns]
         if lacking:
@@ -205,6 +208,21 @@ class FeatureSource:
                 store.online_delete(orphans)
             except OnlineStoreError as exc:
                 self.mark_down(exc)
+
+    def refresh_index(self) -> None:
+        """Index a newly published snapshot (background: startup and every tick, never a request);
+        a failure keeps the old index, which lookups then skip for DuckDB."""
+        if self.latest is None:
+            return
+        try:
+            if self.latest.refresh(self.snapshot_stamp()):
+                log.info("latest-vector index loaded for snapshot %s", self.latest.stamp)
+        except (WarehouseError, duckdb.Error, OSError) as exc:
+            log.warning("latest-vector index not refreshed (fallbacks query DuckDB): %s", scrub(str(exc)))
+
+    def absent_reason(self, user_id: int) -> Any:
+        """Why ``user_id`` has no vector, from the index (``latest.UNKNOWN`` when it cannot say)."""
+        return UNKNOWN if self.latest is None else self.latest.absent_reason(user_id, self.snapshot_stamp())
 
     def snapshot_stamp(self) -> tuple[int, int, int] | None:
         """Identity of the warehouse file readers open (see ``Warehouse.file_stamp``)."""

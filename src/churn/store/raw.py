@@ -177,3 +177,12 @@ def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:
         return con.execute(
             f"SELECT user_id, arg_max(churn_hazard, week_start) AS weekly_hazard FROM {TRUTH_TABLE} GROUP BY 1"
         ).df()
+
+
+def user_lifetimes(warehouse: Warehouse) -> pd.DataFrame | None:
+    """``user_id, signup_at, churned_at`` of every user (the API's 404 reasons); None for a data
+    set without a users table."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, f"{RAW_SCHEMA_NAME}.users"):
+            return None
+        return con.execute(f"SELECT user_id, signup_at, churned_at FROM {RAW_SCHEMA_NAME}.users").df()
