@@ -132,12 +132,73 @@ def profile_table(profiler, calls: int, top: int = 12) -> str:
 
 
 def profile_in_process(env: dict[str, str], calls: int = 5_000, top: int = 12) -> str:
-    """Where the in-process prediction time goes: cProfile's top functions by own time (markdown)."""
+    """Where the in-process prediction's CPU goes: cProfile's top functions by own time (markdown)."""
     import cProfile
 
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     _timed_predictions(env, np.random.default_rng(2).choice(_user_ids(env), calls).tolist(), profiler=profiler)
     return profile_table(profiler, calls, top)
+
+
+def bench_cluster_read(env: dict[str, str], batch: int = 1000, calls: int = 300) -> list[dict]:
+    """The online store's batch read (``aonline_read`` of ``batch`` random known ids, as
+    ``POST /predict/batch`` does it) on the embedded Redis (unix socket), on one plain Redis over
+    TCP, and on a local 3-master Redis Cluster over TCP (hash-tagged keys: one MGET per bucket,
+    pipelined per shard); each row carries its ratio to the single Redis on the same transport."""
+    import uvloop
+
+    from churn.store import offline
+    from churn.store.cluster import local_redis
+    from churn.store.online import OnlineStore, async_client_from_url, client_from_url
+    from churn.store.warehouse import Warehouse
+
+    warehouse = Warehouse(Path(env["CHURN_DATA_DIR"]) / "churn.duckdb")
+    feature_set, features = offline.feature_set(warehouse)
+    latest = offline.latest_vectors(warehouse)
+    rng = np.random.default_rng(5)
+    batches = [rng.choice(latest["user_id"].to_numpy(), batch) for _ in range(calls)]
+
+    def timed(url: str) -> np.ndarray:
+        store = OnlineStore(client_from_url(url), feature_set, features)
+        store.online_write_batch(latest[["user_id", "snapshot_at", *features]])
+
+        async def run() -> np.ndarray:
+            aclient = async_client_from_url(url)
+            reader = OnlineStore(store.client, feature_set, features, aclient=aclient)
+            await reader.aonline_read(batches[0])  # warm: connections (and the cluster's slot map)
+            timings = np.empty(calls)
+            for i, ids in enumerate(batches):
+                started = time.perf_counter()
+                read = await reader.aonline_read(ids)
+                timings[i] = time.perf_counter() - started
+                if not read.found.all():
+                    raise RuntimeError(f"{url}: {int((~read.found).sum())} of {batch} ids missing")
+            await aclient.aclose()
+            return timings
+
+        try:
+            return uvloop.run(run())
+        finally:
+            store.client.close()
+
+    rows = [{"case": f"online read of {batch} ids, embedded Redis (unix socket)", **_ms(timed(env["REDIS_URL"]))}]
+    root = Path(tempfile.mkdtemp(prefix="churn-bench-cluster-"))
+    try:
+        with local_redis(root / "single", masters=1, cluster=False) as ports:
+            rows.append(
+                {"case": f"online read of {batch} ids, one Redis (TCP)", **_ms(timed(f"redis://127.0.0.1:{ports[0]}"))}
+            )
+        with local_redis(root / "cluster", masters=3) as ports:
+            rows.append(
+                {
+                    "case": f"online read of {batch} ids, Redis Cluster of 3 masters (TCP)",
+                    **_ms(timed(f"redis+cluster://127.0.0.1:{ports[0]}")),
+                }
+            )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    single = float(rows[1]["p50_ms"])  # type: ignore[arg-type]
+    return [{**r, "p50_over_single_tcp": round(float(r["p50_ms"]) / single, 2)} for r in rows]  # type: ignore[arg-type]
 
 
 PACKAGES = (  # profile groups: where a request's own time goes, by the code that spends it
@@ -160,10 +221,14 @@ def _group(file: str) -> str:
     return "C built-ins (sockets, event loop)" if file == "~" else "other Python"
 
 
-def _asgi_timings(factory, paths: list[str], profiler=None) -> np.ndarray:
+def _asgi_timings(factory, paths: list[str], profiler=None, cpu_seconds: list[float] | None = None) -> np.ndarray:
     """Seconds per request of an ASGI app called directly (no server, no socket): what the app
-    itself costs per request, lifespan started as uvicorn would."""
+    itself costs per request, lifespan started as uvicorn would (``cpu_seconds`` gets the
+    process's CPU time for all of them: unlike wall time, not inflated by waiting for Redis on a
+    busy machine)."""
     import uvloop
+
+    cpu_seconds = [] if cpu_seconds is None else cpu_seconds
 
     async def run() -> np.ndarray:
         app = factory()
@@ -200,10 +265,12 @@ def _asgi_timings(factory, paths: list[str], profiler=None) -> np.ndarray:
             timings = np.empty(len(paths))
             if profiler is not None:
                 profiler.enable()
+            cpu = time.process_time()
             for i, path in enumerate(paths):
                 started = time.perf_counter()
                 await call(path)
                 timings[i] = time.perf_counter() - started
+            cpu_seconds.append(time.process_time() - cpu)
             if profiler is not None:
                 profiler.disable()
         return timings
@@ -220,23 +287,26 @@ def bench_asgi(env: dict[str, str], calls: int = 5_000) -> list[dict]:
 
     paths = [f"/predict/{u}" for u in np.random.default_rng(3).choice(_user_ids(env), calls).tolist()]
     settings = Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"], rate_limit_per_minute=0)
-    rows = []
+    rows: list[dict] = []
     for name, factory in (("our API", lambda: create_app(settings)), ("bare FastAPI", bare_fastapi)):
+        cpu: list[float] = []
+        timings = _asgi_timings(factory, paths, cpu_seconds=cpu)
         rows.append(
             {
                 "case": f"in-process ASGI GET /predict/{{id}}, {name}",
                 "calls": calls,
-                **_ms(_asgi_timings(factory, paths)),
+                "cpu_us_per_request": round(cpu[0] / calls * 1e6, 1),
+                **_ms(timings),
             }
         )
-    bare = float(rows[1]["p50_ms"])  # type: ignore[arg-type]
-    return [{**r, "p50_over_bare_fastapi": round(float(r["p50_ms"]) / bare, 2)} for r in rows]  # type: ignore[arg-type]
+    bare = rows[1]["cpu_us_per_request"]
+    return [{**r, "cpu_over_bare_fastapi": round(r["cpu_us_per_request"] / bare, 2)} for r in rows]
 
 
 def profile_asgi(env: dict[str, str], calls: int = 3_000, top: int = 15) -> str:
-    """Where a ``GET /predict/{id}`` spends its time inside the app: cProfile's own time grouped by
-    package, then the top functions (markdown). Time waiting for Redis is not CPU and shows up
-    in whichever frame the event loop was in (the stream write)."""
+    """Where a ``GET /predict/{id}`` spends its CPU inside the app: cProfile's own time (on the
+    process's CPU clock, so waiting for Redis is not counted) grouped by package, then the top
+    functions (markdown)."""
     import cProfile
     import pstats
 
@@ -244,7 +314,7 @@ def profile_asgi(env: dict[str, str], calls: int = 3_000, top: int = 15) -> str:
 
     settings = Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"], rate_limit_per_minute=0)
     paths = [f"/predict/{u}" for u in np.random.default_rng(4).choice(_user_ids(env), calls).tolist()]
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)
     _asgi_timings(lambda: create_app(settings), paths, profiler)
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     groups: dict[str, float] = {}
@@ -275,15 +345,82 @@ def _http_case(
     connections: int,
     app: str | None = None,
 ) -> dict:
-    """Start a server with ``workers``, load ``path`` with wrk (else httpx), stop the server."""
+    """Start a server with ``workers``, load ``path`` with wrk (else httpx), stop the server. The
+    row also says where the machine's CPU went during the load (see ``CpuMeter``)."""
     port, proc = launch(env, workers, app)
     try:
         url = f"http://127.0.0.1:{port}"
-        if shutil.which("wrk"):
-            return loadtest.run_wrk(url + path, lua, duration, connections, threads=1)
-        return asyncio.run(loadtest.httpx_load(url, fallback, duration, connections))
+        with CpuMeter(proc.pid, _redis_pid(env)) as meter:
+            if shutil.which("wrk"):
+                result = loadtest.run_wrk(url + path, lua, duration, connections, threads=1)
+            else:
+                result = asyncio.run(loadtest.httpx_load(url, fallback, duration, connections))
+        return {**result, "cpu": meter.result}
     finally:
         process.stop_server(proc)
+
+
+def _redis_pid(env: dict[str, str]) -> int | None:
+    from churn.store.redis_server import EmbeddedRedis
+
+    return EmbeddedRedis(Path(env["CHURN_DATA_DIR"])).pid()
+
+
+def _machine_busy(times) -> float:
+    """CPU seconds the whole machine spent busy (guest time is already inside user time)."""
+    fields = ("user", "nice", "system", "irq", "softirq", "steal")
+    return float(sum(getattr(times, f, 0.0) for f in fields))
+
+
+class CpuMeter:
+    """Cores kept busy during a load, by whom: the API (launcher and workers), its Redis, the
+    load generator (this process's children: wrk), and everything else on the machine (other
+    users: noise). On a machine with N cores, ``total`` near N means it was saturated, and a
+    second worker cannot add throughput."""
+
+    def __init__(self, server_pid: int, redis_pid: int | None) -> None:
+        import psutil
+
+        self.server = psutil.Process(server_pid)
+        self.redis = psutil.Process(redis_pid) if redis_pid else None
+        self.result: dict[str, float] = {}
+
+    def _processes(self) -> list:
+        return [self.server, *self.server.children(recursive=True)]
+
+    @staticmethod
+    def _busy(proc) -> float:
+        times = proc.cpu_times()
+        return float(times.user + times.system)
+
+    def __enter__(self) -> CpuMeter:
+        import resource
+
+        import psutil
+
+        self._started = time.perf_counter()
+        self._machine = psutil.cpu_times()
+        self._children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self._server = {p.pid: self._busy(p) for p in self._processes()}
+        self._redis = self._busy(self.redis) if self.redis else 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import resource
+
+        import psutil
+
+        seconds = time.perf_counter() - self._started
+        machine = psutil.cpu_times()
+        total = _machine_busy(machine) - _machine_busy(self._machine)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk = (children.ru_utime + children.ru_stime) - (self._children.ru_utime + self._children.ru_stime)
+        server = sum(self._busy(p) - self._server.get(p.pid, 0.0) for p in self._processes())
+        redis = self._busy(self.redis) - self._redis if self.redis else 0.0
+        cores = {"api": server, "redis": redis, "load_generator": wrk}
+        self.result = {f"{k}_cores": round(v / seconds, 2) for k, v in cores.items()}
+        self.result["other_cores"] = round(max(total - sum(cores.values()), 0.0) / seconds, 2)
+        self.result["machine_cores"] = psutil.cpu_count() or 0
 
 
 CEILINGS = {"bare FastAPI": "benchmarks.ceiling:bare_fastapi", "raw ASGI": "benchmarks.ceiling:raw_asgi_factory"}

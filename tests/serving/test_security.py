@@ -156,6 +156,7 @@ def test_only_real_unavailability_is_503_and_a_bug_is_a_logged_500(make_client, 
         raise exc
 
     monkeypatch.setattr("churn.serving.features.offline.latest_vectors", fail)
+    monkeypatch.setattr(client.app.state.serving.features, "latest", None)  # no index: the fallback asks DuckDB
     with caplog.at_level(logging.WARNING, logger="churn.serving"):
         response = client.post("/predict/batch", json={"user_ids": user_ids[:2], "use_cache": False})
     assert response.status_code == status

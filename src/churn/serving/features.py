@@ -135,17 +135,17 @@ class FeatureSource:
         store = self.store_for(model)
         if self.aclient is None or not self.cache_usable(store):
             return await self.alookup(model, [user_id])
-        ids = np.array([user_id], dtype=np.int64)
         try:
             raw = await store.aonline_get(user_id)
         except OnlineStoreError as exc:
             self.mark_down(exc)
-            vectors = Vectors.empty(ids, len(model.features))
+            vectors = Vectors.empty(np.array([user_id], dtype=np.int64), len(model.features))
         else:
             hit = store.decode_one(raw)
             if hit is not None:
                 self._count(store.prefix, 1, 0)
                 return Hit(user_id, *hit)
+            ids = np.array([user_id], dtype=np.int64)
             vectors = self._vectors(store, ids, store.decode(ids, [raw]))
         await run_in_threadpool(self.read_offline, model, vectors, True)
         return vectors

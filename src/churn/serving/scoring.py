@@ -39,14 +39,16 @@ def score_one(model: LoadedModel, hit: Hit) -> dict[str, Any]:
 
 @lru_cache(maxsize=1024)  # a few distinct snapshot times in practice
 def utc_string(microseconds: int) -> str:
-    """One as-of time (microseconds since the epoch) as ``utc_strings`` writes it."""
-    return utc_strings(np.array([microseconds], dtype="datetime64[us]"))[0]
+    """One as-of time (microseconds since the epoch, UTC) as RFC 3339 with the offset."""
+    text = str(np.datetime_as_string(np.datetime64(microseconds, "us"), unit="us"))
+    return text[:-7] + "Z" if text.endswith(".000000") else text + "Z"
 
 
 def utc_strings(stamps: np.ndarray) -> list[str]:
     """datetime64[us] (naive UTC) -> RFC 3339 strings with the UTC offset, as pydantic writes them
-    (the prediction routes build their JSON directly: no model validation per request)."""
-    return [t[:-7] + "Z" if t.endswith(".000000") else t + "Z" for t in np.datetime_as_string(stamps, unit="us")]
+    (the prediction routes build their JSON directly: no model validation per request). A batch
+    holds a few distinct times: each is formatted once (``utc_string``'s cache)."""
+    return [utc_string(t) for t in stamps.astype("datetime64[us]").astype(np.int64).tolist()]
 
 
 def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:
