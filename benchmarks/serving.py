@@ -233,9 +233,16 @@ def _asgi_timings(factory, paths: list[str], profiler=None, cpu_seconds: list[fl
     async def run() -> np.ndarray:
         app = factory()
         sent: list[dict] = []
+        received = [False]
 
         async def receive() -> dict:
-            return {"type": "http.request", "body": b"", "more_body": False}
+            # as a server does: the (empty) body once, then nothing until the client goes away
+            # (answering every call at once would make code that listens for a disconnect spin)
+            if not received[0]:
+                received[0] = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await asyncio.Event().wait()
+            return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
             sent.append(message)
@@ -256,6 +263,7 @@ def _asgi_timings(factory, paths: list[str], profiler=None, cpu_seconds: list[fl
                 "server": ("127.0.0.1", 8000),
             }
             sent.clear()
+            received[0] = False
             await app(scope, receive, send)
             if sent[0]["status"] != 200:
                 raise RuntimeError(f"{path}: HTTP {sent[0]['status']} {sent[-1].get('body', b'')[:200]!r}")
