@@ -84,3 +84,43 @@ def test_an_aggregate_expectation_over_several_chunks_is_refused() -> None:
     chunks = [pd.DataFrame({"x": [1, 2]}), pd.DataFrame({"x": [3]})]
     with pytest.raises(ValueError, match="cannot be merged over 2 chunks"):
         runner.validate_chunks({"t": chunks}, {"t": suite})
+
+
+def test_the_simulator_tables_checked_in_chunks_give_the_whole_table_report(tmp_path: Path) -> None:
+    """The same for the synthetic raw tables (the 100k-user build's memory peak was this gate):
+    a repeated event id, an event after its user's churn and one of an unknown user are found
+    with the same counts and examples in chunks as over the whole tables."""
+    from churn.data.synthetic import SimulationParams, iter_chunks
+    from churn.quality import suites
+    from churn.store.raw import read_raw_tables, write_raw_tables
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=30), progress=False))
+    with wh.writer() as con:
+        churned = con.execute(
+            "SELECT user_id, churned_at FROM raw_data.users WHERE churned_at IS NOT NULL LIMIT 1"
+        ).fetchall()[0]
+        con.execute(
+            "INSERT INTO raw_data.events SELECT event_id, user_id, event_type, event_at FROM raw_data.events "
+            "WHERE event_id = 7"
+        )
+        con.execute(
+            "INSERT INTO raw_data.events SELECT max(event_id) + 1, ?, 'login', ? + INTERVAL 1 DAY FROM raw_data.events",
+            [churned[0], churned[1]],
+        )
+        con.execute(
+            "INSERT INTO raw_data.events SELECT max(event_id) + 1, 999999, 'login', TIMESTAMP '2024-02-01' "
+            "FROM raw_data.events"
+        )
+    rules = suites.raw_data_suites(max_timestamp=NOW + pd.Timedelta(days=3650))
+    chunked = runner.validate_chunks(suites.raw_chunks(wh, chunk_rows=5_000), rules)
+    assert chunked.raw["events"]["chunks"] >= 4
+    tables = read_raw_tables(wh)
+    whole = runner.validate_frames(
+        suites.prepare_raw_frames(tables["users"], tables["events"], tables["billing"]), rules
+    )
+    pd.testing.assert_frame_equal(_comparable(chunked), _comparable(whole))
+    failed = [(f.table, f.column, f.expectation_type, f.examples) for f in chunked.failures]
+    assert ("events", "event_id", "expect_column_values_to_be_unique", [7]) in failed
+    assert ("events", "user_id", "expect_column_values_to_be_in_set", [999999]) in failed  # unknown user
+    assert ("events", "user_id", "expect_column_values_to_be_in_set", [churned[0]]) in failed  # after churn

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churn.data.loader import MAX_EVENT_TYPES
+from churn.quality.chunks import CHUNK_ROWS, chunks_by_key
 from churn.quality.runner import import_gx, validate_chunks
 from churn.quality.suites import USER_KNOWN, _flagged_rows_rule, _rule
 from churn.store.warehouse import Warehouse
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 DERIVED_CHURN_SHARE = (0.001, 0.999)
 """Without bounds in the dataset file: some users churn and some do not, nothing more."""
-CHUNK_ROWS = 500_000
-"""Events per validated chunk: about 200 MB of pandas and Great Expectations at the peak."""
 _EVENTS = "SELECT e.*, e.user_id IN (SELECT user_id FROM raw_data.users) AS user_known FROM raw_data.events e"
 
 
@@ -48,25 +47,8 @@ def _ns(frame: pd.DataFrame) -> pd.DataFrame:
 
 def event_chunks(warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS) -> Iterator[pd.DataFrame]:
     """The events (with ``user_known`` computed in DuckDB) in ranges of ``event_id`` of about
-    ``chunk_rows`` rows each; rows without an id come last. Always at least one (maybe empty) frame."""
-    if chunk_rows < 1:
-        raise ValueError(f"chunk_rows must be >= 1, not {chunk_rows}")
-    with warehouse.reader() as con:
-        (rows,) = con.execute("SELECT count(event_id) FROM raw_data.events").fetchall()[0]
-        parts = max(1, -(-int(rows) // chunk_rows))
-        cuts = [q / parts for q in range(1, parts)]
-        bounds = (
-            con.execute(f"SELECT quantile_disc(event_id, {cuts}) FROM raw_data.events").fetchall()[0][0] if cuts else []
-        )
-        edges = [None, *sorted(set(bounds or [])), None]
-        for low, high in zip(edges, edges[1:], strict=False):
-            where = ["e.event_id IS NOT NULL"]
-            where += [f"e.event_id > {int(low)}"] if low is not None else []
-            where += [f"e.event_id <= {int(high)}"] if high is not None else []
-            yield _ns(con.execute(f"{_EVENTS} WHERE {' AND '.join(where)} ORDER BY e.event_id").df())
-        nulls = con.execute(f"{_EVENTS} WHERE e.event_id IS NULL").df()
-        if len(nulls):
-            yield _ns(nulls)
+    ``chunk_rows`` rows each (:func:`churn.quality.chunks.chunks_by_key`)."""
+    return (_ns(c) for c in chunks_by_key(warehouse, "raw_data.events", "event_id", chunk_rows, select=_EVENTS))
 
 
 def own_tables(warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def validate_chunks(
 
     Every chunk is validated with its table's suite (Data Docs list one run per chunk); the
     outcomes are merged: per-row expectations add their counts and pool their examples, the
-    table's row count is the sum of the chunks'. Exact only for expectations a chunk can judge
+    table's row count is the sum of the chunks', its columns are every chunk's. Exact only for expectations a chunk can judge
     alone: a uniqueness expectation needs chunks that partition the table by its key, and an
     aggregate one (unique-value count, proportions) a table delivered as one chunk.
     """
@@ -213,6 +213,8 @@ def _definition(gx: Any, context: AbstractDataContext, source: Any, table: str, 
 
 
 _ROW_COUNT = "expect_table_row_count_to_be_between"
+_SAME_IN_EVERY_CHUNK = {"expect_table_columns_to_match_ordered_list", "expect_table_columns_to_match_set",
+                        "expect_column_to_exist"}
 
 
 def _merged_outcome(table: str, results: list[ExpectationValidationResult]) -> ExpectationOutcome:
@@ -230,6 +232,9 @@ def _merged_outcome(table: str, results: list[ExpectationValidationResult]) -> E
         judged = merged["element_count"] - merged["missing_count"]
         merged["unexpected_percent"] = 100.0 * merged["unexpected_count"] / judged if judged else None
         merged["partial_unexpected_list"] = [v for d in details for v in d.get("partial_unexpected_list", [])]
+    elif config.type in _SAME_IN_EVERY_CHUNK:  # the table's columns: every chunk has the same
+        failed = [d for r, d in zip(results, details, strict=True) if not r.success]
+        merged = (failed or details)[0]
     elif config.type == _ROW_COUNT:
         rows = sum(int(d.get("observed_value") or 0) for d in details)
         low, high = config.kwargs.get("min_value"), config.kwargs.get("max_value")
