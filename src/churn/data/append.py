@@ -48,6 +48,9 @@ from churn.store.warehouse import Warehouse
 
 LOADED_FILES_TABLE = "raw_data.loaded_files"
 """One row per loaded file: part, file, sha256, bytes, rows (events), as_of, watermark, loaded_at."""
+LOADED_FILES_DDL = f"""CREATE TABLE {LOADED_FILES_TABLE} (
+  part VARCHAR NOT NULL, file VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, bytes BIGINT NOT NULL,
+  rows BIGINT, as_of TIMESTAMP, watermark TIMESTAMP NOT NULL, loaded_at TIMESTAMP NOT NULL)"""
 LATE_EVENT_LOOKBACK_DAYS = 3
 """Events may arrive this many days after the watermark of the load that should have had them."""
 _CHUNK = 1 << 20

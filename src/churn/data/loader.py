@@ -424,7 +424,7 @@ def load_all(
     cutoff: datetime | None,
 ) -> dict[str, int]:
     """:func:`load_files` inside the caller's transaction."""
-    from churn.data.append import LOADED_FILES_TABLE, records_frame
+    from churn.data.append import LOADED_FILES_DDL, LOADED_FILES_TABLE, records_frame
     from churn.store.raw import DATASET_TABLE, dataset_row
 
     ev = dataset.events
@@ -475,7 +475,7 @@ def load_all(
     kept = [r | {"rows": parsed.files[r["file"]][0] if r["part"] == "events" else None}
             for r in records if r["file"] in loaded.get(r["part"], [])]  # fmt: skip
     frame = records_frame(kept, as_of=cutoff, watermark=cutoff or _day_after(con))
-    Warehouse.replace_table(con, LOADED_FILES_TABLE, frame)
+    Warehouse.replace_table(con, LOADED_FILES_TABLE, frame, ddl=LOADED_FILES_DDL)
     return counts
 
 
