@@ -35,10 +35,10 @@ class TreeSampler(threading.Thread):
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, float]] = []  # (time, MB)
         self.largest = 0.0  # the largest single process seen (MB)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             total = 0.0
             try:
                 procs = [self.root, *self.root.children(recursive=True)]
@@ -52,10 +52,10 @@ class TreeSampler(threading.Thread):
                 total += rss
                 self.largest = max(self.largest, rss)
             self.samples.append((time.time(), total))
-            self._stop.wait(SAMPLE_S)
+            self._halt.wait(SAMPLE_S)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> float:
@@ -108,8 +108,9 @@ def full_build(tmp: Path, n_users: int, extra: list[str] | None = None) -> list[
         raise RuntimeError(f"the build at {n_users:,} users failed:\n{output[-3000:]}")
     ledger = RunLedger(data)
     run_id = ledger.runs().sort_values("started_at")["run_id"].iloc[-1]
-    tasks = ledger.tasks(run_id)
     ends = _task_ends(reports)
+    tasks = ledger.tasks(run_id)
+    tasks = tasks.assign(_end=tasks["task"].map(ends)).sort_values("_end")  # in the order they ran
     rows: list[tuple[str, dict[str, Any]]] = [
         (
             f"full build, {n_users:,} users",

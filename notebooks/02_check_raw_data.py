@@ -24,7 +24,6 @@ from churn.store.warehouse import Warehouse
 wh = Warehouse(warehouse)
 ds = load_dataset(dataset)
 own = ds.source == "files"
-tables = {} if own else raw.read_raw_tables(wh)  # own data: read in chunks by the gate below
 {name: facts["rows"] for name, facts in raw.raw_table_summary(wh).items()}
 
 # %% [markdown]
@@ -32,8 +31,9 @@ tables = {} if own else raw.read_raw_tables(wh)  # own data: read in chunks by t
 # The simulator's tables: schema, nulls, unique ids, timestamps not in the future, every event's
 # and billing record's user exists, amounts >= 0, plausible vocabularies, churn share within
 # bounds. Your own data: the same ideas on its tables, with the vocabularies taken from the
-# data (checked for sanity, never against a fixed list) and any past date accepted; the event
-# log is validated in chunks, so a log of any size is checked in bounded memory.
+# data (checked for sanity, never against a fixed list) and any past date accepted. Events (and
+# billing) are validated in chunks of ids, the outcomes merged, so a log of any size is checked
+# in bounded memory.
 
 # %%
 checked_at = datetime.now(UTC).replace(tzinfo=None)
@@ -41,10 +41,9 @@ if own:
     report = own_suite.validate_own_data(wh, ds, max_timestamp=checked_at, report_dir=product["data_docs"])
     print("churn share bounds:", ds.quality.churn_share or f"derived {own_suite.DERIVED_CHURN_SHARE} (not in the dataset file)")
 else:
-    frames = suites.prepare_raw_frames(tables["users"], tables["events"], tables["billing"])
     rules = suites.raw_data_suites(max_timestamp=checked_at,
                                    churn_rate_bounds=(float(churn_rate_min), float(churn_rate_max)))
-    report = runner.validate_frames(frames, rules, report_dir=product["data_docs"])
+    report = runner.validate_chunks(suites.raw_chunks(wh), rules, report_dir=product["data_docs"])
 report.to_frame()
 
 # %% [markdown]
