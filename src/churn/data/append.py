@@ -33,9 +33,11 @@ loaded. The contract:
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -114,10 +116,26 @@ def _previous(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> pd.DataFrame 
     for table in (LOADED_FILES_TABLE, DATASET_TABLE, EVENTS_TABLE, USERS_TABLE):
         if not Warehouse.table_exists(con, table):
             return None
-    names = con.execute(f"SELECT name FROM {DATASET_TABLE}").fetchall()
-    if [r[0] for r in names] != [dataset.name]:
+    stored = con.execute(f"SELECT name, config FROM {DATASET_TABLE}").fetchall()
+    if [r[0] for r in stored] != [dataset.name]:
         return None
+    _same_reading(json.loads(stored[0][1] or "{}"), dataset)
     return con.execute(f"SELECT * FROM {LOADED_FILES_TABLE}").df()
+
+
+_READING = ("events", "users", "subscriptions")
+"""Dataset keys that decide how rows are read: appending under other ones would mix two readings."""
+
+
+def _same_reading(stored: dict[str, Any], dataset: Dataset) -> None:
+    now = dataset.model_dump(mode="json")
+    for key in _READING:
+        if stored.get(key) != now.get(key):
+            raise DatasetError(
+                f"{key}: the dataset file's {key!r} section changed since the data was loaded "
+                f"({stored.get(key)} -> {now.get(key)}); new files would be read differently from the "
+                "stored ones: rebuild the data set (make build DATASET=...)"
+            )
 
 
 def append_files(

@@ -175,3 +175,17 @@ def test_users_and_subscriptions_grow_and_fill_in_what_they_lacked(tmp_path: Pat
     (tmp_path / "subs" / "c.csv").write_text("member,from,to\n2,2024-02-01,2024-02-25\n")
     with pytest.raises(DatasetError, match=r"subscriptions.end: 1 subscription\(s\) already loaded with another end"):
         append_files(wh, load_dataset(path), "2024-03-04", now=NOW)
+
+
+def test_a_changed_reading_of_the_files_is_refused(tmp_path: Path) -> None:
+    """New files must be read like the stored ones: a dataset file whose events section changed
+    (here: another time zone) cannot append; it needs a rebuild."""
+    _dataset(tmp_path)
+    wh = Warehouse(tmp_path / "w.duckdb")
+    _deliver(tmp_path, "day1.csv", DAY1)
+    append_files(wh, load_dataset(tmp_path / "dataset.yaml"), "2024-03-02", now=NOW)
+    events = {"path": "log/*.csv", "user": "member", "time": "when", "type": "what", "value": "amount"}
+    _dataset(tmp_path, events={**events, "timezone": "Europe/Berlin"})
+    _deliver(tmp_path, "day2.csv", DAY2)
+    with pytest.raises(DatasetError, match=r"events: the dataset file's 'events' section changed .* rebuild"):
+        append_files(wh, load_dataset(tmp_path / "dataset.yaml"), "2024-03-03", now=NOW)
