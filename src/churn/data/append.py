@@ -212,6 +212,7 @@ def _append(
     new, seen = _new_records(records, previous)
     paths = {part: [Path(r["file"]) for r in new if r["part"] == part] for part in ("events", "users", "subscriptions")}
     result = AppendResult(cutoff, False, before, max(before, cutoff), already_loaded=seen)
+    result.added = {"events": 0, "users": 0}
     rows: dict[str, int] = {}
     sql = f"SELECT user_id, event_type, event_at, value, '' AS {loader.SOURCE_FILE} FROM {EVENTS_TABLE} LIMIT 0"
     if paths["events"]:

@@ -60,6 +60,7 @@ def test_day_by_day_appends_equal_one_full_load(tmp_path: Path) -> None:
         result = append_files(wh, load_dataset(daily / "dataset.yaml"), f"2024-03-0{day + 1}", now=NOW)
         assert result.initial == (day == 1) and result.loaded["events"] == [str(daily / "log" / f"day{day}.csv")]
     assert result.added == {"events": 2, "users": 0} and result.watermark == datetime(2024, 3, 4)
+    assert result.summary().startswith("as_of 2024-03-04: 1 new file(s), 2 events, 0 users added")
     reference = Warehouse(full / "w.duckdb")
     load_files(reference, load_dataset(full / "dataset.yaml"), now=NOW)
     mine, theirs = _tables(wh), _tables(reference)
