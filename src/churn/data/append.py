@@ -11,7 +11,8 @@ loaded. The contract:
 * **Only the past of the run.** ``as_of`` is the run's date: the data must lie before its
   midnight (UTC). An event file entirely on or after it waits, unrecorded, for a later run; a
   file with rows on both sides is refused; so is anything in the future of ``now``, a
-  subscription end on or after ``as_of``, and an ``as_of`` before the data already loaded.
+  subscription end, signup or churn date on or after ``as_of``, and an ``as_of`` before the data
+  already loaded.
 * **Late events within a lookback.** The watermark is the instant before which the data was
   complete at the last load (its ``as_of``; after a full build the midnight after the latest
   event). Events up to ``lookback_days`` (default :data:`LATE_EVENT_LOOKBACK_DAYS`) before it
@@ -280,7 +281,7 @@ def _add_users(
         new = f"SELECT * FROM ({loader.users_sql(dataset, '_new_events')}) ANTI JOIN {USERS_TABLE} USING (user_id)"
     else:
         if files:
-            loader.stage_users(con, dataset, files, now)
+            loader.stage_users(con, dataset, files, now, result.as_of)
             result.loaded["users"] = [str(f) for f in files]
         else:
             con.execute(f"CREATE OR REPLACE TEMP TABLE _own_users AS SELECT * FROM {USERS_TABLE} LIMIT 0")

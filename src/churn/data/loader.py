@@ -325,8 +325,11 @@ def numbered_events_sql(events: str, first_id: int = 0) -> str:
     )
 
 
-def stage_users(con: duckdb.DuckDBPyConnection, dataset: Dataset, files: list[Path], now: datetime) -> Parsed:
-    """Temp table ``_own_users`` (user_id, signup_at, churned_at, attributes) from ``files``."""
+def stage_users(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, files: list[Path], now: datetime, cutoff: datetime | None = None
+) -> Parsed:
+    """Temp table ``_own_users`` (user_id, signup_at, churned_at, attributes) from ``files``. With
+    ``cutoff`` (a run's date) a signup or churn date on or after it is refused: not known yet."""
     cfg = dataset.users
     assert cfg is not None
     select = user_select(cfg)
@@ -335,6 +338,15 @@ def stage_users(con: duckdb.DuckDBPyConnection, dataset: Dataset, files: list[Pa
     for column in ("signup_at", "churned_at"):
         if column not in select:
             con.execute(f"ALTER TABLE _own_users ADD COLUMN {column} TIMESTAMP")
+    for column, key in (("signup_at", "signup"), ("churned_at", "churned_at")):
+        bad = cutoff and first_bad(
+            con, f"SELECT CAST(user_id AS VARCHAR) AS x FROM _own_users WHERE {column} >= {ts_literal(cutoff)}"
+        )
+        if bad:
+            raise DatasetError(
+                f"users.{key}: {bad[0]:,} user(s) with a {column} on or after the run's date {cutoff:%Y-%m-%d} "
+                f"(as_of), e.g. user {bad[1]}: a run takes only what was known before its date"
+            )
     return parsed
 
 
@@ -443,7 +455,7 @@ def load_all(
     check_vocabulary(con, dataset, EVENTS_TABLE)
     loaded = {"events": take}
     if dataset.users is not None:
-        loaded["users"] = list(stage_users(con, dataset, files["users"], now).files)
+        loaded["users"] = list(stage_users(con, dataset, files["users"], now, cutoff).files)
         check_users(con, dataset, EVENTS_TABLE, "_own_users")
     con.execute(f"CREATE TABLE {USERS_TABLE} AS {users_sql(dataset, EVENTS_TABLE)} ORDER BY user_id")
     con.execute(BILLING.ddl(RAW_SCHEMA_NAME))

@@ -173,6 +173,12 @@ def test_users_and_subscriptions_grow_and_fill_in_what_they_lacked(tmp_path: Pat
     assert users.plan.tolist() == ["gold", "free", "gold"]
     assert users.churned_at.iloc[0] == pd.Timestamp("2024-03-02 20:00") and users.churned_at.iloc[1:].isna().all()
     assert subs.ended_at.iloc[0] == pd.Timestamp("2024-03-02") and len(subs) == 3
+    (tmp_path / "people" / "c.csv").write_text("member,plan,left\n2,free,2024-03-05\n")  # not known yet
+    with pytest.raises(
+        DatasetError, match=r"users.churned_at: 1 user\(s\) with a churned_at on or after .* 2024-03-04"
+    ):
+        append_files(wh, load_dataset(path), "2024-03-04", now=NOW)
+    (tmp_path / "people" / "c.csv").unlink()
     (tmp_path / "subs" / "c.csv").write_text("member,from,to\n2,2024-02-01,2024-02-25\n")
     with pytest.raises(DatasetError, match=r"subscriptions.end: 1 subscription\(s\) already loaded with another end"):
         append_files(wh, load_dataset(path), "2024-03-04", now=NOW)
