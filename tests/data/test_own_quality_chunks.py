@@ -124,3 +124,41 @@ def test_the_simulator_tables_checked_in_chunks_give_the_whole_table_report(tmp_
     assert ("events", "event_id", "expect_column_values_to_be_unique", [7]) in failed
     assert ("events", "user_id", "expect_column_values_to_be_in_set", [999999]) in failed  # unknown user
     assert ("events", "user_id", "expect_column_values_to_be_in_set", [churned[0]]) in failed  # after churn
+
+
+def test_a_daily_run_checks_the_slice_it_appended(tmp_path: Path) -> None:
+    """After an append only the new events are validated row by row (the slice starts at the
+    first id the run added); a full load, or a run that added no event, says so."""
+    from churn.data.append import append_files, latest_event_slice
+
+    (tmp_path / "log").mkdir()
+    (tmp_path / "ds.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "shop",
+                "events": {"path": "log/*.csv", "user": "member", "time": "when", "type": "what"},
+                "churn": {"rule": "inactivity", "lookback_days": 30},
+                "snapshots": {"cadence_days": 7, "horizon_days": 14},
+            }
+        )
+    )
+    (tmp_path / "log" / "d1.csv").write_text("member,when,what\n1,2024-03-01,a\n2,2024-03-01,b\n3,2024-03-01,a\n")
+    wh, dataset = Warehouse(tmp_path / "w.duckdb"), load_dataset(tmp_path / "ds.yaml")
+    load_files(wh, dataset, now=NOW)
+    assert latest_event_slice(wh) is None  # a full load: check everything
+    (tmp_path / "log" / "d2.csv").write_text("member,when,what\n1,2024-03-02,a\n4,2024-03-02,c\n")
+    append_files(wh, dataset, "2024-03-03", now=NOW)
+    assert latest_event_slice(wh) == 4
+    with wh.writer() as con:  # an old row goes bad: not the slice's business
+        con.execute("UPDATE raw_data.events SET user_id = 77 WHERE event_id = 1")
+    report = own_suite.validate_own_data(wh, dataset, max_timestamp=NOW, min_event_id=latest_event_slice(wh))
+    assert report.success, report.message()
+    vocabulary = [r.observed for r in report.results if r.table == "event_types"]
+    assert vocabulary == ["observed 3", "observed 3"]  # the whole log's types; it is not empty
+    with wh.writer() as con:
+        con.execute("UPDATE raw_data.events SET user_id = 88 WHERE event_id = 5")
+    report = own_suite.validate_own_data(wh, dataset, max_timestamp=NOW, min_event_id=latest_event_slice(wh))
+    unknown = next(f for f in report.failures if f.column == "user_id")
+    assert unknown.examples == [88]  # the slice's bad row; the old one (77) is not re-judged
+    append_files(wh, dataset, "2024-03-04", now=NOW)  # nothing new
+    assert latest_event_slice(wh) == 4  # no load recorded: the last one's slice again

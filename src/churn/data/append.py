@@ -53,7 +53,8 @@ LOADED_FILES_TABLE = "raw_data.loaded_files"
 """One row per loaded file: part, file, sha256, bytes, rows (events), as_of, watermark, loaded_at."""
 LOADED_FILES_DDL = f"""CREATE TABLE {LOADED_FILES_TABLE} (
   part VARCHAR NOT NULL, file VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, bytes BIGINT NOT NULL,
-  rows BIGINT, as_of TIMESTAMP, watermark TIMESTAMP NOT NULL, loaded_at TIMESTAMP NOT NULL)"""
+  rows BIGINT, as_of TIMESTAMP, watermark TIMESTAMP NOT NULL, loaded_at TIMESTAMP NOT NULL,
+  first_event_id BIGINT)"""
 LATE_EVENT_LOOKBACK_DAYS = 3
 """Events may arrive this many days after the watermark of the load that should have had them."""
 _CHUNK = 1 << 20
@@ -76,14 +77,18 @@ def file_records(files: dict[str, list[Path]]) -> list[dict]:
     ]
 
 
-def records_frame(records: list[dict], *, as_of: datetime | None, watermark: datetime) -> pd.DataFrame:
-    """The ``raw_data.loaded_files`` rows of one load."""
+def records_frame(
+    records: list[dict], *, as_of: datetime | None, watermark: datetime, first_event_id: int | None = None
+) -> pd.DataFrame:
+    """The ``raw_data.loaded_files`` rows of one load (``first_event_id``: the first event id it
+    added, None when it added none)."""
     loaded_at = datetime.now(UTC).replace(tzinfo=None)
     frame = pd.DataFrame([{"rows": None, **r} for r in records], columns=["part", "file", "sha256", "bytes", "rows"])
     return frame.astype({"part": str, "file": str, "sha256": str, "bytes": "int64", "rows": "Int64"}).assign(
         as_of=pd.Series([as_of] * len(frame), dtype="datetime64[us]"),
         watermark=pd.Series([watermark] * len(frame), dtype="datetime64[us]"),
         loaded_at=pd.Series([loaded_at] * len(frame), dtype="datetime64[us]"),
+        first_event_id=pd.Series([first_event_id] * len(frame), dtype="Int64"),
     )
 
 
@@ -238,7 +243,10 @@ def _append(
     )
     loader.check_vocabulary(con, dataset, EVENTS_TABLE)
     kept = [r | {"rows": rows.get(r["file"])} for r in new if r["file"] in result.loaded.get(r["part"], [])]
-    Warehouse.append(con, LOADED_FILES_TABLE, records_frame(kept, as_of=cutoff, watermark=result.watermark))
+    first = int(last_id) + 1 if result.added["events"] else None
+    Warehouse.append(
+        con, LOADED_FILES_TABLE, records_frame(kept, as_of=cutoff, watermark=result.watermark, first_event_id=first)
+    )
     return result
 
 
@@ -337,3 +345,22 @@ def _add_subscriptions(
     )
     con.execute(f"INSERT INTO {SUBSCRIPTIONS_TABLE} BY NAME SELECT * FROM _new_subs ORDER BY user_id, started_at")
     return loader.count_rows(con, "_new_subs")
+
+
+def latest_event_slice(warehouse: Warehouse) -> int | None:
+    """The first event id the latest load appended, for a quality gate that checks only the new
+    slice: None after a full load (check everything) or without a load record; one past the
+    last id when the latest append added no event (an empty slice)."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, LOADED_FILES_TABLE):
+            return None
+        rows = con.execute(
+            f"SELECT as_of, min(first_event_id) FROM {LOADED_FILES_TABLE} "
+            f"WHERE loaded_at = (SELECT max(loaded_at) FROM {LOADED_FILES_TABLE}) GROUP BY as_of"
+        ).fetchall()
+        if not rows or rows[0][0] is None:
+            return None
+        if rows[0][1] is not None:
+            return int(rows[0][1])
+        (last,) = con.execute(f"SELECT coalesce(max(event_id), 0) FROM {EVENTS_TABLE}").fetchall()[0]
+        return int(last) + 1

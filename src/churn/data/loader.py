@@ -486,7 +486,7 @@ def load_all(
     )
     kept = [r | {"rows": parsed.files[r["file"]][0] if r["part"] == "events" else None}
             for r in records if r["file"] in loaded.get(r["part"], [])]  # fmt: skip
-    frame = records_frame(kept, as_of=cutoff, watermark=cutoff or _day_after(con))
+    frame = records_frame(kept, as_of=cutoff, watermark=cutoff or _day_after(con), first_event_id=1)
     Warehouse.replace_table(con, LOADED_FILES_TABLE, frame, ddl=LOADED_FILES_DDL)
     return counts
 

@@ -19,26 +19,34 @@ CHUNK_ROWS = 500_000
 
 
 def chunks_by_key(
-    warehouse: Warehouse, table: str, key: str, chunk_rows: int = CHUNK_ROWS, select: str | None = None
+    warehouse: Warehouse,
+    table: str,
+    key: str,
+    chunk_rows: int = CHUNK_ROWS,
+    select: str | None = None,
+    where: str | None = None,
 ) -> Iterator[pd.DataFrame]:
     """``select`` (default: every column of ``table``; it must expose ``key``) in key ranges of
-    about ``chunk_rows`` rows, ordered by the key. Always at least one (maybe empty) frame."""
+    about ``chunk_rows`` rows, ordered by the key; only rows matching ``where`` (a condition on
+    ``table``'s columns, e.g. a slice of ids). Always at least one (maybe empty) frame."""
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, not {chunk_rows}")
     qualified(table)
     column = '"' + key.replace('"', '""') + '"'
     source = f"({select or f'SELECT * FROM {table}'}) AS _rows"
+    only = f"({where})" if where else "TRUE"
     with warehouse.reader() as con:
-        (rows,) = con.execute(f"SELECT count({column}) FROM {table}").fetchall()[0]
+        (rows,) = con.execute(f"SELECT count({column}) FROM {table} WHERE {only}").fetchall()[0]
         parts = max(1, -(-int(rows) // chunk_rows))
         cuts = [q / parts for q in range(1, parts)]
-        bounds = con.execute(f"SELECT quantile_disc({column}, {cuts}) FROM {table}").fetchall()[0][0] if cuts else []
+        quantiles = f"SELECT quantile_disc({column}, {cuts}) FROM {table} WHERE {only}"
+        bounds = con.execute(quantiles).fetchall()[0][0] if cuts else []
         edges = [None, *sorted(set(bounds or [])), None]
         for low, high in zip(edges, edges[1:], strict=False):
-            where = [f"{column} IS NOT NULL"]
-            where += [f"{column} > {int(low)}"] if low is not None else []
-            where += [f"{column} <= {int(high)}"] if high is not None else []
-            yield con.execute(f"SELECT * FROM {source} WHERE {' AND '.join(where)} ORDER BY {column}").df()
-        nulls = con.execute(f"SELECT * FROM {source} WHERE {column} IS NULL").df()
+            conditions = [only, f"{column} IS NOT NULL"]
+            conditions += [f"{column} > {int(low)}"] if low is not None else []
+            conditions += [f"{column} <= {int(high)}"] if high is not None else []
+            yield con.execute(f"SELECT * FROM {source} WHERE {' AND '.join(conditions)} ORDER BY {column}").df()
+        nulls = con.execute(f"SELECT * FROM {source} WHERE {only} AND {column} IS NULL").df()
         if len(nulls):
             yield nulls
