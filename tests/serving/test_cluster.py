@@ -29,7 +29,7 @@ def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, 
     synced = client.post("/cache/sync", headers=ADMIN).json()
     assert synced["written"] == len(latest)
     nodes = [redis.Redis(port=p) for p in cluster]
-    per_node = [sum(1 for _ in n.scan_iter("churn:fs:v1:*:u:*")) for n in nodes]
+    per_node = [sum(1 for _ in n.scan_iter("churn:fs:churn_features:v1:*:u:*")) for n in nodes]
     assert sum(per_node) == len(latest) and min(per_node) > 0  # the vectors are spread over every shard
     body = client.post("/predict/batch", json={"user_ids": user_ids}).json()
     assert all(p["cached"] for p in body["predictions"])
@@ -41,7 +41,7 @@ def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, 
     assert cache["hits"] == len(user_ids) + 1 and cache["hit_rate"] == 1.0
     cleared = client.post("/cache/clear", headers=ADMIN).json()
     assert cleared["removed"] == len(latest)
-    assert sum(sum(1 for _ in n.scan_iter("churn:fs:v1:*:u:*")) for n in nodes) == 0
+    assert sum(sum(1 for _ in n.scan_iter("churn:fs:churn_features:v1:*:u:*")) for n in nodes) == 0
     miss = client.get(f"/predict/{user_ids[0]}").json()
     assert miss["cached"] is False and client.get(f"/predict/{user_ids[0]}").json()["cached"] is True
     from churn.serving.ops import read_ops

@@ -41,7 +41,7 @@ def test_a_model_the_coefficients_cannot_express_is_scored_by_its_pipeline(make_
     registry = ModelRegistry(Warehouse(data_dir / "churn.duckdb"), data_dir / "models")
     record = registry.register_model(MODEL, model=predictor, features=FEATURES, params={"feature_set": "v1"},
                                      reason="test: non-linear pipeline")
-    registry.promote_model(record.version, "production", "test")
+    registry.promote_model(MODEL, record.version, "production", "test")
     client = make_client(data_dir=data_dir)
     assert wait_for(lambda: client.get("/health").json()["model"]["version"] == record.version)
     assert client.get("/health").json()["model"]["serving_form"] == "pipeline"
@@ -69,7 +69,7 @@ def test_a_model_with_log1p_inputs_is_served_by_its_coefficients_with_the_pipeli
     raw = rows[FEATURES].to_numpy(float)[:200]
     expected = pipeline.predict_proba(log1p_columns(raw, logged))[:, 1]  # the trained model, by hand
     for exact in (True, False):
-        served = LoadedModel(predictor, record=None, feature_set="v1", exact_form=exact).proba(raw)  # type: ignore[arg-type]
+        served = LoadedModel(predictor, record=None, feature_set="v1", namespace="churn_features:v1", exact_form=exact).proba(raw)  # type: ignore[arg-type]
         assert np.allclose(served, expected, rtol=0, atol=1e-12)
 
 
@@ -94,7 +94,7 @@ def test_a_gradient_boosting_model_is_scored_by_its_pipeline_and_not_explained(d
     from types import SimpleNamespace
 
     record = SimpleNamespace(version=7)  # the registry record: only its version is read here
-    model = LoadedModel(predictor, record=record, feature_set="v1", exact_form=False)  # type: ignore[arg-type]
+    model = LoadedModel(predictor, record=record, feature_set="v1", namespace="churn_features:v1", exact_form=False)  # type: ignore[arg-type]
     raw = rows[FEATURES].to_numpy(float)[:100]
     assert np.allclose(model.proba(raw), pipeline.predict_proba(log1p_columns(raw, logged))[:, 1], rtol=0, atol=1e-12)
     with pytest.raises(HTTPException) as refused:

@@ -29,14 +29,17 @@ def log1p_columns(x: np.ndarray, columns: list[int] | tuple[int, ...]) -> np.nda
 class ChurnPredictor:
     """A fitted scaling + logistic-regression pipeline with its feature order and version.
 
-    ``log_features`` enter the pipeline as ``log1p`` (counts, amounts, day measures); the API
-    and batch scoring pass raw feature values, the predictor transforms them.
+    ``model_name`` is the registry name it is trained for (env.yaml ``model_name``); ``version``
+    is None until the registry assigns one, and the loaded predictor carries it
+    (:func:`churn.modeling.lifecycle.load_predictor`). ``log_features`` enter the pipeline as
+    ``log1p`` (counts, amounts, day measures); the API and batch scoring pass raw feature values,
+    the predictor transforms them.
     """
 
     pipeline: Pipeline
     features: list[str]
-    model_name: str = "churn_model"
-    version: int = 0
+    model_name: str
+    version: int | None = None
     bands: tuple[float, float] = DEFAULT_BANDS
     log_features: tuple[str, ...] = ()
 

@@ -100,14 +100,14 @@ class FeatureSource:
         self._counts: dict[str, list[int]] = {}  # prefix -> [hits, misses, bad] not yet in Redis
         self._lock = threading.Lock()
 
-    def store(self, feature_set: str, features: list[str]) -> OnlineStore:
-        key = (feature_set, tuple(features))
+    def store(self, namespace: str, features: list[str]) -> OnlineStore:
+        key = (namespace, tuple(features))
         if key not in self._stores:
-            self._stores[key] = OnlineStore(self.client, feature_set, features, aclient=self.aclient)
+            self._stores[key] = OnlineStore(self.client, namespace, features, aclient=self.aclient)
         return self._stores[key]
 
     def store_for(self, model: LoadedModel) -> OnlineStore:
-        return self.store(model.feature_set, model.features)
+        return self.store(model.namespace, model.features)
 
     # -- lookups ---------------------------------------------------------------------------------
     def lookup(self, model: LoadedModel, user_ids: list[int] | np.ndarray, use_cache: bool = True) -> Vectors:

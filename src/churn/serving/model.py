@@ -14,7 +14,7 @@ from churn.modeling.lifecycle import load_predictor
 from churn.modeling.predict import ChurnPredictor
 from churn.registry import ModelRegistry, ModelVersion, RegistryError
 from churn.serving.errors import ServiceUnavailable, scrub
-from churn.store import offline
+from churn.store import materialize, offline
 from churn.store.warehouse import WarehouseError
 
 log = logging.getLogger("churn.serving")
@@ -27,6 +27,7 @@ class LoadedModel:
     predictor: ChurnPredictor
     record: ModelVersion
     feature_set: str
+    namespace: str  # the online store's namespace: the feature spec's key for this feature set
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     docs: dict[str, dict[str, str | None]] = field(default_factory=dict)  # feature -> description, unit
     exact_form: bool = True  # the coefficient form equals the pipeline (checked on load)
@@ -115,5 +116,6 @@ class ModelHolder:
         if not exact:
             log.warning("%s v%s: the coefficient form differs from the pipeline; scoring with the pipeline",
                         self.model_name, record.version)
-        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set), docs=docs,
+        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set),
+                           namespace=materialize.namespace(self.registry.warehouse, str(feature_set)), docs=docs,
                            exact_form=exact)

@@ -21,7 +21,7 @@ from churn.serving.features import FeatureSource, Hit
 from churn.serving.latest import UNKNOWN
 from churn.serving.model import ModelHolder
 from churn.serving.settings import Settings
-from churn.store import offline
+from churn.store import materialize, offline
 from churn.store.online import (
     AsyncRedisClient,
     OnlineStore,
@@ -210,18 +210,16 @@ class ServingState:
         model = self.models.current
         if model is not None:
             return self.features.store_for(model)
-        return self.features.store(*offline.feature_set(self.warehouse))
+        return self.features.store(materialize.namespace(self.warehouse), offline.feature_set(self.warehouse)[1])
 
     def sync_cache(self) -> dict[str, Any]:
         """Replace the online store with the offline store's latest vectors; counters restart."""
         store = self.cache_store()
-        latest = offline.latest_vectors(self.warehouse)  # before clearing: a failure keeps Redis as is
-        removed = store.clear()
-        written = store.online_write_batch(latest[["user_id", "snapshot_at", *store.features]])
+        done = materialize.materialize(self.warehouse, store)
         self.features.forget_counts(store.prefix)
         self.features.order_ok[store.prefix] = True
-        return {"feature_set": store.prefix.rsplit(":", 1)[-1], "removed": removed,
-                "written": written.users, "seconds": round(written.seconds, 4)}
+        return {"feature_set": store.prefix.rsplit(":", 1)[-1], "removed": done.removed,
+                "written": done.written.users, "seconds": round(done.written.seconds, 4)}
 
     def clear_cache(self) -> dict[str, Any]:
         """Empty the online store (every lookup then falls back to the offline store)."""

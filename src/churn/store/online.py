@@ -2,9 +2,10 @@
 
 Each user's vector is one binary value (``as_of`` in microseconds as int64, then the features as
 float64 in the feature set's order), so a read is exact to the last bit and a batch of users is a
-single ``MGET``. Keys are namespaced by feature-set version: ``churn:fs:<version>:u:<user_id>``;
-``churn:fs:<version>:meta`` records the feature order so a reader with another order is refused
-(no training/serving skew). Hit and miss counters live in Redis, shared by every process.
+single ``MGET``. Keys are namespaced by the feature spec's key (``FeatureSpec.key``,
+``name:version``): ``churn:fs:<name>:<version>:u:<user_id>``; ``churn:fs:<namespace>:meta``
+records the feature order so a reader with another order is refused (no training/serving skew).
+Hit and miss counters live in Redis under the same namespace, shared by every process.
 
 A value that cannot be a vector (another length, NaN or infinite features, an as-of time outside
 1900-2200) is reported as ``bad`` for that key only: the caller treats it as a miss and rewrites
@@ -125,23 +126,25 @@ class OnlineRead:
 
 
 class OnlineStore:
-    """Redis-backed online store for one feature-set version.
+    """Redis-backed online store for one feature spec.
 
     Args:
         client: a redis-py client (``redis.Redis.from_url(url)``).
-        feature_set: version of the feature spec, e.g. ``"v1"``.
+        namespace: the feature spec's key (``FeatureSpec.key``, e.g. ``"churn_features:v1"``;
+            see :func:`churn.store.materialize.namespace`): every key and counter lives under it.
         features: feature names in model order.
         ttl_seconds: optional expiry of every vector.
         aclient: an asyncio client on the same server, for :meth:`aonline_read` (the API's event loop).
     """
 
-    def __init__(self, client: RedisClient, feature_set: str, features: list[str],
+    def __init__(self, client: RedisClient, namespace: str, features: list[str],
                  ttl_seconds: int | None = None, aclient: AsyncRedisClient | None = None) -> None:
         self.client = client
         self.aclient = aclient
         self.features = list(features)
         self.ttl = ttl_seconds
-        self.prefix = f"churn:fs:{feature_set}"
+        self.namespace = namespace
+        self.prefix = f"churn:fs:{namespace}"
         # On a cluster, users are spread over hash-tagged buckets: keys of one bucket share a slot
         self.cluster = isinstance(client, redis.RedisCluster)
         self.vector_pattern = f"{self.prefix}:{{b*}}:u:*" if self.cluster else f"{self.prefix}:u:*"
@@ -149,8 +152,8 @@ class OnlineStore:
         self._struct = struct.Struct(f"<q{len(self.features)}d")  # the same layout, for one value
 
     @classmethod
-    def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
-        return cls(client_from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
+    def from_url(cls, url: str, namespace: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
+        return cls(client_from_url(url, socket_timeout=5), namespace, features, ttl_seconds)
 
     def key(self, user_id: int) -> str:
         if self.cluster:

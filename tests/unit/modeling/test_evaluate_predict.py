@@ -41,7 +41,7 @@ def predictor() -> tuple[ChurnPredictor, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 4)) * [1, 10, 100, 0.1] + [0, 5, 50, 1]
     y = (x[:, 0] + x[:, 1] / 10 + rng.normal(size=500) > 0.5).astype(int)
-    return ChurnPredictor(make_pipeline(1.0).fit(x, y), ["a", "b", "c", "d"], version=3), x
+    return ChurnPredictor(make_pipeline(1.0).fit(x, y), ["a", "b", "c", "d"], model_name="m", version=3), x
 
 
 def test_predictor_equals_sklearn_predict_proba(predictor):
