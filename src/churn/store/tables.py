@@ -276,7 +276,8 @@ DRIFT_REPORTS = declare(
          nn("feature", "VARCHAR"), nn("test", "VARCHAR"), Col("status", "VARCHAR"), Col("statistic", "DOUBLE"),
          Col("p_value", "DOUBLE"), Col("p_adjusted", "DOUBLE"), Col("effect_size", "DOUBLE"),
          Col("threshold", "DOUBLE"), Col("drifted", "BOOLEAN"), Col("n_reference", "BIGINT"),
-         Col("n_current", "BIGINT"), Col("note", "VARCHAR"), Col("expected_drift", "BOOLEAN")),
+         Col("n_current", "BIGINT"), Col("note", "VARCHAR"), Col("expected_drift", "BOOLEAN"),
+         Col("drift_onset", "DATE")),
     )
 )  # fmt: skip
 METRICS_TIMELINE = declare(
@@ -306,7 +307,7 @@ RETRAINING_DECISIONS = declare(
         "monitoring.retraining_decisions",
         (nn("decided_at", "TIMESTAMP"), nn("model_name", "VARCHAR"), Col("model_version", "INTEGER"),
          nn("retrain", "BOOLEAN"), nn("action", "VARCHAR"), Col("candidate_version", "INTEGER"),
-         Col("triggers", "VARCHAR"), Col("as_of", "DATE"), Col("reasons", "VARCHAR")),
+         Col("triggers", "VARCHAR"), Col("as_of", "DATE"), Col("reasons", "VARCHAR"), Col("matured_labels", "BIGINT")),
     )
 )  # fmt: skip
 API_METRICS = declare(
