@@ -192,3 +192,12 @@ def user_dates(warehouse: Warehouse, user_id: int) -> tuple[Any, Any] | None:
             raise WarehouseError(f"{table} does not exist")
         rows = con.execute(f"SELECT signup_at, churned_at FROM {table} WHERE user_id = ?", [int(user_id)]).fetchall()
     return (rows[0][0], rows[0][1]) if rows else None
+
+
+def user_lifetimes(warehouse: Warehouse) -> pd.DataFrame | None:
+    """``user_id, signup_at, churned_at`` of every user (the API's 404 reasons); None for a data
+    set without a users table."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, tables.USERS.name):
+            return None
+        return con.execute(f"SELECT user_id, signup_at, churned_at FROM {tables.USERS.name}").df()

@@ -160,8 +160,9 @@ LOADED_FILES = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.loaded_files",
         (nn("part", "VARCHAR"), nn("file", "VARCHAR"), nn("sha256", "VARCHAR"), nn("bytes", "BIGINT"),
-         Col("rows", "BIGINT"), Col("as_of", "TIMESTAMP"), nn("watermark", "TIMESTAMP"), nn("loaded_at", "TIMESTAMP")),
-        doc="Own data: every file appended to the raw tables (its sha256, rows and watermark).",
+         Col("rows", "BIGINT"), Col("as_of", "TIMESTAMP"), nn("watermark", "TIMESTAMP"), nn("loaded_at", "TIMESTAMP"),
+         Col("first_event_id", "BIGINT")),
+        doc="Own data: every file appended to the raw tables (its sha256, rows, watermark, first event id).",
     )
 )  # fmt: skip
 DATASET = declare(
