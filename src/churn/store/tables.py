@@ -75,6 +75,8 @@ class Table:
         database: which DuckDB file holds it (:data:`WAREHOUSE` or :data:`LEDGER`).
         open_columns: further columns are added by the writer (the features table: one per
             feature of the spec); only the declared ones are checked and migrated.
+        migrate: whether :func:`ensure` adds missing declared columns in place. Not for the raw
+            tables: a load rewrites them whole, and a data set of your own has its own columns.
     """
 
     name: str
@@ -83,6 +85,7 @@ class Table:
     unique: tuple[tuple[str, ...], ...] = ()
     database: str = WAREHOUSE
     open_columns: bool = False
+    migrate: bool = True
     doc: str = field(default="", compare=False)
 
     @property
@@ -130,7 +133,7 @@ def _quote(name: str) -> str:
 def from_schema(schema: str, raw: TableSchema) -> Table:
     """A raw table of the documented schema (``churn.data.schema``) as a declaration."""
     columns = tuple(Col(c.name, c.dtype, not_null=not c.nullable) for c in raw.columns)
-    return Table(f"{schema}.{raw.name}", columns)
+    return Table(f"{schema}.{raw.name}", columns, migrate=False)
 
 
 def nn(name: str, dtype: str, check: str | None = None) -> Col:
@@ -145,6 +148,7 @@ SUBSCRIPTIONS = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.subscriptions",
         (Col("user_id", "BIGINT"), Col("started_at", "TIMESTAMP"), Col("ended_at", "TIMESTAMP")),
+        migrate=False,
         doc="Own data only (a data set with a subscriptions file): one row per subscription period.",
     )
 )
@@ -441,7 +445,7 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, tables: Iterable[Table]
     added = []
     for table in tables:
         have = existing.get(table.name)
-        if have is None:
+        if have is None or not table.migrate:
             continue  # not created yet: the phase that writes it creates it
         for col in table.columns:
             if col.name not in have:
