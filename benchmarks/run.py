@@ -69,15 +69,15 @@ def _features(warehouse) -> tuple:
 
 def _materialize(tmp: Path, warehouse, spec) -> dict:
     """The publish step (notebook 06): the offline store's latest vectors into the online store."""
-    from churn.store import offline
-    from churn.store.online import OnlineStore
+    from churn.store import materialize
+    from churn.store.online import client_from_url
     from churn.store.redis_server import EmbeddedRedis
 
-    latest = offline.latest_vectors(warehouse)
     server = EmbeddedRedis(tmp)
     try:
-        store = OnlineStore.from_url(server.start(), spec.version, spec.feature_names)
-        stats = store.online_write_batch(latest)
+        store = materialize.online_store(warehouse, client_from_url(server.start(), socket_timeout=5))
+        done = materialize.materialize(warehouse, store)
+        stats, latest = done.written, done.latest
         started = time.perf_counter()
         read = store.online_read(latest["user_id"].to_numpy(), count=False)
         read_s = time.perf_counter() - started
@@ -93,7 +93,8 @@ def _scoring(frame, spec) -> dict:
 
     labelled = frame[frame.label_mature]
     predictor = ChurnPredictor(make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float),
-                                                      labelled.label.to_numpy(int)), spec.feature_names)
+                                                      labelled.label.to_numpy(int)), spec.feature_names,
+                               model_name="bench_model")
     started = time.perf_counter()
     scored = predictor.predict_frame(frame)
     seconds = time.perf_counter() - started

@@ -46,15 +46,12 @@ import pandas as pd
 from churn.data import loader
 from churn.data.loader import EVENTS_TABLE, SUBSCRIPTIONS_TABLE, USERS_TABLE, cutoff_of, in_files
 from churn.dataset import Dataset, DatasetError
+from churn.store import tables
 from churn.store.raw import DATASET_TABLE
 from churn.store.warehouse import Warehouse
 
-LOADED_FILES_TABLE = "raw_data.loaded_files"
-"""One row per loaded file: part, file, sha256, bytes, rows (events), as_of, watermark, loaded_at."""
-LOADED_FILES_DDL = f"""CREATE TABLE {LOADED_FILES_TABLE} (
-  part VARCHAR NOT NULL, file VARCHAR NOT NULL, sha256 VARCHAR NOT NULL, bytes BIGINT NOT NULL,
-  rows BIGINT, as_of TIMESTAMP, watermark TIMESTAMP NOT NULL, loaded_at TIMESTAMP NOT NULL,
-  first_event_id BIGINT)"""
+LOADED_FILES_TABLE = tables.LOADED_FILES.name
+"""One row per loaded file (declared in :mod:`churn.store.tables`)."""
 LATE_EVENT_LOOKBACK_DAYS = 3
 """Events may arrive this many days after the watermark of the load that should have had them."""
 _CHUNK = 1 << 20

@@ -26,6 +26,7 @@ import duckdb
 
 from churn.data.schema import BILLING, RAW_SCHEMA_NAME
 from churn.dataset import Dataset, DatasetError, EventsConfig, SubscriptionsConfig, UsersConfig
+from churn.store import tables
 from churn.store.raw import TRUTH_TABLE
 from churn.store.warehouse import Warehouse
 
@@ -436,7 +437,7 @@ def load_all(
     cutoff: datetime | None,
 ) -> dict[str, int]:
     """:func:`load_files` inside the caller's transaction."""
-    from churn.data.append import LOADED_FILES_DDL, LOADED_FILES_TABLE, records_frame
+    from churn.data.append import LOADED_FILES_TABLE, records_frame
     from churn.store.raw import DATASET_TABLE, dataset_row
 
     ev = dataset.events
@@ -483,11 +484,12 @@ def load_all(
                 "config": dataset.model_dump(mode="json"),
             }
         ),
+        tables.DATASET,
     )
     kept = [r | {"rows": parsed.files[r["file"]][0] if r["part"] == "events" else None}
             for r in records if r["file"] in loaded.get(r["part"], [])]  # fmt: skip
     frame = records_frame(kept, as_of=cutoff, watermark=cutoff or _day_after(con), first_event_id=1)
-    Warehouse.replace_table(con, LOADED_FILES_TABLE, frame, ddl=LOADED_FILES_DDL)
+    Warehouse.replace_table(con, LOADED_FILES_TABLE, frame, tables.LOADED_FILES)
     return counts
 
 

@@ -131,7 +131,7 @@ def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name
     reason = (f"offline champion/challenger v{production.version} vs v{candidate.version} on "
               f"{result.rows} rows ({result.positives} churners) at {', '.join(result.snapshots)}: " + "; ".join(result.reasons))
     if result.decision == "promote":
-        registry.promote_model(candidate.version, "production", reason, model_name=model_name)
+        registry.promote_model(model_name, candidate.version, "production", reason)
     else:
         registry.record_event(model_name, candidate.version, "offline_keep_control", reason)
     return result
