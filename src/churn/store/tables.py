@@ -435,7 +435,20 @@ def frame_columns(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[C
     return [Col(str(row[0]), str(row[1])) for row in described]
 
 
+def _holds_own_data(con: duckdb.DuckDBPyConnection) -> bool:
+    """The raw tables hold a data set's own files: their columns are the data set's (free user
+    attributes, a value column), not the simulator's declared ones."""
+    if not _exists(con, DATASET.name):
+        return False
+    rows = con.execute(f"SELECT source FROM {DATASET.name}").fetchall()
+    return bool(rows) and rows[0][0] == "files"
+
+
 def _add_missing_columns(con: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> list[str]:
+    # own data's users/events/billing are shaped by its dataset file: the simulator's columns
+    # (plan, monthly_price, ...) must not be added to them
+    own = {USERS.name, EVENTS.name, BILLING.name} if _holds_own_data(con) else set()
+    tables = [t for t in tables if t.name not in own]
     existing: dict[str, set[str]] = {}
     for schema, table, column in con.execute(
         "SELECT table_schema, table_name, column_name FROM information_schema.columns "
