@@ -91,7 +91,7 @@ def absent_user_reason(warehouse: Warehouse, user_id: int) -> str | None:
         dates = raw.user_dates(warehouse, user_id)
     except (WarehouseError, duckdb.IOException, duckdb.ConnectionException):
         return None
-    return absence_reason(dates)  # the same words as the latest-vector index's answer
+    return absence_reason(dates)
 
 
 def drift_summary(warehouse: Warehouse) -> dict[str, Any]:
