@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing as mp
 import resource
 import time
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +73,9 @@ def _cycle(tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
     from churn.store.warehouse import Warehouse
 
     wh, spec = Warehouse(tmp / "churn.duckdb"), default_feature_spec()
-    as_of = (raw.last_load(wh) + timedelta(days=1)).date()
+    mark = raw.last_load(wh)
+    assert mark is not None, "the full rebuild step records the watermark"
+    as_of = (mark + pd.Timedelta(days=1)).date()
     load = cycle.load_synthetic(wh, _params(n_users), _dataset(), as_of, progress=False)
     update = offline.update_features(wh, spec, pd.Timestamp(as_of), 30, LabelRule("cancellation"), "bench")
     sync = OnlineStore.from_url(redis_url, "bench", spec.feature_names).online_sync(offline.latest_vectors(wh))
