@@ -80,7 +80,7 @@ def load_synthetic(
     if mark is not None and cut == mark:
         return Load(cut, "none", {})
     if mark is None:
-        counts = raw.write_raw_tables(warehouse, [world.reveal(cut)], dataset=dataset, as_of=cut)
+        counts = raw.write_raw_tables(warehouse, world.iter_reveal(cut), dataset=dataset, as_of=cut)
         return Load(cut, "full", counts)
     counts = raw.append_raw_tables(warehouse, world.reveal(cut, since=mark), mark, cut, str(dataset["fingerprint"]))
     return Load(cut, "append", counts, since=mark)

@@ -146,3 +146,18 @@ def test_incremental_features_keep_older_snapshots_and_fill_matured_labels(tmp_p
     assert not got[got.snapshot_at == as_of].label_mature.any()
     with pytest.raises(Exception, match="feature set"):
         offline.update_features(wh, spec, as_of, horizon, rule, "another")
+
+
+def test_a_full_load_streams_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A world of several simulation chunks is loaded one chunk at a time; together the chunks
+    are exactly what one reveal of the whole world gives."""
+    monkeypatch.setattr(synthetic, "CHUNK_USERS", 100)
+    params = world_params(synthetic.SimulationParams(n_users=250, seed=5))
+    world = World.ensure(tmp_path / "world", params, progress=False)
+    cut = END + pd.Timedelta(days=10)
+    parts = list(world.iter_reveal(cut))
+    assert len(parts) == 3
+    whole = world.reveal(cut)
+    for name, frame in whole.items():
+        streamed = pd.concat([p[name] for p in parts], ignore_index=True)
+        pd.testing.assert_frame_equal(streamed, frame, obj=name)

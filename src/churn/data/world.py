@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
@@ -111,8 +112,8 @@ class World:
             )
         return stamp
 
-    def _read(self, table: str, where: str = "", params: list | None = None) -> pd.DataFrame:
-        files = str(self.folder / f"{table}-*.parquet")
+    def _read(self, table: str, where: str = "", params: list | None = None, chunk: int | None = None) -> pd.DataFrame:
+        files = str(self.folder / (f"{table}-*.parquet" if chunk is None else f"{table}-{chunk:05d}.parquet"))
         order = ID_COLUMNS.get(table, "user_id")
         sql = f"SELECT * FROM read_parquet('{files}') {where} ORDER BY {order}"
         if table == "user_truth":
@@ -123,21 +124,37 @@ class World:
         finally:
             con.close()
 
+    def _window(
+        self, until: date | datetime | pd.Timestamp, since: date | datetime | pd.Timestamp | None
+    ) -> tuple[pd.Timestamp, pd.Timestamp]:
+        if not self.complete():
+            raise WorldError(f"no complete simulated world in {self.folder}: run a full build (make build)")
+        hi = self.check_cut(until)
+        return (pd.Timestamp(since) if since is not None else pd.Timestamp("1900-01-01")), hi
+
+    def _frames(self, lo: pd.Timestamp, hi: pd.Timestamp, chunk: int | None) -> dict[str, pd.DataFrame]:
+        users = self._read("users", chunk=chunk)
+        out = {"users": synthetic.users_as_of(users, self._read(synthetic.PLAN_HISTORY, chunk=chunk), self.params, hi)}
+        for table, column in TIME_COLUMNS.items():
+            window = f"WHERE {column} >= ? AND {column} < ?"
+            out[table] = self._read(table, window, [lo.to_pydatetime(), hi.to_pydatetime()], chunk=chunk)
+        for frame in out.values():  # Parquet round trips keep microseconds; the raw schema says so too
+            for col in frame.columns:
+                if str(frame[col].dtype).startswith("datetime64"):
+                    frame[col] = frame[col].astype("datetime64[us]")
+        return out
+
     def reveal(
         self, until: date | datetime | pd.Timestamp, since: date | datetime | pd.Timestamp | None = None
     ) -> dict[str, pd.DataFrame]:
         """What the source system shows at ``until``: the users table as of then (whole) and the
         events, billing and truth rows timed in ``[since, until)`` (``since`` None: from the start).
         """
-        if not self.complete():
-            raise WorldError(f"no complete simulated world in {self.folder}: run a full build (make build)")
-        hi = self.check_cut(until)
-        lo = pd.Timestamp(since) if since is not None else pd.Timestamp("1900-01-01")
-        out = {"users": synthetic.users_as_of(self._read("users"), self._read(synthetic.PLAN_HISTORY), self.params, hi)}
-        for table, column in TIME_COLUMNS.items():
-            out[table] = self._read(table, f"WHERE {column} >= ? AND {column} < ?", [lo.to_pydatetime(), hi])
-        for frame in out.values():  # Parquet round trips keep microseconds; the raw schema says so too
-            for col in frame.columns:
-                if str(frame[col].dtype).startswith("datetime64"):
-                    frame[col] = frame[col].astype("datetime64[us]")
-        return out
+        return self._frames(*self._window(until, since), chunk=None)
+
+    def iter_reveal(self, until: date | datetime | pd.Timestamp) -> Iterator[dict[str, pd.DataFrame]]:
+        """:meth:`reveal` of everything before ``until``, one simulation chunk at a time (a full
+        load at 100,000 users never holds every event in memory at once)."""
+        lo, hi = self._window(until, None)
+        for chunk in range(synthetic.n_chunks(self.params)):
+            yield self._frames(lo, hi, chunk)
