@@ -161,3 +161,13 @@ def test_a_full_load_streams_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.
     for name, frame in whole.items():
         streamed = pd.concat([p[name] for p in parts], ignore_index=True)
         pd.testing.assert_frame_equal(streamed, frame, obj=name)
+
+
+def test_the_year_keeps_n_users_and_the_world_goes_on_signing_up(world_dir: Path) -> None:
+    """A cut at ``end`` holds exactly ``n_users`` users (the build's size, as before the world
+    existed); the days after it bring new signups at the year's rate."""
+    world = World(world_dir, world_params(PARAMS))
+    assert len(world.reveal(END)["users"]) == PARAMS.n_users
+    later = world.reveal(world.end)["users"]
+    assert len(later) == world.params.world_users > PARAMS.n_users
+    assert (later.signup_at >= END).sum() == world.params.world_users - PARAMS.n_users

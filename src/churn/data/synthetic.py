@@ -61,6 +61,7 @@ _DRIFT_PLAN_IX, _DRIFT_COUNTRY_IX = _PLANS.index(DRIFT_PLAN), schema.COUNTRIES.i
 _DRIFT_RAMP_WEEKS, _DRIFT_ENG_FLOOR = 4, 0.4  # a milder floor is invisible in population tests
 _DRIFT_LOGHAZ_PRICE, _DRIFT_LOGHAZ_SEGMENT = np.log(2.0), np.log(1.6)
 _PLAN_P = np.array([0.6, 0.3, 0.1])
+_EXISTING_SHARE = 0.35  # users signed up in the year before ``start``
 _PLAN_LOGHAZ = np.array([0.35, 0.0, -0.45])  # cheap plans are less committed
 _COUNTRY_P = np.array([0.34, 0.10, 0.09, 0.07, 0.10, 0.14, 0.08, 0.08])
 _COUNTRY_FAIL = np.array([0.0, 0.0, -0.3, 0.0, 0.8, 0.7, 0.0, 0.0])  # card-decline log-odds
@@ -129,6 +130,13 @@ class SimulationParams:
         return self.drift_start or self.end - timedelta(days=DRIFT_DEFAULT_DAYS)
 
     @property
+    def world_users(self) -> int:
+        """Users of the whole world: ``n_users`` signed up before ``end`` plus the ones who sign up
+        in the ``world_days`` after it, at the same rate as new signups during the year."""
+        year = (self.end - self.start).days
+        return int(self.n_users) + round(self.n_users * (1 - _EXISTING_SHARE) * int(self.world_days) / max(year, 1))
+
+    @property
     def world_end(self) -> date:
         """End (exclusive) of the simulated world: ``end`` plus ``world_days``."""
         return self.end + timedelta(days=int(self.world_days))
@@ -179,12 +187,16 @@ class _Users:
     change_at: np.ndarray  # us, _NEVER if no change
 
 
-def _draw_users(rng: np.random.Generator, n: int, g: _Grid) -> _Users:
-    """Draw attributes; ~35% of users are an existing base signed up in the prior year."""
-    existing = rng.random(n) < 0.35
-    span = g.end_us - g.start_us  # signups never stop: every snapshot has its share of new users
-    signup = np.where(existing, g.start_us - (rng.random(n) * 365 * _DAY).astype(np.int64),
-                      g.start_us + (rng.random(n) * span).astype(np.int64))
+def _draw_users(rng: np.random.Generator, n: int, g: _Grid, late: np.ndarray) -> _Users:
+    """Draw attributes; ~35% of users are an existing base signed up in the prior year. ``late``
+    users are the world's signups after ``end`` (spread over ``[end, world end)``)."""
+    existing = rng.random(n) < _EXISTING_SHARE
+    year_end = min(g.end_us, g.calibrated_us)
+    span = year_end - g.start_us  # signups never stop: every snapshot has its share of new users
+    prior = g.start_us - (rng.random(n) * 365 * _DAY).astype(np.int64)
+    fresh = rng.random(n)
+    signup = np.where(existing, prior, g.start_us + (fresh * span).astype(np.int64))
+    signup = np.where(late, year_end + (fresh * (g.end_us - year_end)).astype(np.int64), signup)
     base_eng = rng.lognormal(-0.245, 0.7, n)
     support = 0.012 * rng.lognormal(-0.18, 0.6, n)
     country = rng.choice(len(_COUNTRY_P), n, p=_COUNTRY_P)
@@ -392,14 +404,16 @@ def _labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Series:
 
 
 def _churn_paths(rng: np.random.Generator, p: SimulationParams, u: _Users, g: _Grid,
-                 rel: np.ndarray, expo: np.ndarray, expo_cal: np.ndarray) -> tuple[np.ndarray, ...]:
+                 rel: np.ndarray, expo: np.ndarray, expo_cal: np.ndarray,
+                 late: np.ndarray) -> tuple[np.ndarray, ...]:
     """(hazard, churn_at, weekly0, weekly, decaying0, decaying) of the scenario; ``0`` = stable.
 
     The stable twins replay the same uniforms from a copy of ``rng``: with hazards only raised,
     scenario churn is never later, and every later draw stays aligned with the stable run.
     """
     eng_mult, haz_mult = _scenario_effects(p, g, u)
-    base = _calibrate(rel, expo_cal, p.target_churn_rate) * rel
+    year = ~late  # calibrated on the users of [start, end)
+    base = _calibrate(rel[year], expo_cal[year], p.target_churn_rate) * rel if year.any() else 0.0 * rel
     hazard = np.minimum(base * haz_mult, 0.95)
     churn0 = _draw_churn(copy.deepcopy(rng), np.minimum(base, 0.95), expo, u, g)
     churn_at = _draw_churn(rng, hazard, expo, u, g)
@@ -430,14 +444,15 @@ def _adjust_events(rng: np.random.Generator, u: _Users, events: tuple[np.ndarray
 def _simulate_chunk(p: SimulationParams, chunk: int, g: _Grid) -> dict[str, Any]:
     """Simulate one chunk; returns raw arrays (local user index 0..n-1)."""
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, chunk]))
-    n = min(CHUNK_USERS, p.n_users - chunk * CHUNK_USERS)
-    u = _draw_users(rng, n, g)
+    n = min(CHUNK_USERS, p.world_users - chunk * CHUNK_USERS)
+    late = chunk * CHUNK_USERS + np.arange(n) >= p.n_users  # the world's signups after `end`
+    u = _draw_users(rng, n, g, late)
     bill = _draw_billing(rng, u, p, g)
     rel = _relative_hazard(u, bill, g)
     expo = _week_exposure(u.active_from, np.full(n, g.end_us), g)
     # calibrated on [start, end) only, so a longer world keeps the observed year's churn share
     expo_cal = _week_exposure(u.active_from, np.full(n, min(g.end_us, g.calibrated_us)), g)
-    hazard, churn_at, weekly0, weekly, decaying0, decaying = _churn_paths(rng, p, u, g, rel, expo, expo_cal)
+    hazard, churn_at, weekly0, weekly, decaying0, decaying = _churn_paths(rng, p, u, g, rel, expo, expo_cal, late)
     stop = np.minimum(churn_at, g.end_us)
     vac = _vacations(rng, n, 7 * g.n_weeks)
     noise = rng.gamma(2.5, 1 / 2.5, vac.shape)  # day-level over-dispersion
@@ -517,7 +532,7 @@ def users_as_of(users: pd.DataFrame, plans: pd.DataFrame, params: SimulationPara
 
 def n_chunks(params: SimulationParams) -> int:
     """Number of chunks ``iter_chunks`` yields for these params."""
-    return -(-params.n_users // CHUNK_USERS)
+    return -(-params.world_users // CHUNK_USERS)
 
 
 def iter_chunks(params: SimulationParams, progress: bool = True,
