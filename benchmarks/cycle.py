@@ -41,7 +41,9 @@ def _score_latest(warehouse, spec, model_path: Path, train: bool) -> int:
         model = make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float), labelled.label.to_numpy(int))
         joblib.dump(model, model_path)
     latest = offline.latest_vectors(warehouse)
-    return len(ChurnPredictor(joblib.load(model_path), spec.feature_names).predict_frame(latest))
+    return len(
+        ChurnPredictor(joblib.load(model_path), spec.feature_names, model_name="bench_model").predict_frame(latest)
+    )
 
 
 def _full(tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
@@ -78,11 +80,11 @@ def _cycle(tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
     as_of = (mark + pd.Timedelta(days=1)).date()
     load = cycle.load_synthetic(wh, _params(n_users), _dataset(), as_of, progress=False)
     update = offline.update_features(wh, spec, pd.Timestamp(as_of), 30, LabelRule("cancellation"), "bench")
-    sync = OnlineStore.from_url(redis_url, "bench", spec.feature_names).online_sync(offline.latest_vectors(wh))
+    written, _, _ = OnlineStore.from_url(redis_url, "bench", spec.feature_names).online_sync(offline.latest_vectors(wh))
     return {
         "new_events": load.counts.get("events", 0),
         "vectors": update["vectors"],
-        "written": sync["written"],
+        "written": written.users,
         "scored": _score_latest(wh, spec, tmp / "model.joblib", train=False),
     }
 

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Publish online
 # The latest feature vector of every current user into the Redis online store, in pipelined
-# batches, keyed by feature-set version. Then every user is read back: the hit rate must be
+# batches, keyed by the feature spec's key (name:version). Then every user is read back: the hit rate must be
 # 100% and each vector identical, bit for bit, to the offline store's.
 
 # %% tags=["parameters"]
@@ -18,17 +18,16 @@ import numpy as np
 
 from churn.pipeline import write_receipt
 from churn.runs import as_of_date
-from churn.store import offline
-from churn.store.online import OnlineStore
+from churn.store import materialize
+from churn.store.online import client_from_url
 from churn.store.redis_server import resolve_redis_url
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
-feature_set, features = offline.feature_set(wh)
-latest = offline.latest_vectors(wh)
 url = resolve_redis_url(redis_url or None, data_dir)
-store = OnlineStore.from_url(url, feature_set, features, ttl_seconds=int(online_ttl_seconds) or None)
-print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}, Redis at {url}")
+store = materialize.online_store(wh, client_from_url(url, socket_timeout=5), ttl_seconds=int(online_ttl_seconds) or None)
+features = store.features
+print(f"online store {store.prefix} at {url}")
 
 # %% [markdown]
 # ## Write
@@ -36,17 +35,13 @@ print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}
 # %%
 # a daily cycle writes only the users whose vector changed and removes those no longer current;
 # a full build rewrites the store (users who churned since the last publish must not linger)
-if as_of_date(as_of) is not None:
-    sync = store.online_sync(latest)
-    stats = None
-    print(f"daily cycle: wrote {sync['written']:,} changed vectors, kept {sync['unchanged']:,} unchanged, "
-          f"removed {sync['removed']:,} users no longer current")
-else:
-    removed = store.clear()
-    stats = store.online_write_batch(latest)
-    sync = {"written": stats.users, "unchanged": 0, "removed": removed}
-    print(f"removed {removed:,} old vectors; wrote {stats.users:,} vectors in {stats.batches} batch(es), "
-          f"{stats.seconds * 1000:.0f} ms ({stats.users / stats.seconds:,.0f} vectors/s)")
+cycle = as_of_date(as_of) is not None
+done = materialize.materialize(wh, store, changed_only=cycle)
+latest, stats = done.latest, done.written
+print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}")
+print(f"removed {done.removed:,} old vectors; wrote {stats.users:,} vectors in {stats.batches} batch(es), "
+      f"{stats.seconds * 1000:.0f} ms ({stats.users / max(stats.seconds, 1e-9):,.0f} vectors/s)"
+      + (f"; kept {done.unchanged:,} unchanged (daily cycle: only changed vectors are written)" if cycle else ""))
 
 # %% [markdown]
 # ## Read back: hit rate and parity with the offline store
@@ -58,6 +53,7 @@ identical = read.values.tobytes() == np.ascontiguousarray(latest[features].to_nu
 print(f"hit rate {read.found.mean():.1%}; vectors identical to the offline store: {identical}")
 
 # %%
-receipt = write_receipt(product["receipt"], users=len(latest), seconds=stats.seconds if stats else None, **sync,
-                        hit_rate=float(read.found.mean()), identical=identical, feature_set=feature_set)
+receipt = write_receipt(product["receipt"], users=len(latest), written=stats.users, unchanged=done.unchanged,
+                        removed=done.removed, seconds=stats.seconds, hit_rate=float(read.found.mean()),
+                        identical=identical, feature_set=store.namespace)
 assert read.found.all() and identical, "online store does not match the offline store"

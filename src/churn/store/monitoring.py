@@ -9,14 +9,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from churn.store import tables
 from churn.store.warehouse import Warehouse
 
 DRIFT, TIMELINE, ALERTS, DECISIONS = ("monitoring.drift_reports", "monitoring.metrics_timeline",
                                       "monitoring.alerts", "monitoring.retraining_decisions")
-ALERTS_DDL = f"""CREATE TABLE IF NOT EXISTS {ALERTS} (
-    alert_key VARCHAR PRIMARY KEY, severity VARCHAR NOT NULL, metric VARCHAR NOT NULL, subject VARCHAR,
-    value DOUBLE, threshold DOUBLE, period VARCHAR, message VARCHAR NOT NULL, status VARCHAR NOT NULL,
-    raised_at TIMESTAMP NOT NULL)"""
 
 
 def _now() -> pd.Timestamp:
@@ -36,7 +33,7 @@ def write_monitoring_run(warehouse: Warehouse, run_id: str, drift: pd.DataFrame,
     with warehouse.writer() as con, warehouse.transaction(con):
         _replace_where(con, DRIFT, drift.assign(run_id=run_id, run_at=_now()), "run_id", run_id)
         _replace_where(con, TIMELINE, timeline.assign(run_id=run_id, run_at=_now()), "run_id", run_id)
-        con.execute(ALERTS_DDL)
+        tables.create(con, tables.ALERTS)
         before = con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0]
         if len(alerts):
             fresh = alerts.assign(status="open", raised_at=_now())  # noqa: F841 - read by DuckDB

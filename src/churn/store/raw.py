@@ -8,16 +8,14 @@ from typing import Any
 import pandas as pd
 
 from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH
+from churn.store import tables
 from churn.store.warehouse import Warehouse, WarehouseError
 
 TRUTH_TABLE = f"{TRUTH_SCHEMA_NAME}.{USER_TRUTH.name}"
-DATASET_TABLE = f"{RAW_SCHEMA_NAME}.dataset"
+DATASET_TABLE = tables.DATASET.name
 """One row: which data set the raw tables hold (name, identity fingerprint, source, rule)."""
-LOADS_TABLE = f"{RAW_SCHEMA_NAME}.loads"
+LOADS_TABLE = tables.LOADS.name
 """The watermark: one row per load (its cut ``as_of``, full or append, rows per table)."""
-_LOADS_DDL = f"""CREATE TABLE IF NOT EXISTS {LOADS_TABLE} (
-    as_of TIMESTAMP NOT NULL, mode VARCHAR NOT NULL, users BIGINT NOT NULL, events BIGINT NOT NULL,
-    billing BIGINT NOT NULL, user_truth BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)"""
 
 
 def dataset_row(info: dict[str, Any]) -> pd.DataFrame:
@@ -70,7 +68,7 @@ def write_raw_tables(
     with warehouse.writer() as con, warehouse.transaction(con):
         con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.subscriptions")
         if dataset is not None:
-            Warehouse.replace_table(con, DATASET_TABLE, dataset_row(dataset))
+            Warehouse.replace_table(con, DATASET_TABLE, dataset_row(dataset), tables.DATASET)
         else:  # an earlier data set's name and fingerprint would not describe these tables
             con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
         for table in RAW_TABLES.values():
@@ -94,7 +92,7 @@ def write_raw_tables(
 
 
 def _record_load(con: Any, as_of: pd.Timestamp, mode: str, counts: dict[str, int]) -> None:
-    con.execute(_LOADS_DDL)
+    tables.create(con, tables.LOADS)
     con.execute(
         f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
@@ -271,19 +269,6 @@ def latest_slice(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp] | No
     return pd.Timestamp(loads["as_of"].iloc[-2]), pd.Timestamp(loads["as_of"].iloc[-1])
 
 
-def read_raw_slice(warehouse: Warehouse, since: pd.Timestamp, until: pd.Timestamp) -> dict[str, pd.DataFrame]:
-    """The whole users table and the events and billing rows timed in ``[since, until)``."""
-    times = {"events": "event_at", "billing": "billed_at"}
-    with warehouse.reader() as con:
-        out = {"users": Warehouse.read_table(con, f"{RAW_SCHEMA_NAME}.users")}
-        for name, column in times.items():
-            out[name] = con.execute(
-                f"SELECT * FROM {RAW_SCHEMA_NAME}.{name} WHERE {column} >= ? AND {column} < ?",
-                [since.to_pydatetime(), until.to_pydatetime()],
-            ).df()
-    return out
-
-
 def whole_table_problems(warehouse: Warehouse, as_of: pd.Timestamp) -> list[str]:
     """The checks that stay cheap on the whole history (one SQL pass each): unique ids, no row
     at or after ``as_of``, every event's and billing record's user known."""
@@ -307,3 +292,26 @@ def whole_table_problems(warehouse: Warehouse, as_of: pd.Timestamp) -> list[str]
             if bad:
                 problems.append(f"{name}: {bad:,} row(s) break it")
     return problems
+
+
+def user_dates(warehouse: Warehouse, user_id: int) -> tuple[Any, Any] | None:
+    """(signup_at, churned_at) of one user from ``raw_data.users``; None when no such user.
+
+    Raises:
+        WarehouseError: no users table (a data set without one, or nothing loaded yet).
+    """
+    table = tables.USERS.name
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, table):
+            raise WarehouseError(f"{table} does not exist")
+        rows = con.execute(f"SELECT signup_at, churned_at FROM {table} WHERE user_id = ?", [int(user_id)]).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def user_lifetimes(warehouse: Warehouse) -> pd.DataFrame | None:
+    """``user_id, signup_at, churned_at`` of every user (the API's 404 reasons); None for a data
+    set without a users table."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, tables.USERS.name):
+            return None
+        return con.execute(f"SELECT user_id, signup_at, churned_at FROM {tables.USERS.name}").df()

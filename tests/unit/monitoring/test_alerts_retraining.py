@@ -23,9 +23,10 @@ def test_alert_fires_only_past_its_threshold():
 def test_an_alert_is_raised_once_not_once_per_run(warehouse):
     """Storing the same evidence twice keeps one alert row."""
     alerts = evaluate_alerts(_observations(0.35), [AlertRule("psi", 0.2)])
-    empty = pd.DataFrame({"x": [1]})
-    assert monitoring.write_monitoring_run(warehouse, "r1", empty, empty, alerts) == 1
-    assert monitoring.write_monitoring_run(warehouse, "r2", empty, empty, alerts) == 0
+    drift = pd.DataFrame({"feature": ["events_30d"], "test": ["psi"]})
+    timeline = pd.DataFrame({"snapshot_at": [pd.Timestamp("2026-01-01")]})
+    assert monitoring.write_monitoring_run(warehouse, "r1", drift, timeline, alerts) == 1
+    assert monitoring.write_monitoring_run(warehouse, "r2", drift, timeline, alerts) == 0
     assert len(monitoring.read_table(warehouse, monitoring.ALERTS)) == 1
     assert len(monitoring.read_table(warehouse, monitoring.DRIFT)) == 2
 
