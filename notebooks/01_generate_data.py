@@ -26,7 +26,7 @@ dataset_id = None  # the dataset file's content fingerprint: a changed file or d
 
 # %%
 from churn import cycle
-from churn.data import files, loader, synthetic
+from churn.data import append, files, loader, synthetic
 from churn.data.world import WORLD_DAYS
 from churn.dataset import load_dataset
 from churn.pipeline import as_date, write_receipt
@@ -46,7 +46,11 @@ print(f"data set {ds.name!r} ({ds.source}); churn rule: {ds.churn.rule}")
 # happened since the last load, so thirty cycles give the same history as one build at that date.
 
 # %%
-if ds.source == "files":
+if ds.source == "files" and as_of_date(as_of) is not None:  # a daily cycle: only the new files
+    appended = append.append_files(wh, ds, as_of_date(as_of))
+    print(appended.summary())
+    counts = appended.added
+elif ds.source == "files":
     counts = loader.load_files(wh, ds)
 elif source == "synthetic":
     params = synthetic.SimulationParams(

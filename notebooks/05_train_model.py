@@ -19,9 +19,6 @@ n_valid_snapshots = None
 dataset = None
 
 # %%
-import json
-from pathlib import Path
-
 import pandas as pd
 from IPython.display import display
 
@@ -34,6 +31,7 @@ from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
+from churn.runs import as_of_date
 from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
@@ -41,10 +39,10 @@ wh = Warehouse(warehouse)
 ds = load_dataset(dataset)
 feature_set, features = offline.feature_set(wh)
 spec = offline.load_feature_spec(wh)
-# a daily cycle keeps the production model: retraining is decide-retraining's call, on evidence
-incremental = json.loads(Path(upstream["check-features"]["receipt"]).read_text()).get("incremental", False)
+# a daily cycle (as_of set) keeps the production model: retraining is decide-retraining's call, on
+# evidence; a first build (no production model yet) trains one
 production = ModelRegistry(wh, models_dir).get_production(model_name)
-train = not (incremental and production is not None)
+train = as_of_date(as_of) is None or production is None
 if not train:
     print(f"daily cycle: no retraining here; {model_name} v{production.version} stays in production "
           "(decide-retraining trains a candidate when its triggers fire)")
