@@ -94,7 +94,7 @@ def write_raw_tables(
 def _record_load(con: Any, as_of: pd.Timestamp, mode: str, counts: dict[str, int]) -> None:
     tables.create(con, tables.LOADS)
     con.execute(
-        f"INSERT INTO {LOADS_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {LOADS_TABLE} (as_of, mode, users, events, billing, truth_rows, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
             pd.Timestamp(as_of).to_pydatetime(),
             mode,
