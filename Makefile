@@ -138,6 +138,17 @@ redis-cli: setup ## redis-cli on the online store (REDIS_URL, else the embedded 
 version: setup ## versions: churn and its commit, Python, the main packages
 	$(BIN)/churn version
 
+# -- the daily cycle (see README "The daily cycle") ---------------------------------------------
+.PHONY: cycle backfill
+# AS_OF=YYYY-MM-DD (default: the day after the last run), FORCE=1 re-runs a day that already ran
+cycle: setup redis-start ## run one day incrementally: ploomber build --env--as_of AS_OF (default: the day after the last run); FORCE=1, DATASET=...
+	@args=""; if [ -n "$(DATASET)" ]; then args=$$($(BIN)/python -m churn.dataset args '$(DATASET)') || exit 2; fi; \
+	$(BIN)/churn cycle $(if $(AS_OF),--as-of '$(AS_OF)',) $(if $(filter 1,$(FORCE)),--force,) $(REDIS_ENV) $$args $(ARGS)
+backfill: setup redis-start ## run the daily cycles FROM=YYYY-MM-DD TO=YYYY-MM-DD in order, stopping at the first failure
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backfill FROM=YYYY-MM-DD TO=YYYY-MM-DD"; exit 2; }
+	@args=""; if [ -n "$(DATASET)" ]; then args=$$($(BIN)/python -m churn.dataset args '$(DATASET)') || exit 2; fi; \
+	$(BIN)/churn backfill --from '$(FROM)' --to '$(TO)' $(REDIS_ENV) $$args $(ARGS)
+
 # -- runs: scheduling (see README "Runs") ------------------------------------------------------
 .PHONY: schedule
 SCHEDULE ?= 0 6 * * *

@@ -122,6 +122,20 @@ def bench_100k(tmp: Path) -> list[tuple[str, dict]]:
     return _pipeline_case(tmp, 100_000, "100,000 users")
 
 
+@case("daily cycle vs full rebuild (1,000 users)")
+def bench_cycle(tmp: Path) -> list[tuple[str, dict]]:
+    from benchmarks.cycle import cycle_vs_rebuild
+
+    return cycle_vs_rebuild(tmp, 1000, "1,000 users")
+
+
+@case("daily cycle vs full rebuild (100,000 users)")
+def bench_cycle_100k(tmp: Path) -> list[tuple[str, dict]]:
+    from benchmarks.cycle import cycle_vs_rebuild
+
+    return cycle_vs_rebuild(tmp, 100_000, "100,000 users")
+
+
 def _own_log(tmp: Path, n_events: int, fmt: str = "parquet") -> Path:
     """A product-style log of ``n_events`` rows (user, time, 8 types, amount) as Parquet or CSV,
     with its dataset file (inactivity rule, automatic spec); users active in bursts over two years."""

@@ -25,9 +25,12 @@ dataset = None
 dataset_id = None  # the dataset file's content fingerprint: a changed file or data re-runs the build
 
 # %%
-from churn.data import files, loader, synthetic
+from churn import cycle
+from churn.data import append, files, loader, synthetic
+from churn.data.world import WORLD_DAYS
 from churn.dataset import load_dataset
 from churn.pipeline import as_date, write_receipt
+from churn.runs import as_of_date
 from churn.store import raw
 from churn.store.warehouse import Warehouse
 
@@ -38,9 +41,16 @@ print(f"data set {ds.name!r} ({ds.source}); churn rule: {ds.churn.rule}")
 # %% [markdown]
 # ## Load
 # Everything is written in one transaction: a failure leaves the previous tables untouched.
+# Synthetic data: the simulated world runs past `end` (the "source system", kept under the data
+# dir); a full build loads what happened before `end`, a daily cycle (`as_of`) appends what
+# happened since the last load, so thirty cycles give the same history as one build at that date.
 
 # %%
-if ds.source == "files":
+if ds.source == "files" and as_of_date(as_of) is not None:  # a daily cycle: only the new files
+    appended = append.append_files(wh, ds, as_of_date(as_of))
+    print(appended.summary())
+    counts = appended.added
+elif ds.source == "files":
     counts = loader.load_files(wh, ds)
 elif source == "synthetic":
     params = synthetic.SimulationParams(
@@ -48,11 +58,13 @@ elif source == "synthetic":
         target_churn_rate=float(churn_rate), scenario=scenario,
     )
     params.validate()
-    # the generation parameters are part of the data set's identity
+    # the generation parameters (and the world's horizon) are part of the data set's identity
     identity = ds.fingerprint(n_users=int(n_users), seed=int(seed), start=str(start), end=str(end),
-                              churn_rate=float(churn_rate), scenario=scenario)
-    counts = raw.write_raw_tables(wh, synthetic.iter_chunks(params), dataset={
-        "name": ds.name, "fingerprint": identity, "source": "synthetic", "rule": ds.churn.rule})
+                              churn_rate=float(churn_rate), scenario=scenario, world_days=WORLD_DAYS)
+    load = cycle.load_synthetic(wh, params, {"name": ds.name, "fingerprint": identity, "source": "synthetic",
+                                             "rule": ds.churn.rule}, as_of=as_of_date(as_of))
+    print(load.describe())
+    counts = load.counts
 elif source == "files":
     counts = raw.write_raw_tables(wh, [files.read_raw_files(raw_dir)], dataset={
         "name": ds.name, "fingerprint": f"{ds.name}:files:{raw_dir}", "source": "files", "rule": ds.churn.rule})

@@ -24,9 +24,10 @@ dataset = None
 import pandas as pd
 
 from churn.dataset import load_dataset
-from churn.features import LabelRule, snapshot_schedule
-from churn.features.auto import dataset_spec, longest_window, recency_feature
+from churn.features.auto import dataset_spec, recency_feature
+from churn.features.planning import plan_snapshots
 from churn.pipeline import write_receipt
+from churn.runs import as_of_date
 from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
@@ -44,31 +45,37 @@ pd.DataFrame([{"feature": f.name, "source": f.source, "aggregation": f.aggregati
 # ## Snapshots
 # Every `cadence_days` of the dataset file. The first one waits until the longest feature
 # window is fully observed; the last labelled one is the last whose label has matured by the
-# end of the data.
+# end of the data (`as_of`, or the midnight after the last activity).
+#
+# A daily cycle (`as_of` set, an offline store already built) computes only the snapshot at
+# `as_of` and fills in the labels of older snapshots whose horizon has matured by then; every
+# other stored value stays as it was.
 
 # %%
-first_activity, last_activity = raw.data_range(wh)
-data_end = last_activity.ceil("D")
-window = longest_window(spec)
-rule = LabelRule(ds.churn.rule, lookback_days=ds.churn.lookback_days or window or int(horizon_days),
-                 event_types=tuple(ds.churn.event_types) if ds.churn.event_types else None,
-                 grace_days=ds.churn.grace_days)
-labelled = snapshot_schedule(first_activity, data_end, cadence_days=ds.snapshots.cadence_days,
-                             horizon_days=int(horizon_days), longest_window_days=window,
-                             maturity_days=rule.maturity_days(int(horizon_days)), n_valid=ds.snapshots.n_valid,
-                             count=int(n_snapshots) if ds.is_default else ds.snapshots.count)
-snapshots = [*labelled, data_end.to_pydatetime()]
-print(f"data from {first_activity} to {last_activity}; data_end = {data_end}; longest window {window} days")
-print(f"rule {rule.rule}" + (f" (lookback {rule.lookback_days} days)" if rule.rule == "inactivity" else "")
-      + (f" (grace {rule.grace_days} days)" if rule.rule == "subscription" else ""))
-print("snapshots:", [str(s.date()) for s in snapshots])
-
-# %%
-frame = offline.compute_features(wh, spec, snapshots, int(horizon_days), data_end, rule=rule)
+run_date = as_of_date(as_of)
+plan = plan_snapshots(ds, spec, raw.data_range(wh), int(horizon_days), int(n_snapshots), as_of=run_date)
+rule = plan.rule
 feature_set = ds.feature_set(spec.name, spec.version)  # also the data set's Redis namespace
-rows = offline.write_features(wh, frame, feature_set=feature_set, features=spec.feature_names, spec=spec.to_dict())
+stored = offline.stored_snapshots(wh)
+appended = raw.latest_slice(wh) is not None  # the raw tables were appended to, not reloaded
+incremental = run_date is not None and appended and bool((stored.snapshot_at < plan.data_end).any())
+print(plan.describe())
+print("daily cycle: the snapshot at as_of only" if incremental else
+      "snapshots: " + str([str(s.date()) for s in plan.snapshots]))
+
+# %%
+if incremental:
+    update = offline.update_features(wh, spec, plan.data_end, int(horizon_days), rule, feature_set)
+    print(f"snapshot {plan.data_end.date()}: {update['vectors']:,} vectors; labels matured in "
+          f"{update['matured_snapshots']} older snapshot(s) ({update['matured_rows']:,} rows)")
+else:
+    computed = offline.compute_features(wh, spec, plan.snapshots, int(horizon_days), plan.data_end, rule=rule)
+    offline.write_features(wh, computed, feature_set=feature_set, features=spec.feature_names, spec=spec.to_dict())
+frame = offline.read_features(wh)
+rows = len(frame)
 counts = offline.snapshot_counts(wh)
-counts
+snapshots = list(counts.snapshot_at)
+counts.tail(12)
 
 # %% [markdown]
 # ## How many vectors, and why
@@ -77,8 +84,8 @@ counts
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print(f"{rows:,} vectors: {int(counts.labelled.sum()):,} labelled in {len(labelled)} snapshots "
-      f"+ {rows - int(counts.labelled.sum()):,} current; "
+print(f"{rows:,} vectors: {int(counts.labelled.sum()):,} labelled in {int((counts.labelled > 0).sum())} snapshots "
+      f"+ {rows - int(counts.labelled.sum()):,} unlabelled; "
       f"{int(frame.label.sum()):,} churn labels (rate {frame.label.mean():.4f})")
 
 # %%
@@ -99,4 +106,4 @@ axes = frame[frame.label_mature].boxplot(column=shown, by="label", layout=(1, le
 
 # %%
 receipt = write_receipt(product["receipt"], rows=rows, feature_set=feature_set, dataset=ds.name, rule=rule.rule,
-                        features=spec.feature_names, snapshots=[str(s) for s in snapshots])
+                        features=spec.feature_names, snapshots=[str(s) for s in snapshots], incremental=incremental)

@@ -17,6 +17,9 @@ dataset = None
 # are 1 and some 0) and reported as such, never the simulator's defaults.
 
 # %%
+import json
+from pathlib import Path
+
 from churn.dataset import load_dataset
 from churn.pipeline import write_receipt
 from churn.quality import runner
@@ -33,8 +36,14 @@ else:
     bounds = tuple(ds.quality.label_rate) if ds.quality.label_rate else DERIVED_LABEL_RATE
 origin = "dataset file" if ds.quality.label_rate else "derived" if ds.source != "synthetic" else "env.yaml"
 print(f"label rate bounds {bounds} ({origin}); observed {frame[frame.label_mature].label.astype(float).mean():.4f}")
+# a daily cycle checks the new snapshot's vectors (and the labels, matured ones included, in whole)
+incremental = json.loads(Path(upstream["build-features"]["receipt"]).read_text()).get("incremental", False)
+frames = prepare_feature_frames(frame)
+if incremental:
+    frames["features"] = frame[frame.snapshot_at == frame.snapshot_at.max()]
+    print(f"daily cycle: checking the {len(frames['features']):,} vectors of {frame.snapshot_at.max().date()}")
 report = runner.validate_frames(
-    prepare_feature_frames(frame),
+    frames,
     feature_suites(offline.load_feature_spec(wh), bounds),
     report_dir=product["data_docs"],
 )
@@ -45,4 +54,6 @@ print(report.message())
 report.raise_for_failures()
 
 # %%
-receipt = write_receipt(product["receipt"], success=report.success, expectations=len(report.results))
+receipt = write_receipt(
+    product["receipt"], success=report.success, expectations=len(report.results), incremental=incremental
+)

@@ -20,6 +20,7 @@ dataset = None
 
 # %%
 import pandas as pd
+from IPython.display import display
 
 from churn.dataset import load_dataset
 from churn.features.auto import log1p_features, recency_feature
@@ -30,6 +31,7 @@ from churn.modeling.train import shuffled_label_auc, train_model
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
+from churn.runs import as_of_date
 from churn.store import offline, raw
 from churn.store.warehouse import Warehouse
 
@@ -37,22 +39,31 @@ wh = Warehouse(warehouse)
 ds = load_dataset(dataset)
 feature_set, features = offline.feature_set(wh)
 spec = offline.load_feature_spec(wh)
-frame = offline.read_features(wh)
-baseline_feature = recency_feature(spec)
-result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
-                     baseline_feature=baseline_feature, log_features=log1p_features(spec), kind=ds.model.kind)
-print(f"model: {ds.model.kind}; log1p on {len(result.log_features)} of {len(features)} features (counts, amounts, "
-      f"day measures); baseline: {baseline_feature or 'skipped (the spec has no recency feature)'}")
-print("train snapshots:", [str(s.date()) for s in result.train_snapshots])
-print("validation snapshots:", [str(s.date()) for s in result.valid_snapshots])
+# a daily cycle (as_of set) keeps the production model: retraining is decide-retraining's call, on
+# evidence; a first build (no production model yet) trains one
+production = ModelRegistry(wh, models_dir).get_production(model_name)
+train = as_of_date(as_of) is None or production is None
+if not train:
+    print(f"daily cycle: no retraining here; {model_name} v{production.version} stays in production "
+          "(decide-retraining trains a candidate when its triggers fire)")
+else:
+    frame = offline.read_features(wh)
+    baseline_feature = recency_feature(spec)
+    result = train_model(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
+                         baseline_feature=baseline_feature, log_features=log1p_features(spec), kind=ds.model.kind)
+    print(f"model: {ds.model.kind}; log1p on {len(result.log_features)} of {len(features)} features (counts, "
+          f"amounts, day measures); baseline: {baseline_feature or 'skipped (the spec has no recency feature)'}")
+    print("train snapshots:", [str(s.date()) for s in result.train_snapshots])
+    print("validation snapshots:", [str(s.date()) for s in result.valid_snapshots])
 
 # %% [markdown]
 # ## Regularisation by time-ordered cross-validation
 # Each fold trains on the snapshots before the test snapshot (purged by the horizon).
 
 # %%
-result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").round(3).assign(
-    mean=lambda t: t.mean(axis=1).round(3))
+if train:
+    display(result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").round(3).assign(
+        mean=lambda t: t.mean(axis=1).round(3)))
 
 # %% [markdown]
 # ## Validation: model vs naive baseline
@@ -62,17 +73,19 @@ result.cv_scores.pivot_table(index="C", columns="test_snapshot", values="auc").r
 # churners, so the validation set holds few positives and every metric is noisy.
 
 # %%
-has_baseline = result.baseline is not None
-arms = {"model": "model", **({"baseline (recency)": "baseline"} if has_baseline else {})}
-comparison = pd.DataFrame({"model": result.validation.as_dict(), **(
-    {"baseline (recency)": result.baseline.as_dict()} if has_baseline else {})}).astype(object)
-auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
-comparison.loc["auc_95ci"] = [f"[{low:.3f}, {high:.3f}]" for low, high in (
-    bootstrap_auc_ci(result.predictions["label"], result.predictions[column]) for column in arms.values())]
-comparison
+if train:
+    has_baseline = result.baseline is not None
+    arms = {"model": "model", **({"baseline (recency)": "baseline"} if has_baseline else {})}
+    comparison = pd.DataFrame({"model": result.validation.as_dict(), **(
+        {"baseline (recency)": result.baseline.as_dict()} if has_baseline else {})}).astype(object)
+    auc_low, auc_high = bootstrap_auc_ci(result.predictions["label"], result.predictions["model"])
+    comparison.loc["auc_95ci"] = [f"[{low:.3f}, {high:.3f}]" for low, high in (
+        bootstrap_auc_ci(result.predictions["label"], result.predictions[column]) for column in arms.values())]
+    display(comparison)
 
 # %%
-fig = plots.evaluation_figure(result.predictions, arms)
+if train:
+    fig = plots.evaluation_figure(result.predictions, arms)
 
 # %% [markdown]
 # ## Lift and gains
@@ -82,13 +95,15 @@ fig = plots.evaluation_figure(result.predictions, arms)
 # base rate.
 
 # %%
-fig = plots.lift_gains_figure(result.predictions, arms)
+if train:
+    fig = plots.lift_gains_figure(result.predictions, arms)
 
 # %%
-decile_table(result.predictions["label"], result.predictions["model"]).round(4)
+if train:
+    display(decile_table(result.predictions["label"], result.predictions["model"]).round(4))
 
 # %%
-if "scale" in result.pipeline.named_steps:  # coefficients exist for the logistic regression
+if train and "scale" in result.pipeline.named_steps:  # coefficients exist for the logistic regression
     fig = plots.coefficient_figure(features, result.pipeline.named_steps["model"].coef_[0])
 
 # %% [markdown]
@@ -101,11 +116,13 @@ if "scale" in result.pipeline.named_steps:  # coefficients exist for the logisti
 
 # %%
 # NBVAL_CHECK_OUTPUT
-canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
-                            log_features=result.log_features)
-print(f"shuffled-label canary AUC {canary:.2f} (expected 0.50 +/- 0.05): {'ok' if abs(canary - 0.5) <= 0.05 else 'SUSPICIOUS'}")
-print("model AUC beats the recency baseline:",
-      result.validation.auc > result.baseline.auc if has_baseline else "n/a (no recency feature)")
+if train:
+    canary = shuffled_label_auc(frame, features, horizon_days=int(horizon_days), n_valid=int(n_valid_snapshots),
+                                log_features=result.log_features)
+    verdict = "ok" if abs(canary - 0.5) <= 0.05 else "SUSPICIOUS"
+    print(f"shuffled-label canary AUC {canary:.2f} (expected 0.50 +/- 0.05): {verdict}")
+    print("model AUC beats the recency baseline:",
+          result.validation.auc > result.baseline.auc if has_baseline else "n/a (no recency feature)")
 
 # %% [markdown]
 # ## Register
@@ -114,22 +131,27 @@ print("model AUC beats the recency baseline:",
 # (data, features, metrics with intervals, baseline, canary, limits) is written next to it.
 
 # %%
-registry = ModelRegistry(wh, models_dir)
-info = raw.dataset_info(wh)
-# a production model of another data set (or another seed/size) never stays in production here
-stage, reason = production_stage_for(registry.get_production(model_name), info)
-version = register_result(
-    registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
-    fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason=f"train-model: {reason}",
-    extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
-    extra_params=dataset_params(info), stage=stage)
-print(f"v{version.version} -> {version.stage}: {reason}")
-archived = archive_other_datasets(registry, model_name, info)
-print(f"archived staging candidates of other data sets: {archived}" if archived else "")
-print(f"model card: {card_path(version)}")
-pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]]
+if train:
+    registry = ModelRegistry(wh, models_dir)
+    info = raw.dataset_info(wh)
+    # a production model of another data set (or another seed/size) never stays in production here
+    stage, reason = production_stage_for(registry.get_production(model_name), info)
+    version = register_result(
+        registry, result, frame, model_name=model_name, feature_set=feature_set, horizon_days=int(horizon_days),
+        fingerprint=offline.features_fingerprint(wh), code_version=code_version(), reason=f"train-model: {reason}",
+        extra_metrics={"auc_ci_low": auc_low, "auc_ci_high": auc_high, "canary_auc": canary},
+        extra_params=dataset_params(info), stage=stage)
+    print(f"v{version.version} -> {version.stage}: {reason}")
+    archived = archive_other_datasets(registry, model_name, info)
+    print(f"archived staging candidates of other data sets: {archived}" if archived else "")
+    print(f"model card: {card_path(version)}")
+    display(pd.DataFrame([m.to_dict() for m in registry.list_models(model_name)])[["version", "stage", "created_at"]])
 
 # %%
-receipt = write_receipt(product["receipt"], model_name=model_name, version=version.version, stage=version.stage,
-                        auc=result.validation.auc, baseline_auc=result.baseline.auc if has_baseline else None,
-                        canary_auc=canary, dataset=info["name"] if info else None)
+if train:
+    receipt = write_receipt(product["receipt"], model_name=model_name, version=version.version, stage=version.stage,
+                            auc=result.validation.auc, baseline_auc=result.baseline.auc if has_baseline else None,
+                            canary_auc=canary, dataset=info["name"] if info else None)
+else:
+    receipt = write_receipt(product["receipt"], model_name=model_name, version=production.version,
+                            stage=production.stage, retrained=False, dataset=ds.name)

@@ -17,6 +17,7 @@ online_ttl_seconds = None
 import numpy as np
 
 from churn.pipeline import write_receipt
+from churn.runs import as_of_date
 from churn.store import materialize
 from churn.store.online import client_from_url
 from churn.store.redis_server import resolve_redis_url
@@ -32,11 +33,15 @@ print(f"online store {store.prefix} at {url}")
 # ## Write
 
 # %%
-done = materialize.materialize(wh, store)  # users who churned since the last publish do not linger
+# a daily cycle writes only the users whose vector changed and removes those no longer current;
+# a full build rewrites the store (users who churned since the last publish must not linger)
+cycle = as_of_date(as_of) is not None
+done = materialize.materialize(wh, store, changed_only=cycle)
 latest, stats = done.latest, done.written
 print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}")
 print(f"removed {done.removed:,} old vectors; wrote {stats.users:,} vectors in {stats.batches} batch(es), "
-      f"{stats.seconds * 1000:.0f} ms ({stats.users / stats.seconds:,.0f} vectors/s)")
+      f"{stats.seconds * 1000:.0f} ms ({stats.users / max(stats.seconds, 1e-9):,.0f} vectors/s)"
+      + (f"; kept {done.unchanged:,} unchanged (daily cycle: only changed vectors are written)" if cycle else ""))
 
 # %% [markdown]
 # ## Read back: hit rate and parity with the offline store
@@ -44,10 +49,11 @@ print(f"removed {done.removed:,} old vectors; wrote {stats.users:,} vectors in {
 # %%
 # NBVAL_CHECK_OUTPUT
 read = store.online_read(latest["user_id"], count=False)
-identical = read.values.tobytes() == latest[features].to_numpy(np.float64).tobytes()
+identical = read.values.tobytes() == np.ascontiguousarray(latest[features].to_numpy(np.float64)).tobytes()
 print(f"hit rate {read.found.mean():.1%}; vectors identical to the offline store: {identical}")
 
 # %%
-receipt = write_receipt(product["receipt"], users=stats.users, seconds=stats.seconds,
-                        hit_rate=float(read.found.mean()), identical=identical, feature_set=store.namespace)
+receipt = write_receipt(product["receipt"], users=len(latest), written=stats.users, unchanged=done.unchanged,
+                        removed=done.removed, seconds=stats.seconds, hit_rate=float(read.found.mean()),
+                        identical=identical, feature_set=store.namespace)
 assert read.found.all() and identical, "online store does not match the offline store"

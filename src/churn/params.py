@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import yaml
@@ -170,6 +170,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "ab_mde_relative": _between(0, 1, lo_open=True),
     "ab_seed": _at_least(0),
     "redis_url": _redis_url,
+    "as_of": lambda v: None if v in ("", None) else _iso_date(v),
 }
 
 
@@ -215,7 +216,22 @@ def combination_problems(p: Mapping[str, Any]) -> list[str]:
             problems.append(f"end={end} must be more than 30 days after start={start}")
             return problems
         problems += _snapshot_problems(p, start, end)
+        problems += _as_of_problems(p, start, end)
     return problems
+
+
+def _as_of_problems(p: Mapping[str, Any], start: date, end: date) -> list[str]:
+    """A run date the synthetic world cannot answer: at/before its start, past its end."""
+    if p.get("source", "synthetic") != "synthetic" or p.get("as_of") in ("", None):
+        return []
+    from churn.data.world import WORLD_DAYS  # the world's horizon past `end`
+
+    as_of, last = date.fromisoformat(str(p["as_of"])), end + timedelta(days=WORLD_DAYS)
+    if as_of <= start:
+        return [f"as_of={as_of} is before the data: the synthetic world starts on start={start}"]
+    if as_of > last:
+        return [f"as_of={as_of} is beyond the data: the synthetic world ends on {last} (end + {WORLD_DAYS} days)"]
+    return []
 
 
 def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str]:

@@ -35,6 +35,7 @@ SEEDS = {
     "churn.data.schema.TRUTH_SCHEMA_NAME",
     "churn.data.schema.USER_TRUTH",
     "churn.data.synthetic.DRIFT_TRUTH",
+    "churn.data.world.World",  # the simulated world beyond each run's as_of (data/world)
 }
 TRUTH_TEXT = ("simulator.", "user_truth")  # the table, as SQL names it
 

@@ -50,11 +50,14 @@ def simulate_outcomes(frame: pd.DataFrame, offer_share: float, offer_effect: flo
 
 
 def daily_counts(outcomes: pd.DataFrame, window_days: int) -> pd.DataFrame:
-    """Cumulative users and churners per arm as seen at each daily look."""
-    rows = []
+    """Cumulative users and churners per arm as seen at each daily look; the looks start on the
+    first day both arms have a user (a comparison needs both: a small test's first day may not)."""
+    rows: list[dict[str, int]] = []
     for day in range(1, window_days + 1):
         seen = outcomes[outcomes["observed_day"] <= day]
         users, churned = seen.groupby("arm").size(), seen[seen["churned"]].groupby("arm").size()
+        if not rows and (users.get("control", 0) == 0 or users.get("variant", 0) == 0) and day < window_days:
+            continue
         rows.append({"day": day, "n_control": int(users.get("control", 0)), "n_variant": int(users.get("variant", 0)),
                      "conv_control": int(churned.get("control", 0)), "conv_variant": int(churned.get("variant", 0))})
     return pd.DataFrame(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from datetime import date, timedelta
 
 import click
 
@@ -168,4 +169,81 @@ def params_cmd(ctx: Context, args: tuple[str, ...]) -> None:
         click.echo(f"{key:24} {value}{mark}")
 
 
-COMMANDS = (build, phase, params_cmd, scratch)
+def _run_cycle(ctx: Context, day: date, overrides: dict[str, str], rest: list[str], force: bool) -> int:
+    """One cycle: ``ploomber build --env--as_of DAY`` (``--force`` re-runs a date already run)."""
+    sets = {**ctx.sets, **overrides, "as_of": day.isoformat()}
+    project = ctx.project(**sets)  # checks as_of against the data (before, beyond) before anything runs
+    write_build_params(project.logs_dir, {k: v for k, v in sets.items() if k != "as_of"})
+    click.echo(f"churn: daily cycle for {day}")
+    args = ["build", *(["--force"] if force else []), *rest, *params_mod.env_args(sets)]
+    result = run_ploomber(project.root, args, log=new_log(project.logs_dir, f"cycle-{day}"),
+                          reports_dir=project.reports_dir)
+    return result.returncode
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--as-of", "as_of", default="", help="The day to run (YYYY-MM-DD); default: the day after the last run.")
+@click.option("--force", is_flag=True, help="Run the day again even if a run for it succeeded.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def cycle(ctx: Context, as_of: str, force: bool, args: tuple[str, ...]) -> None:
+    """Run one day of the platform's life: ploomber build --env--as_of DAY.
+
+    DAY defaults to the day after the last successful run in the run ledger. A day that already
+    ran is a no-op that says so (unless --force); a day before the last run, before the data or
+    beyond it is refused before anything runs.
+    """
+    from churn import cycle as cycle_mod
+
+    overrides, rest = params_mod.parse_env_args(args, list(load_defaults(ctx.root)))
+    overrides.pop("as_of", None)
+    project = ctx.project(**overrides)
+    try:
+        wanted = cycle_mod.parse_date(as_of) if as_of else None
+        day = cycle_mod.plan_cycle(project.data_dir, project.warehouse, wanted, force=force)
+    except cycle_mod.CycleError as exc:
+        raise click.ClickException(str(exc)) from None
+    if day is None:
+        click.echo(f"churn: {wanted or 'that day'} already ran successfully: nothing to do (--force / FORCE=1 runs it again)")
+        return
+    sys.exit(_run_cycle(ctx, day, overrides, rest, force))
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--from", "first", required=True, help="First day (YYYY-MM-DD).")
+@click.option("--to", "last", required=True, help="Last day, included (YYYY-MM-DD).")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def backfill(ctx: Context, first: str, last: str, args: tuple[str, ...]) -> None:
+    """Run the daily cycles FROM..TO in order, stopping at the first failure.
+
+    Days that already ran successfully are skipped (saying so); the range must start no later
+    than the day after the last run (no gap) and be in order.
+    """
+    from churn import cycle as cycle_mod
+
+    overrides, rest = params_mod.parse_env_args(args, list(load_defaults(ctx.root)))
+    overrides.pop("as_of", None)
+    project = ctx.project(**overrides)
+    try:
+        days = cycle_mod.backfill_dates(cycle_mod.parse_date(first, "FROM"), cycle_mod.parse_date(last, "TO"))
+        for day in days:  # every date checked before the first cycle runs: nothing half-done by a bad TO
+            ctx.project(**overrides, as_of=day.isoformat())
+        following = cycle_mod.next_cycle_date(project.data_dir, project.warehouse)
+        done = cycle_mod.succeeded_dates(project.data_dir)
+        if days[0] > following:
+            raise cycle_mod.CycleError(f"FROM {days[0]} leaves a gap: the next day to run is {following}")
+    except (cycle_mod.CycleError, params_mod.ParameterError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for day in days:
+        if day in done or day < following:
+            click.echo(f"churn: {day} is covered by the runs up to {following - timedelta(days=1)}: skipped")
+            continue
+        code = _run_cycle(ctx, day, overrides, rest, force=False)
+        if code != 0:
+            click.echo(f"churn: backfill stopped at {day} (the cycle failed; see its message above)", err=True)
+            sys.exit(code)
+    click.echo(f"churn: backfill {days[0]}..{days[-1]} done")
+
+
+COMMANDS = (build, phase, params_cmd, scratch, cycle, backfill)

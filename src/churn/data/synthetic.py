@@ -32,6 +32,8 @@ from tqdm.auto import tqdm
 
 from churn.data import schema
 
+PLAN_HISTORY = "plan_history"
+"""Frame of each user's plan before/after its (optional) change: what a cut at a date needs."""
 CHUNK_USERS = 5000
 """Users per chunk; fixed so results never depend on anything but the params."""
 SCENARIOS: tuple[str, ...] = ("stable", "drift")
@@ -59,6 +61,7 @@ _DRIFT_PLAN_IX, _DRIFT_COUNTRY_IX = _PLANS.index(DRIFT_PLAN), schema.COUNTRIES.i
 _DRIFT_RAMP_WEEKS, _DRIFT_ENG_FLOOR = 4, 0.4  # a milder floor is invisible in population tests
 _DRIFT_LOGHAZ_PRICE, _DRIFT_LOGHAZ_SEGMENT = np.log(2.0), np.log(1.6)
 _PLAN_P = np.array([0.6, 0.3, 0.1])
+_EXISTING_SHARE = 0.35  # users signed up in the year before ``start``
 _PLAN_LOGHAZ = np.array([0.35, 0.0, -0.45])  # cheap plans are less committed
 _COUNTRY_P = np.array([0.34, 0.10, 0.09, 0.07, 0.10, 0.14, 0.08, 0.08])
 _COUNTRY_FAIL = np.array([0.0, 0.0, -0.3, 0.0, 0.8, 0.7, 0.0, 0.0])  # card-decline log-odds
@@ -87,6 +90,7 @@ class SimulationParams:
     events_per_user_day: float = 5.8  # mean events per active user-day before modifiers
     scenario: str = "stable"
     drift_start: date | None = None  # scenario "drift" only; None: DRIFT_DEFAULT_DAYS before end
+    world_days: int = 0  # the world goes on this many days past ``end`` (daily cycles reveal it)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -114,6 +118,8 @@ class SimulationParams:
         if self.drift_start is not None and (not isinstance(self.drift_start, date)
                                              or isinstance(self.drift_start, datetime)):
             raise ValueError(f"drift_start must be a date or None, got {self.drift_start!r}")
+        if not isinstance(self.world_days, (int, np.integer)) or not 0 <= self.world_days <= 3650:
+            raise ValueError(f"world_days must be an integer in [0, 3650], got {self.world_days!r}")
         if self.scenario == "drift" and not self.start < self.drift_date < self.end:
             raise ValueError(f"drift_start ({self.drift_date}) must lie strictly inside "
                              f"({self.start}, {self.end})")
@@ -123,6 +129,18 @@ class SimulationParams:
         """First day of the drift scenario's changes (``drift_start`` or its default)."""
         return self.drift_start or self.end - timedelta(days=DRIFT_DEFAULT_DAYS)
 
+    @property
+    def world_users(self) -> int:
+        """Users of the whole world: ``n_users`` signed up before ``end`` plus the ones who sign up
+        in the ``world_days`` after it, at the same rate as new signups during the year."""
+        year = (self.end - self.start).days
+        return int(self.n_users) + round(self.n_users * (1 - _EXISTING_SHARE) * int(self.world_days) / max(year, 1))
+
+    @property
+    def world_end(self) -> date:
+        """End (exclusive) of the simulated world: ``end`` plus ``world_days``."""
+        return self.end + timedelta(days=int(self.world_days))
+
 
 @dataclass(frozen=True)
 class _Grid:
@@ -131,16 +149,17 @@ class _Grid:
     day0: np.datetime64
     n_weeks: int
     start_us: int
-    end_us: int
+    end_us: int  # end of the simulated world
     drift_us: int = _NEVER  # instant the drift scenario starts; never for "stable"
+    calibrated_us: int = _NEVER  # ``end``: the churn rate is calibrated on [start, end)
 
     @classmethod
     def of(cls, p: SimulationParams) -> _Grid:
         monday = p.start - timedelta(days=p.start.weekday())
-        n_weeks = -(-(p.end - monday).days // 7)
+        n_weeks = -(-(p.world_end - monday).days // 7)
         drift_us = (p.drift_date - monday).days * _DAY if p.scenario == "drift" else _NEVER
-        return cls(np.datetime64(monday, "us"), n_weeks,
-                   (p.start - monday).days * _DAY, (p.end - monday).days * _DAY, drift_us)
+        return cls(np.datetime64(monday, "us"), n_weeks, (p.start - monday).days * _DAY,
+                   (p.world_end - monday).days * _DAY, drift_us, (p.end - monday).days * _DAY)
 
     @property
     def drift_week(self) -> int:
@@ -168,12 +187,16 @@ class _Users:
     change_at: np.ndarray  # us, _NEVER if no change
 
 
-def _draw_users(rng: np.random.Generator, n: int, g: _Grid) -> _Users:
-    """Draw attributes; ~35% of users are an existing base signed up in the prior year."""
-    existing = rng.random(n) < 0.35
-    span = g.end_us - g.start_us  # signups never stop: every snapshot has its share of new users
-    signup = np.where(existing, g.start_us - (rng.random(n) * 365 * _DAY).astype(np.int64),
-                      g.start_us + (rng.random(n) * span).astype(np.int64))
+def _draw_users(rng: np.random.Generator, n: int, g: _Grid, late: np.ndarray) -> _Users:
+    """Draw attributes; ~35% of users are an existing base signed up in the prior year. ``late``
+    users are the world's signups after ``end`` (spread over ``[end, world end)``)."""
+    existing = rng.random(n) < _EXISTING_SHARE
+    year_end = min(g.end_us, g.calibrated_us)
+    span = year_end - g.start_us  # signups never stop: every snapshot has its share of new users
+    prior = g.start_us - (rng.random(n) * 365 * _DAY).astype(np.int64)
+    fresh = rng.random(n)
+    signup = np.where(existing, prior, g.start_us + (fresh * span).astype(np.int64))
+    signup = np.where(late, year_end + (fresh * (g.end_us - year_end)).astype(np.int64), signup)
     base_eng = rng.lognormal(-0.245, 0.7, n)
     support = 0.012 * rng.lognormal(-0.18, 0.6, n)
     country = rng.choice(len(_COUNTRY_P), n, p=_COUNTRY_P)
@@ -204,7 +227,7 @@ def _charge_schedule(u: _Users, p: SimulationParams, g: _Grid) -> tuple[np.ndarr
     """Monthly charge instants (n, n_months) on the signup day-of-month, and which are in range."""
     signup_dt = g.stamp(u.signup)
     dom = (signup_dt.astype("datetime64[D]") - signup_dt.astype("datetime64[M]")).astype(int)
-    months = np.arange(np.datetime64(p.start, "M"), np.datetime64(p.end, "M") + 1)
+    months = np.arange(np.datetime64(p.start, "M"), np.datetime64(p.world_end, "M") + 1)
     month_len = ((months + 1).astype("datetime64[D]") - months.astype("datetime64[D]")).astype(int)
     day = months.astype("datetime64[D]")[None, :] + np.minimum(dom[:, None], month_len - 1)
     tod = u.signup % _DAY + 60_000_000  # a minute after the signup time of day
@@ -381,14 +404,16 @@ def _labels(codes: np.ndarray, names: tuple[str, ...]) -> pd.Series:
 
 
 def _churn_paths(rng: np.random.Generator, p: SimulationParams, u: _Users, g: _Grid,
-                 rel: np.ndarray, expo: np.ndarray) -> tuple[np.ndarray, ...]:
+                 rel: np.ndarray, expo: np.ndarray, expo_cal: np.ndarray,
+                 late: np.ndarray) -> tuple[np.ndarray, ...]:
     """(hazard, churn_at, weekly0, weekly, decaying0, decaying) of the scenario; ``0`` = stable.
 
     The stable twins replay the same uniforms from a copy of ``rng``: with hazards only raised,
     scenario churn is never later, and every later draw stays aligned with the stable run.
     """
     eng_mult, haz_mult = _scenario_effects(p, g, u)
-    base = _calibrate(rel, expo, p.target_churn_rate) * rel
+    year = ~late  # calibrated on the users of [start, end)
+    base = _calibrate(rel[year], expo_cal[year], p.target_churn_rate) * rel if year.any() else 0.0 * rel
     hazard = np.minimum(base * haz_mult, 0.95)
     churn0 = _draw_churn(copy.deepcopy(rng), np.minimum(base, 0.95), expo, u, g)
     churn_at = _draw_churn(rng, hazard, expo, u, g)
@@ -419,12 +444,15 @@ def _adjust_events(rng: np.random.Generator, u: _Users, events: tuple[np.ndarray
 def _simulate_chunk(p: SimulationParams, chunk: int, g: _Grid) -> dict[str, Any]:
     """Simulate one chunk; returns raw arrays (local user index 0..n-1)."""
     rng = np.random.default_rng(np.random.SeedSequence([p.seed, chunk]))
-    n = min(CHUNK_USERS, p.n_users - chunk * CHUNK_USERS)
-    u = _draw_users(rng, n, g)
+    n = min(CHUNK_USERS, p.world_users - chunk * CHUNK_USERS)
+    late = chunk * CHUNK_USERS + np.arange(n) >= p.n_users  # the world's signups after `end`
+    u = _draw_users(rng, n, g, late)
     bill = _draw_billing(rng, u, p, g)
     rel = _relative_hazard(u, bill, g)
     expo = _week_exposure(u.active_from, np.full(n, g.end_us), g)
-    hazard, churn_at, weekly0, weekly, decaying0, decaying = _churn_paths(rng, p, u, g, rel, expo)
+    # calibrated on [start, end) only, so a longer world keeps the observed year's churn share
+    expo_cal = _week_exposure(u.active_from, np.full(n, min(g.end_us, g.calibrated_us)), g)
+    hazard, churn_at, weekly0, weekly, decaying0, decaying = _churn_paths(rng, p, u, g, rel, expo, expo_cal, late)
     stop = np.minimum(churn_at, g.end_us)
     vac = _vacations(rng, n, 7 * g.n_weeks)
     noise = rng.gamma(2.5, 1 / 2.5, vac.shape)  # day-level over-dispersion
@@ -472,19 +500,48 @@ def _frames(sim: dict[str, Any], g: _Grid, user0: int, event0: int,
     tu, tw = np.nonzero(mask)
     truth = _table(schema.USER_TRUTH, tu + user0, g.stamp(tw * _WEEK), eng[tu, tw],
                    hazard[tu, tw])
-    return {"users": users, "events": events, "billing": billing, "user_truth": truth}
+    changed = u.change_at < stop
+    plans = pd.DataFrame({"user_id": users["user_id"], "plan_before": _labels(u.plan0, _PLANS),
+                          "plan_after": _labels(u.plan1, _PLANS),
+                          "plan_changed_at": np.where(changed, g.stamp(np.where(changed, u.change_at, 0)),
+                                                      np.datetime64("NaT", "us"))})
+    return {"users": users, "events": events, "billing": billing, "user_truth": truth,
+            PLAN_HISTORY: plans}
+
+
+def users_as_of(users: pd.DataFrame, plans: pd.DataFrame, params: SimulationParams,
+                cut: datetime | pd.Timestamp) -> pd.DataFrame:
+    """The ``users`` table as it looked at ``cut``: users signed up before it, a churn date only
+    if it lies before it, and the plan and price *in force* at the cut (or at the churn), not the
+    final ones (that would leak a later plan change or price rise into earlier snapshots).
+
+    ``users`` and ``plans`` are a world's final tables (``iter_chunks(..., plan_history=True)``).
+    """
+    cut = pd.Timestamp(cut)
+    known = users[users["signup_at"] < cut].merge(plans, on="user_id", how="left", validate="one_to_one")
+    churned = known["churned_at"].where(known["churned_at"] < cut)
+    until = churned.fillna(cut)  # the plan and price in force just before the churn or the cut
+    plan = known["plan_after"].where(known["plan_changed_at"] < until, known["plan_before"])
+    drift = pd.Timestamp(params.drift_date) if params.scenario == "drift" else pd.Timestamp.max
+    last = until - pd.Timedelta(microseconds=1)
+    price = np.where((plan == DRIFT_PLAN) & (last >= drift), DRIFT_PRICE, plan.map(schema.PLANS).astype(float))
+    out = known[list(schema.USERS.column_names)].copy()
+    out["plan"], out["monthly_price"], out["churned_at"] = plan.to_numpy(), price, churned.to_numpy()
+    return out.reset_index(drop=True)
 
 
 def n_chunks(params: SimulationParams) -> int:
     """Number of chunks ``iter_chunks`` yields for these params."""
-    return -(-params.n_users // CHUNK_USERS)
+    return -(-params.world_users // CHUNK_USERS)
 
 
-def iter_chunks(params: SimulationParams,
-                progress: bool = True) -> Iterator[dict[str, pd.DataFrame]]:
+def iter_chunks(params: SimulationParams, progress: bool = True,
+                plan_history: bool = False) -> Iterator[dict[str, pd.DataFrame]]:
     """Yield ``{"users", "events", "billing", "user_truth"}`` frames chunk by chunk.
 
     User ids are 1..n_users; event and billing ids are running counters starting at 1.
+    ``plan_history`` adds :data:`PLAN_HISTORY` (each user's plan before and after its change),
+    which :func:`users_as_of` needs to cut the world at a date.
     """
     params.validate()
     g = _Grid.of(params)
@@ -496,6 +553,8 @@ def iter_chunks(params: SimulationParams,
                          next_event, next_bill)
         next_event += len(frames["events"])
         next_bill += len(frames["billing"])
+        if not plan_history:
+            del frames[PLAN_HISTORY]
         yield frames
         del frames
 

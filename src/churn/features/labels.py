@@ -177,6 +177,21 @@ def build_feature_frame(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, snaps
     return frame
 
 
+def label_frame(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, snapshots: Sequence[datetime],
+                horizon_days: int, data_end: datetime, rule: LabelRule | None = None) -> pd.DataFrame:
+    """(entity, snapshot_at, label, label_mature) of each snapshot's population, without the
+    features: what a daily cycle needs to fill in the labels that matured by ``data_end``."""
+    stamps = sorted({_timestamp(s, "snapshot") for s in snapshots})
+    if rule is None or rule.rule == "cancellation":
+        sql = population_sql(stamps, horizon_days, data_end, USERS_TABLE, spec.entity)
+    else:
+        sql = population_label_sql(rule, stamps, horizon_days, data_end, spec.entity)
+    frame = con.execute(sql).df()
+    frame["label"] = frame["label"].astype("Int8")
+    frame["label_mature"] = frame["label_mature"].astype(bool)
+    return frame
+
+
 def _entity_pairs(spec: FeatureSpec, entity_df: pd.DataFrame, timestamp_column: str) -> pd.DataFrame:
     missing = {spec.entity, timestamp_column} - set(entity_df.columns)
     if missing:

@@ -103,17 +103,21 @@ def _with_after_churn(frame: pd.DataFrame, users: pd.DataFrame, ts: str) -> pd.D
     return frame.assign(**{AFTER_CHURN: (frame[ts] >= churned_at).fillna(False).astype(bool)})
 
 
-def raw_chunks(warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS) -> dict[str, Iterable[pd.DataFrame]]:
+def raw_chunks(
+    warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS, since: datetime | None = None
+) -> dict[str, Iterable[pd.DataFrame]]:
     """The raw tables for :func:`churn.quality.runner.validate_chunks`: users whole (one row per
     user), events and billing streamed in ranges of their ids, each chunk prepared like
     :func:`prepare_raw_frames` (``user_known``, ``after_churn`` against the users). Memory is
-    one chunk plus the users, whatever the size of the log."""
+    one chunk plus the users, whatever the size of the log. ``since``: only the events and
+    billing timed at or after it (a daily cycle's slice)."""
     with warehouse.reader() as con:
         users = Warehouse.read_table(con, f"{RAW_SCHEMA_NAME}.users")
 
     def prepared(table: str, key: str, ts: str) -> Iterator[pd.DataFrame]:
         known = users["user_id"] if "user_id" in users.columns else pd.Series([], dtype="int64")
-        for chunk in chunks_by_key(warehouse, f"{RAW_SCHEMA_NAME}.{table}", key, chunk_rows):
+        where = None if since is None else f"{ts} >= TIMESTAMP '{pd.Timestamp(since).isoformat(sep=' ')}'"
+        for chunk in chunks_by_key(warehouse, f"{RAW_SCHEMA_NAME}.{table}", key, chunk_rows, where=where):
             yield _ns_timestamps(_with_after_churn(_with_user_known(chunk, known), users, ts), TIMESTAMP_COLUMNS[table])
 
     return {

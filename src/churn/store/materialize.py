@@ -23,6 +23,7 @@ class Materialized:
     removed: int
     written: WriteStats
     latest: pd.DataFrame
+    unchanged: int = 0
 
 
 def namespace(warehouse: Warehouse, version: str | None = None) -> str:
@@ -50,17 +51,22 @@ def online_store(
     return OnlineStore(client, namespace(warehouse), features, ttl_seconds=ttl_seconds, aclient=aclient)
 
 
-def materialize(warehouse: Warehouse, store: OnlineStore) -> Materialized:
+def materialize(warehouse: Warehouse, store: OnlineStore, changed_only: bool = False) -> Materialized:
     """Replace everything ``store`` holds with each current user's latest offline vector.
 
     The vectors are read before anything is deleted, so a failed read leaves Redis as it was;
     users who churned since the last run do not linger. The feature order is recorded for readers.
+    ``changed_only`` (a daily cycle): write only the users whose vector changed and delete those
+    no longer current (:meth:`OnlineStore.online_sync`) instead of rewriting everything.
     """
     latest = offline.latest_vectors(warehouse)
     lacking = [f for f in store.features if f not in latest.columns]
     if lacking:
         raise WarehouseError(f"the offline store lacks feature(s) {lacking} of online store {store.prefix}")
     latest = latest[["user_id", "snapshot_at", *store.features]]
+    if changed_only:
+        written, unchanged, removed = store.online_sync(latest)
+        return Materialized(removed=removed, written=written, latest=latest, unchanged=unchanged)
     removed = store.clear()
     written = store.online_write_batch(latest)
     return Materialized(removed=removed, written=written, latest=latest)

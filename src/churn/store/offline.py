@@ -102,6 +102,64 @@ def compute_features(warehouse: Warehouse, spec: FeatureSpec, snapshots: list[An
         return build_feature_frame(con, spec, snapshots, horizon_days, data_end, rule=rule)
 
 
+def stored_snapshots(warehouse: Warehouse) -> pd.DataFrame:
+    """(snapshot_at, label_mature) per snapshot in the offline store; empty without one."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, FEATURES_TABLE) or not Warehouse.table_exists(con, FEATURE_SETS_TABLE):
+            return pd.DataFrame(columns=["snapshot_at", "label_mature"])
+        return con.execute(
+            f"SELECT snapshot_at, bool_and(label_mature) AS label_mature FROM {FEATURES_TABLE} GROUP BY 1 ORDER BY 1"
+        ).df()
+
+
+def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp, horizon_days: int,
+                    rule: LabelRule, expected_set: str) -> dict[str, Any]:
+    """A daily cycle's offline-store update, in one transaction: the vectors of the snapshot at
+    ``as_of`` (replaced if it was computed before) and the labels of older snapshots whose
+    horizon has matured by ``as_of`` (only ``label`` and ``label_mature`` change: every other
+    column, and every older snapshot whose label was known, stays byte-identical).
+
+    Refused when the store was built with another feature set (a full build must recompute it).
+
+    Returns:
+        ``{"snapshot", "vectors", "matured_snapshots", "matured_rows"}``.
+    """
+    from churn.features import build_feature_frame
+    from churn.features.labels import label_frame
+
+    stored, _ = feature_set(warehouse)
+    if stored != expected_set:
+        raise WarehouseError(
+            f"the offline store holds feature set {stored}, this cycle computes {expected_set}: "
+            "a changed spec needs a full build (make build)"
+        )
+    maturity = pd.Timedelta(days=rule.maturity_days(int(horizon_days)))
+    snaps = stored_snapshots(warehouse)
+    due = [pd.Timestamp(t) for t, done in zip(snaps.snapshot_at, snaps.label_mature, strict=True)
+           if not done and pd.Timestamp(t) < as_of and pd.Timestamp(t) + maturity <= as_of]
+    with warehouse.reader() as con:
+        frame = build_feature_frame(con, spec, [as_of.to_pydatetime()], horizon_days, as_of.to_pydatetime(), rule=rule)
+        labels = label_frame(con, spec, [t.to_pydatetime() for t in due], horizon_days, as_of.to_pydatetime(), rule) \
+            if due else None
+    with warehouse.writer() as con, warehouse.transaction(con):
+        con.execute(f"DELETE FROM {FEATURES_TABLE} WHERE snapshot_at = ?", [as_of.to_pydatetime()])
+        Warehouse.append(con, FEATURES_TABLE, frame)
+        if labels is not None and len(labels):
+            entity = spec.entity
+            con.register("_matured", labels)
+            try:
+                con.execute(
+                    f"UPDATE {FEATURES_TABLE} AS f SET label = m.label, label_mature = m.label_mature FROM _matured m "
+                    f"WHERE f.{entity} = m.{entity} AND f.snapshot_at = m.snapshot_at AND NOT f.label_mature"
+                )
+            finally:
+                con.unregister("_matured")
+        con.execute(f"UPDATE {FEATURE_SETS_TABLE} SET rows = (SELECT count(*) FROM {FEATURES_TABLE}), written_at = ?",
+                    [pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()])
+    return {"snapshot": as_of, "vectors": len(frame), "matured_snapshots": len(due),
+            "matured_rows": 0 if labels is None else int(labels["label_mature"].sum())}
+
+
 PREDICTIONS_TABLE = tables.PREDICTIONS.name
 
 

@@ -273,6 +273,29 @@ class OnlineStore:
         with self._guard():
             return int(self.client.unlink(*[self.key(u) for u in user_ids]))
 
+    def stored_user_ids(self) -> np.ndarray:
+        """Ids of every user with a vector of this feature set (SCAN, so Redis is not blocked)."""
+        with self._guard():
+            ids = [int(key.rsplit(b":", 1)[-1]) for key in self.client.scan_iter(self.vector_pattern, count=5000)]
+        return np.array(sorted(ids), dtype=np.int64)
+
+    def online_sync(self, frame: pd.DataFrame, batch_size: int = 5000) -> tuple[WriteStats, int, int]:
+        """Make the store hold exactly ``frame``'s users, writing only what changed: users whose
+        feature values differ from the stored ones (or who have none) are written, users no
+        longer in ``frame`` deleted. An unchanged vector keeps its stored ``as_of`` (the day its
+        values were computed first). Returns (what was written, users unchanged, users removed)."""
+        ids = frame["user_id"].to_numpy(np.int64)
+        current = self.online_read(ids, count=False)
+        values = np.ascontiguousarray(frame[self.features].to_numpy(np.float64))
+        stored = np.ascontiguousarray(current.values)
+        # bit-for-bit, as the parity check compares (NaN never equals itself as a float)
+        same = current.found & (stored.view(np.uint64) == values.view(np.uint64)).all(axis=1)
+        written = WriteStats(users=0, batches=0, seconds=0.0)
+        if (~same).any():
+            written = self.online_write_batch(frame[~same], batch_size=batch_size)
+        gone = np.setdiff1d(self.stored_user_ids(), ids)
+        return written, int(same.sum()), self.online_delete(gone)
+
     def check_feature_order(self) -> None:
         """Refuse a store written with another feature order than this reader expects."""
         with self._guard():

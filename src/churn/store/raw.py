@@ -14,6 +14,8 @@ from churn.store.warehouse import Warehouse, WarehouseError
 TRUTH_TABLE = f"{TRUTH_SCHEMA_NAME}.{USER_TRUTH.name}"
 DATASET_TABLE = tables.DATASET.name
 """One row: which data set the raw tables hold (name, identity fingerprint, source, rule)."""
+LOADS_TABLE = tables.LOADS.name
+"""The watermark: one row per load (its cut ``as_of``, full or append, rows per table)."""
 
 
 def dataset_row(info: dict[str, Any]) -> pd.DataFrame:
@@ -44,7 +46,10 @@ def dataset_info(warehouse: Warehouse) -> dict[str, Any] | None:
 
 
 def write_raw_tables(
-    warehouse: Warehouse, chunks: Iterable[dict[str, pd.DataFrame]], dataset: dict[str, Any] | None = None
+    warehouse: Warehouse,
+    chunks: Iterable[dict[str, pd.DataFrame]],
+    dataset: dict[str, Any] | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> dict[str, int]:
     """Replace the raw tables (and the simulator's truth table) with the rows of ``chunks``.
 
@@ -53,7 +58,8 @@ def write_raw_tables(
     if any chunk fails, the previous tables are left exactly as they were.
 
     ``dataset`` (name, fingerprint, source, rule) is recorded in ``raw_data.dataset`` in the
-    same transaction.
+    same transaction, and so is the watermark (``raw_data.loads``: one ``full`` row at ``as_of``,
+    the cut the rows stop at; None: no watermark, the tables cannot be appended to).
 
     Returns:
         Rows written per table.
@@ -79,6 +85,81 @@ def write_raw_tables(
             for name, frame in chunk.items():
                 schema = TRUTH_SCHEMA_NAME if name == USER_TRUTH.name else RAW_SCHEMA_NAME
                 counts[name] += Warehouse.append(con, f"{schema}.{name}", frame)
+        con.execute(f"DROP TABLE IF EXISTS {LOADS_TABLE}")
+        if as_of is not None:
+            _record_load(con, as_of, "full", counts)
+    return counts
+
+
+def _record_load(con: Any, as_of: pd.Timestamp, mode: str, counts: dict[str, int]) -> None:
+    tables.create(con, tables.LOADS)
+    con.execute(
+        f"INSERT INTO {LOADS_TABLE} (as_of, mode, users, events, billing, truth_rows, loaded_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            pd.Timestamp(as_of).to_pydatetime(),
+            mode,
+            *(int(counts.get(t, 0)) for t in ("users", "events", "billing", "user_truth")),
+            pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime(),
+        ],
+    )
+
+
+def last_load(warehouse: Warehouse) -> pd.Timestamp | None:
+    """The watermark: the cut of the latest load (rows before it are loaded), None without one."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, LOADS_TABLE):
+            return None
+        value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
+    return pd.Timestamp(value) if value is not None else None
+
+
+def read_loads(warehouse: Warehouse) -> pd.DataFrame:
+    """Every recorded load, oldest first (empty without a watermark)."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, LOADS_TABLE):
+            return pd.DataFrame()
+        return con.execute(f"SELECT * FROM {LOADS_TABLE} ORDER BY as_of, loaded_at").df()
+
+
+def append_raw_tables(
+    warehouse: Warehouse, frames: dict[str, pd.DataFrame], since: pd.Timestamp, as_of: pd.Timestamp, fingerprint: str
+) -> dict[str, int]:
+    """Append one slice of the source system, ``[since, as_of)``, in one transaction.
+
+    ``frames["users"]`` is the whole users table as of ``as_of`` (it replaces the old one: churn
+    dates and plans in force change); the other frames hold only the slice's rows and are
+    appended. Refused, changing nothing, when the raw tables hold another data set or their
+    watermark is not ``since`` (a gap or an overlap).
+
+    Returns:
+        Rows appended per table (``users``: the users that are new since the last load).
+    """
+    counts = dict.fromkeys([*RAW_TABLES, USER_TRUTH.name], 0)
+    with warehouse.writer() as con, warehouse.transaction(con):
+        info = Warehouse.read_table(con, DATASET_TABLE) if Warehouse.table_exists(con, DATASET_TABLE) else None
+        if info is None or not len(info) or str(info["fingerprint"].iloc[0]) != fingerprint:
+            raise WarehouseError("the raw tables hold another data set (or none): run a full build before a cycle")
+        mark = (
+            con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
+            if Warehouse.table_exists(con, LOADS_TABLE)
+            else None
+        )
+        if mark is None or pd.Timestamp(mark) != pd.Timestamp(since):
+            raise WarehouseError(
+                f"the raw tables are loaded up to {mark}, not {since}: the slice would leave a gap or load rows twice"
+            )
+        before = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA_NAME}.users").fetchall()[0][0]
+        con.execute(f"DELETE FROM {RAW_SCHEMA_NAME}.users")
+        Warehouse.append(con, f"{RAW_SCHEMA_NAME}.users", frames["users"])
+        counts["users"] = len(frames["users"]) - int(before)
+        for name, frame in frames.items():
+            if name == "users" or not len(frame):
+                continue
+            schema = TRUTH_SCHEMA_NAME if name == USER_TRUTH.name else RAW_SCHEMA_NAME
+            if name == USER_TRUTH.name and not Warehouse.table_exists(con, TRUTH_TABLE):
+                con.execute(USER_TRUTH.ddl(TRUTH_SCHEMA_NAME))
+            counts[name] = Warehouse.append(con, f"{schema}.{name}", frame)
+        _record_load(con, as_of, "append", counts)
     return counts
 
 
@@ -178,6 +259,39 @@ def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:
         return con.execute(
             f"SELECT user_id, arg_max(churn_hazard, week_start) AS weekly_hazard FROM {TRUTH_TABLE} GROUP BY 1"
         ).df()
+
+
+def latest_slice(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """``(since, as_of)`` of the latest load when it was an append (a daily cycle), else None."""
+    loads = read_loads(warehouse)
+    if len(loads) < 2 or loads["mode"].iloc[-1] != "append":
+        return None
+    return pd.Timestamp(loads["as_of"].iloc[-2]), pd.Timestamp(loads["as_of"].iloc[-1])
+
+
+def whole_table_problems(warehouse: Warehouse, as_of: pd.Timestamp) -> list[str]:
+    """The checks that stay cheap on the whole history (one SQL pass each): unique ids, no row
+    at or after ``as_of``, every event's and billing record's user known."""
+    checks = {
+        "events.event_id unique": "SELECT count(*) - count(DISTINCT event_id) FROM raw_data.events",
+        "billing.billing_id unique": "SELECT count(*) - count(DISTINCT billing_id) FROM raw_data.billing",
+        "users.user_id unique": "SELECT count(*) - count(DISTINCT user_id) FROM raw_data.users",
+        f"no event at/after {as_of.date()}": "SELECT count(*) FROM raw_data.events WHERE event_at >= $cut",
+        f"no billing at/after {as_of.date()}": "SELECT count(*) FROM raw_data.billing WHERE billed_at >= $cut",
+        f"no signup at/after {as_of.date()}": "SELECT count(*) FROM raw_data.users WHERE signup_at >= $cut",
+        "every event's user exists": "SELECT count(*) FROM raw_data.events e ANTI JOIN raw_data.users u USING (user_id)",
+        "every billing record's user exists": (
+            "SELECT count(*) FROM raw_data.billing b ANTI JOIN raw_data.users u USING (user_id)"
+        ),
+    }
+    problems = []
+    with warehouse.reader() as con:
+        for name, sql in checks.items():
+            params = {"cut": as_of.to_pydatetime()} if "$cut" in sql else None
+            bad = con.execute(sql, params).fetchall()[0][0]
+            if bad:
+                problems.append(f"{name}: {bad:,} row(s) break it")
+    return problems
 
 
 def user_dates(warehouse: Warehouse, user_id: int) -> tuple[Any, Any] | None:

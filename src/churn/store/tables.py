@@ -156,7 +156,7 @@ LOADS = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.loads",
         (nn("as_of", "TIMESTAMP"), nn("mode", "VARCHAR"), nn("users", "BIGINT"), nn("events", "BIGINT"),
-         nn("billing", "BIGINT"), nn("user_truth", "BIGINT"), nn("loaded_at", "TIMESTAMP")),
+         nn("billing", "BIGINT"), nn("truth_rows", "BIGINT"), nn("loaded_at", "TIMESTAMP")),
         doc="The watermark: one row per load (its cut as_of, full or append, rows per table).",
     )
 )  # fmt: skip

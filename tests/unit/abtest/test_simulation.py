@@ -75,3 +75,19 @@ def test_sequential_test_detects_a_clearly_better_variant():
     p = msprt_p_values(conv_c, n_c, conv_v, n_v, tau=0.02)
     wins = (p[:, -1] <= ALPHA) & (conv_v[:, -1] < conv_c[:, -1])
     assert wins.mean() > 0.8
+
+
+def test_looks_start_when_both_arms_have_users() -> None:
+    """A small test whose first days bring users to one arm only starts its looks on the first
+    day both arms have someone (the mSPRT needs both); later looks stay cumulative."""
+    import pandas as pd
+
+    from churn.abtest.simulate import daily_counts as looks
+
+    outcomes = pd.DataFrame(
+        {"arm": ["control", "control", "variant", "variant"], "observed_day": [1, 2, 3, 5], "churned": [True, False, False, True]}
+    )
+    daily = looks(outcomes, 6)
+    assert list(daily.day) == [3, 4, 5, 6]
+    assert list(daily.n_variant) == [1, 1, 2, 2] and list(daily.n_control) == [2, 2, 2, 2]
+    assert list(daily.conv_variant) == [0, 0, 1, 1]

@@ -78,3 +78,27 @@ def test_namespace_is_the_spec_key_and_follows_a_models_version(tmp_path: Path) 
     warehouse = _warehouse(tmp_path / "a.duckdb", "churn_features", "v2", shift=0.0)
     assert materialize.namespace(warehouse) == "churn_features:v2"
     assert materialize.namespace(warehouse, "v1") == "churn_features:v1"
+
+
+def test_a_daily_cycle_writes_only_the_vectors_that_changed(tmp_path: Path, redis_client: redis.Redis) -> None:
+    """``changed_only``: a user whose values changed is rewritten, an unchanged one is not (it
+    keeps its stored as_of), a user gone from the latest snapshot is removed, a new one written;
+    afterwards the store equals the offline store's latest vectors."""
+    warehouse = _warehouse(tmp_path / "a.duckdb", "churn_features", "v1", shift=0.0)
+    store = materialize.online_store(warehouse, redis_client)
+    materialize.materialize(warehouse, store)
+    day = pd.Timestamp("2025-12-02")
+    rows = [
+        {"user_id": 1, "snapshot_at": day, "events_30d": 2.0, "tenure_days": 10.0},  # same values as 2025-12-01
+        {"user_id": 2, "snapshot_at": day, "events_30d": 7.0, "tenure_days": 20.0},  # changed
+        {"user_id": 4, "snapshot_at": day, "events_30d": 1.0, "tenure_days": 1.0},  # new; user 3 is gone
+    ]
+    frame = pd.DataFrame([{**r, "label": None, "label_mature": False} for r in rows]).astype({"label": "Int8"})
+    with warehouse.writer() as con, warehouse.transaction(con):
+        Warehouse.append(con, offline.FEATURES_TABLE, frame)
+    done = materialize.materialize(warehouse, store, changed_only=True)
+    assert (done.written.users, done.unchanged, done.removed) == (2, 1, 1)
+    read = store.online_read([1, 2, 3, 4], count=False)
+    assert list(read.found) == [True, True, False, True]
+    assert read.as_of[0] == np.datetime64("2025-12-01", "us") and read.as_of[1] == np.datetime64(day, "us")
+    assert read.values[[0, 1, 3]].tobytes() == done.latest[FEATURES].to_numpy(np.float64).tobytes()
