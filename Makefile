@@ -152,8 +152,8 @@ backfill: setup redis-start ## run the daily cycles FROM=YYYY-MM-DD TO=YYYY-MM-D
 # -- runs: scheduling (see README "Runs") ------------------------------------------------------
 .PHONY: schedule
 SCHEDULE ?= 0 6 * * *
-schedule: ## print a crontab line that runs the daily build on this machine (add it with `crontab -e`)
-	@echo "$(SCHEDULE) cd $(CURDIR) && $(shell command -v $(MAKE)) build$(if $(DATASET), DATASET='$(DATASET)',)$(if $(REDIS_URL), REDIS_URL='$(REDIS_URL)',) >> $(CURDIR)/$(DATA_DIR)/cron.log 2>&1"
+schedule: ## print a crontab line that runs the daily cycle on this machine (add it with `crontab -e`)
+	@echo "$(SCHEDULE) cd $(CURDIR) && $(shell command -v $(MAKE)) cycle$(if $(DATASET), DATASET='$(DATASET)',)$(if $(REDIS_URL), REDIS_URL='$(REDIS_URL)',) >> $(CURDIR)/$(DATA_DIR)/cron.log 2>&1"
 
 # -- scheduling with Apache Airflow (see README "Scheduling") ------------------------------------
 .PHONY: airflow-dag

@@ -30,7 +30,7 @@ from tests.pipeline.conftest import with_database
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_VERSION = "3.3.2"
 LOCK = ROOT / "requirements-airflow.lock"  # pip freeze of that install: the constraints
-DATES = ("2026-01-02", "2026-01-03")  # two consecutive logical dates
+DATES = ("2026-01-02", "2026-01-03")  # the two days after the full build's `end` (2026-01-01)
 DAG_ID = "churn_daily"
 REDIS_DB = 2  # a database of its own on the session's Redis: the small build's stays untouched
 pytestmark = pytest.mark.slow
@@ -103,8 +103,9 @@ def json_rows(text: str) -> list[dict]:
 @pytest.mark.timeout(3600)
 def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(airflow_venv: Path, tmp_path: Path, embedded_redis):
     """Airflow sees one BashOperator per phase with Ploomber's dependencies, one run and one task
-    at a time, retries; `airflow dags test` for two consecutive dates succeeds, and the run ledger
-    shows every phase executed for each date (as_of = the logical date), one run after another."""
+    at a time, retries; after a full build, `airflow dags test` for the next two days (two daily
+    cycles) succeeds, and the run ledger shows every phase executed for each date (as_of = the
+    logical date), one run after another."""
     workspace = tmp_path / "workspace"
     redis_url = with_database(embedded_redis.url, REDIS_DB)
     redis.Redis.from_url(redis_url).flushdb()
@@ -124,6 +125,12 @@ def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(airflow_venv: 
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert generated.returncode == 0, generated.stdout + generated.stderr
+    # the cycles follow a full build (the year up to `end`), as `make cycle` does
+    built = subprocess.run(
+        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *set_args, "build"],
+        capture_output=True, text=True, timeout=1200, env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (tmp_path / "airflow").mkdir()
     env = {
         **os.environ,
@@ -152,6 +159,8 @@ def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(airflow_venv: 
     ledger = RunLedger(sets["data_dir"])
     rows = ledger.runs()
     assert set(rows.status) == {"succeeded"}
+    assert rows.as_of.isna().iloc[0]  # the full build, then the DAG's runs
+    rows = rows.iloc[1:]
     assert [str(d)[:10] for d in rows.as_of] == [d for d in DATES for _ in graph]  # first date, then the next
     for day in DATES:
         of_day = rows[rows.as_of.astype(str).str[:10] == day]

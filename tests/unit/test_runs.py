@@ -137,7 +137,7 @@ def _cron_field_ok(field: str, low: int, high: int) -> bool:
 
 @pytest.mark.parametrize("schedule", ["0 6 * * *", "30 2 * * 1-5"])
 def test_make_schedule_prints_a_cron_line_for_this_checkout(schedule: str):
-    """Five valid cron fields, then the build from this checkout with absolute paths (cron runs
+    """Five valid cron fields, then the daily cycle from this checkout with absolute paths (cron runs
     with a bare environment), its output appended to a log under data/."""
     out = subprocess.run(["make", "-s", "schedule", f"SCHEDULE={schedule}"], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout.strip()  # fmt: skip
@@ -145,7 +145,7 @@ def test_make_schedule_prints_a_cron_line_for_this_checkout(schedule: str):
     assert " ".join(fields[:5]) == schedule
     assert all(_cron_field_ok(f, lo, hi) for f, (lo, hi) in zip(fields[:5], CRON_RANGES, strict=True))
     command = " ".join(fields[5:])
-    assert command.startswith(f"cd {ROOT} && /") and " build >> " in command and command.endswith(" 2>&1")
+    assert command.startswith(f"cd {ROOT} && /") and " cycle >> " in command and command.endswith(" 2>&1")
     make = fields[8]
     assert Path(make).is_absolute() and Path(make).exists()
     assert f"{ROOT}/data/cron.log" in command

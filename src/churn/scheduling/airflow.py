@@ -3,14 +3,17 @@
 One Airflow task per phase (a ``BashOperator``), wired as the phases depend on each other. A task
 runs its phase for the run's logical date as one partial build of the project::
 
+    <venv>/bin/python -m churn.cli --project ROOT cycle --as-of {{ ds }} --partially generate-data
     <venv>/bin/python -m churn.cli --project ROOT build --partially PHASE --env--as_of {{ ds }}
 
-so every task takes the run lock of the data dir and is recorded in the run ledger like any
-other build (one ledger row per task; ``churn runs`` lists them with their ``as_of``). A phase that
-is already up to date for that date is skipped by Ploomber, so an Airflow retry or a re-run of a
-finished date does no work twice; an upstream phase that is not up to date for that date (a
-build with another ``as_of`` ran in between) runs again first, so a phase never reads the
-outputs of another date.
+The first phase goes through ``churn cycle`` (a date before the last run is refused, one that
+already ran is a no-op; the first run needs a full ``make build`` before it). Every task takes
+the run lock of the data dir and is recorded in the run ledger like any other build (one ledger
+row per task; ``churn runs`` lists them with their ``as_of``). A phase that is already up to
+date for that date is skipped by Ploomber, so an Airflow retry or a re-run of a finished date
+does no work twice; an upstream phase that is not up to date for that date (a build with
+another ``as_of`` ran in between) runs again first, so a phase never reads the outputs of
+another date.
 
 The DAG file is generated (``churn airflow-dag``, ``make airflow-dag``), never edited: it holds the
 phase graph as Ploomber read it and the sha256 of ``pipeline.yaml``, and refuses to load (an
@@ -83,7 +86,8 @@ def pipeline_sha256(pipeline: Path) -> str:
 
 
 def check_graph(graph: Mapping[str, Sequence[str]]) -> None:
-    """Every phase is a valid Airflow task id and every upstream phase is one of the phases."""
+    """Every phase is a valid Airflow task id, every upstream phase is one of the phases, and one
+    phase comes first."""
     if not graph:
         raise SchedulingError("the pipeline has no phases")
     for phase, upstream in graph.items():
@@ -92,14 +96,24 @@ def check_graph(graph: Mapping[str, Sequence[str]]) -> None:
         missing = [name for name in upstream if name not in graph]
         if missing:
             raise SchedulingError(f"phase {phase!r} depends on {missing}, which are not phases")
+    first = [phase for phase, upstream in graph.items() if not upstream]
+    if len(first) != 1:  # the first phase is the cycle's gate: every other phase must follow it
+        raise SchedulingError(f"the pipeline must start with one phase (the cycle's checks run there), not {first}")
 
 
-def phase_command(python: str, root: Path, sets: Mapping[str, str], phase: str) -> str:
-    """The shell command an Airflow task runs: ``phase`` as one partial build for ``{{ ds }}``."""
+def phase_command(python: str, root: Path, sets: Mapping[str, str], phase: str, first: bool = False) -> str:
+    """The shell command an Airflow task runs: ``phase`` as one partial build for ``{{ ds }}``.
+
+    The first phase goes through ``churn cycle``, the daily cycle's checks: a date before the last
+    run is refused, a date that already ran is a no-op that says so (the later phases are then
+    up to date, and Ploomber skips them)."""
     argv = [python, "-m", "churn.cli", "--project", str(root)]
     for key, value in sets.items():
         argv += ["--set", f"{key}={value}"]
-    argv += ["build", "--partially", phase, "--env--as_of", AS_OF]
+    if first:
+        argv += ["cycle", "--as-of", AS_OF, "--partially", phase]
+    else:
+        argv += ["build", "--partially", phase, "--env--as_of", AS_OF]
     return shlex.join(argv)
 
 
@@ -135,7 +149,10 @@ def render_dag(
         if "{{" in text or "{%" in text:  # Airflow renders the command as a Jinja template
             raise SchedulingError(f"{text!r} contains a Jinja delimiter ('{{{{' or '{{%')")
     phases = "\n".join(f"    {phase!r}: {list(upstream)!r}," for phase, upstream in graph.items())
-    commands = "\n".join(f"    {phase!r}: {phase_command(python, root, sets, phase)!r}," for phase in graph)
+    commands = "\n".join(
+        f"    {phase!r}: {phase_command(python, root, sets, phase, first=not upstream)!r},"
+        for phase, upstream in graph.items()
+    )
     return _TEMPLATE.substitute(
         pipeline=repr(str(pipeline)),
         sha=repr(pipeline_sha256(pipeline)),

@@ -66,7 +66,8 @@ def test_regenerating_gives_the_same_file_with_the_pipelines_phases(tmp_path, gr
 
 def test_each_task_runs_its_phase_as_a_partial_build_for_the_logical_date(tmp_path, graph):
     """One command per phase: this venv's python runs `churn build --partially PHASE` in this
-    project with as_of = {{ ds }}, plus the --set overrides the DAG was generated with."""
+    project with as_of = {{ ds }} (the first phase `churn cycle --as-of {{ ds }}`), plus the --set
+    overrides the DAG was generated with."""
     code, output, target = generate(tmp_path, f"data_dir={tmp_path / 'ws data'}", "n_users=300")
     assert code == 0, output
     commands = literal(target.read_text(), "COMMANDS")
@@ -76,7 +77,10 @@ def test_each_task_runs_its_phase_as_a_partial_build_for_the_logical_date(tmp_pa
         assert Path(argv[0]).is_absolute() and argv[1:3] == ["-m", "churn.cli"]
         assert argv[3:5] == ["--project", str(ROOT)]
         assert argv[5:9] == ["--set", f"data_dir={tmp_path / 'ws data'}", "--set", "n_users=300"]
-        assert argv[9:] == ["build", "--partially", phase, "--env--as_of", "{{ ds }}"]
+        if graph[phase]:
+            assert argv[9:] == ["build", "--partially", phase, "--env--as_of", "{{ ds }}"]
+        else:  # the first phase: through the daily cycle's checks (a date already run is a no-op)
+            assert argv[9:] == ["cycle", "--as-of", "{{ ds }}", "--partially", phase]
 
 
 def test_dag_options_are_written_as_given(tmp_path):
@@ -144,6 +148,8 @@ def test_bad_graphs_and_overrides_are_refused(graph):
         render({})
     with pytest.raises(SchedulingError, match=r"'b' depends on \['a'\], which are not phases"):
         render({"b": ("a",)})
+    with pytest.raises(SchedulingError, match=r"must start with one phase .*not \['a', 'b'\]"):
+        render({"a": (), "b": ()})
     with pytest.raises(SchedulingError, match="as_of comes from each run's logical date"):
         render(graph, sets={"as_of": "2026-01-02"})
     with pytest.raises(SchedulingError, match="Jinja delimiter"):
