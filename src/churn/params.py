@@ -163,6 +163,8 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "retrain_min_drifted": _at_least(1),
     "retrain_max_auc_drop": _between(0, 1),
     "retrain_min_new_labels": _at_least(0),
+    "retrain_min_fresh_labels": _at_least(0),
+    "retrain_cooldown_days": _at_least(0),
     "ab_traffic_split": _between(0, 1, lo_open=True, hi_open=True),
     "ab_offer_share": _between(0, 1, lo_open=True),
     "ab_offer_effect": _between(0, 1),

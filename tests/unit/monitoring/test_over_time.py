@@ -1,0 +1,129 @@
+"""Monitoring and retraining over daily cycles, on a warehouse prepared like a build followed by
+cycles: a drift world simulated a month past the build's end, the build's snapshots, and one
+unlabelled snapshot per later day (what a cycle for that day adds)."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date, timedelta
+
+import pandas as pd
+import pytest
+
+from churn.modeling.lifecycle import register_result
+from churn.modeling.train import train_model
+from churn.monitoring.phase import decide_retraining, detection_sentence, drift_detection, run_monitor
+from churn.registry import ModelRegistry
+from churn.store import monitoring, offline
+from churn.store.warehouse import Warehouse
+
+MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
+RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
+           "min_new_labels": 1500, "code_version": "abc1234"}  # fmt: skip
+BUILD_END = date(2026, 1, 1)
+DAYS = [BUILD_END + timedelta(days=d) for d in range(1, 7)]
+
+
+@pytest.fixture(scope="module")
+def cycle_world(tmp_path_factory):
+    """(warehouse with the build's and the daily snapshots, the simulation's parameters)."""
+    from churn.data.synthetic import SimulationParams, iter_chunks
+    from churn.features import default_feature_spec, snapshot_plan
+    from churn.store import raw
+
+    params = SimulationParams(scenario="drift", end=date(2026, 2, 1), drift_start=date(2025, 10, 18))
+    wh = Warehouse(tmp_path_factory.mktemp("cycles") / "churn.duckdb")
+    raw.write_raw_tables(wh, iter_chunks(params, progress=False))
+    spec = default_feature_spec()
+    start, _ = raw.data_range(wh)
+    snapshots, build_end = snapshot_plan(start, pd.Timestamp(BUILD_END) - pd.Timedelta(seconds=1))
+    build = offline.compute_features(wh, spec, snapshots, 30, build_end)
+    daily = offline.compute_features(wh, spec, [pd.Timestamp(d).to_pydatetime() for d in DAYS], 30,
+                                     pd.Timestamp(params.end))  # fmt: skip
+    frame = pd.concat([build, daily.assign(label_mature=False)], ignore_index=True)
+    offline.write_features(wh, frame, spec.version, spec.feature_names, spec.to_dict())
+    return wh, params
+
+
+@pytest.fixture()
+def platform(cycle_world, tmp_path):
+    """A private copy with a production model trained on the build's snapshots."""
+    source, params = cycle_world
+    wh = Warehouse(tmp_path / "churn.duckdb")
+    shutil.copyfile(source.path, wh.path)
+    registry = ModelRegistry(wh, tmp_path / "models")
+    feature_set, features = offline.feature_set(wh)
+    frame = offline.read_features(wh)
+    frame = frame[frame.snapshot_at <= pd.Timestamp(BUILD_END)]
+    result = train_model(frame, features, horizon_days=30, n_valid=2)
+    register_result(registry, result, frame, model_name="churn_model", feature_set=feature_set, horizon_days=30,
+                    fingerprint=offline.features_fingerprint(wh), code_version="abc1234", reason="first",
+                    stage="production")  # fmt: skip
+    return wh, registry, params
+
+
+def test_each_cycle_appends_its_run_and_an_alert_stays_one_row(platform):
+    """One drift run and one timeline per as_of, the newest snapshot (the as_of's) against the
+    production model's last training snapshot; a drift alarm raised on day 1 and present every
+    day after is still one open alert; performance rows are 'newly matured' only on the first run."""
+    wh, registry, params = platform
+    runs = [run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(d)) for d in DAYS[:3]]
+    production = registry.get_production("churn_model")
+    for run, day in zip(runs, DAYS[:3], strict=True):
+        assert run.current_at == pd.Timestamp(day) and run.as_of == day
+        assert run.reference.snapshot_at.max() == pd.to_datetime(production.params["train_snapshots"]).max()
+    drift = monitoring.runs_by_as_of(wh, monitoring.DRIFT)
+    assert [d.date() for d in pd.to_datetime(drift.as_of.unique())] == DAYS[:3]
+    assert runs[0].new_alerts > 0 and runs[0].alarms
+    persistent = set(runs[0].alarms) & set(runs[1].alarms) & set(runs[2].alarms)
+    assert persistent, "the drift scenario's alarms persist from day to day"
+    alerts = monitoring.read_table(wh, monitoring.ALERTS)
+    for feature in persistent:
+        rows = alerts[alerts.condition == f"feature_drift:{feature}"]
+        assert len(rows) == 1 and rows.status.iloc[0] == "open"
+        assert rows.raised_on.iloc[0].date() == DAYS[0] and rows.last_seen_on.iloc[0].date() == DAYS[2]
+    timeline = monitoring.read_table(wh, monitoring.TIMELINE)
+    assert timeline[timeline.as_of == pd.Timestamp(DAYS[0])].newly_matured.all()
+    assert not timeline[timeline.as_of == pd.Timestamp(DAYS[1])].newly_matured.any()
+
+
+def test_drift_detection_reports_its_delay_after_the_known_onset(platform):
+    """Detected on the first day a run alarms; the delay is counted from the simulator's onset."""
+    wh, registry, params = platform
+    for day in DAYS[:2]:
+        run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(day))
+    found = drift_detection(wh, params.drift_date)
+    assert found["detected_on"] == DAYS[0] and found["delay_days"] == (DAYS[0] - date(2025, 10, 18)).days
+    assert f"drift detected on {DAYS[0]}, {found['delay_days']} days after onset" in detection_sentence(found)
+    assert "not measured" in detection_sentence(drift_detection(wh, None))
+
+
+def test_retraining_respects_the_cooldown_for_the_same_drift(platform):
+    """With a 3-day cool-down the drift that fires every day trains a candidate on day 1, holds
+    on days 2 and 3 (reason names the cool-down), and trains again on day 4; a re-run of day 1
+    re-registers nothing new. Every decision is stored with its as_of and reasons."""
+    wh, registry, _ = platform
+    actions = {}
+    for day in DAYS[:4]:
+        run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(day))
+        decision = decide_retraining(wh, registry, "churn_model", **RETRAIN, as_of=str(day), cooldown_days=3,
+                                     min_fresh_labels=500)  # fmt: skip
+        assert "drift" in decision.fired
+        actions[day] = decision
+    expected = {d: "candidate_registered" if (d - DAYS[0]).days % 3 == 0 else "cooldown" for d in DAYS[:4]}
+    assert {d: a.action for d, a in actions.items()} == expected
+    assert any("cool-down until" in r for r in actions[DAYS[1]].reasons) and actions[DAYS[1]].candidate is None
+    stored = monitoring.read_table(wh, monitoring.DECISIONS, "ORDER BY as_of")
+    assert [d.date() for d in stored.as_of] == DAYS[:4] and list(stored.action) == list(expected.values())
+    assert len(registry.list_models("churn_model", stage="staging")) == 1
+    assert not registry.list_models("churn_model", stage="none")
+
+
+def test_no_candidate_without_enough_new_matured_labels(platform):
+    """A fired trigger without enough labels new to production's training trains nothing."""
+    wh, registry, _ = platform
+    run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(DAYS[0]))
+    decision = decide_retraining(wh, registry, "churn_model", **RETRAIN, as_of=str(DAYS[0]),
+                                 min_fresh_labels=10**6)  # fmt: skip
+    assert decision.fired and decision.action == "too_few_new_labels" and decision.candidate is None
+    assert not registry.list_models("churn_model", stage="staging")
