@@ -169,6 +169,7 @@ RULES: dict[str, Callable[[Any], str | None]] = {
     "ab_offer_share": _between(0, 1, lo_open=True),
     "ab_offer_effect": _between(0, 1),
     "ab_window_days": _at_least(1),
+    "ab_max_days": _at_least(1),
     "ab_mde_relative": _between(0, 1, lo_open=True),
     "ab_seed": _at_least(0),
     "redis_url": _redis_url,

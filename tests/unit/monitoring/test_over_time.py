@@ -1,65 +1,19 @@
-"""Monitoring and retraining over daily cycles, on a warehouse prepared like a build followed by
-cycles: a drift world simulated a month past the build's end, the build's snapshots, and one
-unlabelled snapshot per later day (what a cycle for that day adds)."""
+"""Monitoring and retraining over daily cycles, on the ``platform`` of tests/unit/conftest.py: a
+build followed by one unlabelled snapshot per later day (what a cycle for that day adds)."""
 
 from __future__ import annotations
 
-import shutil
-from datetime import date, timedelta
+from datetime import date
 
 import pandas as pd
-import pytest
 
-from churn.modeling.lifecycle import register_result
-from churn.modeling.train import train_model
 from churn.monitoring.phase import decide_retraining, detection_sentence, drift_detection, run_monitor
-from churn.registry import ModelRegistry
-from churn.store import monitoring, offline
-from churn.store.warehouse import Warehouse
+from churn.store import monitoring
 
 MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
            "min_new_labels": 1500, "code_version": "abc1234"}  # fmt: skip
-BUILD_END = date(2026, 1, 1)
-DAYS = [BUILD_END + timedelta(days=d) for d in range(1, 7)]
-
-
-@pytest.fixture(scope="module")
-def cycle_world(tmp_path_factory):
-    """(warehouse with the build's and the daily snapshots, the simulation's parameters)."""
-    from churn.data.synthetic import SimulationParams, iter_chunks
-    from churn.features import default_feature_spec, snapshot_plan
-    from churn.store import raw
-
-    params = SimulationParams(scenario="drift", end=date(2026, 2, 1), drift_start=date(2025, 10, 18))
-    wh = Warehouse(tmp_path_factory.mktemp("cycles") / "churn.duckdb")
-    raw.write_raw_tables(wh, iter_chunks(params, progress=False))
-    spec = default_feature_spec()
-    start, _ = raw.data_range(wh)
-    snapshots, build_end = snapshot_plan(start, pd.Timestamp(BUILD_END) - pd.Timedelta(seconds=1))
-    build = offline.compute_features(wh, spec, snapshots, 30, build_end)
-    daily = offline.compute_features(wh, spec, [pd.Timestamp(d).to_pydatetime() for d in DAYS], 30,
-                                     pd.Timestamp(params.end))  # fmt: skip
-    frame = pd.concat([build, daily.assign(label_mature=False)], ignore_index=True)
-    offline.write_features(wh, frame, spec.version, spec.feature_names, spec.to_dict())
-    return wh, params
-
-
-@pytest.fixture()
-def platform(cycle_world, tmp_path):
-    """A private copy with a production model trained on the build's snapshots."""
-    source, params = cycle_world
-    wh = Warehouse(tmp_path / "churn.duckdb")
-    shutil.copyfile(source.path, wh.path)
-    registry = ModelRegistry(wh, tmp_path / "models")
-    feature_set, features = offline.feature_set(wh)
-    frame = offline.read_features(wh)
-    frame = frame[frame.snapshot_at <= pd.Timestamp(BUILD_END)]
-    result = train_model(frame, features, horizon_days=30, n_valid=2)
-    register_result(registry, result, frame, model_name="churn_model", feature_set=feature_set, horizon_days=30,
-                    fingerprint=offline.features_fingerprint(wh), code_version="abc1234", reason="first",
-                    stage="production")  # fmt: skip
-    return wh, registry, params
+DAYS = [date(2026, 1, d) for d in range(2, 8)]  # the cycles after the build (conftest.CYCLE_DAYS)
 
 
 def test_each_cycle_appends_its_run_and_an_alert_stays_one_row(platform):
