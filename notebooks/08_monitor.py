@@ -27,7 +27,6 @@ drift_alpha = None
 drift_expected = None
 alert_auc_min = None
 alert_churn_rate_max = None
-source = None
 scenario = None
 start = None
 end = None
@@ -57,7 +56,8 @@ wh = Warehouse(warehouse)
 expected = sorted({*drift_expected, *growing_features(offline.load_feature_spec(wh))})
 monitor = run_monitor(wh, ModelRegistry(wh, models_dir), model_name, alpha=float(drift_alpha),
                       expected_drift=expected, auc_min=float(alert_auc_min),
-                      churn_rate_max=float(alert_churn_rate_max), as_of=as_of)
+                      churn_rate_max=float(alert_churn_rate_max), as_of=as_of,
+                      onset=drift_onset(wh, scenario, start, end))
 print(f"run of {monitor.as_of}: production model v{monitor.model.version}; reference "
       f"{monitor.reference.snapshot_at.max().date()} ({len(monitor.reference)} users), current "
       f"{monitor.current_at.date()} ({len(monitor.current)} users)")
@@ -89,7 +89,7 @@ monitor.report.pivot_table(index="feature", columns="test", values=["effect_size
 drift_over_time(monitor, alpha=float(drift_alpha))
 
 # %%
-detection = drift_detection(wh, drift_onset(source, scenario, start, end))
+detection = drift_detection(wh)
 print(detection_sentence(detection))
 
 # %% [markdown]

@@ -65,6 +65,9 @@ class ABPhaseResult:
         return self.final["decision"] if self.final else None
 
 
+LIVE_SUFFIX = "-live"  # a pair a full build decided at once, tested again over daily cycles
+
+
 def ab_test_name(model_name: str, control: int, variant: int) -> str:
     return f"{model_name}-v{control}-vs-v{variant}"
 
@@ -128,7 +131,12 @@ def run_ab_test(
 ) -> ABPhaseResult:
     """Test the newest staging candidate against production: start (or resume) the test, analyse
     it, and conclude it when due: at once in a full build, at the look that decides or at the
-    planned maximum duration in a daily cycle (``as_of``), after re-checking promotions."""
+    planned maximum duration in a daily cycle (``as_of``), after re-checking promotions.
+
+    A pair that a full build already decided at once (simulated traffic in one go) is tested
+    once more over the cycles, under the name ``...-live``: the live test is the one that looks
+    day by day; a pair tested over cycles is never tested again.
+    """
     manager = ABTestManager(warehouse, registry, model_name)
     day = as_of_date(as_of)
     rollback = watch_promotion(warehouse, registry, model_name, day) if day is not None else None
@@ -140,6 +148,10 @@ def run_ab_test(
     if candidate is None:
         return ABPhaseResult(production, None, None, None, None, None, None, rollback=rollback)
     test_name = ab_test_name(model_name, production.version, candidate.version)
+    earlier = abtests.get_test(warehouse, test_name) if day is not None else None
+    if earlier is not None and "started_on" not in earlier["params"]:
+        # a full build decided this pair at once on simulated traffic; the cycles test it live, once
+        test_name = f"{test_name}{LIVE_SUFFIX}"
     models = {"control": load_predictor(registry, model_name, production.version)[0],
               "variant": load_predictor(registry, model_name, candidate.version)[0]}  # fmt: skip
     start_with_outcomes(warehouse, manager, test_name, models, production, candidate, plan, started_on=day)

@@ -112,6 +112,7 @@ def run_monitor(
     auc_min: float,
     churn_rate_max: float,
     as_of: Any = None,
+    onset: date | None = None,
 ) -> MonitorResult:
     """Drift of the newest snapshot (at ``as_of``) against the production model's training data,
     performance on every snapshot matured by then, and the alerts' life; appended to
@@ -120,7 +121,8 @@ def run_monitor(
     The reference window is the production model's last training snapshot (from its registry
     record): one cross-section, one vector per user, so the tests' independence holds. Features
     in ``expected_drift`` (drift by construction, e.g. tenure) are tested and reported but never
-    alarm. ``as_of`` '' or None: a full build, up to the newest snapshot.
+    alarm. ``as_of`` '' or None: a full build, up to the newest snapshot. ``onset``: the known
+    start of the simulator's drift, stored with the run (:func:`drift_detection` reads it).
     """
     predictor, model = load_predictor(registry, model_name)
     check_dataset(model, raw.dataset_info(warehouse))  # monitored only on the data set it was trained on
@@ -145,7 +147,7 @@ def run_monitor(
     observations = alert_observations(summary, timeline, f"{model_name} v{model.version}", current_at)
     alerts = evaluate_alerts(current_observations(observations), alert_rules(auc_min, churn_rate_max))
     counts = monitoring.write_monitoring_run(
-        warehouse, run_id, report.assign(model_version=model.version),
+        warehouse, run_id, report.assign(model_version=model.version, drift_onset=onset),
         timeline.assign(model_version=model.version), alerts, as_of=run_day,
     )  # fmt: skip
     return MonitorResult(
@@ -165,23 +167,28 @@ def visible_at(frame: pd.DataFrame, day: date | None, horizon_days: int) -> pd.D
     return seen
 
 
-def drift_onset(source: str, scenario: str, start: Any, end: Any) -> date | None:
+def drift_onset(warehouse: Warehouse, scenario: str, start: Any, end: Any) -> date | None:
     """The day the simulator's drift scenario begins (None for own data or the stable world)."""
     from churn.data.synthetic import SimulationParams
 
-    if source != "synthetic" or scenario != "drift":
+    if scenario != "drift" or not raw.has_simulator_truth(warehouse):
         return None
     return SimulationParams(start=date.fromisoformat(str(start)), end=date.fromisoformat(str(end)),
                             scenario="drift").drift_date  # fmt: skip
 
 
-def drift_detection(warehouse: Warehouse, onset: date | None) -> dict[str, Any] | None:
-    """The first monitoring run on or after ``onset`` with a drift alarm: its date, the delay in
-    days after the onset and the features that alarmed (None: no onset known, or not detected yet)."""
-    if onset is None:
-        return None
-    drift = monitoring.runs_by_as_of(warehouse, monitoring.DRIFT)
-    if drift.empty:
+def drift_detection(warehouse: Warehouse, onset: date | None = None) -> dict[str, Any] | None:
+    """The first monitoring run on or after ``onset`` (default: the one the newest run stored)
+    with a drift alarm: its date, the delay in days after the onset and the features that
+    alarmed (None: no onset known; ``detected_on`` None: not detected yet)."""
+    return drift_detection_in(monitoring.runs_by_as_of(warehouse, monitoring.DRIFT), onset)
+
+
+def drift_detection_in(drift: pd.DataFrame, onset: date | None = None) -> dict[str, Any] | None:
+    """:func:`drift_detection` on drift rows already read (one run per as_of)."""
+    if onset is None and len(drift) and "drift_onset" in drift and drift.drift_onset.notna().any():
+        onset = pd.Timestamp(drift.drift_onset.dropna().iloc[-1]).date()
+    if onset is None or drift.empty:
         return None
     alarms = drift[drift.drifted.astype(bool) & ~drift.expected_drift.astype(bool)]
     alarms = alarms[pd.to_datetime(alarms.as_of) >= pd.Timestamp(onset)]
@@ -245,7 +252,8 @@ class RetrainingResult:
     triggers: pd.DataFrame
     candidate: ModelVersion | None
     training: TrainingResult | None
-    action: str = "no_action"  # candidate_registered | no_action | cooldown | ab_test_running | too_few_new_labels
+    # candidate_registered | no_action | cooldown | ab_test_running | too_few_new_labels | no_new_labels
+    action: str = "no_action"
     reasons: list[str] = field(default_factory=list)
 
     @property
@@ -258,6 +266,7 @@ def hold_reason(
     production: ModelVersion,
     day: date,
     fresh_labels: int,
+    matured_labels: int,
     *,
     min_fresh_labels: int,
     cooldown_days: int,
@@ -266,8 +275,9 @@ def hold_reason(
 
     A candidate needs ``min_fresh_labels`` matured labels its production model never trained on
     (else it would learn nothing new); none is trained while an A/B test runs (its variant must
-    stay staging); and the same drift (the same production model) gets one candidate per
-    ``cooldown_days``: a candidate registered on D holds later days until D + cooldown_days.
+    stay staging); the same drift (the same production model) gets one candidate per
+    ``cooldown_days`` (a candidate registered on D holds later days until D + cooldown_days), and
+    after that only when labels matured since that candidate (else it would be the same model).
     """  # fmt: skip
     if fresh_labels < int(min_fresh_labels):
         return "too_few_new_labels", (
@@ -279,21 +289,25 @@ def hold_reason(
     if len(running):
         return "ab_test_running", f"A/B test {running.test_name.iloc[0]} is still running: its variant stays"
     past = monitoring.read_table(warehouse, monitoring.DECISIONS)
-    if len(past) and "as_of" in past:
-        days = pd.to_datetime(past.as_of)
-        same = past[
-            (past.action == "candidate_registered")
-            & (past.model_version == production.version)
-            & (days < pd.Timestamp(day))
-            & (days > pd.Timestamp(day) - pd.Timedelta(days=int(cooldown_days)))
-        ]
-        if len(same):
-            last = pd.Timestamp(same.as_of.max()).date()
-            until = last + timedelta(days=int(cooldown_days))
-            return "cooldown", (
-                f"candidate v{int(same.candidate_version.iloc[-1])} was trained on {last} for the "
-                f"same drift of production v{production.version}; cool-down until {until}"
-            )
+    if past.empty or "as_of" not in past:
+        return None
+    days = pd.to_datetime(past.as_of)
+    same = past[(past.action == "candidate_registered") & (past.model_version == production.version)
+                & (days < pd.Timestamp(day))].sort_values("as_of")  # fmt: skip
+    if same.empty:
+        return None
+    last, version = pd.Timestamp(same.as_of.iloc[-1]).date(), int(same.candidate_version.iloc[-1])
+    until = last + timedelta(days=int(cooldown_days))
+    if day < until:
+        return "cooldown", (
+            f"candidate v{version} was trained on {last} for the same drift of production "
+            f"v{production.version}; cool-down until {until}"
+        )
+    if pd.notna(same.matured_labels.iloc[-1]) and int(same.matured_labels.iloc[-1]) >= matured_labels:
+        return "no_new_labels", (
+            f"no label matured since candidate v{version} was trained on {last} "
+            f"({matured_labels:,} matured labels then and now): it would be the same model"
+        )
     return None
 
 
@@ -342,13 +356,14 @@ def decide_retraining(
         (frame.label_mature & (frame.snapshot_at > pd.to_datetime(production.params["train_snapshots"]).max())).sum()
     )
     decision = RetrainingResult(production, triggers, None, None, reasons=list(triggers[triggers.fired].evidence))
-    hold = hold_reason(warehouse, production, day, fresh, min_fresh_labels=min_fresh_labels,
+    matured = int(frame.label_mature.sum())
+    hold = hold_reason(warehouse, production, day, fresh, matured, min_fresh_labels=min_fresh_labels,
                        cooldown_days=cooldown_days) if triggers.fired.any() else None  # fmt: skip
     if not triggers.fired.any():
         decision.reasons = ["no trigger fired"]
     elif hold is not None:
         decision.action = hold[0]
-        decision.reasons.append(hold[1])
+        decision.reasons.insert(0, hold[1])  # what was done first, then the evidence
     else:
         decision.candidate, decision.training = _train_candidate(
             warehouse, registry, model_name, frame, production, triggers,
@@ -362,6 +377,7 @@ def decide_retraining(
     monitoring.write_retraining_decision(
         warehouse, model_name, production.version, triggers, decision.action,
         decision.candidate.version if decision.candidate is not None else None, as_of=day, reasons=decision.reasons,
+        matured_labels=matured,
     )  # fmt: skip
     return decision
 

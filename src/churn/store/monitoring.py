@@ -30,7 +30,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("model_version", "INTEGER"), ("feature", "VARCHAR NOT NULL"), ("test", "VARCHAR NOT NULL"),
         ("status", "VARCHAR"), ("statistic", "DOUBLE"), ("p_value", "DOUBLE"), ("p_adjusted", "DOUBLE"),
         ("effect_size", "DOUBLE"), ("threshold", "DOUBLE"), ("drifted", "BOOLEAN"), ("n_reference", "BIGINT"),
-        ("n_current", "BIGINT"), ("note", "VARCHAR"), ("expected_drift", "BOOLEAN"),
+        ("n_current", "BIGINT"), ("note", "VARCHAR"), ("expected_drift", "BOOLEAN"), ("drift_onset", "DATE"),
     ],
     TIMELINE: [
         ("run_id", "VARCHAR NOT NULL"), ("run_at", "TIMESTAMP NOT NULL"), ("as_of", "DATE"),
@@ -49,7 +49,7 @@ COLUMNS: dict[str, list[tuple[str, str]]] = {
     DECISIONS: [
         ("decided_at", "TIMESTAMP NOT NULL"), ("model_name", "VARCHAR NOT NULL"), ("model_version", "INTEGER"),
         ("retrain", "BOOLEAN NOT NULL"), ("action", "VARCHAR NOT NULL"), ("candidate_version", "INTEGER"),
-        ("triggers", "VARCHAR"), ("as_of", "DATE"), ("reasons", "VARCHAR"),
+        ("triggers", "VARCHAR"), ("as_of", "DATE"), ("reasons", "VARCHAR"), ("matured_labels", "BIGINT"),
     ],
 }
 
@@ -130,13 +130,14 @@ def _advance_alerts(con: duckdb.DuckDBPyConnection, alerts: pd.DataFrame, on: da
 
 def write_retraining_decision(warehouse: Warehouse, model_name: str, model_version: int,
                               triggers: pd.DataFrame, action: str, candidate_version: int | None,
-                              as_of: date | None = None, reasons: list[str] | None = None) -> None:
+                              as_of: date | None = None, reasons: list[str] | None = None,
+                              matured_labels: int | None = None) -> None:
     """Append one decision with its triggers (JSON) and the reasons for the action taken."""
     row = pd.DataFrame([{  # noqa: F841 - read by DuckDB
         "decided_at": _now(), "model_name": model_name, "model_version": int(model_version),
         "retrain": bool(triggers["fired"].any()), "action": action,
         "candidate_version": candidate_version, "triggers": json.dumps(triggers.to_dict("records"), default=str),
-        "as_of": as_of, "reasons": json.dumps(reasons or []),
+        "as_of": as_of, "reasons": json.dumps(reasons or []), "matured_labels": matured_labels,
     }])  # fmt: skip
     with warehouse.writer() as con, warehouse.transaction(con):
         declare(con, DECISIONS)

@@ -1,6 +1,6 @@
 """A/B tests spanning daily cycles: one stored look per cycle, the mSPRT decision judged against
 an independent computation on the same counts, and a rollback when a promoted variant's
-guardrail later fails (on the ``platform`` of tests/unit/conftest.py)."""
+guardrail later fails (on the ``cycle_platform`` of tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -33,12 +33,12 @@ def reference_msprt(looks: pd.DataFrame, tau: float) -> np.ndarray:
     return np.minimum.accumulate(np.minimum(1.0, 1.0 / lam.to_numpy()))
 
 
-def test_one_look_per_cycle_until_the_msprt_or_the_maximum_duration_decides(platform):
+def test_one_look_per_cycle_until_the_msprt_or_the_maximum_duration_decides(cycle_platform):
     """A test started on a cycle's candidate takes one look per day (a re-run of a day adds none),
     each look's counts are the outcomes observed by its test day, and it stops exactly at the
     first look whose independent mSPRT p-value reaches alpha, else at day max_days (futility);
     the last look carries the decision, which the test row and the registry record."""
-    wh, registry, _ = platform
+    wh, registry, _ = cycle_platform
     run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(FIRST))
     candidate = decide_retraining(wh, registry, "churn_model", **RETRAIN, as_of=str(FIRST)).candidate
     assert candidate is not None
@@ -81,11 +81,28 @@ def test_one_look_per_cycle_until_the_msprt_or_the_maximum_duration_decides(plat
     )
 
 
-def test_a_promoted_variant_is_rolled_back_when_a_guardrail_later_fails(platform):
+def test_a_pair_a_full_build_decided_at_once_is_tested_live_over_the_cycles(cycle_platform):
+    """The full build's test concludes at once and takes no look; the first cycle starts the live
+    test of the same pair (other name, its own looks), and the full build's row is untouched."""
+    wh, registry, _ = cycle_platform
+    run_monitor(wh, registry, "churn_model", **MONITOR)
+    assert decide_retraining(wh, registry, "churn_model", **RETRAIN).candidate is not None
+    build = run_ab_test(wh, registry, "churn_model", TrafficPlan(max_days=6))
+    assert build.final["status"] == "concluded" and abtests.read_looks(wh, build.test_name).empty
+    if build.outcome == "promote":
+        return  # nothing left to test: the candidate is production
+    before = abtests.get_test(wh, build.test_name)
+    live = run_ab_test(wh, registry, "churn_model", TrafficPlan(max_days=6), as_of=str(FIRST))
+    assert live.test_name == build.test_name + "-live" and live.look.number == 1
+    assert list(abtests.read_looks(wh, live.test_name).look) == [1]
+    assert abtests.get_test(wh, build.test_name) == before
+
+
+def test_a_promoted_variant_is_rolled_back_when_a_guardrail_later_fails(cycle_platform):
     """A variant promoted by a test, whose AUC on newly matured labels turns out far below the
     control's, is rolled back by the next cycle: control is production again, the test is marked
     rolled back with the failing guardrail, in one transaction; the next cycle does nothing more."""
-    wh, registry, _ = platform
+    wh, registry, _ = cycle_platform
     control = registry.get_production("churn_model")
     feature_set, features = offline.feature_set(wh)
     frame = offline.read_features(wh)
