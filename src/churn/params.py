@@ -233,8 +233,9 @@ def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str
         snapshots = snapshot_dates(str(start), str(end), n_snapshots=n, horizon_days=horizon)
     except SnapshotError as exc:
         return [f"n_snapshots={n} with horizon_days={horizon} between {start} and {end}: {exc}"]
-    first_valid = snapshots[-n_valid] if n_valid <= n else snapshots[0]
-    n_train = sum((first_valid - s).days >= horizon for s in snapshots)
+    from churn.modeling.train import split_snapshots
+
+    n_train = len(split_snapshots(snapshots, n_valid, horizon)[0])
     if n_valid >= n or n_train < MIN_TRAIN_SNAPSHOTS:
         return [
             f"n_snapshots={n} leaves {n_train} training snapshot(s) after the {n_valid} validation "

@@ -9,13 +9,13 @@ parameters or upstream changed since the product was made).
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from churn.cli.project import PIPELINE, Project
-from churn.reports import NB_KEY, failed_path
+from churn.reports import NB_KEY
+from churn.reports.runinfo import last_run
 
 
 @dataclass(frozen=True)
@@ -38,23 +38,9 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.1f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def papermill_meta(path: Path) -> dict[str, Any] | None:
-    """The ``metadata.papermill`` block of an executed notebook, None if unreadable."""
-    try:
-        return json.loads(path.read_text()).get("metadata", {}).get("papermill", {})
-    except (OSError, ValueError):
-        return None
-
-
 def _run_of(report: Path) -> tuple[str, float | None, str | None]:
-    failed = failed_path(report)
-    source = failed if failed.is_file() else report
-    meta = papermill_meta(source) if source.is_file() else None
-    if meta is None:
-        return "not run", None, None
-    status = "failed" if source == failed or meta.get("exception") else "ok"
-    duration = meta.get("duration")
-    return status, (float(duration) if duration is not None else None), meta.get("end_time")
+    run = last_run(report)
+    return run.status, run.seconds, run.finished_at
 
 
 def load_dag(project: Project) -> Any:

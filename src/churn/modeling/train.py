@@ -7,7 +7,9 @@ the validation period are purged, so no label information crosses the split.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,6 +97,21 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
+def split_snapshots(snapshots: Sequence[Any], n_valid: int, horizon_days: int) -> tuple[list[Any], list[Any]]:
+    """The temporal split on snapshot dates alone: ``(training, validation)`` snapshots.
+
+    Validation is the last ``n_valid``; a training snapshot's label window (``horizon_days``) must
+    end by the first validation snapshot (purge). Parameter checks (:mod:`churn.params`) judge a
+    planned schedule with this same rule before anything runs.
+    """
+    ordered = sorted(snapshots)
+    if n_valid < 1 or n_valid >= len(ordered):
+        return [], ordered[-n_valid:] if n_valid >= 1 else []
+    first_valid = pd.Timestamp(ordered[-n_valid])
+    cutoff = first_valid - pd.Timedelta(days=horizon_days)  # label window must end by first_valid
+    return [s for s in ordered if pd.Timestamp(s) <= cutoff], ordered[-n_valid:]
+
+
 def temporal_split(frame: pd.DataFrame, n_valid: int, horizon_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train on earlier snapshots, validate on the last ``n_valid``; purge overlapping labels."""
     snapshots = sorted(frame["snapshot_at"].unique())
@@ -102,11 +119,8 @@ def temporal_split(frame: pd.DataFrame, n_valid: int, horizon_days: int) -> tupl
         raise TrainingDataError(
             f"{len(snapshots)} labelled snapshots: need at least {n_valid + 2} for a temporal split"
         )
-    first_valid = pd.Timestamp(snapshots[-n_valid])
-    cutoff = first_valid - pd.Timedelta(days=horizon_days)  # label window must end by first_valid
-    train = frame[frame["snapshot_at"] <= cutoff]
-    valid = frame[frame["snapshot_at"] >= first_valid]
-    return train, valid
+    train_at, valid_at = split_snapshots(snapshots, n_valid, horizon_days)
+    return frame[frame["snapshot_at"].isin(train_at)], frame[frame["snapshot_at"] >= pd.Timestamp(valid_at[0])]
 
 
 def time_ordered_folds(snapshot_at: pd.Series, horizon_days: int, min_train: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -17,9 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from churn.reports import failed_path
+from churn.reports.runinfo import last_run
 
 SKIP_KEYS = {"written_at", "checked_at", "tables", "features", "fingerprint", "run_id"}
 MAX_ITEMS = 6  # longer lists are shown as their length
@@ -47,20 +46,17 @@ class PhaseStatus:
 
 def phase_status(phase: Phase) -> PhaseStatus:
     """Status of one phase from its reports and receipt."""
-    failed = failed_path(phase.notebook)
-    if failed.is_file():
-        meta = _papermill(failed)
-        detail = "last run failed" + (f": {meta['exception_text']}" if meta.get("exception_text") else "")
-        if phase.notebook.is_file():
+    run = last_run(phase.notebook)
+    finished = _when(run.finished_at)
+    if run.status == "failed" and failed_path(phase.notebook).is_file():
+        detail = "last run failed" + (f": {run.error}" if run.error else "")
+        if run.good_kept:
             detail += "; the report shown is the last good run"
-        return PhaseStatus(phase, "failed", _when(meta.get("end_time")), meta.get("duration"), [], detail)
-    if not phase.notebook.is_file():
-        return PhaseStatus(phase, "not run", None, None, [])
-    meta = _papermill(phase.notebook)
-    if meta.get("exception"):
-        return PhaseStatus(phase, "failed", _when(meta.get("end_time")), meta.get("duration"), [])
+        return PhaseStatus(phase, "failed", finished, run.seconds, [], detail)
+    if run.status != "ok":
+        return PhaseStatus(phase, run.status, finished, run.seconds, [])
     receipt = _read_json(phase.receipt) if phase.receipt else {}
-    return PhaseStatus(phase, "ok", _when(meta.get("end_time")), meta.get("duration"), headline(receipt))
+    return PhaseStatus(phase, "ok", finished, run.seconds, headline(receipt))
 
 
 def headline(receipt: dict[str, Any]) -> list[tuple[str, str]]:
@@ -145,25 +141,6 @@ ul {{ margin: 0; padding-left: 1.1em; }} a.nb {{ font-size: .8em; color: #777; }
 {more}
 </body></html>
 """
-
-
-def _papermill(notebook: Path) -> dict[str, Any]:
-    try:
-        meta = dict(nbformat.read(notebook, as_version=4).metadata.get("papermill", {}))
-    except Exception:  # a notebook cut short by a crash: shown as failed, not a broken index
-        return {"exception": True}
-    if meta.get("exception"):
-        meta["exception_text"] = _exception_text(notebook)
-    return meta
-
-
-def _exception_text(notebook: Path) -> str:
-    nb = nbformat.read(notebook, as_version=4)
-    for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                return f"{output.get('ename', '')}: {output.get('evalue', '')}"[:300]
-    return ""
 
 
 def _read_json(path: Path) -> dict[str, Any]:
