@@ -93,7 +93,9 @@ if ab and ab.analysis and ab.analysis[1] is not None:
 # %%
 for reason in ((ab.final if ab else None) or {}).get("reasons", []):
     print("-", reason)
-print("decision:", (ab.outcome if ab else None) or "no simulated test")
+running = ab is not None and ab.final is not None and ab.final["status"] == "running"
+print("decision:", f"none yet, the test runs on (look {ab.look.number if ab.look else '-'})" if running
+      else (ab.outcome if ab else None) or "no simulated test")
 
 # %% [markdown]
 # ## Offline champion/challenger (data without the simulator)

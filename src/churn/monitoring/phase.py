@@ -370,9 +370,10 @@ def decide_retraining(
             horizon_days=int(horizon_days), n_valid_snapshots=int(n_valid_snapshots), code_version=code_version,
         )  # fmt: skip
         decision.action = "candidate_registered"
-        decision.reasons.append(
+        decision.reasons.insert(
+            0,
             f"candidate v{decision.candidate.version} trained with {fresh:,} matured labels "
-            f"newer than production v{production.version}'s training data"
+            f"newer than production v{production.version}'s training data",
         )
     monitoring.write_retraining_decision(
         warehouse, model_name, production.version, triggers, decision.action,
