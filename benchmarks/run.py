@@ -69,15 +69,15 @@ def _features(warehouse) -> tuple:
 
 def _materialize(tmp: Path, warehouse, spec) -> dict:
     """The publish step (notebook 06): the offline store's latest vectors into the online store."""
-    from churn.store import offline
-    from churn.store.online import OnlineStore
+    from churn.store import materialize
+    from churn.store.online import client_from_url
     from churn.store.redis_server import EmbeddedRedis
 
-    latest = offline.latest_vectors(warehouse)
     server = EmbeddedRedis(tmp)
     try:
-        store = OnlineStore.from_url(server.start(), spec.version, spec.feature_names)
-        stats = store.online_write_batch(latest)
+        store = materialize.online_store(warehouse, client_from_url(server.start(), socket_timeout=5))
+        done = materialize.materialize(warehouse, store)
+        stats, latest = done.written, done.latest
         started = time.perf_counter()
         read = store.online_read(latest["user_id"].to_numpy(), count=False)
         read_s = time.perf_counter() - started
@@ -93,7 +93,8 @@ def _scoring(frame, spec) -> dict:
 
     labelled = frame[frame.label_mature]
     predictor = ChurnPredictor(make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float),
-                                                      labelled.label.to_numpy(int)), spec.feature_names)
+                                                      labelled.label.to_numpy(int)), spec.feature_names,
+                               model_name="bench_model")
     started = time.perf_counter()
     scored = predictor.predict_frame(frame)
     seconds = time.perf_counter() - started
@@ -121,9 +122,9 @@ def bench_100k(tmp: Path) -> list[tuple[str, dict]]:
     return _pipeline_case(tmp, 100_000, "100,000 users")
 
 
-def _own_log(tmp: Path, n_events: int) -> Path:
-    """A product-style log of ``n_events`` rows (user, time, 8 types, amount) as Parquet, with
-    its dataset file (inactivity rule, automatic spec); users active in bursts over two years."""
+def _own_log(tmp: Path, n_events: int, fmt: str = "parquet") -> Path:
+    """A product-style log of ``n_events`` rows (user, time, 8 types, amount) as Parquet or CSV,
+    with its dataset file (inactivity rule, automatic spec); users active in bursts over two years."""
     import numpy as np
     import pandas as pd
     import yaml
@@ -137,9 +138,12 @@ def _own_log(tmp: Path, n_events: int) -> Path:
         "uid": user, "ts": pd.Timestamp("2023-01-01") + pd.to_timedelta(np.minimum(days, 729.9), unit="D"),
         "kind": rng.choice([f"type_{i}" for i in range(8)], n_events), "amount": rng.gamma(2.0, 10.0, n_events),
     })  # fmt: skip
-    frame.to_parquet(tmp / "log.parquet", row_group_size=1_000_000)
+    if fmt == "csv":
+        frame.to_csv(tmp / "log.csv", index=False, chunksize=1_000_000)
+    else:
+        frame.to_parquet(tmp / "log.parquet", row_group_size=1_000_000)
     (tmp / "dataset.yaml").write_text(yaml.safe_dump({
-        "name": "bench_log", "events": {"path": "log.parquet", "user": "uid", "time": "ts", "type": "kind",
+        "name": "bench_log", "events": {"path": f"log.{fmt}", "user": "uid", "time": "ts", "type": "kind",
                                         "value": "amount"},
         "churn": {"rule": "inactivity"}, "snapshots": {"cadence_days": 30, "horizon_days": 60}}))
     return tmp / "dataset.yaml"
@@ -177,6 +181,60 @@ def _own_data_case(tmp: Path, n_events: int) -> list[tuple[str, dict]]:
 @case("own data (10M events)")
 def bench_own_data(tmp: Path) -> list[tuple[str, dict]]:
     return _own_data_case(tmp, 10_000_000)
+
+
+def _own_csv_case(tmp: Path, n_events: int) -> list[tuple[str, dict]]:
+    """Loading a CSV log (checked in one streaming pass, copied once): the case's peak is the load's."""
+    from churn.data.loader import load_files
+    from churn.dataset import load_dataset
+    from churn.store.warehouse import Warehouse
+
+    dataset = load_dataset(_own_log(tmp, n_events, "csv"))
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    counts = load_files(Warehouse(tmp / "own.duckdb"), dataset)
+    return [(f"own data: load a CSV log, {n_events / 1e6:g}M events",
+             {"seconds": time.perf_counter() - started, "events": counts["events"],
+              "csv_mb": round((tmp / "log.csv").stat().st_size / 2**20), "peak_before_load_mb": round(rss_before)})]
+
+
+@case("own data CSV (10M events)")
+def bench_own_csv(tmp: Path) -> list[tuple[str, dict]]:
+    return _own_csv_case(tmp, 10_000_000)
+
+
+def _own_quality_case(tmp: Path, n_events: int) -> list[tuple[str, dict]]:
+    """The own-data quality gate (Great Expectations over the log in chunks, set checks in DuckDB)."""
+    from datetime import UTC, datetime
+
+    from churn.data.loader import load_files
+    from churn.dataset import load_dataset
+    from churn.quality.own_suite import CHUNK_ROWS, validate_own_data
+    from churn.store.warehouse import Warehouse
+
+    dataset = load_dataset(_own_log(tmp, n_events))
+    warehouse = Warehouse(tmp / "own.duckdb")
+    load_files(warehouse, dataset)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.perf_counter()
+    report = validate_own_data(warehouse, dataset, max_timestamp=datetime.now(UTC).replace(tzinfo=None),
+                               report_dir=tmp / "quality")
+    return [(f"own data: quality gate in chunks of {CHUNK_ROWS:,}, {n_events / 1e6:g}M events",
+             {"seconds": time.perf_counter() - started, "success": report.success,
+              "chunks": report.raw["events"]["chunks"], "peak_before_gate_mb": round(rss_before)})]
+
+
+@case("own data quality gate (10M events)")
+def bench_own_quality(tmp: Path) -> list[tuple[str, dict]]:
+    return _own_quality_case(tmp, 10_000_000)
+
+
+@case("full build (100,000 users)")
+def bench_full_build(tmp: Path) -> list[tuple[str, dict]]:
+    """The whole `ploomber build` at 100,000 users: per-task time and the process tree's peak."""
+    from benchmarks.build import full_build
+
+    return full_build(tmp, 100_000)
 
 
 @case("A/B assignment")

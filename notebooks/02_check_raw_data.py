@@ -24,28 +24,26 @@ from churn.store.warehouse import Warehouse
 wh = Warehouse(warehouse)
 ds = load_dataset(dataset)
 own = ds.source == "files"
-tables = own_suite.read_own_frames(wh) if own else raw.read_raw_tables(wh)
-{name: len(frame) for name, frame in tables.items()}
+{name: facts["rows"] for name, facts in raw.raw_table_summary(wh).items()}
 
 # %% [markdown]
 # ## Validate
 # The simulator's tables: schema, nulls, unique ids, timestamps not in the future, every event's
 # and billing record's user exists, amounts >= 0, plausible vocabularies, churn share within
 # bounds. Your own data: the same ideas on its tables, with the vocabularies taken from the
-# data (checked for sanity, never against a fixed list) and any past date accepted.
+# data (checked for sanity, never against a fixed list) and any past date accepted. Events (and
+# billing) are validated in chunks of ids, the outcomes merged, so a log of any size is checked
+# in bounded memory.
 
 # %%
 checked_at = datetime.now(UTC).replace(tzinfo=None)
 if own:
-    frames = tables
-    rules = own_suite.own_data_suites(frames, max_timestamp=checked_at, rule=ds.churn.rule,
-                                      churn_share=ds.quality.churn_share)
+    report = own_suite.validate_own_data(wh, ds, max_timestamp=checked_at, report_dir=product["data_docs"])
     print("churn share bounds:", ds.quality.churn_share or f"derived {own_suite.DERIVED_CHURN_SHARE} (not in the dataset file)")
 else:
-    frames = suites.prepare_raw_frames(tables["users"], tables["events"], tables["billing"])
     rules = suites.raw_data_suites(max_timestamp=checked_at,
                                    churn_rate_bounds=(float(churn_rate_min), float(churn_rate_max)))
-report = runner.validate_frames(frames, rules, report_dir=product["data_docs"])
+    report = runner.validate_chunks(suites.raw_chunks(wh), rules, report_dir=product["data_docs"])
 report.to_frame()
 
 # %% [markdown]

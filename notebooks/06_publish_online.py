@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Publish online
 # The latest feature vector of every current user into the Redis online store, in pipelined
-# batches, keyed by feature-set version. Then every user is read back: the hit rate must be
+# batches, keyed by the feature spec's key (name:version). Then every user is read back: the hit rate must be
 # 100% and each vector identical, bit for bit, to the offline store's.
 
 # %% tags=["parameters"]
@@ -17,25 +17,25 @@ online_ttl_seconds = None
 import numpy as np
 
 from churn.pipeline import write_receipt
-from churn.store import offline
-from churn.store.online import OnlineStore
+from churn.store import materialize
+from churn.store.online import client_from_url
 from churn.store.redis_server import resolve_redis_url
 from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
-feature_set, features = offline.feature_set(wh)
-latest = offline.latest_vectors(wh)
 url = resolve_redis_url(redis_url or None, data_dir)
-store = OnlineStore.from_url(url, feature_set, features, ttl_seconds=int(online_ttl_seconds) or None)
-print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}, Redis at {url}")
+store = materialize.online_store(wh, client_from_url(url, socket_timeout=5), ttl_seconds=int(online_ttl_seconds) or None)
+features = store.features
+print(f"online store {store.prefix} at {url}")
 
 # %% [markdown]
 # ## Write
 
 # %%
-removed = store.clear()  # users who churned since the last publish must not linger
-stats = store.online_write_batch(latest)
-print(f"removed {removed:,} old vectors; wrote {stats.users:,} vectors in {stats.batches} batch(es), "
+done = materialize.materialize(wh, store)  # users who churned since the last publish do not linger
+latest, stats = done.latest, done.written
+print(f"{len(latest):,} current users, features as of {latest.snapshot_at.max()}")
+print(f"removed {done.removed:,} old vectors; wrote {stats.users:,} vectors in {stats.batches} batch(es), "
       f"{stats.seconds * 1000:.0f} ms ({stats.users / stats.seconds:,.0f} vectors/s)")
 
 # %% [markdown]
@@ -49,5 +49,5 @@ print(f"hit rate {read.found.mean():.1%}; vectors identical to the offline store
 
 # %%
 receipt = write_receipt(product["receipt"], users=stats.users, seconds=stats.seconds,
-                        hit_rate=float(read.found.mean()), identical=identical, feature_set=feature_set)
+                        hit_rate=float(read.found.mean()), identical=identical, feature_set=store.namespace)
 assert read.found.all() and identical, "online store does not match the offline store"

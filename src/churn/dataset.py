@@ -128,6 +128,36 @@ class QualityConfig(_Strict):
         return self
 
 
+class MonitoringConfig(_Strict):
+    """Alert and retraining thresholds (``env.yaml``'s are tuned for the simulator).
+
+    Left out, a key keeps ``env.yaml``'s value, except the churn-rate alert of a data set of
+    your own: the simulator's 3% would fire on every snapshot of real data, so it is off
+    (1.0) unless given. Thresholds are not part of the data set's identity: changing one does
+    not make another data set of the same data."""
+
+    alert_auc_min: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="critical alert when a snapshot's AUC falls below"
+    )
+    alert_churn_rate_max: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="warning when a snapshot's churn (label) rate exceeds"
+    )
+    retrain_min_drifted: Annotated[int, Field(ge=1)] | None = Field(None, description="drifted features that trigger")
+    retrain_max_auc_drop: Annotated[float, Field(ge=0, le=1)] | None = Field(
+        None, description="AUC drop below the training validation AUC that triggers"
+    )
+    retrain_min_new_labels: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="labelled vectors newer than the training data that trigger"
+    )
+
+    def env(self, own_data: bool) -> dict[str, str]:
+        """The ``env.yaml`` overrides these settings make."""
+        values = self.model_dump(exclude_none=True)
+        if own_data:
+            values.setdefault("alert_churn_rate_max", 1.0)
+        return {key: str(value) for key, value in values.items()}
+
+
 class ModelConfig(_Strict):
     """The model family: logistic regression (default) or scikit-learn's gradient boosting."""
 
@@ -148,6 +178,8 @@ class Dataset(_Strict):
     snapshots: SnapshotsConfig
     quality: QualityConfig = QualityConfig()
     model: ModelConfig = ModelConfig()
+    # thresholds, not data: outside the identity (exclude) so tuning one keeps the models valid
+    monitoring: MonitoringConfig = Field(MonitoringConfig(), exclude=True)
     base_dir: Path = Field(Path("."), exclude=True)
 
     @model_validator(mode="after")
@@ -267,6 +299,7 @@ def ploomber_args(path: str | Path, root: str | Path = ".") -> list[str]:
         "dataset_id": dataset.fingerprint(),
         "horizon_days": str(dataset.snapshots.horizon_days),
         "n_valid_snapshots": str(dataset.snapshots.n_valid),
+        **dataset.monitoring.env(own_data=dataset.source == "files"),
     }
     return [part for key, value in args.items() for part in (f"--env--{key}", value)]
 

@@ -67,7 +67,7 @@ def _risk_after(predictor: ChurnPredictor, frame: pd.DataFrame, column: str, del
 @pytest.mark.parametrize("column", ["payment_failures_90d", "support_tickets_90d"])
 def test_more_trouble_never_lowers_risk(trained, default_features, column):
     """Behavioural: one more payment failure or support ticket never lowers a user's risk."""
-    predictor = ChurnPredictor(trained.pipeline, FEATURES)
+    predictor = ChurnPredictor(trained.pipeline, FEATURES, model_name="churn_model")
     before, after = _risk_after(predictor, default_features, column, 1.0)
     assert np.all(after >= before)
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from churn.registry import ModelRegistry
-from churn.store import offline
+from churn.store import materialize, offline
 from churn.store.online import OnlineStore
 from churn.store.raw import read_raw_tables
 from churn.store.warehouse import Warehouse
@@ -52,8 +52,10 @@ def test_build_leaves_a_production_model_predictions_and_online_vectors(small_bu
     predictions = offline.read_predictions(wh)
     assert sorted(predictions.user_id) == sorted(latest.user_id)
     assert (predictions.model_version == production.version).all()
-    feature_set, features = offline.feature_set(wh)
-    read = OnlineStore.from_url(embedded_redis.url, feature_set, features).online_read(latest.user_id, count=False)
+    features = offline.feature_set(wh)[1]
+    read = OnlineStore.from_url(embedded_redis.url, materialize.namespace(wh), features).online_read(
+        latest.user_id, count=False
+    )
     assert read.found.all()
     assert read.values.tobytes() == latest[features].to_numpy(np.float64).tobytes()
     # the API (its own model load and serving form) gives batch scoring's probabilities

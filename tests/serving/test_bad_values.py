@@ -38,7 +38,7 @@ def test_a_bad_value_is_a_miss_for_that_key_only(client, redis_client, user_ids,
     bad, good = user_ids[0], user_ids[1]
     assert client.post("/cache/sync", headers=ADMIN).status_code == 200
     reference = client.post("/predict/batch", json={"user_ids": [bad], "use_cache": False}).json()
-    redis_client.set(f"churn:fs:v1:u:{bad}", value)
+    redis_client.set(f"churn:fs:churn_features:v1:u:{bad}", value)
     answers = []
     for _ in range(3):
         answers.append(client.get(f"/predict/{bad}"))
@@ -48,7 +48,7 @@ def test_a_bad_value_is_a_miss_for_that_key_only(client, redis_client, user_ids,
     assert answers[0].status_code == 200 and first["cached"] is False
     assert first["probability"] == reference["predictions"][0]["probability"]
     assert [a.json()["cached"] for a in answers[1:]] == [True, True]  # rewritten after the first miss
-    assert redis_client.get(f"churn:fs:v1:u:{bad}") != value
+    assert redis_client.get(f"churn:fs:churn_features:v1:u:{bad}") != value
     health = client.get("/health").json()
     assert health["status"] == "ok" and health["redis"]["ok"] is True
     assert health["cache"]["bad_values"] == 1
@@ -56,7 +56,7 @@ def test_a_bad_value_is_a_miss_for_that_key_only(client, redis_client, user_ids,
 
 def test_bad_values_in_a_batch_do_not_affect_the_other_ids(client, redis_client, user_ids):
     client.post("/cache/sync", headers=ADMIN)
-    redis_client.set(f"churn:fs:v1:u:{user_ids[2]}", b"garbage")
+    redis_client.set(f"churn:fs:churn_features:v1:u:{user_ids[2]}", b"garbage")
     body = client.post("/predict/batch", json={"user_ids": user_ids[:5]}).json()
     assert [p["cached"] for p in body["predictions"]] == [True, True, False, True, True]
     assert all(isinstance(p["probability"], float) for p in body["predictions"])
@@ -65,9 +65,9 @@ def test_bad_values_in_a_batch_do_not_affect_the_other_ids(client, redis_client,
 
 
 def test_a_bad_value_of_an_unknown_user_is_deleted(client, redis_client, unknown_id):
-    redis_client.set(f"churn:fs:v1:u:{unknown_id}", b"garbage")
+    redis_client.set(f"churn:fs:churn_features:v1:u:{unknown_id}", b"garbage")
     assert client.get(f"/predict/{unknown_id}").status_code == 404
-    assert not redis_client.exists(f"churn:fs:v1:u:{unknown_id}")
+    assert not redis_client.exists(f"churn:fs:churn_features:v1:u:{unknown_id}")
 
 
 def test_a_non_finite_offline_vector_is_a_500_naming_the_user_never_a_null_probability(

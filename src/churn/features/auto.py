@@ -21,6 +21,7 @@ from typing import Any
 import duckdb
 
 from churn.dataset import Dataset
+from churn.features.compile import check_spec_against_database, quote
 from churn.features.defaults import default_feature_spec
 from churn.features.spec import FeatureDef, FeatureSpec, FeatureSpecError, load_spec
 
@@ -119,14 +120,29 @@ def spec_from_file(dataset: Dataset, path: str | Path) -> FeatureSpec:
 
 def check_filters_occur(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, where: str = "feature spec") -> None:
     """Raise when a feature filters on a value that never occurs (e.g. a misspelt event type):
-    such a feature would be a constant 0 and hide the mistake."""
+    such a feature would be a constant 0 and hide the mistake. The tables and columns are
+    checked first (a missing column is named as such); then one scan per source table collects
+    the distinct values of every filtered column."""
+    check_spec_against_database(con, spec)
+    columns: dict[str, list[str]] = {}
+    for f in spec.features:
+        for column, _ in f.filter_items():
+            table = spec.sources[str(f.source)].table
+            columns.setdefault(table, [])
+            if column not in columns[table]:
+                columns[table].append(column)
+    present: dict[tuple[str, str], set[Any]] = {}
+    for table, names in columns.items():
+        lists = con.execute(f"SELECT {', '.join(f'list(DISTINCT {quote(c)})' for c in names)} FROM {table}").fetchall()[
+            0
+        ]
+        present.update({(table, c): set(values or []) for c, values in zip(names, lists, strict=True)})
     for f in spec.features:
         for column, values in f.filter_items():
             table = spec.sources[str(f.source)].table
-            present = {r[0] for r in con.execute(f'SELECT DISTINCT "{column}" FROM {table}').fetchall()}
-            missing = [v for v in values if v not in present]
+            missing = [v for v in values if v not in present[table, column]]
             if missing:
-                shown = sorted(map(str, present))[:20]
+                shown = sorted(map(str, present[table, column]))[:20]
                 raise FeatureSpecError(
                     f"{where}: feature {f.name!r} filters {column} on {missing}, which never "
                     f"occur in {table} (values present: {shown})"

@@ -118,20 +118,13 @@ def snapshot_schedule(data_start: datetime | str, data_end: datetime | str, *, c
 
 def population_sql(snapshots: Sequence[datetime], horizon_days: int, data_end: datetime,
                    users_table: str = USERS_TABLE, entity: str = "user_id") -> str:
-    """(entity, snapshot_at, label, label_mature) for every user active at each snapshot."""
+    """(entity, snapshot_at, label, label_mature) for every user active at each snapshot: the
+    ``cancellation`` rule of :func:`churn.features.rules.population_label_sql` over ``users_table``."""
     if not TABLE_NAME.match(users_table) or not IDENT.match(entity):
         raise SnapshotError(f"invalid users table {users_table!r} or entity {entity!r}")
-    values = ", ".join(f"(TIMESTAMP '{_timestamp(s, 'snapshot').isoformat(sep=' ')}')" for s in snapshots)
-    horizon_end = f"s.snapshot_at + INTERVAL {int(horizon_days)} DAY"
-    mature = f"{horizon_end} <= TIMESTAMP '{_timestamp(data_end, 'data_end').isoformat(sep=' ')}'"
-    return (
-        f"SELECT u.user_id AS {quote(entity)}, s.snapshot_at,\n"
-        f"  CASE WHEN {mature} THEN CAST(coalesce(u.churned_at < {horizon_end}, FALSE) AS TINYINT)"
-        " END AS label,\n"
-        f"  {mature} AS label_mature\n"
-        f"FROM {quote_table(users_table)} u CROSS JOIN (VALUES {values}) s(snapshot_at)\n"
-        "WHERE u.signup_at < s.snapshot_at AND (u.churned_at IS NULL OR u.churned_at >= s.snapshot_at)"
-    )
+    stamps = [_timestamp(s, "snapshot").to_pydatetime() for s in snapshots]
+    end = _timestamp(data_end, "data_end").to_pydatetime()
+    return population_label_sql(LabelRule("cancellation"), stamps, horizon_days, end, entity, users_table)
 
 
 def _earliest(con: duckdb.DuckDBPyConnection, spec: FeatureSpec) -> pd.Timestamp:
@@ -169,7 +162,7 @@ def build_feature_frame(con: duckdb.DuckDBPyConnection, spec: FeatureSpec, snaps
     stamps = _checked_snapshots(con, spec, snapshots, data_start, data_end)
     entity = quote(spec.entity)
     features = compile_spine_sql(spec, f"SELECT {entity}, snapshot_at FROM _pit_population")
-    if rule is None or (rule.rule == "cancellation" and users_table != USERS_TABLE):
+    if rule is None or rule.rule == "cancellation":
         population = population_sql(stamps, horizon_days, data_end, users_table, spec.entity)
     else:
         population = population_label_sql(rule, stamps, horizon_days, data_end, spec.entity)

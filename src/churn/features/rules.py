@@ -25,7 +25,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from churn.features.compile import literal
+from churn.features.compile import literal, quote_table
 
 RULES = ("cancellation", "inactivity", "subscription")
 
@@ -64,10 +64,16 @@ def _values(snapshots: Sequence[datetime]) -> str:
 
 
 def population_label_sql(
-    rule: LabelRule, snapshots: Sequence[datetime], horizon_days: int, data_end: datetime, entity: str = "user_id"
+    rule: LabelRule,
+    snapshots: Sequence[datetime],
+    horizon_days: int,
+    data_end: datetime,
+    entity: str = "user_id",
+    users_table: str = "raw_data.users",
 ) -> str:
     """SELECT of (entity, snapshot_at, label, label_mature) over the raw tables, one row per
-    member of the population at each snapshot."""
+    member of the population at each snapshot (``users_table``: the cancellation rule's users,
+    validated by the caller)."""
     h = int(horizon_days)
     mature = f"s.snapshot_at + INTERVAL {rule.maturity_days(h)} DAY <= {_ts(data_end)}"
 
@@ -80,7 +86,7 @@ def population_label_sql(
         return (
             f'SELECT u.user_id AS "{entity}", s.snapshot_at, '
             + label_of(f"coalesce(u.churned_at < s.snapshot_at + INTERVAL {h} DAY, FALSE)")
-            + f", {mature} AS label_mature\nFROM raw_data.users u CROSS JOIN {spine}\n"
+            + f", {mature} AS label_mature\nFROM {quote_table(users_table)} u CROSS JOIN {spine}\n"
             "WHERE u.signup_at < s.snapshot_at AND (u.churned_at IS NULL OR u.churned_at >= s.snapshot_at)"
         )
     if rule.rule == "inactivity":

@@ -104,7 +104,8 @@ def archive_other_datasets(registry: ModelRegistry, model_name: str, info: dict[
 def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name: str, alpha: float = 0.05,
                         n_snapshots: int = 2) -> OfflineComparison | None:
     """Offline champion/challenger: production vs the newest staging candidate on the newest
-    matured snapshots neither trained on; promotes or records ``offline_keep_control`` with the
+    matured snapshots neither trained on, at least a label horizon after the latest training
+    snapshot (:func:`churn.abtest.offline.evaluation_snapshots`); promotes or records ``offline_keep_control`` with the
     evidence in the registry. None when there is no candidate or no such snapshot."""
     from churn.abtest.offline import compare_offline, evaluation_snapshots
 
@@ -115,11 +116,13 @@ def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name
     control, production = load_predictor(registry, model_name)
     variant, _ = load_predictor(registry, model_name, candidate.version, stage="staging")
     trained = [*production.params.get("train_snapshots", []), *candidate.params.get("train_snapshots", [])]
-    snapshots = evaluation_snapshots(frame, trained, n_snapshots)
+    # purge by the longer horizon: no evaluation outcome may fall in a training label's window
+    horizon = max(int(m.params.get("horizon_days") or 0) for m in (production, candidate))
+    snapshots = evaluation_snapshots(frame, trained, n_snapshots, purge_days=horizon)
     rows = frame[frame["snapshot_at"].isin(snapshots) & frame["label_mature"].astype(bool)]
     if rows.empty or rows["label"].astype(int).nunique() < 2:
         registry.record_event(model_name, candidate.version, "offline_no_evidence",
-                              "offline champion/challenger: no matured snapshot after both models' training data "
+                              "offline champion/challenger: no matured snapshot a horizon after both models' training data "
                               "with both classes; control stays")
         return None
     y = rows["label"].to_numpy(int)
@@ -128,7 +131,7 @@ def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name
     reason = (f"offline champion/challenger v{production.version} vs v{candidate.version} on "
               f"{result.rows} rows ({result.positives} churners) at {', '.join(result.snapshots)}: " + "; ".join(result.reasons))
     if result.decision == "promote":
-        registry.promote_model(candidate.version, "production", reason, model_name=model_name)
+        registry.promote_model(model_name, candidate.version, "production", reason)
     else:
         registry.record_event(model_name, candidate.version, "offline_keep_control", reason)
     return result

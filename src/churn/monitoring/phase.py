@@ -234,12 +234,11 @@ def record_api_metrics(warehouse: Warehouse, run_id: str, redis_url: str | None,
     import redis
 
     from churn.serving.ops import read_ops
-    from churn.store.online import OnlineStore
+    from churn.store import materialize
     from churn.store.redis_server import resolve_redis_url
 
     client = redis.Redis.from_url(resolve_redis_url(redis_url or None, data_dir))
-    feature_set, features = offline.feature_set(warehouse)
-    api = {**read_ops(client), "cache_hit_rate": OnlineStore(client, feature_set, features).stats()["hit_rate"]}
+    api = {**read_ops(client), "cache_hit_rate": materialize.online_store(warehouse, client).stats()["hit_rate"]}
     monitoring.write_api_metrics(warehouse, run_id, api)
     return api
 

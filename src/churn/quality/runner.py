@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -158,6 +158,107 @@ def validate_frames(
     return report
 
 
+def validate_chunks(
+    tables: Mapping[str, Iterable[pd.DataFrame]],
+    suites: Mapping[str, SuiteLike],
+    report_dir: Path | str | None = None,
+) -> QualityReport:
+    """:func:`validate_frames` for tables that arrive as chunks (iterables of frames), so a table
+    of any size is checked in the memory of one chunk.
+
+    Every chunk is validated with its table's suite (Data Docs list one run per chunk); the
+    outcomes are merged: per-row expectations add their counts and pool their examples, the
+    table's row count is the sum of the chunks', its columns are every chunk's. Exact only for expectations a chunk can judge
+    alone: a uniqueness expectation needs chunks that partition the table by its key, and an
+    aggregate one (unique-value count, proportions) a table delivered as one chunk.
+    """
+    if set(tables) != set(suites):
+        raise ValueError(
+            f"tables and suites must name the same tables: tables={sorted(tables)}, suites={sorted(suites)}"
+        )
+    gx = import_gx()
+    docs_dir = Path(report_dir) / DOCS_DIR if report_dir is not None else None
+    if docs_dir is not None and docs_dir.exists():
+        shutil.rmtree(docs_dir)
+    context = _make_context(gx, docs_dir)
+    source = context.data_sources.add_pandas(_DATA_SOURCE)
+    outcomes: list[ExpectationOutcome] = []
+    raw: dict[str, dict] = {}
+    success = True
+    for table in suites:
+        definition = _definition(gx, context, source, table, suites[table])
+        runs = [
+            definition.run(batch_parameters={"dataframe": chunk}, result_format=_RESULT_FORMAT)
+            for chunk in tables[table]
+        ]
+        if not runs:
+            raise ValueError(f"{table}: no chunk to validate (give at least one, possibly empty, frame)")
+        merged = [_merged_outcome(table, [run.results[i] for run in runs]) for i in range(len(runs[0].results))]
+        outcomes += merged
+        success = success and all(o.success for o in merged)
+        raw[table] = {"chunks": len(runs), "results": [run.to_json_dict() for run in runs]}
+    report = QualityReport(success=success, results=outcomes, raw=raw)
+    if report_dir is not None:
+        _write_reports(context, report, Path(report_dir))
+    return report
+
+
+def _definition(gx: Any, context: AbstractDataContext, source: Any, table: str, suite: SuiteLike) -> Any:
+    """A validation definition of ``suite`` over a whole-dataframe batch named ``table``."""
+    batch_definition = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe("whole")
+    registered = context.suites.add(_fresh_suite(gx, table, suite))
+    return context.validation_definitions.add(
+        gx.ValidationDefinition(name=table, data=batch_definition, suite=registered)
+    )
+
+
+_ROW_COUNT = "expect_table_row_count_to_be_between"
+_SAME_IN_EVERY_CHUNK = {"expect_table_columns_to_match_ordered_list", "expect_table_columns_to_match_set",
+                        "expect_column_to_exist"}
+
+
+def _merged_outcome(table: str, results: list[ExpectationValidationResult]) -> ExpectationOutcome:
+    """One outcome for an expectation validated on several chunks (see :func:`validate_chunks`)."""
+    if len(results) == 1:
+        return _outcome(table, results[0])
+    config = results[0].expectation_config
+    if config is None:
+        raise ValueError(f"{table}: a validation result without its expectation")
+    details = [r.result or {} for r in results]
+    merged: dict[str, Any]
+    success = all(bool(r.success) for r in results)
+    if all("unexpected_count" in d for d in details):
+        merged = {k: sum(int(d.get(k) or 0) for d in details) for k in ("unexpected_count", "element_count", "missing_count")}
+        judged = merged["element_count"] - merged["missing_count"]
+        merged["unexpected_percent"] = 100.0 * merged["unexpected_count"] / judged if judged else None
+        merged["partial_unexpected_list"] = [v for d in details for v in d.get("partial_unexpected_list", [])]
+    elif config.type in _SAME_IN_EVERY_CHUNK:  # the table's columns: every chunk has the same
+        failed = [d for r, d in zip(results, details, strict=True) if not r.success]
+        merged = (failed or details)[0]
+    elif config.type == _ROW_COUNT:
+        rows = sum(int(d.get("observed_value") or 0) for d in details)
+        low, high = config.kwargs.get("min_value"), config.kwargs.get("max_value")
+        merged = {"observed_value": rows}
+        success = (low is None or rows >= low) and (high is None or rows <= high)
+    else:
+        raise ValueError(
+            f"{table}: {config.type} judges the whole table and cannot be merged over "
+            f"{len(results)} chunks: deliver that table as one chunk"
+        )
+    errors = [_exception_message(r.exception_info) for r in results]
+    error = "; ".join(dict.fromkeys(e for e in errors if e))
+    return ExpectationOutcome(
+        table=table,
+        expectation=config.type,
+        column=config.kwargs.get("column"),
+        success=success and not error,
+        unexpected_count=merged.get("unexpected_count"),
+        examples=_examples(merged, config.kwargs),
+        observed=f"error: {error}" if error else _observed(merged, config.kwargs),
+        notes=_notes_text(config.notes),
+    )
+
+
 def import_gx() -> Any:
     """Import Great Expectations quietly (analytics off before the import reads it)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -200,13 +301,7 @@ def _validate_one(
     suite: SuiteLike,
 ) -> ExpectationSuiteValidationResult:
     """Validate one DataFrame; results land in the context's store (for Data Docs)."""
-    batch_definition = source.add_dataframe_asset(table).add_batch_definition_whole_dataframe(
-        "whole"
-    )
-    registered = context.suites.add(_fresh_suite(gx, table, suite))
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=table, data=batch_definition, suite=registered)
-    )
+    definition = _definition(gx, context, source, table, suite)
     return definition.run(batch_parameters={"dataframe": frame}, result_format=_RESULT_FORMAT)
 
 

@@ -7,14 +7,17 @@ render in Data Docs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from churn.data.schema import BILLING_TYPES, EVENT_TYPES, PLANS, RAW_TABLES, TableSchema
+from churn.data.schema import BILLING_TYPES, EVENT_TYPES, PLANS, RAW_SCHEMA_NAME, RAW_TABLES, TableSchema
+from churn.quality.chunks import CHUNK_ROWS, chunks_by_key
 from churn.quality.runner import import_gx
+from churn.store.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from great_expectations import ExpectationSuite
@@ -98,6 +101,26 @@ def _with_after_churn(frame: pd.DataFrame, users: pd.DataFrame, ts: str) -> pd.D
         return frame
     churned_at = frame["user_id"].map(users.drop_duplicates("user_id").set_index("user_id")["churned_at"])
     return frame.assign(**{AFTER_CHURN: (frame[ts] >= churned_at).fillna(False).astype(bool)})
+
+
+def raw_chunks(warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS) -> dict[str, Iterable[pd.DataFrame]]:
+    """The raw tables for :func:`churn.quality.runner.validate_chunks`: users whole (one row per
+    user), events and billing streamed in ranges of their ids, each chunk prepared like
+    :func:`prepare_raw_frames` (``user_known``, ``after_churn`` against the users). Memory is
+    one chunk plus the users, whatever the size of the log."""
+    with warehouse.reader() as con:
+        users = Warehouse.read_table(con, f"{RAW_SCHEMA_NAME}.users")
+
+    def prepared(table: str, key: str, ts: str) -> Iterator[pd.DataFrame]:
+        known = users["user_id"] if "user_id" in users.columns else pd.Series([], dtype="int64")
+        for chunk in chunks_by_key(warehouse, f"{RAW_SCHEMA_NAME}.{table}", key, chunk_rows):
+            yield _ns_timestamps(_with_after_churn(_with_user_known(chunk, known), users, ts), TIMESTAMP_COLUMNS[table])
+
+    return {
+        "users": [_ns_timestamps(users, TIMESTAMP_COLUMNS["users"])],
+        "events": prepared("events", "event_id", "event_at"),
+        "billing": prepared("billing", "billing_id", "billed_at"),
+    }
 
 
 def raw_data_suites(

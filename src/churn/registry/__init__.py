@@ -1,7 +1,6 @@
 """Model registry: versions, stages and history in DuckDB; verified artifacts on disk."""
 
 from churn.registry.records import (
-    DEFAULT_MODEL_NAME,
     STAGES,
     ArtifactIntegrityError,
     ModelVersion,
@@ -10,7 +9,6 @@ from churn.registry.records import (
 from churn.registry.registry import ModelRegistry
 
 __all__ = [
-    "DEFAULT_MODEL_NAME",
     "STAGES",
     "ArtifactIntegrityError",
     "ModelRegistry",

@@ -12,10 +12,9 @@ from typing import Any
 
 import duckdb
 
-MODELS_TABLE = "ml_pipeline.models"
-EVENTS_TABLE = "ml_pipeline.model_events"
-STAGES: tuple[str, ...] = ("none", "staging", "production", "archived")
-DEFAULT_MODEL_NAME = "churn_model"
+from churn.store import models, tables
+
+STAGES = tables.STAGES
 # the event a stage change writes, by target stage (rollback writes rolled_back/restored)
 STAGE_EVENTS: dict[str, str] = {
     "none": "demoted",
@@ -24,36 +23,7 @@ STAGE_EVENTS: dict[str, str] = {
     "archived": "archived",
 }
 
-MODELS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {MODELS_TABLE} (
-    model_name VARCHAR NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1),
-    stage VARCHAR NOT NULL CHECK (stage IN ('none', 'staging', 'production', 'archived')),
-    metrics JSON NOT NULL,
-    params JSON NOT NULL,
-    features JSON NOT NULL,
-    training_data_fingerprint VARCHAR,
-    code_version VARCHAR,
-    artifact_path VARCHAR NOT NULL,   -- relative to the registry's models_dir
-    artifact_sha256 VARCHAR NOT NULL,
-    created_at TIMESTAMP NOT NULL,    -- UTC
-    updated_at TIMESTAMP NOT NULL,    -- UTC
-    PRIMARY KEY (model_name, version)
-)"""
-
-EVENTS_DDL = f"""
-CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (
-    event_id BIGINT PRIMARY KEY,      -- increasing: the order of changes
-    model_name VARCHAR NOT NULL,
-    version INTEGER NOT NULL,
-    event VARCHAR NOT NULL,
-    from_stage VARCHAR,
-    to_stage VARCHAR,
-    reason VARCHAR NOT NULL CHECK (length(trim(reason)) > 0),
-    "at" TIMESTAMP NOT NULL           -- UTC (quoted: AT is a keyword)
-)"""
-
-EVENT_COLUMNS = ["event_id", "model_name", "version", "event", "from_stage", "to_stage", "reason", "at"]
+EVENT_COLUMNS = models.EVENT_COLUMNS
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _EVENT = re.compile(r"^[a-z][a-z_]{0,39}$")
 
@@ -100,12 +70,6 @@ class ModelVersion:
 def utcnow() -> datetime:
     """Naive UTC timestamp (the TIMESTAMP columns hold UTC)."""
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the registry tables if they are missing (idempotent)."""
-    con.execute(MODELS_DDL)
-    con.execute(EVENTS_DDL)
 
 
 def check_name(model_name: str) -> str:
@@ -167,18 +131,11 @@ def to_json(value: Any) -> str:
     return json.dumps(_jsonable(value), sort_keys=True, allow_nan=False)
 
 
-_SELECT = (
-    "SELECT model_name, version, stage, metrics, params, features, training_data_fingerprint, "
-    f"code_version, artifact_path, artifact_sha256, created_at, updated_at FROM {MODELS_TABLE}"
-)
-
-
 def fetch_versions(
-    con: duckdb.DuckDBPyConnection, models_dir: Path, where: str = "", params: list[Any] | None = None
+    con: duckdb.DuckDBPyConnection, models_dir: Path, model_name: str | None = None, stage: str | None = None
 ) -> list[ModelVersion]:
-    """Rows of ``ml_pipeline.models`` matching ``where`` (SQL with ``?``), by name and version."""
-    sql = f"{_SELECT} {'WHERE ' + where if where else ''} ORDER BY model_name, version"
-    return [_from_row(row, models_dir) for row in con.execute(sql, params or []).fetchall()]
+    """Registered versions (optionally of one name and/or in one stage), by name and version."""
+    return [_from_row(row, models_dir) for row in models.select_versions(con, model_name, stage)]
 
 
 def _from_row(row: tuple[Any, ...], models_dir: Path) -> ModelVersion:

@@ -19,10 +19,7 @@ import pandas as pd
 
 from churn.registry import artifacts, writes
 from churn.registry.records import (
-    DEFAULT_MODEL_NAME,
     EVENT_COLUMNS,
-    EVENTS_TABLE,
-    MODELS_TABLE,
     ModelVersion,
     RegistryError,
     as_version,
@@ -30,10 +27,10 @@ from churn.registry.records import (
     check_name,
     check_reason,
     check_stage,
-    ensure_tables,
     fetch_versions,
     utcnow,
 )
+from churn.store import models
 from churn.store.warehouse import Warehouse
 
 
@@ -58,25 +55,21 @@ class ModelRegistry:
             yield None
             return
         with self.warehouse.reader() as con:
-            yield con if Warehouse.table_exists(con, MODELS_TABLE) else None
+            yield con if models.exist(con) else None
 
     def list_models(self, model_name: str | None = None, stage: str | None = None) -> list[ModelVersion]:
         """All versions (optionally of one name and/or in one stage), by name and version."""
-        clauses, params = [], []
-        if model_name is not None:
-            clauses, params = ["model_name = ?"], [model_name]
         if stage is not None:
-            clauses.append("stage = ?")
-            params.append(check_stage(stage))
+            check_stage(stage)
         with self._reader() as con:
-            return [] if con is None else fetch_versions(con, self.models_dir, " AND ".join(clauses), params)
+            return [] if con is None else fetch_versions(con, self.models_dir, model_name, stage)
 
     def get_model(
         self, model_name: str, version: int | str | None = None, stage: str | None = None
     ) -> ModelVersion:
         """One version: the given one, else the newest in ``stage``, else the newest overall."""
         with self._reader() as con:
-            found = [] if con is None else fetch_versions(con, self.models_dir, "model_name = ?", [model_name])
+            found = [] if con is None else fetch_versions(con, self.models_dir, model_name)
         return writes.pick_version(model_name, found, version, stage)
 
     def get_production(self, model_name: str) -> ModelVersion | None:
@@ -95,24 +88,15 @@ class ModelRegistry:
         if stamp is not None and cached is not None and cached[0] == stamp:
             return cached[1]
         with self._reader() as con:
-            rows = [] if con is None else con.execute(
-                f"SELECT version, artifact_sha256 FROM {MODELS_TABLE} "
-                "WHERE model_name = ? AND stage = 'production'",
-                [model_name],
-            ).fetchall()
-        marker = f"v{rows[0][0]}:{rows[0][1]}" if rows else "none"
+            found = None if con is None else models.production_artifact(con, model_name)
+        marker = f"v{found[0]}:{found[1]}" if found else "none"
         self._markers[model_name] = (stamp, marker)  # stamp taken before the read: never stale
         return marker
 
     def list_events(self, model_name: str | None = None) -> pd.DataFrame:
         """The change history (oldest first), optionally for one model name."""
-        where, params = ("WHERE model_name = ?", [model_name]) if model_name is not None else ("", [])
         with self._reader() as con:
-            if con is None or not Warehouse.table_exists(con, EVENTS_TABLE):
-                return pd.DataFrame(columns=EVENT_COLUMNS)
-            columns = ", ".join(f'"{c}"' for c in EVENT_COLUMNS)  # "at" is a keyword
-            sql = f"SELECT {columns} FROM {EVENTS_TABLE} {where} ORDER BY event_id"
-            return con.execute(sql, params).df()
+            return pd.DataFrame(columns=EVENT_COLUMNS) if con is None else models.select_events(con, model_name)
 
     def load_model(
         self, model_name: str, version: int | str | None = None, stage: str = "production"
@@ -126,7 +110,7 @@ class ModelRegistry:
     @contextmanager
     def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.warehouse.writer() as con:
-            ensure_tables(con)
+            models.create(con)
             with self.warehouse.transaction(con):
                 yield con
 
@@ -178,7 +162,7 @@ class ModelRegistry:
         """Rows and artifact together: if the transaction does not commit, the file goes too."""
         placed: list[Path] = []
         with self.warehouse.writer() as con:
-            ensure_tables(con)
+            models.create(con)
             try:
                 with self.warehouse.transaction(con):
                     if idempotent:
@@ -224,7 +208,7 @@ class ModelRegistry:
             yield con
 
     def promote_model(
-        self, version: int | str, stage: str, reason: str, model_name: str = DEFAULT_MODEL_NAME,
+        self, model_name: str, version: int | str, stage: str, reason: str,
         con: duckdb.DuckDBPyConnection | None = None,
     ) -> ModelVersion:
         """Move a version to ``stage``; to ``production`` also archives the current production.
@@ -235,11 +219,11 @@ class ModelRegistry:
             writes.change_stage(con, self.models_dir, model_name, number, stage, reason, utcnow())
             return writes.require(con, self.models_dir, model_name, number)
         with self._writer() as own:
-            return self.promote_model(number, stage, reason, model_name, con=own)
+            return self.promote_model(model_name, number, stage, reason, con=own)
 
     def archive_model(self, model_name: str, version: int | str, reason: str) -> ModelVersion:
         """Archive a version (not the production one: replace it or roll back instead)."""
-        return self.promote_model(version, "archived", reason, model_name=model_name)
+        return self.promote_model(model_name, version, "archived", reason)
 
     def rollback(self, model_name: str, reason: str, con: duckdb.DuckDBPyConnection | None = None) -> ModelVersion:
         """Restore the previous production version and archive the current one.

@@ -1,4 +1,5 @@
-"""The SQL steps of registry writes, each run inside the caller's transaction.
+"""The steps of registry writes (their SQL in ``churn.store.models``), each run inside the
+caller's transaction.
 
 Nothing here commits: ``ModelRegistry`` wraps every public write in one
 ``warehouse.transaction``, so a failure at any step leaves the registry exactly as it was.
@@ -14,8 +15,6 @@ import duckdb
 
 from churn.registry import artifacts
 from churn.registry.records import (
-    EVENTS_TABLE,
-    MODELS_TABLE,
     STAGE_EVENTS,
     ModelVersion,
     RegistryError,
@@ -24,6 +23,7 @@ from churn.registry.records import (
     fetch_versions,
     to_json,
 )
+from churn.store import models
 
 Con = duckdb.DuckDBPyConnection
 
@@ -52,24 +52,18 @@ def pick_version(
 
 def require(con: Con, models_dir: Path, model_name: str, version: int) -> ModelVersion:
     """The stored (name, version), or a RegistryError naming it and the known versions."""
-    found = fetch_versions(con, models_dir, "model_name = ?", [model_name])
+    found = fetch_versions(con, models_dir, model_name)
     return pick_version(model_name, found, version, None)
 
 
 def next_version(con: Con, model_name: str) -> int:
     """One more than the highest version of ``model_name`` (1 for a new name)."""
-    rows = con.execute(
-        f"SELECT coalesce(max(version), 0) + 1 FROM {MODELS_TABLE} WHERE model_name = ?", [model_name]
-    ).fetchall()
-    return int(rows[0][0])
+    return models.next_version(con, model_name)
 
 
 def refuse_duplicate(con: Con, model_name: str, version: int) -> None:
     """Registered versions are immutable: refuse to register one twice."""
-    rows = con.execute(
-        f"SELECT count(*) FROM {MODELS_TABLE} WHERE model_name = ? AND version = ?", [model_name, version]
-    ).fetchall()
-    if rows[0][0]:
+    if models.select_versions(con, model_name, version=version):
         raise RegistryError(
             f"{model_name} v{version} is already registered; registered versions and their artifacts "
             "are immutable: register a new version (version=None takes the next one)"
@@ -78,41 +72,28 @@ def refuse_duplicate(con: Con, model_name: str, version: int) -> None:
 
 def insert_version(con: Con, row: dict[str, Any], at: datetime) -> None:
     """Insert a new version in stage ``none`` (JSON columns serialised here)."""
-    con.execute(
-        f"INSERT INTO {MODELS_TABLE} VALUES (?, ?, 'none', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            row["model_name"], row["version"], to_json(row.get("metrics") or {}),
-            to_json(row.get("params") or {}), to_json(list(row.get("features") or [])),
-            row.get("training_data_fingerprint"), row.get("code_version"),
-            row["artifact_path"], row["artifact_sha256"], at, at,
-        ],
-    )
+    stored = {**row, "metrics": to_json(row.get("metrics") or {}), "params": to_json(row.get("params") or {}),
+              "features": to_json(list(row.get("features") or []))}
+    models.insert_version(con, stored, at)
 
 
 def add_event(
     con: Con, model_name: str, version: int, event: str, from_stage: str | None,
     to_stage: str | None, reason: str, at: datetime,
 ) -> None:
-    """Append one history row; event_id is max + 1 (safe: DuckDB allows a single writer)."""
-    con.execute(
-        f"INSERT INTO {EVENTS_TABLE} SELECT coalesce(max(event_id), 0) + 1, ?, ?, ?, ?, ?, ?, ? "
-        f"FROM {EVENTS_TABLE}",
-        [model_name, version, event, from_stage, to_stage, reason, at],
-    )
+    """Append one history row."""
+    models.add_event(con, model_name, version, event, from_stage, to_stage, reason, at)
 
 
 def set_stage(con: Con, record: ModelVersion, to_stage: str, event: str, reason: str, at: datetime) -> None:
     """Change one version's stage and record the event."""
-    con.execute(
-        f"UPDATE {MODELS_TABLE} SET stage = ?, updated_at = ? WHERE model_name = ? AND version = ?",
-        [to_stage, at, record.model_name, record.version],
-    )
+    models.update_stage(con, record.model_name, record.version, to_stage, at)
     add_event(con, record.model_name, record.version, event, record.stage, to_stage, reason, at)
 
 
 def current_production(con: Con, models_dir: Path, model_name: str) -> ModelVersion | None:
     """The production version of ``model_name`` as seen inside the transaction."""
-    found = fetch_versions(con, models_dir, "model_name = ? AND stage = 'production'", [model_name])
+    found = fetch_versions(con, models_dir, model_name, "production")
     return found[0] if found else None
 
 
@@ -139,18 +120,7 @@ def change_stage(
 
 def previous_production(con: Con, model_name: str, exclude: int) -> int | None:
     """The version most recently demoted from production other than by a rollback."""
-    rows = con.execute(
-        f"""
-        WITH last_exit AS (
-            SELECT version, arg_max(event, event_id) AS event, max(event_id) AS last_id
-            FROM {EVENTS_TABLE}
-            WHERE model_name = ? AND from_stage = 'production' AND to_stage <> 'production'
-            GROUP BY version)
-        SELECT version FROM last_exit WHERE event <> 'rolled_back' AND version <> ?
-        ORDER BY last_id DESC LIMIT 1""",
-        [model_name, exclude],
-    ).fetchall()
-    return int(rows[0][0]) if rows else None
+    return models.last_production_exit(con, model_name, exclude)
 
 
 def rollback_production(con: Con, models_dir: Path, model_name: str, reason: str, at: datetime) -> int:
@@ -173,18 +143,16 @@ def rollback_production(con: Con, models_dir: Path, model_name: str, reason: str
 
 def check_single_production(con: Con, model_name: str) -> None:
     """Last line of defence before commit: never two production versions of one name."""
-    rows = con.execute(
-        f"SELECT count(*) FROM {MODELS_TABLE} WHERE model_name = ? AND stage = 'production'", [model_name]
-    ).fetchall()
-    if rows[0][0] > 1:
-        raise RegistryError(f"refusing to commit {rows[0][0]} production versions of {model_name!r}")
+    count = models.count_production(con, model_name)
+    if count > 1:
+        raise RegistryError(f"refusing to commit {count} production versions of {model_name!r}")
 
 
 def find_identical(con: Con, models_dir: Path, row: dict[str, Any], sha256: str) -> ModelVersion | None:
     """A version of ``row``'s model that this registration would duplicate: the same artifact
     bytes, or the same training data, clean code version, parameters and features."""
     code = row.get("code_version")
-    for record in reversed(fetch_versions(con, models_dir, "model_name = ?", [row["model_name"]])):
+    for record in reversed(fetch_versions(con, models_dir, row["model_name"])):
         if record.artifact_sha256 == sha256:
             return record
         same_inputs = (row.get("training_data_fingerprint") is not None and code and not code.endswith("+dirty")
@@ -209,7 +177,7 @@ def reuse(con: Con, models_dir: Path, record: ModelVersion, stage: str, reason: 
 def archive_orphans(con: Con, models_dir: Path, model_name: str, at: datetime) -> list[int]:
     """Archive every version left in stage ``none`` (a registration whose staging never came,
     e.g. a run killed between the two); returns their numbers."""
-    orphans = fetch_versions(con, models_dir, "model_name = ? AND stage = 'none'", [model_name])
+    orphans = fetch_versions(con, models_dir, model_name, "none")
     for record in orphans:
         set_stage(con, record, "archived", "archived",
                   "orphan: registered but never staged (an interrupted run); archived by the next registration", at)

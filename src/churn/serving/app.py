@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-from churn.serving import docs, errors, openapi
+from churn.serving import docs, errors, openapi, proxy
 from churn.serving.middleware import BodySizeLimit
 from churn.serving.ops import OpsRecorder, OpsStats
-from churn.serving.proxy import ForwardedFor, TrustedProxies
 from churn.serving.routes import cache, dashboard, explain, health, predict
 from churn.serving.security import Guard, RateLimiter, SharedRateLimiter
 from churn.serving.service import ServingState
@@ -43,7 +42,7 @@ async def _poll(state: ServingState, every: float, ops: OpsStats) -> None:
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    state = await run_in_threadpool(ServingState.open, settings)
+    state = await run_in_threadpool(ServingState.open, settings, index=True)
     app.state.serving = state
     task = asyncio.create_task(_poll(state, settings.model_poll_seconds, app.state.ops))
     try:
@@ -74,7 +73,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.ops = OpsStats()
     app.add_middleware(OpsRecorder, stats=app.state.ops)
-    trusted = TrustedProxies.parse(settings.forwarded_allow_ips)
-    if trusted:  # outermost, so everything inside sees the real client
-        app.add_middleware(ForwardedFor, trusted=trusted)
+    proxy.install(app, settings.forwarded_allow_ips)  # outermost, so everything inside sees the real client
     return app

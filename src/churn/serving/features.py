@@ -18,7 +18,9 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 import redis
@@ -26,11 +28,11 @@ import redis.asyncio
 from starlette.concurrency import run_in_threadpool
 
 from churn.serving.errors import InvalidFeatureVector, ServiceUnavailable, scrub
-from churn.serving.latest import LatestVectors
+from churn.serving.latest import UNKNOWN, LatestVectors
 from churn.serving.model import LoadedModel
 from churn.store import offline
 from churn.store.online import AsyncRedisClient, OnlineStore, OnlineStoreError, RedisClient, queue_counts
-from churn.store.warehouse import Warehouse
+from churn.store.warehouse import Warehouse, WarehouseError
 
 log = logging.getLogger("churn.serving")
 
@@ -62,6 +64,15 @@ class Vectors:
         self.found[hit] = True
 
 
+@dataclass(frozen=True)
+class Hit:
+    """One user's vector straight from Redis (the single-prediction fast path: no arrays)."""
+
+    user_id: int
+    as_of_us: int  # microseconds since the epoch, UTC
+    values: tuple[float, ...]
+
+
 def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
     """Refuse offline vectors that cannot be scored (NaN/inf features, no as-of time)."""
     bad = ~np.isfinite(frame[features].to_numpy(np.float64)).all(axis=1) | frame["snapshot_at"].isna().to_numpy()
@@ -75,10 +86,11 @@ class FeatureSource:
     """Online-first feature lookup with offline fallback, refill and Redis health tracking."""
 
     def __init__(self, client: RedisClient, warehouse: Warehouse, retry_seconds: float = 1.0,
-                 aclient: AsyncRedisClient | None = None) -> None:
+                 aclient: AsyncRedisClient | None = None, index: bool = False) -> None:
         self.client = client  # background work and threads (refill, sync, counters, ping)
         self.aclient = aclient  # the request path, on the event loop
-        self.latest = LatestVectors(warehouse)  # the offline fallback's in-memory index
+        # the offline fallback's in-memory index (the API keeps one; a one-shot CLI call does not)
+        self.latest = LatestVectors(warehouse) if index else None
         self.warehouse = warehouse
         self.retry_seconds = retry_seconds
         self.redis_error: str | None = None
@@ -88,14 +100,14 @@ class FeatureSource:
         self._counts: dict[str, list[int]] = {}  # prefix -> [hits, misses, bad] not yet in Redis
         self._lock = threading.Lock()
 
-    def store(self, feature_set: str, features: list[str]) -> OnlineStore:
-        key = (feature_set, tuple(features))
+    def store(self, namespace: str, features: list[str]) -> OnlineStore:
+        key = (namespace, tuple(features))
         if key not in self._stores:
-            self._stores[key] = OnlineStore(self.client, feature_set, features, aclient=self.aclient)
+            self._stores[key] = OnlineStore(self.client, namespace, features, aclient=self.aclient)
         return self._stores[key]
 
     def store_for(self, model: LoadedModel) -> OnlineStore:
-        return self.store(model.feature_set, model.features)
+        return self.store(model.namespace, model.features)
 
     # -- lookups ---------------------------------------------------------------------------------
     def lookup(self, model: LoadedModel, user_ids: list[int] | np.ndarray, use_cache: bool = True) -> Vectors:
@@ -114,6 +126,28 @@ class FeatureSource:
             vectors = await self.aread_cached(model, user_ids, use_cache)
         if not vectors.found.all():
             await run_in_threadpool(self.read_offline, model, vectors, use_cache)
+        return vectors
+
+    async def alookup_one(self, model: LoadedModel, user_id: int) -> Hit | Vectors:
+        """One user: a valid Redis value as a :class:`Hit` (one ``GET``, decoded without numpy);
+        anything else (a miss, a bad value, Redis down or skipped) goes the general way, reusing
+        the value already read, and comes back as :class:`Vectors`."""
+        store = self.store_for(model)
+        if self.aclient is None or not self.cache_usable(store):
+            return await self.alookup(model, [user_id])
+        try:
+            raw = await store.aonline_get(user_id)
+        except OnlineStoreError as exc:
+            self.mark_down(exc)
+            vectors = Vectors.empty(np.array([user_id], dtype=np.int64), len(model.features))
+        else:
+            hit = store.decode_one(raw)
+            if hit is not None:
+                self._count(store.prefix, 1, 0)
+                return Hit(user_id, *hit)
+            ids = np.array([user_id], dtype=np.int64)
+            vectors = self._vectors(store, ids, store.decode(ids, [raw]))
+        await run_in_threadpool(self.read_offline, model, vectors, True)
         return vectors
 
     def read_cached(self, model: LoadedModel, user_ids, use_cache: bool = True) -> Vectors:
@@ -154,8 +188,8 @@ class FeatureSource:
     def read_offline(self, model: LoadedModel, vectors: Vectors, refill: bool = True) -> None:
         """Fill the missing vectors from the warehouse snapshot and (``refill``) write them to Redis."""
         missing = np.unique(vectors.user_ids[~vectors.found])
-        frame = self.latest.lookup(missing, self.snapshot_stamp())
-        if frame is None:  # too many users to hold in memory: a DuckDB query
+        frame = None if self.latest is None else self.latest.lookup(missing, self.snapshot_stamp())
+        if frame is None:  # no index, not yet the snapshot on disk, or too large: a DuckDB query
             frame = offline.latest_vectors(self.warehouse, missing)
         lacking = [f for f in model.features if f not in frame.columns]
         if lacking:
@@ -175,13 +209,32 @@ class FeatureSource:
             except OnlineStoreError as exc:
                 self.mark_down(exc)
 
+    def refresh_index(self) -> None:
+        """Index a newly published snapshot (background: startup and every tick, never a request);
+        a failure keeps the old index, which lookups then skip for DuckDB."""
+        if self.latest is None:
+            return
+        try:
+            if self.latest.refresh(self.snapshot_stamp()):
+                log.info("latest-vector index loaded for snapshot %s", self.latest.stamp)
+        except (WarehouseError, duckdb.Error, OSError) as exc:
+            log.warning("latest-vector index not refreshed (fallbacks query DuckDB): %s", scrub(str(exc)))
+
+    def absent_reason(self, user_id: int) -> Any:
+        """Why ``user_id`` has no vector, from the index (``latest.UNKNOWN`` when it cannot say)."""
+        return UNKNOWN if self.latest is None else self.latest.absent_reason(user_id, self.snapshot_stamp())
+
     def snapshot_stamp(self) -> tuple[int, int, int] | None:
         """Identity of the warehouse file readers open (see ``Warehouse.file_stamp``)."""
         return self.warehouse.file_stamp()
 
     # -- Redis health ----------------------------------------------------------------------------
+    def redis_usable(self) -> bool:
+        """False for ``retry_seconds`` after a failure (the circuit breaker is open)."""
+        return time.monotonic() >= self._down_until
+
     def cache_usable(self, store: OnlineStore) -> bool:
-        return time.monotonic() >= self._down_until and self.order_ok.get(store.prefix, True)
+        return self.redis_usable() and self.order_ok.get(store.prefix, True)
 
     def mark_down(self, exc: Exception) -> None:
         self._down_until = time.monotonic() + self.retry_seconds

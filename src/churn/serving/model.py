@@ -14,28 +14,10 @@ from churn.modeling.lifecycle import load_predictor
 from churn.modeling.predict import ChurnPredictor
 from churn.registry import ModelRegistry, ModelVersion, RegistryError
 from churn.serving.errors import ServiceUnavailable, scrub
-from churn.store import offline
+from churn.store import materialize, offline
 from churn.store.warehouse import WarehouseError
 
 log = logging.getLogger("churn.serving")
-
-
-def serving_form_matches(predictor: ChurnPredictor, n_probes: int = 256, tolerance: float = 1e-9) -> bool:
-    """True when the predictor's coefficient form (a dot product, what the API scores with) gives
-    the sklearn pipeline's probabilities (fed the predictor's own log1p inputs) on probe vectors
-    spread around the training data; the registry keeps the pipeline as the source of truth, so
-    anything else is served by it (a model without scaling + logistic regression, e.g. gradient
-    boosting, has no coefficient form at all)."""
-    if "scale" not in predictor.pipeline.named_steps:
-        return False
-    n = len(predictor.features)
-    scaler = predictor.pipeline.named_steps.get("scale")
-    center = np.asarray(getattr(scaler, "mean_", np.zeros(n)), dtype=float)
-    spread = np.asarray(getattr(scaler, "scale_", np.ones(n)), dtype=float)
-    probes = np.abs(center + spread * np.random.default_rng(0).standard_normal((n_probes, n)) * 2)
-    derived = predictor.predict_proba(probes)
-    reference = predictor.pipeline.predict_proba(predictor.transform(probes))[:, 1]  # log1p as trained
-    return bool(np.max(np.abs(derived - reference)) <= tolerance)
 
 
 @dataclass(frozen=True)
@@ -45,6 +27,7 @@ class LoadedModel:
     predictor: ChurnPredictor
     record: ModelVersion
     feature_set: str
+    namespace: str  # the online store's namespace: the feature spec's key for this feature set
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     docs: dict[str, dict[str, str | None]] = field(default_factory=dict)  # feature -> description, unit
     exact_form: bool = True  # the coefficient form equals the pipeline (checked on load)
@@ -53,7 +36,13 @@ class LoadedModel:
         """Churn probabilities: the coefficient form when it was checked equal, else the pipeline."""
         if self.exact_form:
             return self.predictor.predict_proba(x)
-        return self.predictor.pipeline.predict_proba(self.predictor.transform(np.atleast_2d(x)))[:, 1]
+        return self.predictor.pipeline_proba(x)
+
+    def proba_one(self, values: tuple[float, ...]) -> float:
+        """One vector's probability (``proba`` without arrays when the coefficient form serves)."""
+        if self.exact_form:
+            return self.predictor.proba_one(values)
+        return float(self.proba(np.array([values], dtype=float))[0])
 
     @property
     def serving_form(self) -> str:
@@ -123,9 +112,10 @@ class ModelHolder:
             log.warning("feature descriptions unavailable: %s", exc)
             spec = {}
         docs = feature_docs(spec, predictor.features)
-        exact = serving_form_matches(predictor)
+        exact = predictor.coefficient_form_matches()
         if not exact:
             log.warning("%s v%s: the coefficient form differs from the pipeline; scoring with the pipeline",
                         self.model_name, record.version)
-        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set), docs=docs,
+        return LoadedModel(predictor=predictor, record=record, feature_set=str(feature_set),
+                           namespace=materialize.namespace(self.registry.warehouse, str(feature_set)), docs=docs,
                            exact_form=exact)

@@ -1,78 +1,49 @@
-"""Client addresses behind a reverse proxy, trusting ``X-Forwarded-For`` only from known proxies.
+"""Client addresses behind a reverse proxy: uvicorn's ``ProxyHeadersMiddleware``, trusting only
+the peers in ``CHURN_FORWARDED_ALLOW_IPS``.
 
 uvicorn trusts forwarded headers from 127.0.0.1 by default, so any local process (or a proxy that
 passes the header through) could pick its own address and rotate past the per-client rate limit.
-The launcher runs uvicorn with ``proxy_headers=False``; this middleware then takes the client from
-``X-Forwarded-For`` only when the direct peer is in ``CHURN_FORWARDED_ALLOW_IPS`` (addresses or
-networks, comma-separated; empty trusts no one).
+The launcher therefore runs uvicorn with ``proxy_headers=False``, and the app adds uvicorn's own
+middleware with the configured peers only (addresses, networks such as ``10.0.0.0/8``, or names
+such as a unix socket path; ``*`` trusts everyone; empty trusts no one and adds nothing). It reads
+every ``X-Forwarded-For`` line as one chain (a proxy may append its own line rather than extend
+the client's) and takes the rightmost hop that is not a trusted proxy as the client.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
-from collections.abc import Iterable
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class TrustedProxies:
-    """The set of peers whose ``X-Forwarded-For`` is believed."""
-
-    def __init__(self, entries: Iterable[str]) -> None:
-        self.networks: list[Network] = []
-        self.names: set[str] = set()  # non-IP peers (e.g. a unix socket path, "testclient")
-        self.everyone = False
-        for entry in (e.strip() for e in entries):
-            if not entry:
-                continue
-            if entry == "*":
-                self.everyone = True
-                continue
-            try:
-                self.networks.append(ipaddress.ip_network(entry, strict=False))
-            except ValueError:
-                self.names.add(entry)
-
-    @classmethod
-    def parse(cls, text: str) -> TrustedProxies:
-        return cls(text.split(","))
-
-    def __bool__(self) -> bool:
-        return self.everyone or bool(self.networks or self.names)
-
-    def trusts(self, host: str) -> bool:
-        if self.everyone or host in self.names:
-            return True
-        try:
-            address = ipaddress.ip_address(host)
-        except ValueError:
-            return False
-        return any(address in net for net in self.networks)
-
-    def client_of(self, peer: str, forwarded_for: str) -> str:
-        """The first hop from the right that is not a trusted proxy (the leftmost when all are)."""
-        hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not self.trusts(hop):
-                return hop
-        return hops[0] if hops else peer
+from fastapi import FastAPI
+from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 
-class ForwardedFor:
-    """Pure-ASGI middleware: rewrites ``scope["client"]`` from ``X-Forwarded-For`` of trusted peers."""
+def trusted_hosts(text: str) -> list[str] | str:
+    """``CHURN_FORWARDED_ALLOW_IPS`` as uvicorn takes it: ``"*"``, or the entries, a network
+    written with host bits (``10.9.0.1/16``) normalised to its network (uvicorn would otherwise
+    take it for a name and trust nothing by it)."""
+    entries = [entry.strip() for entry in text.split(",") if entry.strip()]
+    if "*" in entries:
+        return "*"
+    hosts = []
+    for entry in entries:
+        if "/" in entry:
+            with contextlib.suppress(ValueError):  # else a name with a slash (a socket path): literal
+                entry = str(ipaddress.ip_network(entry, strict=False))
+        hosts.append(entry)
+    return hosts
 
-    def __init__(self, app: ASGIApp, trusted: TrustedProxies) -> None:
-        self.app, self.trusted = app, trusted
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope.get("client"):
-            peer = scope["client"][0]
-            if self.trusted.trusts(peer):
-                # every X-Forwarded-For line, in order (a proxy may append its own line rather than
-                # extend the client's): the rightmost untrusted hop is the client
-                header = b",".join(v for k, v in scope["headers"] if k == b"x-forwarded-for")
-                if header:
-                    scope = {**scope, "client": (self.trusted.client_of(peer, header.decode("latin-1")), 0)}
-        await self.app(scope, receive, send)
+def forwarded_for(app: ASGIApp, allow_ips: str) -> ASGIApp:
+    """``app`` behind the forwarded-header middleware, or ``app`` itself when nobody is trusted."""
+    hosts = trusted_hosts(allow_ips)
+    return ProxyHeadersMiddleware(app, trusted_hosts=hosts) if hosts else app  # type: ignore[arg-type,return-value]
+
+
+def install(app: FastAPI, allow_ips: str) -> None:
+    """Add the middleware to ``app`` (outermost: everything inside sees the real client)."""
+    hosts = trusted_hosts(allow_ips)
+    if hosts:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=hosts)

@@ -17,7 +17,7 @@ import pandas as pd
 
 from churn.registry import ModelRegistry, ModelVersion
 from churn.reports.model_card import card_path
-from churn.store import abtests, monitoring
+from churn.store import abtests, monitoring, raw
 from churn.store.warehouse import Warehouse, WarehouseError
 
 NO_RETRAINING: dict[str, Any] = {"drift_detected": False, "performance_degraded": False, "new_data_volume": False,
@@ -83,23 +83,16 @@ def ab_test(warehouse: Warehouse, registry: ModelRegistry, model_name: str, test
             "test": records(pd.DataFrame([test]))[0], "statistics": results}
 
 
-USERS_TABLE = "raw_data.users"
-
-
 def absent_user_reason(warehouse: Warehouse, user_id: int) -> str | None:
     """Why a user has no current feature vector, from ``raw_data.users``; None when unknowable
     (a data set without a users table, or the warehouse unreachable)."""
     try:
-        with warehouse.reader() as con:
-            if not Warehouse.table_exists(con, USERS_TABLE):
-                return None
-            rows = con.execute(f"SELECT signup_at, churned_at FROM {USERS_TABLE} WHERE user_id = ?",
-                               [int(user_id)]).fetchall()
+        dates = raw.user_dates(warehouse, user_id)
     except (WarehouseError, duckdb.IOException, duckdb.ConnectionException):
         return None
-    if not rows:
+    if dates is None:
         return "the user never existed (no such id in raw_data.users)"
-    signup_at, churned_at = rows[0]
+    signup_at, churned_at = dates
     if churned_at is not None:
         return f"the user churned on {churned_at:%Y-%m-%d}; churned users are not scored"
     return f"the user (signed up {signup_at:%Y-%m-%d}) has no vector at the latest snapshot yet"

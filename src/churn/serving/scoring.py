@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 from fastapi import HTTPException
 
-from churn.modeling.predict import risk_bands
-from churn.serving.features import Vectors
+from churn.modeling.predict import risk_band, risk_bands
+from churn.serving.features import Hit, Vectors
 from churn.serving.model import LoadedModel
 
 
@@ -28,10 +29,26 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     return predictions, vectors.user_ids[~vectors.found].tolist()
 
 
+def score_one(model: LoadedModel, hit: Hit) -> dict[str, Any]:
+    """``score`` for one Redis hit, in plain Python (the same fields, the same values)."""
+    probability = model.proba_one(hit.values)
+    return {"user_id": hit.user_id, "probability": probability,
+            "risk_band": risk_band(probability, model.predictor.bands), "model_version": model.version,
+            "features_as_of": utc_string(hit.as_of_us), "cached": True}
+
+
+@lru_cache(maxsize=1024)  # a few distinct snapshot times in practice
+def utc_string(microseconds: int) -> str:
+    """One as-of time (microseconds since the epoch, UTC) as RFC 3339 with the offset."""
+    text = str(np.datetime_as_string(np.datetime64(microseconds, "us"), unit="us"))
+    return text[:-7] + "Z" if text.endswith(".000000") else text + "Z"
+
+
 def utc_strings(stamps: np.ndarray) -> list[str]:
     """datetime64[us] (naive UTC) -> RFC 3339 strings with the UTC offset, as pydantic writes them
-    (the prediction routes build their JSON directly: no model validation per request)."""
-    return [t[:-7] + "Z" if t.endswith(".000000") else t + "Z" for t in np.datetime_as_string(stamps, unit="us")]
+    (the prediction routes build their JSON directly: no model validation per request). A batch
+    holds a few distinct times: each is formatted once (``utc_string``'s cache)."""
+    return [utc_string(t) for t in stamps.astype("datetime64[us]").astype(np.int64).tolist()]
 
 
 def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:

@@ -4,7 +4,8 @@ By default the rate limit is an in-process token bucket: with several uvicorn wo
 replicas) each keeps its own buckets, so a client may get up to ``workers x`` the configured rate.
 With ``CHURN_RATE_LIMIT_SHARED=true`` the buckets live in Redis (one Lua script per request,
 atomic, timed by the Redis server's clock), so every worker and replica shares one budget per
-client; if Redis does not answer, the process falls back to its local buckets.
+client; while Redis does not answer (the online store's circuit breaker is open), the process
+falls back to its local buckets.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import hmac
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from fastapi import HTTPException, Request, Security
@@ -23,6 +24,9 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churn.serving.settings import Settings
+
+if TYPE_CHECKING:
+    from churn.serving.features import FeatureSource
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="required on admin endpoints, and on all when CHURN_API_KEY is set")
@@ -127,15 +131,19 @@ class SharedRateLimiter:
         self.local = RateLimiter(per_minute)  # used while Redis does not answer
         self._script: Any = None  # registered on first use (needs the asyncio client)
 
-    async def aacquire(self, client: str, aclient) -> float:
-        """0.0 when allowed, else the seconds until the client's next token."""
-        if aclient is None:
+    async def aacquire(self, client: str, features: FeatureSource | None) -> float:
+        """0.0 when allowed, else the seconds until the client's next token. Redis is reached
+        through the online store's client and obeys its circuit breaker: while Redis is marked
+        down (or the script fails, which marks it down) the local buckets answer, so a dead or
+        hung Redis costs no request a timeout here either."""
+        if features is None or features.aclient is None or not features.redis_usable():
             return self.local.acquire(client)
         try:
             if self._script is None:
-                self._script = aclient.register_script(TOKEN_BUCKET)
+                self._script = features.aclient.register_script(TOKEN_BUCKET)
             return float(await self._script(keys=[self.PREFIX + client], args=[self.capacity, self.rate]))
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, OSError) as exc:
+            features.mark_down(exc)
             return self.local.acquire(client)
 
 
@@ -155,7 +163,7 @@ async def check_rate(request: Request, key: str | None, settings: Settings) -> N
     client = client_id(request, key, settings)
     if isinstance(limiter, SharedRateLimiter):
         serving = getattr(request.app.state, "serving", None)
-        wait = await limiter.aacquire(client, serving.features.aclient if serving else None)
+        wait = await limiter.aacquire(client, serving.features if serving else None)
     else:
         wait = limiter.acquire(client)
     if wait > 0:

@@ -17,10 +17,11 @@ from redis.retry import Retry
 from churn.registry import ModelRegistry
 from churn.serving import queries, scoring
 from churn.serving.errors import scrub
-from churn.serving.features import FeatureSource
+from churn.serving.features import FeatureSource, Hit
+from churn.serving.latest import UNKNOWN
 from churn.serving.model import ModelHolder
 from churn.serving.settings import Settings
-from churn.store import offline
+from churn.store import materialize, offline
 from churn.store.online import (
     AsyncRedisClient,
     OnlineStore,
@@ -59,28 +60,33 @@ def async_redis_client(url: str, timeout: float) -> AsyncRedisClient:
 class ServingState:
     """The API's long-lived objects; handlers reach them through ``deps.State``."""
 
-    def __init__(self, settings: Settings, client: RedisClient, aclient: AsyncRedisClient | None = None) -> None:
+    def __init__(self, settings: Settings, client: RedisClient, aclient: AsyncRedisClient | None = None,
+                 index: bool = False) -> None:
         self.settings = settings
         self.warehouse = Warehouse(settings.warehouse_path)
         self.registry = ModelRegistry(self.warehouse, settings.models_path)
         self.models = ModelHolder(self.registry, settings.model_name)
-        self.features = FeatureSource(client, self.warehouse, settings.redis_retry_seconds, aclient=aclient)
+        self.features = FeatureSource(client, self.warehouse, settings.redis_retry_seconds, aclient=aclient,
+                                      index=index)
         self.started = time.monotonic()
         self._ab_cache: OrderedDict[str, tuple[Any, dict[str, Any]]] = OrderedDict()  # name -> (stamp, view)
         self._ab_locks: dict[str, threading.Lock] = {}
         self._ab_guard = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings) -> ServingState:
+    def open(cls, settings: Settings, index: bool = False) -> ServingState:
+        """Wire everything and load the model (``index``: keep the latest-vector index, as the
+        long-running API does; a one-shot CLI call queries DuckDB instead of loading it)."""
         url, timeout = redis_url(settings), settings.redis_timeout_seconds
-        state = cls(settings, redis_client(url, timeout), async_redis_client(url, timeout))
+        state = cls(settings, redis_client(url, timeout), async_redis_client(url, timeout), index=index)
         state.tick()
         return state
 
     def tick(self) -> None:
-        """Background duty, every few seconds: reload a changed production model, re-check the
-        online store's feature order, publish hit/miss counts."""
+        """Background duty, every few seconds: reload a changed production model, index a newly
+        published snapshot, re-check the online store's feature order, publish hit/miss counts."""
         self.models.refresh()
+        self.features.refresh_index()
         if self.models.current is not None:
             self.features.check_order(self.models.current)
         self.features.flush_counts()
@@ -102,6 +108,20 @@ class ServingState:
         return {"model_version": model.version, "requested": len(user_ids), "band_cutoffs": scoring.band_cutoffs(model),
                 "predictions": predictions, "not_found": not_found}
 
+    async def predict_one(self, user_id: int) -> dict[str, Any] | None:
+        """One user's prediction (``PredictionDetailOut``), None when the user is unknown. A Redis
+        hit is scored without arrays (most of a single prediction was numpy's per-call overhead)."""
+        model = self.models.require()
+        got = await self.features.alookup_one(model, user_id)
+        if isinstance(got, Hit):
+            prediction = scoring.score_one(model, got)
+        else:
+            predictions, _ = scoring.score(model, got)
+            if not predictions:
+                return None
+            prediction = predictions[0]
+        return {**prediction, "band_cutoffs": scoring.band_cutoffs(model)}
+
     async def explain(self, user_id: int) -> dict[str, Any] | None:
         """The exact logit decomposition for one user, None when the user is unknown."""
         model = self.models.require()
@@ -109,8 +129,11 @@ class ServingState:
         return scoring.explain(model, vectors) if vectors.found[0] else None
 
     def not_found_detail(self, user_id: int) -> str:
-        """The 404 message: whether the user churned, never existed, or has no vector yet."""
-        reason = queries.absent_user_reason(self.warehouse, user_id)
+        """The 404 message: whether the user churned, never existed, or has no vector yet (from the
+        latest-vector index; DuckDB only when the index does not hold the snapshot on disk)."""
+        reason = self.features.absent_reason(user_id)
+        if reason is UNKNOWN:
+            reason = queries.absent_user_reason(self.warehouse, user_id)
         return f"user {user_id} not found in the online or offline store" + (f": {reason}" if reason else "")
 
     # -- dashboard -------------------------------------------------------------------------------
@@ -187,18 +210,16 @@ class ServingState:
         model = self.models.current
         if model is not None:
             return self.features.store_for(model)
-        return self.features.store(*offline.feature_set(self.warehouse))
+        return self.features.store(materialize.namespace(self.warehouse), offline.feature_set(self.warehouse)[1])
 
     def sync_cache(self) -> dict[str, Any]:
         """Replace the online store with the offline store's latest vectors; counters restart."""
         store = self.cache_store()
-        latest = offline.latest_vectors(self.warehouse)  # before clearing: a failure keeps Redis as is
-        removed = store.clear()
-        written = store.online_write_batch(latest[["user_id", "snapshot_at", *store.features]])
+        done = materialize.materialize(self.warehouse, store)
         self.features.forget_counts(store.prefix)
         self.features.order_ok[store.prefix] = True
-        return {"feature_set": store.prefix.rsplit(":", 1)[-1], "removed": removed,
-                "written": written.users, "seconds": round(written.seconds, 4)}
+        return {"feature_set": store.prefix.rsplit(":", 1)[-1], "removed": done.removed,
+                "written": done.written.users, "seconds": round(done.written.seconds, 4)}
 
     def clear_cache(self) -> dict[str, Any]:
         """Empty the online store (every lookup then falls back to the offline store)."""

@@ -9,33 +9,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from churn.store import tables
 from churn.store.warehouse import Warehouse
 
-TESTS, ASSIGNMENTS, RESULTS = "ml_pipeline.ab_tests", "ml_pipeline.ab_assignments", "ml_pipeline.ab_results"
-LOOKS = "ml_pipeline.ab_looks"
-LOOK_COLUMNS: list[tuple[str, str]] = [
-    ("test_name", "VARCHAR NOT NULL"), ("look", "INTEGER NOT NULL"), ("as_of", "DATE NOT NULL"),
-    ("test_day", "INTEGER NOT NULL"), ("n_control", "BIGINT NOT NULL"), ("conv_control", "BIGINT NOT NULL"),
-    ("n_variant", "BIGINT NOT NULL"), ("conv_variant", "BIGINT NOT NULL"), ("difference", "DOUBLE"),
-    ("likelihood_ratio", "DOUBLE"), ("p_value", "DOUBLE"), ("alpha", "DOUBLE NOT NULL"),
-    ("decision", "VARCHAR NOT NULL"), ("looked_at", "TIMESTAMP NOT NULL"),
-]
-LOOKS_DDL = (f"CREATE TABLE IF NOT EXISTS {LOOKS} ({', '.join(f'{c} {t}' for c, t in LOOK_COLUMNS)}, "
-             "PRIMARY KEY (test_name, look), UNIQUE (test_name, as_of))")
-DDL = (
-    f"""CREATE TABLE IF NOT EXISTS {TESTS} (
-        test_name VARCHAR PRIMARY KEY, model_name VARCHAR NOT NULL, control_version INTEGER NOT NULL,
-        variant_version INTEGER NOT NULL, traffic_split DOUBLE NOT NULL, status VARCHAR NOT NULL,
-        params JSON NOT NULL, started_at TIMESTAMP NOT NULL, concluded_at TIMESTAMP,
-        decision VARCHAR, reasons JSON)""",
-    f"""CREATE TABLE IF NOT EXISTS {ASSIGNMENTS} (
-        test_name VARCHAR NOT NULL, user_id BIGINT NOT NULL, arm VARCHAR NOT NULL,
-        assigned_at TIMESTAMP NOT NULL, PRIMARY KEY (test_name, user_id))""",
-    f"""CREATE TABLE IF NOT EXISTS {RESULTS} (
-        test_name VARCHAR NOT NULL, user_id BIGINT NOT NULL, arm VARCHAR NOT NULL, score DOUBLE NOT NULL,
-        offered BOOLEAN NOT NULL, churned BOOLEAN NOT NULL, observed_day INTEGER NOT NULL, log_loss DOUBLE NOT NULL,
-        PRIMARY KEY (test_name, user_id))""",
-)
+TESTS, ASSIGNMENTS, RESULTS = tables.AB_TESTS.name, tables.AB_ASSIGNMENTS.name, tables.AB_RESULTS.name
+LOOKS = tables.AB_LOOKS.name
 
 
 def _now() -> pd.Timestamp:
@@ -45,8 +23,7 @@ def _now() -> pd.Timestamp:
 def create_test(warehouse: Warehouse, row: dict[str, Any], assignments: pd.DataFrame) -> None:
     """Insert a test and its assignments in one transaction (nothing half-created on error)."""
     with warehouse.writer() as con, warehouse.transaction(con):
-        for ddl in DDL:
-            con.execute(ddl)
+        tables.create(con, tables.AB_TESTS, tables.AB_ASSIGNMENTS, tables.AB_RESULTS)
         con.execute(
             f"INSERT INTO {TESTS} (test_name, model_name, control_version, variant_version, traffic_split, "
             "status, params, started_at) VALUES (?, ?, ?, ?, ?, 'running', ?, ?)",
@@ -60,7 +37,7 @@ def write_results(warehouse: Warehouse, test_name: str, outcomes: pd.DataFrame) 
     """Replace the per-user outcomes of ``test_name``."""
     columns = ["user_id", "arm", "score", "offered", "churned", "observed_day", "log_loss"]
     with warehouse.writer() as con, warehouse.transaction(con):
-        con.execute(DDL[2])
+        tables.create(con, tables.AB_RESULTS)
         con.execute(f"DELETE FROM {RESULTS} WHERE test_name = ?", [test_name])
         Warehouse.append(con, RESULTS, outcomes[columns].assign(test_name=test_name))
     return len(outcomes)
@@ -82,9 +59,10 @@ def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: 
 
 def write_look(con: duckdb.DuckDBPyConnection, look: dict[str, Any]) -> None:
     """Store one look inside the caller's transaction (with the conclusion it led to, if any)."""
-    con.execute(LOOKS_DDL)
-    row = pd.DataFrame([{**look, "looked_at": _now()}])[[c for c, _ in LOOK_COLUMNS]]  # noqa: F841 - read by DuckDB
-    con.execute(f"INSERT INTO {LOOKS} SELECT * FROM row")
+    tables.create(con, tables.AB_LOOKS)
+    names = tables.AB_LOOKS.column_names
+    row = pd.DataFrame([{**look, "looked_at": _now()}])[names]  # noqa: F841 - read by DuckDB
+    con.execute(f"INSERT INTO {LOOKS} ({', '.join(names)}) SELECT * FROM row")
 
 
 def read_looks(warehouse: Warehouse, test_name: str | None = None) -> pd.DataFrame:

@@ -5,7 +5,7 @@ Every run appends its rows under its ``as_of`` (a re-run of the same run replace
 have a life: a breached condition (metric, subject) opens one alert row, which stays open while
 the condition holds on later runs and is resolved, with the date, on the first run where it
 clears. Tables are declared with explicit columns; a warehouse written by an older version gets
-the missing columns added in place (``ALTER TABLE ... ADD COLUMN IF NOT EXISTS``).
+the missing columns added in place (declared in :mod:`churn.store.tables`).
 """
 
 from __future__ import annotations
@@ -17,41 +17,15 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from churn.store import tables
 from churn.store.warehouse import Warehouse
 
 DRIFT, TIMELINE, ALERTS, DECISIONS = ("monitoring.drift_reports", "monitoring.metrics_timeline",
                                       "monitoring.alerts", "monitoring.retraining_decisions")
 API_METRICS = "monitoring.api_metrics"
 
-# table -> (column, type) in order; the first CREATE makes them, later versions only ADD.
-COLUMNS: dict[str, list[tuple[str, str]]] = {
-    DRIFT: [
-        ("run_id", "VARCHAR NOT NULL"), ("run_at", "TIMESTAMP NOT NULL"), ("as_of", "DATE"),
-        ("model_version", "INTEGER"), ("feature", "VARCHAR NOT NULL"), ("test", "VARCHAR NOT NULL"),
-        ("status", "VARCHAR"), ("statistic", "DOUBLE"), ("p_value", "DOUBLE"), ("p_adjusted", "DOUBLE"),
-        ("effect_size", "DOUBLE"), ("threshold", "DOUBLE"), ("drifted", "BOOLEAN"), ("n_reference", "BIGINT"),
-        ("n_current", "BIGINT"), ("note", "VARCHAR"), ("expected_drift", "BOOLEAN"), ("drift_onset", "DATE"),
-    ],
-    TIMELINE: [
-        ("run_id", "VARCHAR NOT NULL"), ("run_at", "TIMESTAMP NOT NULL"), ("as_of", "DATE"),
-        ("model_version", "INTEGER"), ("snapshot_at", "TIMESTAMP NOT NULL"), ("vectors", "BIGINT"),
-        ("churners", "BIGINT"), ("churn_rate", "DOUBLE"), ("auc", "DOUBLE"), ("precision", "DOUBLE"),
-        ("recall", "DOUBLE"), ("brier", "DOUBLE"), ("mean_predicted", "DOUBLE"), ("in_training", "BOOLEAN"),
-        ("note", "VARCHAR"), ("newly_matured", "BOOLEAN"),
-    ],
-    ALERTS: [
-        ("alert_key", "VARCHAR PRIMARY KEY"), ("severity", "VARCHAR NOT NULL"), ("metric", "VARCHAR NOT NULL"),
-        ("subject", "VARCHAR"), ("value", "DOUBLE"), ("threshold", "DOUBLE"), ("period", "VARCHAR"),
-        ("message", "VARCHAR NOT NULL"), ("status", "VARCHAR NOT NULL"), ("raised_at", "TIMESTAMP NOT NULL"),
-        ("condition", "VARCHAR"), ("raised_on", "DATE"), ("last_seen_on", "DATE"), ("resolved_on", "DATE"),
-        ("resolved_at", "TIMESTAMP"), ("resolution", "VARCHAR"),
-    ],
-    DECISIONS: [
-        ("decided_at", "TIMESTAMP NOT NULL"), ("model_name", "VARCHAR NOT NULL"), ("model_version", "INTEGER"),
-        ("retrain", "BOOLEAN NOT NULL"), ("action", "VARCHAR NOT NULL"), ("candidate_version", "INTEGER"),
-        ("triggers", "VARCHAR"), ("as_of", "DATE"), ("reasons", "VARCHAR"), ("matured_labels", "BIGINT"),
-    ],
-}
+TABLES = {DRIFT: tables.DRIFT_REPORTS, TIMELINE: tables.METRICS_TIMELINE, ALERTS: tables.ALERTS,
+          DECISIONS: tables.RETRAINING_DECISIONS}
 
 
 def _now() -> pd.Timestamp:
@@ -59,16 +33,16 @@ def _now() -> pd.Timestamp:
 
 
 def declare(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Create ``table`` with its declared columns, or add the ones an older warehouse lacks."""
-    columns = COLUMNS[table]
-    con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(f'{c} {t}' for c, t in columns)})")
-    for column, kind in columns:
-        # an added column cannot carry constraints: existing rows have no value for it
-        bare = kind.replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {bare}")
+    """Create ``table`` from its declaration in :mod:`churn.store.tables` unless it exists (the
+    writer's ``ensure`` already added the columns an older warehouse lacks)."""
+    tables.create(con, TABLES[table])
     if table == ALERTS:  # rows written before alerts had a life: their condition is metric:subject
         con.execute(f"UPDATE {ALERTS} SET condition = metric || ':' || coalesce(subject, '') WHERE condition IS NULL")
+
+
+def _names(table: str, frame: pd.DataFrame) -> list[str]:
+    """The declared columns of ``table`` that ``frame`` has, in declared order."""
+    return [c for c in TABLES[table].column_names if c in frame.columns]
 
 
 def _replace_run(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, run_id: str) -> None:
@@ -76,7 +50,7 @@ def _replace_run(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame
     declare(con, table)
     con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
     if len(frame):
-        names = [c for c, _ in COLUMNS[table] if c in frame.columns]
+        names = _names(table, frame)
         rows = frame[names]  # noqa: F841 - read by DuckDB
         con.execute(f"INSERT INTO {table} ({', '.join(names)}) SELECT {', '.join(names)} FROM rows")
 
@@ -121,7 +95,7 @@ def _advance_alerts(con: duckdb.DuckDBPyConnection, alerts: pd.DataFrame, on: da
     new = 0
     if len(fresh):
         rows = fresh.assign(status="open", raised_at=_now(), raised_on=on, last_seen_on=on)
-        names = [c for c, _ in COLUMNS[ALERTS] if c in rows.columns]
+        names = _names(ALERTS, rows)
         before = con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0]
         con.execute(f"INSERT OR IGNORE INTO {ALERTS} ({', '.join(names)}) SELECT {', '.join(names)} FROM rows")
         new = int(con.execute(f"SELECT count(*) FROM {ALERTS}").fetchall()[0][0] - before)
@@ -133,7 +107,7 @@ def write_retraining_decision(warehouse: Warehouse, model_name: str, model_versi
                               as_of: date | None = None, reasons: list[str] | None = None,
                               matured_labels: int | None = None) -> None:
     """Append one decision with its triggers (JSON) and the reasons for the action taken."""
-    row = pd.DataFrame([{  # noqa: F841 - read by DuckDB
+    row = pd.DataFrame([{
         "decided_at": _now(), "model_name": model_name, "model_version": int(model_version),
         "retrain": bool(triggers["fired"].any()), "action": action,
         "candidate_version": candidate_version, "triggers": json.dumps(triggers.to_dict("records"), default=str),
@@ -141,7 +115,7 @@ def write_retraining_decision(warehouse: Warehouse, model_name: str, model_versi
     }])  # fmt: skip
     with warehouse.writer() as con, warehouse.transaction(con):
         declare(con, DECISIONS)
-        names = [c for c, _ in COLUMNS[DECISIONS]]
+        names = _names(DECISIONS, row)
         con.execute(f"INSERT INTO {DECISIONS} ({', '.join(names)}) SELECT {', '.join(names)} FROM row")
 
 

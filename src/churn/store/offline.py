@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from churn.store import tables
 from churn.store.warehouse import Warehouse, WarehouseError
 
 if TYPE_CHECKING:
     from churn.features.rules import LabelRule
     from churn.features.spec import FeatureSpec
 
-FEATURES_TABLE = "ml_pipeline.features"
-FEATURE_SETS_TABLE = "ml_pipeline.feature_sets"
+FEATURES_TABLE = tables.FEATURES.name
+FEATURE_SETS_TABLE = tables.FEATURE_SETS.name
 
 
 def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, features: list[str],
@@ -33,8 +34,8 @@ def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, 
                          "spec": [json.dumps(spec, default=str)], "rows": [len(frame)],
                          "written_at": [pd.Timestamp.now(tz="UTC").tz_localize(None)]})
     with warehouse.writer() as con, warehouse.transaction(con):
-        Warehouse.replace_table(con, FEATURES_TABLE, frame)
-        Warehouse.replace_table(con, FEATURE_SETS_TABLE, meta)
+        Warehouse.replace_table(con, FEATURES_TABLE, frame, tables.FEATURES)
+        Warehouse.replace_table(con, FEATURE_SETS_TABLE, meta, tables.FEATURE_SETS)
     return len(frame)
 
 
@@ -101,17 +102,13 @@ def compute_features(warehouse: Warehouse, spec: FeatureSpec, snapshots: list[An
         return build_feature_frame(con, spec, snapshots, horizon_days, data_end, rule=rule)
 
 
-PREDICTIONS_TABLE = "ml_pipeline.predictions"
-_PREDICTIONS_DDL = f"""CREATE TABLE IF NOT EXISTS {PREDICTIONS_TABLE} (
-    user_id BIGINT NOT NULL, model_name VARCHAR NOT NULL, model_version INTEGER NOT NULL,
-    probability DOUBLE NOT NULL, risk_band VARCHAR NOT NULL, features_as_of TIMESTAMP NOT NULL,
-    scored_at TIMESTAMP NOT NULL)"""
+PREDICTIONS_TABLE = tables.PREDICTIONS.name
 
 
 def write_predictions(warehouse: Warehouse, frame: pd.DataFrame) -> int:
     """Store a scoring run; a re-run of the same model on the same snapshot replaces its rows."""
     with warehouse.writer() as con, warehouse.transaction(con):
-        con.execute(_PREDICTIONS_DDL)
+        tables.create(con, tables.PREDICTIONS)
         for (name, version, as_of), _ in frame.groupby(["model_name", "model_version", "features_as_of"]):
             con.execute(f"DELETE FROM {PREDICTIONS_TABLE} WHERE model_name = ? AND model_version = ? "
                         "AND features_as_of = ?", [name, int(version), as_of])  # type: ignore[call-overload]

@@ -2,9 +2,10 @@
 
 Each user's vector is one binary value (``as_of`` in microseconds as int64, then the features as
 float64 in the feature set's order), so a read is exact to the last bit and a batch of users is a
-single ``MGET``. Keys are namespaced by feature-set version: ``churn:fs:<version>:u:<user_id>``;
-``churn:fs:<version>:meta`` records the feature order so a reader with another order is refused
-(no training/serving skew). Hit and miss counters live in Redis, shared by every process.
+single ``MGET``. Keys are namespaced by the feature spec's key (``FeatureSpec.key``,
+``name:version``): ``churn:fs:<name>:<version>:u:<user_id>``; ``churn:fs:<namespace>:meta``
+records the feature order so a reader with another order is refused (no training/serving skew).
+Hit and miss counters live in Redis under the same namespace, shared by every process.
 
 A value that cannot be a vector (another length, NaN or infinite features, an as-of time outside
 1900-2200) is reported as ``bad`` for that key only: the caller treats it as a miss and rewrites
@@ -14,10 +15,12 @@ it, and every other key of the same read is served as usual.
 from __future__ import annotations
 
 import json
+import math
+import struct
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -97,38 +100,49 @@ class OnlineRead:
 
 
 class OnlineStore:
-    """Redis-backed online store for one feature-set version.
+    """Redis-backed online store for one feature spec.
 
     Args:
         client: a redis-py client (``redis.Redis.from_url(url)``).
-        feature_set: version of the feature spec, e.g. ``"v1"``.
+        namespace: the feature spec's key (``FeatureSpec.key``, e.g. ``"churn_features:v1"``;
+            see :func:`churn.store.materialize.namespace`): every key and counter lives under it.
         features: feature names in model order.
         ttl_seconds: optional expiry of every vector.
         aclient: an asyncio client on the same server, for :meth:`aonline_read` (the API's event loop).
     """
 
-    def __init__(self, client: RedisClient, feature_set: str, features: list[str],
+    def __init__(self, client: RedisClient, namespace: str, features: list[str],
                  ttl_seconds: int | None = None, aclient: AsyncRedisClient | None = None) -> None:
         self.client = client
         self.aclient = aclient
         self.features = list(features)
         self.ttl = ttl_seconds
-        self.prefix = f"churn:fs:{feature_set}"
+        self.namespace = namespace
+        self.prefix = f"churn:fs:{namespace}"
         # On a cluster, users are spread over hash-tagged buckets: keys of one bucket share a slot
         self.cluster = isinstance(client, redis.RedisCluster)
         self.vector_pattern = f"{self.prefix}:{{b*}}:u:*" if self.cluster else f"{self.prefix}:u:*"
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
+        self._struct = struct.Struct(f"<q{len(self.features)}d")  # the same layout, for one value
 
     @classmethod
-    def from_url(cls, url: str, feature_set: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
-        return cls(client_from_url(url, socket_timeout=5), feature_set, features, ttl_seconds)
+    def from_url(cls, url: str, namespace: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
+        return cls(client_from_url(url, socket_timeout=5), namespace, features, ttl_seconds)
 
     def key(self, user_id: int) -> str:
         if self.cluster:
             return f"{self.prefix}:{{b{int(user_id) % CLUSTER_BUCKETS}}}:u:{int(user_id)}"
         return f"{self.prefix}:u:{int(user_id)}"
 
-    def _mget(self, keys: list[str]) -> list[Any]:
+    def keys(self, user_ids: np.ndarray) -> list[bytes]:
+        """:meth:`key` of many users, as bytes: the client sends bytes as they are, where each
+        ``str`` would be encoded again (a third of a 1,000-id read was building its command)."""
+        if self.cluster:
+            return [self.key(u).encode() for u in user_ids.tolist()]
+        head = self.key(0)[:-1].encode()
+        return [b"%s%d" % (head, u) for u in user_ids.tolist()]
+
+    def _mget(self, keys: list[bytes]) -> list[Any]:
         if isinstance(self.client, redis.RedisCluster):
             return self.client.mget_nonatomic(keys)  # one MGET per hash-tag bucket, one round trip per shard
         return self.client.mget(keys)
@@ -158,7 +172,7 @@ class OnlineStore:
         if not len(ids):
             return self.decode(ids, [])
         with self._guard():
-            raw = self._mget([self.key(u) for u in ids])
+            raw = self._mget(self.keys(ids))
         read = self.decode(ids, raw)
         if count:
             bad = 0 if read.bad is None else int(read.bad.sum())
@@ -174,12 +188,31 @@ class OnlineStore:
         if self.aclient is None:
             raise OnlineStoreError("this OnlineStore has no asyncio client")
         with self._guard():
-            keys = [self.key(u) for u in ids]
+            keys = self.keys(ids)
             if isinstance(self.aclient, redis.asyncio.RedisCluster):
                 raw = await self.aclient.mget_nonatomic(keys)
             else:
                 raw = await self.aclient.mget(keys)
         return self.decode(ids, raw)
+
+    async def aonline_get(self, user_id: int) -> bytes | None:
+        """One user's raw value (a ``GET``, on the asyncio client): :meth:`decode_one` reads it."""
+        if self.aclient is None:
+            raise OnlineStoreError("this OnlineStore has no asyncio client")
+        with self._guard():
+            raw = await self.aclient.get(self.key(user_id))
+        return cast("bytes | None", raw)  # the store's clients never decode responses
+
+    def decode_one(self, raw: bytes | None) -> tuple[int, tuple[float, ...]] | None:
+        """One value -> (as_of in microseconds, features) when it is a valid vector, else None
+        (absent or bad: :meth:`decode` tells which). Same checks as :meth:`decode`, in plain
+        Python: for a single vector numpy's per-call overhead would be most of the cost."""
+        if raw is None or len(raw) != self._struct.size:
+            return None
+        as_of, *values = self._struct.unpack(raw)
+        if not AS_OF_RANGE_US[0] <= as_of < AS_OF_RANGE_US[1] or not all(map(math.isfinite, values)):
+            return None
+        return as_of, tuple(values)
 
     def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
         """Vectors from the raw ``MGET`` answer; a value that is not a valid vector is ``bad``."""

@@ -8,10 +8,11 @@ from typing import Any
 import pandas as pd
 
 from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH
+from churn.store import tables
 from churn.store.warehouse import Warehouse, WarehouseError
 
 TRUTH_TABLE = f"{TRUTH_SCHEMA_NAME}.{USER_TRUTH.name}"
-DATASET_TABLE = f"{RAW_SCHEMA_NAME}.dataset"
+DATASET_TABLE = tables.DATASET.name
 """One row: which data set the raw tables hold (name, identity fingerprint, source, rule)."""
 
 
@@ -61,7 +62,7 @@ def write_raw_tables(
     with warehouse.writer() as con, warehouse.transaction(con):
         con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.subscriptions")
         if dataset is not None:
-            Warehouse.replace_table(con, DATASET_TABLE, dataset_row(dataset))
+            Warehouse.replace_table(con, DATASET_TABLE, dataset_row(dataset), tables.DATASET)
         else:  # an earlier data set's name and fingerprint would not describe these tables
             con.execute(f"DROP TABLE IF EXISTS {DATASET_TABLE}")
         for table in RAW_TABLES.values():
@@ -177,3 +178,26 @@ def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:
         return con.execute(
             f"SELECT user_id, arg_max(churn_hazard, week_start) AS weekly_hazard FROM {TRUTH_TABLE} GROUP BY 1"
         ).df()
+
+
+def user_dates(warehouse: Warehouse, user_id: int) -> tuple[Any, Any] | None:
+    """(signup_at, churned_at) of one user from ``raw_data.users``; None when no such user.
+
+    Raises:
+        WarehouseError: no users table (a data set without one, or nothing loaded yet).
+    """
+    table = tables.USERS.name
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, table):
+            raise WarehouseError(f"{table} does not exist")
+        rows = con.execute(f"SELECT signup_at, churned_at FROM {table} WHERE user_id = ?", [int(user_id)]).fetchall()
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+def user_lifetimes(warehouse: Warehouse) -> pd.DataFrame | None:
+    """``user_id, signup_at, churned_at`` of every user (the API's 404 reasons); None for a data
+    set without a users table."""
+    with warehouse.reader() as con:
+        if not Warehouse.table_exists(con, tables.USERS.name):
+            return None
+        return con.execute(f"SELECT user_id, signup_at, churned_at FROM {tables.USERS.name}").df()

@@ -18,21 +18,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from churn.store import tables
+from churn.store.tables import RUN_STATUSES
 from churn.store.warehouse import Warehouse
 
+__all__ = ["LEDGER_FILE", "RUN_STATUSES", "RunLedger"]
+
 LEDGER_FILE = "runs.duckdb"
-RUN_STATUSES = ("running", "succeeded", "failed", "died")
 LOCK_WAIT_S = 10.0  # how long an open waits for another process's open of the ledger
-DDL = (
-    """CREATE TABLE IF NOT EXISTS runs (
-        run_id VARCHAR PRIMARY KEY, as_of DATE, params JSON NOT NULL, code_version VARCHAR,
-        status VARCHAR NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'died')),
-        pid INTEGER NOT NULL, host VARCHAR NOT NULL, started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP,
-        planned JSON NOT NULL, forced JSON NOT NULL, repaired_run VARCHAR, error VARCHAR)""",
-    """CREATE TABLE IF NOT EXISTS run_tasks (
-        run_id VARCHAR NOT NULL, task VARCHAR NOT NULL, status VARCHAR NOT NULL, elapsed_s DOUBLE,
-        outputs JSON, PRIMARY KEY (run_id, task))""",
-)
 
 
 class RunLedger:
@@ -62,8 +55,8 @@ class RunLedger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         con = self._connect(read_only=False)
         try:
-            for ddl in DDL:
-                con.execute(ddl)
+            tables.ensure(con, tables.LEDGER)
+            tables.create(con, tables.RUNS, tables.RUN_TASKS)
             with Warehouse.transaction(con):
                 yield con
         finally:

@@ -27,10 +27,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import duckdb
 import pandas as pd
+
+if TYPE_CHECKING:
+    from churn.store.tables import Table
 
 SCHEMAS: tuple[str, ...] = ("raw_data", "ml_pipeline", "monitoring", "simulator")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -130,17 +133,21 @@ class Warehouse:
 
     @contextmanager
     def writer(self, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Read-write connection that creates the schemas; publishes a reader snapshot on exit.
+        """Read-write connection that creates the schemas and upgrades the tables of an older
+        release (:func:`churn.store.tables.ensure`); publishes a reader snapshot on exit.
 
         The lock is held until the snapshot is published, so the copy is never torn by another
         writer.
         """
+        from churn.store import tables
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.lock():
             con = self._connect(self.path, read_only=False)
             try:
                 for schema in SCHEMAS:
                     con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                tables.ensure(con)
                 yield con
                 con.execute("CHECKPOINT")
             finally:
@@ -207,29 +214,42 @@ class Warehouse:
     # -- helpers used by the store modules -----------------------------------------------------
     @staticmethod
     def replace_table(
-        con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, ddl: str | None = None
+        con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, ddl: str | Table | None = None
     ) -> int:
         """Replace ``name`` with ``frame`` (inside the caller's transaction); returns rows written.
 
-        With ``ddl`` (a ``CREATE TABLE name (...)`` statement) the declared types and NOT NULL
-        constraints are enforced; the frame's columns are matched by name.
+        With ``ddl`` (the table's declaration in :mod:`churn.store.tables`, or a ``CREATE TABLE``
+        statement) the declared types and NOT NULL constraints are enforced; the frame's columns
+        are matched by name (an open table takes the frame's column order, and its undeclared
+        columns the frame's types).
         """
+        from churn.store import tables
+
         qualified(name)
         con.execute(f"DROP TABLE IF EXISTS {name}")
         if ddl is None:
             con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
-        else:
+            return len(frame)
+        if isinstance(ddl, str):
             con.execute(ddl)
-            Warehouse.append(con, name, frame)
+        else:
+            if ddl.name != name:
+                raise WarehouseError(f"declaration {ddl.name} given for table {name}")
+            extra = tables.frame_columns(con, frame) if ddl.open_columns else ()
+            tables.create(con, ddl, extra=extra)
+        Warehouse.append(con, name, frame)
         return len(frame)
 
     @staticmethod
     def append(con: duckdb.DuckDBPyConnection, name: str, frame: pd.DataFrame, create: bool = False) -> int:
         """Append ``frame`` to ``name``, matching columns by name; with ``create`` the first
-        append creates the table from the frame."""
+        append creates the table (from its declaration in :mod:`churn.store.tables`, else from
+        the frame)."""
+        from churn.store import tables
+
         qualified(name)
         if create and not Warehouse.table_exists(con, name):
-            return Warehouse.replace_table(con, name, frame)
+            return Warehouse.replace_table(con, name, frame, tables.TABLES.get(name))
         # DuckDB's replacement scan reads the local DataFrame `frame` directly (no register()).
         con.execute(f"INSERT INTO {name} BY NAME SELECT * FROM frame")
         return len(frame)

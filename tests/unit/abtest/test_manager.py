@@ -19,9 +19,10 @@ def setup(warehouse, tmp_path):
     x, y = rng.normal(size=(200, 2)), rng.integers(0, 2, 200)
     registry = ModelRegistry(warehouse, tmp_path / "models")
     for _ in range(2):
-        registry.register_model(model_name="churn_model", model=ChurnPredictor(make_pipeline(1.0).fit(x, y), ["a", "b"]))
-    registry.promote_model(1, "production", "first")
-    registry.promote_model(2, "staging", "candidate")
+        registry.register_model(model_name="churn_model", model=ChurnPredictor(make_pipeline(1.0).fit(x, y), ["a", "b"],
+                                                                              model_name="churn_model"))
+    registry.promote_model("churn_model", 1, "production", "first")
+    registry.promote_model("churn_model", 2, "staging", "candidate")
     return ABTestManager(warehouse, registry), registry
 
 

@@ -4,6 +4,7 @@ log-loss test against a paired t-test, and the decision rule."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
@@ -59,3 +60,57 @@ def test_a_clearly_better_variant_is_promoted_and_an_equal_one_is_not() -> None:
 def test_too_few_churners_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 2 positives"):
         delong_paired(np.array([1, 0, 0]), np.array([0.2, 0.1, 0.3]), np.array([0.3, 0.2, 0.1]))
+
+
+def _memorizer_case(n_users: int = 20_000, horizon: int = 30) -> tuple[pd.DataFrame, pd.Timestamp]:
+    """Cancellation-rule rows at weekly snapshots and a candidate that memorised its training
+    labels: its score at any later snapshot is the user's label at its last training snapshot T.
+    Control scores noise. Returns (rows with both scores, T)."""
+    rng = np.random.default_rng(7)
+    start = pd.Timestamp("2024-01-01")
+    churn = start + pd.to_timedelta(rng.uniform(0, 365, n_users), unit="D")
+    churn = churn.where(rng.uniform(size=n_users) < 0.5)  # half never churn
+    last_train = start + pd.Timedelta(days=200)
+    h = pd.Timedelta(days=horizon)
+    memorised = ((churn >= last_train) & (churn < last_train + h)).astype(float)
+    rows = []
+    for week in range(6):  # T, T+7, ..., T+35: every label matured
+        t = last_train + pd.Timedelta(days=7 * week)
+        alive = churn.isna() | (churn >= t)
+        label = (churn >= t) & (churn < t + h)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "snapshot_at": t,
+                    "label": label[alive].astype(int),
+                    "label_mature": True,
+                    "control": rng.uniform(size=int(alive.sum())),
+                    "variant": memorised[alive] + rng.uniform(0, 1e-6, int(alive.sum())),
+                }
+            )
+        )
+    return pd.concat(rows, ignore_index=True), last_train
+
+
+def test_evaluation_rows_are_purged_by_the_horizon_so_memorised_labels_do_not_leak() -> None:
+    """Without the purge the snapshots just after training share churns with the training labels
+    and a candidate that memorised them looks better than it is; with it, it scores chance."""
+    from churn.abtest.offline import evaluation_snapshots
+
+    frame, last_train = _memorizer_case()
+    purged = evaluation_snapshots(frame, [last_train], n_latest=4, purge_days=30)
+    assert purged == [last_train + pd.Timedelta(days=35)]  # the only one >= T + 30 days
+    unpurged = evaluation_snapshots(frame, [last_train], n_latest=4)
+    assert unpurged[0] == last_train + pd.Timedelta(days=14)
+
+    def auc_of_variant(snapshots: list[pd.Timestamp]) -> float:
+        rows = frame[frame.snapshot_at.isin(snapshots)]
+        return compare_offline(
+            rows.label.to_numpy(), rows.control.to_numpy(), rows.variant.to_numpy(), snapshots
+        ).auc_variant
+
+    assert auc_of_variant(unpurged) > 0.6  # the leak: outcomes it has seen
+    assert frame[frame.snapshot_at.isin(purged)].variant.max() < 1e-5  # no seen outcome left
+    assert auc_of_variant(purged) == pytest.approx(0.5, abs=0.03)  # chance, within its noise
+    with pytest.raises(ValueError, match="purge_days"):
+        evaluation_snapshots(frame, [last_train], purge_days=-1)

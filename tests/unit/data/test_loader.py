@@ -131,3 +131,17 @@ def test_raw_tables_written_without_a_data_set_drop_the_previous_data_sets_recor
     assert dataset_info(wh)["name"] == "app"
     write_raw_tables(wh, iter_chunks(SimulationParams(n_users=50), progress=False))
     assert dataset_info(wh) is None
+
+
+def test_text_times_with_their_own_offset_are_converted_by_it(tmp_path: Path) -> None:
+    """A CSV time with an offset is read as that instant, whatever the data set's time zone."""
+    log = "member,when,what,amount\n7,2024-03-01 10:00:00+02:00,a,1\n7,2024-03-01 10:00:00Z,a,1\n7,2024-03-01,a,1\n"
+    wh = Warehouse(tmp_path / "w.duckdb")
+    load_files(wh, load_dataset(_dataset(tmp_path, log)))
+    times = _read(wh, "SELECT event_at FROM raw_data.events ORDER BY event_id").event_at.tolist()
+    # Berlin is UTC+1 in March: only the time without an offset is shifted by it
+    assert times == [
+        pd.Timestamp("2024-02-29 23:00"),
+        pd.Timestamp("2024-03-01 08:00"),
+        pd.Timestamp("2024-03-01 10:00"),
+    ]

@@ -103,3 +103,24 @@ def test_synthetic_identity_includes_the_generation_parameters() -> None:
     ds = load_dataset(ROOT / "datasets" / "synthetic.yaml")
     assert ds.fingerprint(n_users=1000, seed=42) != ds.fingerprint(n_users=100_000, seed=42)
     assert ds.fingerprint(n_users=1000, seed=42) == ds.fingerprint(n_users=1000, seed=42)
+
+
+def test_monitoring_thresholds_come_from_the_dataset_file_and_are_not_its_identity(tmp_path: Path) -> None:
+    """A data set of your own does not inherit the simulator's 3% churn-rate alert; thresholds
+    given in the file reach the build, and tuning them keeps the data set's identity."""
+    (tmp_path / "p.csv").write_text("customer,date,amount\n1,2024-01-01,3\n")
+
+    def env_of(data: dict) -> dict[str, str]:
+        return dict(zip(*[iter(ploomber_args(_write(tmp_path, data), tmp_path))] * 2, strict=False))
+
+    plain = env_of(PURCHASES)
+    assert plain["--env--alert_churn_rate_max"] == "1.0" and "--env--alert_auc_min" not in plain
+    tuned = env_of({**PURCHASES, "monitoring": {"alert_churn_rate_max": 0.4, "retrain_min_new_labels": 200}})
+    assert (tuned["--env--alert_churn_rate_max"], tuned["--env--retrain_min_new_labels"]) == ("0.4", "200")
+    assert tuned["--env--dataset_id"] == plain["--env--dataset_id"]
+    synthetic = dict(zip(*[iter(ploomber_args(ROOT / "datasets" / "synthetic.yaml", tmp_path))] * 2, strict=False))
+    assert "--env--alert_churn_rate_max" not in synthetic  # env.yaml's simulator values stay
+    with pytest.raises(DatasetError, match=r"monitoring.alert_auc_min"):
+        load_dataset(_write(tmp_path, {**PURCHASES, "monitoring": {"alert_auc_min": 2}}))
+    with pytest.raises(DatasetError, match=r"unknown key 'monitoring.alert_psi'"):
+        load_dataset(_write(tmp_path, {**PURCHASES, "monitoring": {"alert_psi": 0.2}}))

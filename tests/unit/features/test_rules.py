@@ -182,6 +182,10 @@ def test_a_spec_feature_over_an_event_type_that_never_occurs_is_refused(product,
         dataset_spec(con, bad)
     with wh.reader() as con:
         assert longest_window(dataset_spec(con, ds)) == 60
+    spec["features"][-1]["filter"] = {"mood": "happy"}  # a column the log does not have
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    with wh.reader() as con, pytest.raises(FeatureSpecError, match=r"'teleports' filter: unknown column 'mood'"):
+        dataset_spec(con, bad)
 
 
 def test_the_automatic_spec_covers_types_values_attributes_and_subscriptions(product) -> None:

@@ -38,7 +38,7 @@ def test_a_model_of_another_identity_is_replaced_in_production_and_refused(wareh
     stage, why = production_stage_for(registry.get_production("churn_model"), LARGE)
     assert stage == "production" and "synthetic:aaaa" in why and "synthetic:bbbb" in why
     new = _register(registry, LARGE, "none")
-    registry.promote_model(new.version, stage, why)
+    registry.promote_model("churn_model", new.version, stage, why)
     assert archive_other_datasets(registry, "churn_model", LARGE) == [stale_candidate.version]
     assert registry.get_production("churn_model").version == new.version
     with pytest.raises(DatasetMismatchError, match=r"v1 was trained on data set synthetic:aaaa.*holds synthetic:bbbb"):

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from churn.modeling.evaluate import evaluate, max_f1_threshold, top_decile_lift
-from churn.modeling.predict import ChurnPredictor, risk_bands
+from churn.modeling.predict import ChurnPredictor, risk_band, risk_bands
 from churn.modeling.train import make_pipeline
 
 
@@ -41,13 +41,34 @@ def predictor() -> tuple[ChurnPredictor, np.ndarray]:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(500, 4)) * [1, 10, 100, 0.1] + [0, 5, 50, 1]
     y = (x[:, 0] + x[:, 1] / 10 + rng.normal(size=500) > 0.5).astype(int)
-    return ChurnPredictor(make_pipeline(1.0).fit(x, y), ["a", "b", "c", "d"], version=3), x
+    return ChurnPredictor(make_pipeline(1.0).fit(x, y), ["a", "b", "c", "d"], model_name="m", version=3), x
 
 
 def test_predictor_equals_sklearn_predict_proba(predictor):
     """The fast dot-product path gives scikit-learn's probabilities."""
     model, x = predictor
     np.testing.assert_allclose(model.predict_proba(x), model.pipeline.predict_proba(x)[:, 1], rtol=1e-12)
+
+
+def test_one_vector_in_plain_python_equals_sklearn_with_log1p_inputs():
+    """``proba_one`` (the API's single prediction, no numpy) gives the pipeline's probability on
+    log1p inputs, negative values included, also for an artifact pickled before it existed."""
+    import pickle
+
+    from churn.modeling.predict import log1p_columns
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, 4)) * [1, 10, 100, 0.1] + [0, 5, 50, 1]
+    y = (x[:, 0] + x[:, 1] / 10 + rng.normal(size=400) > 0.5).astype(int)
+    pipeline = make_pipeline(1.0).fit(log1p_columns(x, [1, 2]), y)
+    model = ChurnPredictor(pipeline, ["a", "b", "c", "d"], log_features=("b", "c"))
+    expected = pipeline.predict_proba(log1p_columns(x, [1, 2]))[:, 1]
+    old = pickle.loads(pickle.dumps(model))
+    del old.__dict__["_terms"]  # as an older artifact: the terms are rebuilt on unpickling
+    old = pickle.loads(pickle.dumps(old))
+    for m in (model, old):
+        np.testing.assert_allclose([m.proba_one(row) for row in x.tolist()], expected, rtol=1e-12)
+    assert model.coefficient_form_matches()
 
 
 def test_explanation_sums_to_the_logit(predictor):
@@ -61,6 +82,8 @@ def test_explanation_sums_to_the_logit(predictor):
 
 def test_risk_bands_follow_the_bounds():
     assert risk_bands(np.array([0.01, 0.05, 0.3]), (0.02, 0.2)).tolist() == ["low", "medium", "high"]
+    for p in (0.0, 0.0199, 0.02, 0.1, 0.2, 0.9):
+        assert risk_band(p, (0.02, 0.2)) == risk_bands(np.array([p]), (0.02, 0.2))[0]
 
 
 def test_predict_frame_keeps_user_ids(predictor):

@@ -98,9 +98,9 @@ def test_register_needs_exactly_one_of_model_and_model_path(registry, tmp_path):
 def test_promote_to_production_archives_the_previous_production(registry):
     """Promoting v2 archives v1 in the same change, and both moves are events."""
     _register(registry, 3)
-    registry.promote_model(1, "production", "first model")
-    registry.promote_model(2, "staging", "candidate")
-    registry.promote_model(2, "production", "beats v1 in A/B test")
+    registry.promote_model("churn_model", 1, "production", "first model")
+    registry.promote_model("churn_model", 2, "staging", "candidate")
+    registry.promote_model("churn_model", 2, "production", "beats v1 in A/B test")
     assert _stages(registry) == {1: "archived", 2: "production", 3: "none"}
     assert registry.get_production(NAME).version == 2
     last = registry.list_events(NAME).tail(2)
@@ -118,7 +118,7 @@ def test_random_promotions_always_leave_exactly_one_production(registry):
     for step in range(15):
         version, stage = rng.randint(1, 4), rng.choice(["staging", "production", "archived", "none"])
         with contextlib.suppress(RegistryError):  # e.g. demoting the production version directly is refused
-            registry.promote_model(version, stage, f"step {step}")
+            registry.promote_model("churn_model", version, stage, f"step {step}")
         count = list(_stages(registry).values()).count("production")
         seen_production |= count > 0
         assert count == (1 if seen_production else 0)
@@ -128,8 +128,8 @@ def test_random_promotions_always_leave_exactly_one_production(registry):
 def test_every_change_writes_an_event_with_its_reason(registry):
     """Register, promote, archive, roll back and recorded decisions each leave a reasoned event."""
     _register(registry, 3)
-    registry.promote_model(1, "production", "initial release")
-    registry.promote_model(2, "production", "retrained on drift")
+    registry.promote_model("churn_model", 1, "production", "initial release")
+    registry.promote_model("churn_model", 2, "production", "retrained on drift")
     registry.archive_model(NAME, 3, "worse than v2")
     registry.rollback(NAME, "v2 misbehaves in production")
     registry.record_event(NAME, 1, "kept", "A/B test: control kept")
@@ -146,7 +146,7 @@ def test_empty_reason_is_refused(registry):
     """Every change needs a reason: blank ones are refused and change nothing."""
     _register(registry)
     before = _state(registry)
-    for call in (lambda: registry.promote_model(1, "staging", "  "),
+    for call in (lambda: registry.promote_model("churn_model", 1, "staging", "  "),
                  lambda: registry.archive_model(NAME, 1, ""),
                  lambda: registry.register_model(NAME, model={}, reason="")):
         with pytest.raises(RegistryError, match="reason"):
@@ -157,8 +157,8 @@ def test_empty_reason_is_refused(registry):
 def test_rollback_restores_the_previous_production(registry):
     """Rollback archives the current production and brings back the one it replaced."""
     _register(registry, 2)
-    registry.promote_model(1, "production", "initial")
-    registry.promote_model(2, "production", "retrained")
+    registry.promote_model("churn_model", 1, "production", "initial")
+    registry.promote_model("churn_model", 2, "production", "retrained")
     restored = registry.rollback(NAME, "v2 error rate too high")
     assert restored.version == 1 and restored.stage == "production"
     assert _stages(registry) == {1: "production", 2: "archived"}
@@ -169,7 +169,7 @@ def test_repeated_rollbacks_walk_back_instead_of_toggling(registry):
     """A version demoted by a rollback is never brought back by the next rollback."""
     _register(registry, 3)
     for version in (1, 2, 3):
-        registry.promote_model(version, "production", f"release v{version}")
+        registry.promote_model("churn_model", version, "production", f"release v{version}")
     assert registry.rollback(NAME, "v3 bad").version == 2
     assert registry.rollback(NAME, "v2 bad too").version == 1
     with pytest.raises(RegistryError, match="no earlier production version"):
@@ -181,7 +181,7 @@ def test_rollback_without_history_errors(registry):
     _register(registry, 2)
     with pytest.raises(RegistryError, match="no production version to roll back"):
         registry.rollback(NAME, "nothing deployed")
-    registry.promote_model(2, "production", "first release")
+    registry.promote_model("churn_model", 2, "production", "first release")
     before = _state(registry)
     with pytest.raises(RegistryError, match="no earlier production version"):
         registry.rollback(NAME, "try anyway")
@@ -191,21 +191,21 @@ def test_rollback_without_history_errors(registry):
 def test_promote_unknown_version_or_stage_errors_and_leaves_registry_unchanged(registry):
     """Unknown versions, stages and names are named in the error; nothing changes."""
     _register(registry, 2)
-    registry.promote_model(1, "production", "initial")
+    registry.promote_model("churn_model", 1, "production", "initial")
     before = _state(registry)
     with pytest.raises(RegistryError, match=r"no version 9 \(versions: 1, 2\)"):
-        registry.promote_model(9, "production", "typo")
+        registry.promote_model("churn_model", 9, "production", "typo")
     with pytest.raises(RegistryError, match="unknown stage 'prod'"):
-        registry.promote_model(2, "prod", "typo")
+        registry.promote_model("churn_model", 2, "prod", "typo")
     with pytest.raises(RegistryError, match="no model named 'nope'"):
-        registry.promote_model(1, "staging", "typo", model_name="nope")
+        registry.promote_model("nope", 1, "staging", "typo")
     assert _state(registry) == before
 
 
 def test_production_version_cannot_be_archived_directly(registry):
     """Archiving production would leave none: refused, pointing at promote or rollback."""
     _register(registry)
-    registry.promote_model(1, "production", "initial")
+    registry.promote_model("churn_model", 1, "production", "initial")
     with pytest.raises(RegistryError, match="roll back instead"):
         registry.archive_model(NAME, 1, "retire")
     assert registry.get_production(NAME).version == 1
@@ -214,7 +214,7 @@ def test_production_version_cannot_be_archived_directly(registry):
 def test_load_returns_the_registered_model_and_its_record(registry):
     """load_model gives back the pickled object of the production (or a given) version."""
     _register(registry, 2)
-    registry.promote_model(2, "production", "best")
+    registry.promote_model("churn_model", 2, "production", "best")
     model, record = registry.load_model(NAME)
     assert model == {"coef": [1, 2]} and record.version == 2
     assert registry.load_model(NAME, version=1)[0] == {"coef": [0, 1]}
@@ -239,7 +239,7 @@ def test_missing_artifact_is_refused_on_load_and_on_promotion(registry):
     with pytest.raises(ArtifactIntegrityError, match="missing"):
         registry.load_model(NAME, version=1)
     with pytest.raises(ArtifactIntegrityError, match=str(record.artifact_path)):
-        registry.promote_model(1, "production", "deploy")
+        registry.promote_model("churn_model", 1, "production", "deploy")
     assert registry.get_production(NAME) is None
 
 
@@ -247,7 +247,7 @@ def test_failure_in_the_middle_of_promote_leaves_registry_unchanged(registry, mo
     """If the promotion fails right after the old production was demoted, the transaction
     rolls back: the old version is still production and no event was kept."""
     _register(registry, 2)
-    registry.promote_model(1, "production", "initial")
+    registry.promote_model("churn_model", 1, "production", "initial")
     before = _state(registry)
     real_set_stage = writes.set_stage
 
@@ -257,7 +257,7 @@ def test_failure_in_the_middle_of_promote_leaves_registry_unchanged(registry, mo
 
     monkeypatch.setattr(writes, "set_stage", demote_then_crash)
     with pytest.raises(RuntimeError, match="crash"):
-        registry.promote_model(2, "production", "retrained")
+        registry.promote_model("churn_model", 2, "production", "retrained")
     assert _state(registry) == before
     assert registry.get_production(NAME).version == 1
 
@@ -282,32 +282,32 @@ def test_production_marker_changes_only_when_production_changes(registry):
     """The API's change detector: 'none', then v<version>:<sha256> of production."""
     assert registry.production_marker(NAME) == "none"
     first, second = _register(registry, 2)
-    registry.promote_model(1, "production", "initial")
+    registry.promote_model("churn_model", 1, "production", "initial")
     marker = registry.production_marker(NAME)
     assert marker == f"v1:{first.artifact_sha256}"
-    registry.promote_model(2, "staging", "candidate")
+    registry.promote_model("churn_model", 2, "staging", "candidate")
     assert registry.production_marker(NAME) == marker
-    registry.promote_model(2, "production", "winner")
+    registry.promote_model("churn_model", 2, "production", "winner")
     assert registry.production_marker(NAME) == f"v2:{second.artifact_sha256}"
 
 
 def test_production_marker_is_cheap_while_nothing_changes(registry, monkeypatch):
     """Polling an unchanged registry opens no DuckDB connection; any write is noticed."""
     _register(registry, 2)
-    registry.promote_model(1, "production", "initial")
+    registry.promote_model("churn_model", 1, "production", "initial")
     opened, real_reader = [], registry.warehouse.reader
     monkeypatch.setattr(registry.warehouse, "reader", lambda: opened.append(1) or real_reader())
     for _ in range(5):
         assert registry.production_marker(NAME).startswith("v1:")
     assert len(opened) == 1
-    registry.promote_model(2, "production", "winner")
+    registry.promote_model("churn_model", 2, "production", "winner")
     assert registry.production_marker(NAME).startswith("v2:") and len(opened) == 2
 
 
 def test_register_straight_into_production_keeps_one_production(registry):
     """stage='production' at registration archives the current production in the same change."""
     _register(registry)
-    registry.promote_model(1, "production", "initial")
+    registry.promote_model("churn_model", 1, "production", "initial")
     registry.register_model(NAME, model={"new": 1}, stage="production", reason="hotfix release")
     assert _stages(registry) == {1: "archived", 2: "production"}
 

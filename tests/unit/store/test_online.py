@@ -48,6 +48,28 @@ def test_keys_are_namespaced_by_feature_set_version(redis_client):
     assert not OnlineStore(redis_client, "v2", FEATURES).online_read([1]).found.any()
 
 
+def test_batch_keys_are_the_single_keys_as_bytes(redis_client):
+    """``keys`` (a batch read's command) names exactly what ``key`` names, id 0 and large ids too."""
+    store = OnlineStore(redis_client, "v1", FEATURES)
+    ids = np.array([0, 7, 10, 123456789012])
+    assert store.keys(ids) == [store.key(u).encode() for u in ids.tolist()]
+
+
+def test_one_value_decodes_as_the_batch_decoder_does(redis_client):
+    """``decode_one`` (the single prediction's path) accepts exactly what ``decode`` accepts."""
+    store = OnlineStore(redis_client, "t1", FEATURES)
+    store.online_write_batch(_vectors(3))
+    good = redis_client.get(store.key(1))
+    nan = np.zeros(1, dtype=store._dtype)
+    nan["as_of"], nan["values"] = 1_700_000_000_000_000, [np.nan, 1.0, 2.0]
+    for value in (good, None, b"short", good + b"x", nan.tobytes()):
+        batch = store.decode(np.array([1]), [value])
+        one = store.decode_one(value)
+        assert (one is not None) == bool(batch.found[0])
+        if one is not None:
+            assert one[0] == batch.as_of[0].astype(np.int64) and np.array(one[1]).tobytes() == batch.values[0].tobytes()
+
+
 def test_reader_with_another_feature_order_is_refused(redis_client):
     """A reader whose feature order differs from the writer's would mis-score: refused."""
     OnlineStore(redis_client, "v1", FEATURES).online_write_batch(_vectors(5))
