@@ -56,8 +56,11 @@ build: setup redis-start ## run the whole pipeline (parameters checked first, th
 		echo "$(BIN)/churn build $$args $(ARGS)"; $(BIN)/churn build $(REDIS_ENV) $$args $(ARGS); \
 	else $(BIN)/churn build $(REDIS_ENV) $(ARGS); fi
 
-test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium)
-	$(BIN)/python -m pytest $(ARGS)
+# pytest-xdist workers for `make test`: one per core, at most 4 (TEST_JOBS=1: a serial run)
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
+test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium) on TEST_JOBS workers
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup $(ARGS)
 
 test-fast: setup ## the unit tests only (no default-size simulations, builds or browser): about a minute
 	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)

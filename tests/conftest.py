@@ -23,8 +23,16 @@ PIPELINE_TIMEOUT = 1800  # seconds: the first pipeline test waits for a whole `p
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/data, tests/model and tests/pipeline is ``slow`` (make test-fast
-    skips it); pipeline tests get the longer timeout unless they set their own."""
+    skips it); pipeline tests get the longer timeout unless they set their own.
+
+    ``make test`` runs the suite on several pytest-xdist workers with ``--dist loadgroup``: the
+    tests that read the shared small build (a session fixture: one ``ploomber build``) form one
+    group and run in order on one worker, so the build is made once and the tests that mutate
+    it (nbval re-runs the notebooks against it) are seen in the same order as in a serial run.
+    """
     for item in items:
+        if "small_build" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("small_build"))
         parts = item.path.relative_to(ROOT).parts
         if len(parts) > 2 and parts[0] == "tests" and parts[1] in SLOW_SUITES:
             item.add_marker(pytest.mark.slow)

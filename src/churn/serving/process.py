@@ -36,7 +36,9 @@ def start_server(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).json()["model"]["loaded"]:
+            # a generous probe timeout: on a busy machine /health (a DuckDB open, a Redis round
+            # trip) can take over a second, and a 1 s probe then never saw the server ready
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["model"]["loaded"]:
                 return proc
         except (httpx.HTTPError, ValueError, KeyError):
             pass

@@ -17,6 +17,7 @@ import pandas as pd
 
 from churn.registry import ModelRegistry, ModelVersion
 from churn.reports.model_card import card_path
+from churn.serving.latest import absence_reason
 from churn.store import abtests, monitoring, raw
 from churn.store.warehouse import Warehouse, WarehouseError
 
@@ -90,12 +91,7 @@ def absent_user_reason(warehouse: Warehouse, user_id: int) -> str | None:
         dates = raw.user_dates(warehouse, user_id)
     except (WarehouseError, duckdb.IOException, duckdb.ConnectionException):
         return None
-    if dates is None:
-        return "the user never existed (no such id in raw_data.users)"
-    signup_at, churned_at = dates
-    if churned_at is not None:
-        return f"the user churned on {churned_at:%Y-%m-%d}; churned users are not scored"
-    return f"the user (signed up {signup_at:%Y-%m-%d}) has no vector at the latest snapshot yet"
+    return absence_reason(dates)
 
 
 def drift_summary(warehouse: Warehouse) -> dict[str, Any]:

@@ -27,9 +27,8 @@ import pandas as pd
 from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH, TableSchema
 from churn.store.warehouse import WarehouseError
 
-SCHEMA_VERSION = 3
-"""1: the release before declared DDL (no version recorded); 2: every table declared here;
-3: drift_reports.drift_onset, retraining_decisions.matured_labels."""
+SCHEMA_VERSION = 2
+"""1: the release before declared DDL (no version recorded); 2: every table declared here."""
 VERSION_TABLE = "main.schema_version"
 WAREHOUSE, LEDGER = "warehouse", "ledger"  # the DuckDB files: churn.duckdb and runs.duckdb
 
@@ -76,6 +75,8 @@ class Table:
         database: which DuckDB file holds it (:data:`WAREHOUSE` or :data:`LEDGER`).
         open_columns: further columns are added by the writer (the features table: one per
             feature of the spec); only the declared ones are checked and migrated.
+        migrate: whether :func:`ensure` adds missing declared columns in place. Not for the raw
+            tables: a load rewrites them whole, and a data set of your own has its own columns.
     """
 
     name: str
@@ -84,6 +85,7 @@ class Table:
     unique: tuple[tuple[str, ...], ...] = ()
     database: str = WAREHOUSE
     open_columns: bool = False
+    migrate: bool = True
     doc: str = field(default="", compare=False)
 
     @property
@@ -131,7 +133,7 @@ def _quote(name: str) -> str:
 def from_schema(schema: str, raw: TableSchema) -> Table:
     """A raw table of the documented schema (``churn.data.schema``) as a declaration."""
     columns = tuple(Col(c.name, c.dtype, not_null=not c.nullable) for c in raw.columns)
-    return Table(f"{schema}.{raw.name}", columns)
+    return Table(f"{schema}.{raw.name}", columns, migrate=False)
 
 
 def nn(name: str, dtype: str, check: str | None = None) -> Col:
@@ -146,6 +148,7 @@ SUBSCRIPTIONS = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.subscriptions",
         (Col("user_id", "BIGINT"), Col("started_at", "TIMESTAMP"), Col("ended_at", "TIMESTAMP")),
+        migrate=False,
         doc="Own data only (a data set with a subscriptions file): one row per subscription period.",
     )
 )
@@ -309,8 +312,7 @@ RETRAINING_DECISIONS = declare(
         "monitoring.retraining_decisions",
         (nn("decided_at", "TIMESTAMP"), nn("model_name", "VARCHAR"), Col("model_version", "INTEGER"),
          nn("retrain", "BOOLEAN"), nn("action", "VARCHAR"), Col("candidate_version", "INTEGER"),
-         Col("triggers", "VARCHAR"), Col("as_of", "DATE"), Col("reasons", "VARCHAR"),
-         Col("matured_labels", "BIGINT")),
+         Col("triggers", "VARCHAR"), Col("as_of", "DATE"), Col("reasons", "VARCHAR"), Col("matured_labels", "BIGINT")),
     )
 )  # fmt: skip
 API_METRICS = declare(
@@ -433,7 +435,20 @@ def frame_columns(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[C
     return [Col(str(row[0]), str(row[1])) for row in described]
 
 
+def _holds_own_data(con: duckdb.DuckDBPyConnection) -> bool:
+    """The raw tables hold a data set's own files: their columns are the data set's (free user
+    attributes, a value column), not the simulator's declared ones."""
+    if not _exists(con, DATASET.name):
+        return False
+    rows = con.execute(f"SELECT source FROM {DATASET.name}").fetchall()
+    return bool(rows) and rows[0][0] == "files"
+
+
 def _add_missing_columns(con: duckdb.DuckDBPyConnection, tables: Iterable[Table]) -> list[str]:
+    # own data's users/events/billing are shaped by its dataset file: the simulator's columns
+    # (plan, monthly_price, ...) must not be added to them
+    own = {USERS.name, EVENTS.name, BILLING.name} if _holds_own_data(con) else set()
+    tables = [t for t in tables if t.name not in own]
     existing: dict[str, set[str]] = {}
     for schema, table, column in con.execute(
         "SELECT table_schema, table_name, column_name FROM information_schema.columns "
@@ -443,7 +458,7 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection, tables: Iterable[Table]
     added = []
     for table in tables:
         have = existing.get(table.name)
-        if have is None:
+        if have is None or not table.migrate:
             continue  # not created yet: the phase that writes it creates it
         for col in table.columns:
             if col.name not in have:

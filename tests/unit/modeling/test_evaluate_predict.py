@@ -61,7 +61,7 @@ def test_one_vector_in_plain_python_equals_sklearn_with_log1p_inputs():
     x = rng.normal(size=(400, 4)) * [1, 10, 100, 0.1] + [0, 5, 50, 1]
     y = (x[:, 0] + x[:, 1] / 10 + rng.normal(size=400) > 0.5).astype(int)
     pipeline = make_pipeline(1.0).fit(log1p_columns(x, [1, 2]), y)
-    model = ChurnPredictor(pipeline, ["a", "b", "c", "d"], log_features=("b", "c"))
+    model = ChurnPredictor(pipeline, ["a", "b", "c", "d"], model_name="m", log_features=("b", "c"))
     expected = pipeline.predict_proba(log1p_columns(x, [1, 2]))[:, 1]
     old = pickle.loads(pickle.dumps(model))
     del old.__dict__["_terms"]  # as an older artifact: the terms are rebuilt on unpickling

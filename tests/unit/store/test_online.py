@@ -111,3 +111,22 @@ def test_a_bad_value_is_a_bad_miss_for_its_key_only(redis_client, value):
     assert read.bad.tolist() == [False, True, False, False] and read.bad_ids == [2]
     assert np.isnan(read.values[1]).all() and np.isnat(read.as_of[1])
     assert store.stats()["bad_values"] == 1 and store.stats()["misses"] == 2
+
+
+def test_the_asyncio_client_packs_commands_in_c_exactly_as_redis_py_does(tmp_path):
+    """The API's asyncio connections pack with hiredis (redis-py's own serializer for its sync
+    client): the same bytes as redis-py's Python packing for every kind of argument we send."""
+    import redis.asyncio
+
+    from churn.store.online import async_client_from_url
+
+    commands = [("GET", "churn:fs:v1:u:7"), ("MGET", b"churn:fs:v1:u:1", b"churn:fs:v1:u:123456789012"),
+                ("EVALSHA", "abc", 1, "churn:ratelimit:ip:1", 6000.0, 100 / 60), ("CONFIG GET", "maxmemory"),
+                ("SET", "k", b"\x00\xff" * 50, "EX", 30)]
+    for url, base in ((f"unix://{tmp_path}/r.sock", redis.asyncio.UnixDomainSocketConnection),
+                      ("redis://127.0.0.1:1", redis.asyncio.Connection)):
+        pool = async_client_from_url(url).connection_pool
+        assert issubclass(pool.connection_class, base) and pool.connection_class is not base
+        ours, theirs = pool.make_connection(), base(**pool.connection_kwargs)
+        for command in commands:
+            assert b"".join(ours.pack_command(*command)) == b"".join(theirs.pack_command(*command))

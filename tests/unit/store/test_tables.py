@@ -210,3 +210,12 @@ def test_declarations_refuse_duplicates_and_unknown_keys() -> None:
         tables.declare(Table(tables.MODELS.name, tables.MODELS.columns))
     with pytest.raises(SchemaError, match="key column"):
         tables.declare(Table("ml_pipeline.x", (Col("a", "INTEGER"),), key=("b",)))
+
+
+def test_raw_tables_of_your_own_data_are_never_widened(warehouse: Warehouse) -> None:
+    """An own data set's users table has its own columns: opening a writer must not add the
+    synthetic schema's (a load rewrites raw tables whole; they are not migrated in place)."""
+    with warehouse.writer() as con:
+        con.execute("CREATE TABLE raw_data.users (user_id BIGINT, signup_at TIMESTAMP, churned_at TIMESTAMP)")
+    with warehouse.writer() as con:
+        assert [c for c, _ in _columns(con, tables.USERS.name)] == ["user_id", "signup_at", "churned_at"]
