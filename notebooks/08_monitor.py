@@ -1,9 +1,10 @@
 # %% [markdown]
 # # Monitor
 # Is the production model going stale? Feature drift between the reference window (the last
-# snapshot the model was trained on) and the current snapshot, the model's performance on every
-# snapshot whose labels have matured, and alerts. Results go to `monitoring.*`; the live view is
-# the `notebooks/dashboards/monitoring.ipynb` Voila dashboard.
+# snapshot the production model was trained on, from its registry record) and the newest
+# snapshot (the run's `as_of`), the model's performance on every snapshot whose labels have
+# matured by then, and alerts. Each run appends its rows under its `as_of`, so a daily cycle
+# builds a history; the live view is the `notebooks/dashboards/monitoring.ipynb` Voila dashboard.
 #
 # Drift tests per feature: two-sample Kolmogorov-Smirnov and Welch's t-test (the original
 # platform's two), plus PSI. p-values are Holm-adjusted together over every (feature, test) pair
@@ -26,6 +27,9 @@ drift_alpha = None
 drift_expected = None
 alert_auc_min = None
 alert_churn_rate_max = None
+scenario = None
+start = None
+end = None
 data_dir = None
 redis_url = None
 
@@ -34,7 +38,14 @@ import pandas as pd
 
 from churn.features.auto import growing_features
 from churn.monitoring import plots
-from churn.monitoring.phase import drift_over_time, record_api_metrics, run_monitor
+from churn.monitoring.phase import (
+    detection_sentence,
+    drift_detection,
+    drift_onset,
+    drift_over_time,
+    record_api_metrics,
+    run_monitor,
+)
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
 from churn.store import offline
@@ -45,9 +56,11 @@ wh = Warehouse(warehouse)
 expected = sorted({*drift_expected, *growing_features(offline.load_feature_spec(wh))})
 monitor = run_monitor(wh, ModelRegistry(wh, models_dir), model_name, alpha=float(drift_alpha),
                       expected_drift=expected, auc_min=float(alert_auc_min),
-                      churn_rate_max=float(alert_churn_rate_max))
-print(f"production model v{monitor.model.version}; reference {monitor.reference.snapshot_at.max().date()} "
-      f"({len(monitor.reference)} users), current {monitor.current_at.date()} ({len(monitor.current)} users)")
+                      churn_rate_max=float(alert_churn_rate_max), as_of=as_of,
+                      onset=drift_onset(wh, scenario, start, end))
+print(f"run of {monitor.as_of}: production model v{monitor.model.version}; reference "
+      f"{monitor.reference.snapshot_at.max().date()} ({len(monitor.reference)} users), current "
+      f"{monitor.current_at.date()} ({len(monitor.current)} users)")
 
 # %% [markdown]
 # ## Feature drift
@@ -69,10 +82,15 @@ monitor.report.pivot_table(index="feature", columns="test", values=["effect_size
 
 # %% [markdown]
 # ## Drift over time
-# Each later snapshot against the same reference: when did each feature start to move?
+# Each later snapshot against the same reference: when did each feature start to move? And, on
+# the simulator's data, when did the monitor first alarm after the drift's known onset?
 
 # %%
 drift_over_time(monitor, alpha=float(drift_alpha))
+
+# %%
+detection = drift_detection(wh)
+print(detection_sentence(detection))
 
 # %% [markdown]
 # ## Performance over time
@@ -89,12 +107,15 @@ fig = plots.timeline_figure(timeline)
 
 # %% [markdown]
 # ## Alerts
-# Raised once: an alert is keyed by metric, subject and period, and a re-run adds nothing new.
-# Rules: a drift alarm (warning), an out-of-training AUC below `alert_auc_min` (critical), a
-# snapshot's churn rate above `alert_churn_rate_max` (warning).
+# Raised once: a condition (metric and subject) judged on its latest evidence opens one alert,
+# which stays open on later runs while the condition holds and is resolved, with the run's
+# date, when it clears. Rules: a drift alarm (warning), an out-of-training AUC below
+# `alert_auc_min` (critical), the newest matured snapshot's churn rate above
+# `alert_churn_rate_max` (warning).
 
 # %%
-print(f"{len(monitor.alerts)} alert(s) on this evidence, {monitor.new_alerts} new")
+print(f"{len(monitor.alerts)} condition(s) breached, {monitor.new_alerts} new alert(s), "
+      f"{monitor.resolved_alerts} resolved")
 monitor.alerts
 
 # %% [markdown]
@@ -107,4 +128,6 @@ pd.Series(record_api_metrics(wh, monitor.run_id, redis_url, data_dir), name="API
 
 # %%
 receipt = write_receipt(product["receipt"], run_id=monitor.run_id, drifted=monitor.drifted, alarms=monitor.alarms,
-                        alerts=len(monitor.alerts), new_alerts=monitor.new_alerts)
+                        alerts=len(monitor.alerts), new_alerts=monitor.new_alerts,
+                        resolved_alerts=monitor.resolved_alerts, as_of=str(monitor.as_of),
+                        drift_detected_on=str((detection or {}).get("detected_on") or ""))

@@ -3,8 +3,12 @@
 # Three triggers, each with its evidence: feature drift, performance degradation on matured
 # labels, and new labelled volume since the model's training data. When one fires, a candidate
 # is trained on the most recent snapshots with the same training code and registered as
-# **staging** (an older staging candidate is archived); the A/B test decides its fate. The decision goes to
-# `monitoring.retraining_decisions`.
+# **staging** (an older staging candidate is archived); the A/B test decides its fate. A fired
+# trigger is held back when the candidate would learn too little (fewer than
+# `retrain_min_fresh_labels` matured labels production never trained on), while an A/B test
+# runs, or within `retrain_cooldown_days` of the last candidate for the same drift (the same
+# production model), so a daily cycle does not train a candidate every day. The decision and its
+# reasons go to `monitoring.retraining_decisions` under the run's `as_of`.
 
 # %% tags=["parameters"]
 upstream = ["monitor"]
@@ -18,6 +22,8 @@ n_valid_snapshots = None
 retrain_min_drifted = None
 retrain_max_auc_drop = None
 retrain_min_new_labels = None
+retrain_min_fresh_labels = None
+retrain_cooldown_days = None
 
 # %%
 from churn.monitoring.phase import decide_retraining
@@ -29,7 +35,8 @@ wh = Warehouse(warehouse)
 decision = decide_retraining(
     wh, ModelRegistry(wh, models_dir), model_name, horizon_days=int(horizon_days),
     n_valid_snapshots=int(n_valid_snapshots), min_drifted=int(retrain_min_drifted),
-    max_auc_drop=float(retrain_max_auc_drop), min_new_labels=int(retrain_min_new_labels), code_version=code_version())
+    max_auc_drop=float(retrain_max_auc_drop), min_new_labels=int(retrain_min_new_labels), code_version=code_version(),
+    as_of=as_of, cooldown_days=int(retrain_cooldown_days), min_fresh_labels=int(retrain_min_fresh_labels))
 
 # %% [markdown]
 # ## Triggers
@@ -39,6 +46,13 @@ decision = decide_retraining(
 
 # %%
 decision.triggers
+
+# %%
+print("action:", decision.action)
+
+# %%
+for reason in decision.reasons:
+    print("-", reason)
 
 # %% [markdown]
 # ## Candidate
@@ -53,7 +67,7 @@ if candidate is not None:
     print(f"candidate v{candidate.version} is staging; validation AUC {candidate.metrics['auc']:.3f} "
           f"(production v{production.version}: {production.metrics['auc']:.3f})")
 else:
-    print("no trigger fired: production stays, no candidate")
+    print(f"no candidate ({decision.action}): production stays")
 
 # %%
 receipt = write_receipt(product["receipt"], action=decision.action, fired=decision.fired,

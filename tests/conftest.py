@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -105,3 +107,70 @@ def default_features(default_warehouse: Warehouse):
     frame = offline.compute_features(default_warehouse, spec, snapshots, 30, data_end)
     offline.write_features(default_warehouse, frame, spec.version, spec.feature_names, spec.to_dict())
     return frame
+
+
+# -- the daily cycle: a build followed by cycles ------------------------------------------------
+BUILD_END = date(2026, 1, 1)
+CYCLE_DAYS = [BUILD_END + timedelta(days=d) for d in range(1, 17)]
+
+
+@pytest.fixture(scope="session")
+def cycle_days() -> list[date]:
+    """The days after the build that :func:`cycle_world` has a snapshot for, in order."""
+    return list(CYCLE_DAYS)
+
+
+@pytest.fixture(scope="session")
+def cycle_world(tmp_path_factory):
+    """(warehouse, simulation parameters): a drift world simulated a month past the build's end,
+    the build's snapshots and one snapshot per cycle day after it (what a cycle for that day
+    adds), labelled as far as the simulated month allows: a run of day D sees a label only once
+    it matured by D (``churn.monitoring.phase.visible_at``)."""
+    from churn.data.synthetic import iter_chunks
+    from churn.features import default_feature_spec, snapshot_plan
+    from churn.store import offline, raw
+
+    params = SimulationParams(scenario="drift", end=date(2026, 2, 1), drift_start=date(2025, 10, 18))
+    wh = Warehouse(tmp_path_factory.mktemp("cycles") / "churn.duckdb")
+    raw.write_raw_tables(wh, iter_chunks(params, progress=False))
+    spec = default_feature_spec()
+    start, _ = raw.data_range(wh)
+    snapshots, build_end = snapshot_plan(start, pd.Timestamp(BUILD_END) - pd.Timedelta(seconds=1))
+    days = [pd.Timestamp(d).to_pydatetime() for d in CYCLE_DAYS]
+    frame = offline.compute_features(wh, spec, [*snapshots, *days], 30, pd.Timestamp(params.end))
+    offline.write_features(wh, frame, spec.version, spec.feature_names, spec.to_dict())
+    return wh, params
+
+
+@pytest.fixture(scope="session")
+def cycle_platform_at(cycle_world):
+    """``make(folder)``: a private copy of the cycle world in ``folder`` with a production model
+    trained on the build's snapshots; returns (warehouse, registry, simulation parameters)."""
+    from churn.modeling.lifecycle import register_result
+    from churn.modeling.train import train_model
+    from churn.monitoring.phase import visible_at
+    from churn.registry import ModelRegistry
+    from churn.store import offline
+
+    source, params = cycle_world
+
+    def make(folder: Path):
+        wh = Warehouse(folder / "churn.duckdb")
+        shutil.copyfile(source.path, wh.path)
+        registry = ModelRegistry(wh, folder / "models")
+        feature_set, features = offline.feature_set(wh)
+        frame = offline.read_features(wh)
+        frame = visible_at(frame, BUILD_END, 30)  # what the build saw
+        result = train_model(frame, features, horizon_days=30, n_valid=2)
+        register_result(registry, result, frame, model_name="churn_model", feature_set=feature_set,
+                        horizon_days=30, fingerprint=offline.features_fingerprint(wh), code_version="abc1234",
+                        reason="first", stage="production")  # fmt: skip
+        return wh, registry, params
+
+    return make
+
+
+@pytest.fixture()
+def cycle_platform(cycle_platform_at, tmp_path):
+    """(warehouse, registry, simulation parameters) of :func:`cycle_platform_at`, per test."""
+    return cycle_platform_at(tmp_path)

@@ -3,6 +3,7 @@ reading the warehouse of a small build read-only."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -33,16 +34,17 @@ pytestmark = pytest.mark.slow
 
 
 
-@pytest.fixture(scope="module")
-def voila(small_build: Path):
-    """`make dashboards`' Voila server (and its .jupyter config) on a free port, pointed at the small build."""
+@contextlib.contextmanager
+def serve_dashboards(data_dir: Path):
+    """`make dashboards`' Voila server (and its .jupyter config) on a free port, reading the
+    warehouse and models under ``data_dir``; yields its base URL."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
         pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
     port = free_port()
-    env = {**os.environ, "CHURN_WAREHOUSE": str(small_build / "data" / "churn.duckdb"),
-           "CHURN_MODELS_DIR": str(small_build / "data" / "models"), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
+    env = {**os.environ, "CHURN_WAREHOUSE": str(data_dir / "churn.duckdb"),
+           "CHURN_MODELS_DIR": str(data_dir / "models"), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("voila")), "notebooks/dashboards", "--no-browser",
          f"--port={port}", "--Voila.ip=127.0.0.1", "--KernelManager.transport=ipc"], cwd=ROOT, env=env,
@@ -59,6 +61,13 @@ def voila(small_build: Path):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@pytest.fixture(scope="module")
+def voila(small_build: Path):
+    """The dashboards served on the small build."""
+    with serve_dashboards(small_build / "data") as base:
+        yield base
 
 
 class Browser:
@@ -182,3 +191,53 @@ def test_monitoring_controls_redraw_the_feature_and_name_each_statistic(voila, t
         assert statistic in text
     assert "max_effect" not in text
     assert re.search(r"\w+ drifted: (PSI|KS D|Cohen's d) [-+]?\d\.\d\d", text), text[-1500:]
+
+
+@pytest.fixture(scope="module")
+def cycled(cycle_platform_at, cycle_days, tmp_path_factory) -> Path:
+    """A build followed by 16 daily cycles of the monitor, retraining and A/B phases (library
+    calls, as notebooks 08-10 make them): drift alarms from day 1, a candidate, and an A/B test
+    looking once per cycle; returns the data folder."""
+    from churn.abtest.phase import TrafficPlan, run_ab_test
+    from churn.monitoring.phase import decide_retraining, run_monitor
+
+    folder = tmp_path_factory.mktemp("cycled")
+    wh, registry, params = cycle_platform_at(folder)
+    for day in cycle_days:
+        run_monitor(wh, registry, "churn_model", alpha=0.05, expected_drift=["tenure_days"], auc_min=0.65,
+                    churn_rate_max=0.03, as_of=str(day), onset=params.drift_date)  # fmt: skip
+        decide_retraining(wh, registry, "churn_model", horizon_days=30, n_valid_snapshots=2, min_drifted=2,
+                          max_auc_drop=0.05, min_new_labels=1500, code_version="abc1234", as_of=str(day),
+                          cooldown_days=7, min_fresh_labels=200)  # fmt: skip
+        run_ab_test(wh, registry, "churn_model", TrafficPlan(max_days=10), as_of=str(day))
+    return folder
+
+
+@pytest.mark.parametrize("name, expected_charts, texts", [
+    ("monitoring", 4, ["Over the daily cycles", "16 monitoring run(s)", "drift detected on 2026-01-02",
+                       "days after onset", "resolved_on", "ab_test_running", "no_new_labels"]),
+    ("ab_testing", 2, ["Looks, one per daily cycle (10 of at most 10)", "likelihood_ratio", "Decision:", "futility"]),
+])
+def test_dashboards_show_the_cycles_over_time(cycled, tmp_path, name, expected_charts, texts):
+    """After daily cycles the monitoring dashboard shows runs per as_of (drift alarms, performance,
+    alerts opened/resolved, the detection delay, decisions) and the A/B dashboard each look of the
+    cycle's test with its p-value path and boundary; offline, without errors. A screenshot is
+    kept (CHURN_SCREENSHOTS=dir) to look at."""
+    with serve_dashboards(cycled) as base:
+        browser = Browser(tmp_path)
+        browser.call("Runtime.enable")
+        try:
+            browser.call("Page.navigate", url=f"{base}/voila/render/{name}.ipynb")
+            browser.wait_for(_charts_ready(expected_charts, texts), timeout=120)
+            text = browser.text()
+            height = browser.evaluate("document.body.scrollHeight")
+            shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                                clip={"x": 0, "y": 0, "width": 1300, "height": height, "scale": 1})  # fmt: skip
+        finally:
+            browser.close()
+    target = Path(os.environ.get("CHURN_SCREENSHOTS", tmp_path))
+    target.mkdir(parents=True, exist_ok=True)
+    (target / f"cycles_{name}.png").write_bytes(base64.b64decode(shot["data"]))
+    for error in ("Traceback", "Error:", "There was an error when executing cell"):
+        assert error not in text, error
+    assert browser.console_errors == []

@@ -11,7 +11,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from churn.abtest.manager import ABTestManager
-from churn.abtest.plots import arms_figure
+from churn.abtest.plots import arms_figure, looks_figure
 from churn.registry import ModelRegistry
 from churn.store import abtests
 from churn.store.warehouse import Warehouse
@@ -51,6 +51,14 @@ def show_test(
     else:
         display(Markdown(f"`{test_name}` has no outcomes yet."))
     test = abtests.get_test(warehouse, test_name)
+    looks = abtests.read_looks(warehouse, test_name)
+    if test and len(looks):
+        display(Markdown(f"### Looks, one per daily cycle ({len(looks)} of at most {test['params'].get('max_days')})"))
+        looks_figure(looks, float(test["params"].get("alpha", 0.05)))
+        plt.show()
+        columns = ["look", "as_of", "test_day", "n_control", "conv_control", "n_variant", "conv_variant",
+                   "difference", "likelihood_ratio", "p_value", "decision"]  # fmt: skip
+        display(looks[columns].round(dict.fromkeys(["difference", "likelihood_ratio", "p_value"], 4)).set_index("look"))
     if test:
         display(
             Markdown(

@@ -77,13 +77,23 @@ class ABTestManager:
         return test
 
     def analysis(self, test_name: str) -> Analysis:
-        """(test row, ExperimentResults, Welch test on log loss, daily counts) or results None."""
+        """(test row, ExperimentResults, Welch test on log loss, daily counts) or results None.
+
+        A test spanning daily cycles is analysed as of its last stored look: only the outcomes
+        observed by then (the simulator drew the later ones already; nobody may see them yet).
+        """
         test = self._test(test_name)
         outcomes = abtests.read_results(self.warehouse, test_name)
-        if outcomes.empty:
-            return test, None, None, None
         p = test["params"]
-        daily = daily_counts(outcomes, int(p["window_days"]))
+        days = int(p["window_days"])
+        if "started_on" in p:
+            looks = abtests.read_looks(self.warehouse, test_name)
+            days = int(looks.test_day.max()) if len(looks) else 0
+            outcomes = outcomes[outcomes.observed_day <= days] if len(outcomes) else outcomes
+        if outcomes.empty or outcomes.arm.nunique() < 2:
+            return test, None, None, None
+        daily = daily_counts(outcomes, days)
+        daily = daily[(daily.n_control > 0) & (daily.n_variant > 0)]
         last = daily.iloc[-1]
         sequential = msprt(daily.conv_control.to_numpy(), daily.n_control.to_numpy(), daily.conv_variant.to_numpy(),
                            daily.n_variant.to_numpy(), tau=float(p["mde"]), alpha=float(p["alpha"]))
@@ -119,12 +129,15 @@ class ABTestManager:
                 "srm": {"p_value": s.p_value, "mismatch": bool(s.mismatch)},
                 "power": {k: v for k, v in results.power.items() if isinstance(v, (int, float)) or v is None}}
 
-    def conclude(self, test_name: str, guardrails: Sequence[Guardrail] = (), analysis: Analysis | None = None) -> Decision:
-        """Decide, then promote the variant (archiving control) or record keeping control."""
+    def conclude(self, test_name: str, guardrails: Sequence[Guardrail] = (), analysis: Analysis | None = None,
+                 decision: Decision | None = None, look: dict[str, Any] | None = None) -> Decision:
+        """Decide (or take ``decision``), then promote the variant (archiving control) or record
+        keeping control; with ``look``, the sequential look that decided is stored with it."""
         test, results, _, _ = analysis or self.analysis(test_name)
-        if results is None:
-            raise ABTestError(f"A/B test {test_name!r} has no outcomes yet")
-        decision = decide(results, guardrails)
+        if decision is None:
+            if results is None:
+                raise ABTestError(f"A/B test {test_name!r} has no outcomes yet")
+            decision = decide(results, guardrails)
         reason = f"A/B test {test_name}: {decision.reasons[0]}"
         with self.registry.transaction() as con:  # the decision and its registry change: both or neither
             if decision.action == "promote":
@@ -134,4 +147,6 @@ class ABTestManager:
                 self.registry.record_event(self.model_name, test["variant_version"], f"ab_{decision.action}",
                                            reason, con=con)
             abtests.conclude_test(self.warehouse, test_name, decision.action, decision.reasons, con=con)
+            if look is not None:
+                abtests.write_look(con, {**look, "decision": decision.action})
         return decision

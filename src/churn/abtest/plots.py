@@ -40,3 +40,29 @@ def arms_figure(results: dict[str, Any], daily: pd.DataFrame, sequential_p: np.n
     seq_ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def looks_figure(looks: pd.DataFrame, alpha: float) -> Figure:
+    """A test spanning cycles, look by look: the always-valid p-value against its boundary alpha,
+    and the mSPRT likelihood ratio against 1/alpha (the test stops when either line is crossed)."""
+    fig, (p_ax, lr_ax) = plt.subplots(1, 2, figsize=(13, 3.8))
+    x = looks.look.to_numpy()
+    labels = [f"{n}\n{pd.Timestamp(d):%m-%d}" for n, d in zip(looks.look, looks.as_of, strict=True)]
+    p_ax.plot(x, looks.p_value, "o-", label="always-valid p-value")
+    p_ax.axhline(alpha, color="tab:red", ls="--", label=f"decision boundary alpha = {alpha:g}")
+    lr_ax.plot(x, looks.likelihood_ratio, "o-", color="tab:purple", label="mSPRT likelihood ratio")
+    lr_ax.axhline(1 / alpha, color="tab:red", ls="--", label=f"decision boundary 1/alpha = {1 / alpha:g}")
+    for ax, title, ylabel in ((p_ax, "p-value path over looks", "always-valid p-value (log scale)"),
+                              (lr_ax, "likelihood ratio over looks", "likelihood ratio (log scale)")):  # fmt: skip
+        ax.set_yscale("log")
+        ax.set_xticks(x, labels, fontsize=7)
+        ax.set_xlabel("look (run date)")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+    final = looks.decision.iloc[-1]
+    if final != "continue":
+        p_ax.annotate(f"decided: {final}", (x[-1], looks.p_value.iloc[-1]), textcoords="offset points",
+                      xytext=(-90, -25), fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -29,13 +29,15 @@ def choose_offers(frame: pd.DataFrame, offer_share: float) -> np.ndarray:
 
 
 def simulate_outcomes(frame: pd.DataFrame, offer_share: float, offer_effect: float,
-                      window_days: int, seed: int) -> pd.DataFrame:
+                      window_days: int, seed: int, arrival_days: int | None = None) -> pd.DataFrame:
     """Draw churn outcomes for ``frame`` (user_id, arm, score, weekly_hazard).
 
     Returns the frame plus offered, churn_probability, churned, observed_day and log_loss (of
     the arm model's score against the outcome). Users arrive over the test: ``observed_day``
     (uniform in 1..window) is the day their outcome is in, so a daily look sees a growing sample
     of complete, identically distributed outcomes (what the sequential analysis assumes).
+    ``arrival_days`` spreads the arrivals over another span than the window (a test that must
+    end within so many daily cycles).
     """
     if not 0.0 <= offer_effect <= 1.0:
         raise ValueError(f"offer_effect must be in [0, 1], got {offer_effect}")
@@ -43,7 +45,7 @@ def simulate_outcomes(frame: pd.DataFrame, offer_share: float, offer_effect: flo
     offered = choose_offers(frame, offer_share)
     p = churn_probability(frame["weekly_hazard"].to_numpy(float), window_days) * np.where(offered, 1 - offer_effect, 1.0)
     churned = rng.random(len(frame)) < p
-    day = rng.integers(1, window_days + 1, len(frame))
+    day = rng.integers(1, (arrival_days or window_days) + 1, len(frame))
     score = np.clip(frame["score"].to_numpy(float), 1e-12, 1 - 1e-12)
     log_loss = -np.where(churned, np.log(score), np.log(1 - score))
     return frame.assign(offered=offered, churn_probability=p, churned=churned, observed_day=day, log_loss=log_loss)

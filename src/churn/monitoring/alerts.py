@@ -44,3 +44,14 @@ def evaluate_alerts(observations: pd.DataFrame, rules: list[AlertRule]) -> pd.Da
             })  # fmt: skip
     columns = ["alert_key", "severity", "metric", "subject", "value", "threshold", "period", "message"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def current_observations(observations: pd.DataFrame) -> pd.DataFrame:
+    """The newest observation with a value of each condition (metric, subject).
+
+    An alert's condition is judged on its latest evidence: a churn rate that exceeded the
+    threshold months ago but not on the newest matured snapshot is no longer a breach. A period
+    without a value (e.g. too few churners for an AUC) does not clear or raise anything.
+    """
+    known = observations.dropna(subset=["value"])
+    return known.sort_values("period", kind="stable").groupby(["metric", "subject"], sort=False).tail(1)

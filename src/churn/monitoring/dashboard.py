@@ -9,6 +9,7 @@ first render does a handful of small queries and no recomputation.
 # mypy: disable-error-code="no-untyped-call"
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import matplotlib.pyplot as plt
@@ -192,3 +193,30 @@ def show_alerts(data: MonitoringData) -> None:
                 ["decided_at", "model_version", "retrain", "action", "candidate_version"]
             ]
         )
+
+
+def show_cycles(data: MonitoringData) -> None:
+    """The daily runs over time: drift alarms per feature, performance, alerts opened/resolved,
+    the drift's detection delay (simulated data), every alert's life and each retraining decision."""
+    from churn.monitoring.phase import detection_sentence, drift_detection_in
+
+    if data.drift.empty or "as_of" not in data.drift or data.drift.as_of.isna().all():
+        display(Markdown("No dated monitoring run yet: run `make build` or `make cycle`."))
+        return
+    newest = data.drift.sort_values("run_at").groupby("as_of").run_id.transform("last").reindex(data.drift.index)
+    drift = data.drift[data.drift.run_id == newest]
+    timeline = data.timeline
+    if len(timeline) and "as_of" in timeline:
+        timeline = timeline[timeline.run_id.isin(set(drift.run_id))]
+    days = drift.as_of.nunique()
+    display(Markdown(f"**{days} monitoring run(s)**, {pd.Timestamp(drift.as_of.min()).date()} to "
+                     f"{pd.Timestamp(drift.as_of.max()).date()}. " + detection_sentence(drift_detection_in(drift)) + "."))
+    plots.cycles_figure(drift, timeline, data.alerts)
+    plt.show()
+    if len(data.alerts) and "raised_on" in data.alerts:
+        columns = ["severity", "metric", "subject", "status", "raised_on", "last_seen_on", "resolved_on", "value"]
+        display(data.alerts.sort_values("raised_on", ascending=False)[columns].round(4).reset_index(drop=True))
+    if len(data.decisions) and "as_of" in data.decisions:
+        shown = data.decisions.sort_values("decided_at", ascending=False)[["as_of", "model_version", "action",
+                                                                            "candidate_version", "reasons"]]
+        display(shown.assign(reasons=shown.reasons.map(lambda r: " | ".join(json.loads(r)) if isinstance(r, str) else "")))

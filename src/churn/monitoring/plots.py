@@ -85,3 +85,41 @@ def timeline_figure(timeline: pd.DataFrame) -> Figure:
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
     fig.tight_layout()
     return fig
+
+
+def cycles_figure(drift: pd.DataFrame, timeline: pd.DataFrame, alerts: pd.DataFrame) -> Figure:
+    """The monitor over daily runs (x: each run's as_of): which features alarmed, the newest
+    matured snapshot's AUC and churn rate as each run saw them, and alerts opened/resolved."""
+    days = sorted(pd.to_datetime(drift.as_of).dt.date.unique())
+    fig, (heat_ax, metric_ax, alert_ax) = plt.subplots(3, 1, figsize=(12, 9), sharex=False)
+    alarm = drift.assign(alarm=drift.drifted.astype(bool) & ~drift.expected_drift.astype(bool),
+                         day=pd.to_datetime(drift.as_of).dt.date)  # fmt: skip
+    grid = alarm.groupby(["feature", "day"]).alarm.any().unstack("day").reindex(columns=days).fillna(False)
+    heat_ax.imshow(grid.to_numpy(float), aspect="auto", cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
+    heat_ax.set_yticks(range(len(grid)), grid.index, fontsize=7)
+    heat_ax.set_xticks(range(len(days)), [str(d) for d in days], rotation=90, fontsize=7)
+    heat_ax.set_title("drift alarm per feature (red) on each run's date")
+    heat_ax.set_xlabel("run date (as_of)")
+    if len(timeline):
+        known = timeline[~timeline.in_training.astype(bool)].assign(day=pd.to_datetime(timeline.as_of).dt.date)
+        newest = known.sort_values("snapshot_at").groupby("day").tail(1).set_index("day").reindex(days)
+        x = [pd.Timestamp(d) for d in days]
+        metric_ax.plot(x, newest.auc, "o-", label="AUC, newest matured out-of-training snapshot")
+        metric_ax.plot(x, newest.churn_rate * 10, "s--", label="30-day churn rate x 10")
+        metric_ax.legend(fontsize=8)
+    metric_ax.set_title("production model's performance as each run saw it")
+    metric_ax.set_xlabel("run date (as_of)")
+    metric_ax.set_ylabel("AUC / churn rate x 10")
+    if len(alerts) and "raised_on" in alerts:
+        opened = pd.to_datetime(alerts.raised_on).dt.date.value_counts().reindex(days, fill_value=0)
+        resolved = pd.to_datetime(alerts.resolved_on).dt.date.value_counts().reindex(days, fill_value=0)
+        x_pos = np.arange(len(days))
+        alert_ax.bar(x_pos - 0.2, opened.to_numpy(), 0.4, color="tab:red", label="opened")
+        alert_ax.bar(x_pos + 0.2, resolved.to_numpy(), 0.4, color="tab:green", label="resolved")
+        alert_ax.set_xticks(x_pos, [str(d) for d in days], rotation=90, fontsize=7)
+        alert_ax.legend(fontsize=8)
+    alert_ax.set_title("alerts opened and resolved per run")
+    alert_ax.set_xlabel("run date (as_of)")
+    alert_ax.set_ylabel("alerts")
+    fig.tight_layout()
+    return fig

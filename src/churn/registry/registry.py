@@ -225,16 +225,19 @@ class ModelRegistry:
         """Archive a version (not the production one: replace it or roll back instead)."""
         return self.promote_model(model_name, version, "archived", reason)
 
-    def rollback(self, model_name: str, reason: str) -> ModelVersion:
+    def rollback(self, model_name: str, reason: str, con: duckdb.DuckDBPyConnection | None = None) -> ModelVersion:
         """Restore the previous production version and archive the current one.
 
         The previous one is the version most recently demoted from production other than by a
-        rollback, so repeated rollbacks walk further back instead of toggling.
+        rollback, so repeated rollbacks walk further back instead of toggling. With ``con``
+        (from :meth:`transaction`) it joins that transaction.
         """
         reason = check_reason(reason)
-        with self._writer() as con:
-            restored = writes.rollback_production(con, self.models_dir, model_name, reason, utcnow())
-            return writes.require(con, self.models_dir, model_name, restored)
+        if con is None:
+            with self._writer() as own:
+                return self.rollback(model_name, reason, con=own)
+        restored = writes.rollback_production(con, self.models_dir, model_name, reason, utcnow())
+        return writes.require(con, self.models_dir, model_name, restored)
 
     def record_event(self, model_name: str, version: int | str, event: str, reason: str,
                      con: duckdb.DuckDBPyConnection | None = None) -> None:

@@ -1,4 +1,5 @@
-"""A/B test storage: ``ml_pipeline.ab_tests``, ``ab_assignments`` and ``ab_results`` (per user)."""
+"""A/B test storage: ``ml_pipeline.ab_tests``, ``ab_assignments``, ``ab_results`` (per user) and
+``ab_looks`` (one row per sequential look of a test that spans daily cycles)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from churn.store import tables
 from churn.store.warehouse import Warehouse
 
 TESTS, ASSIGNMENTS, RESULTS = tables.AB_TESTS.name, tables.AB_ASSIGNMENTS.name, tables.AB_RESULTS.name
+LOOKS = tables.AB_LOOKS.name
 
 
 def _now() -> pd.Timestamp:
@@ -53,6 +55,30 @@ def conclude_test(warehouse: Warehouse, test_name: str, decision: str, reasons: 
                           [_now(), decision, json.dumps(reasons), test_name]).fetchall()
     if not updated:
         raise ValueError(f"A/B test {test_name!r} is not running (unknown or already concluded)")
+
+
+def write_look(con: duckdb.DuckDBPyConnection, look: dict[str, Any]) -> None:
+    """Store one look inside the caller's transaction (with the conclusion it led to, if any)."""
+    tables.create(con, tables.AB_LOOKS)
+    names = tables.AB_LOOKS.column_names
+    row = pd.DataFrame([{**look, "looked_at": _now()}])[names]  # noqa: F841 - read by DuckDB
+    con.execute(f"INSERT INTO {LOOKS} ({', '.join(names)}) SELECT * FROM row")
+
+
+def read_looks(warehouse: Warehouse, test_name: str | None = None) -> pd.DataFrame:
+    """The looks of ``test_name`` (every test's without it), in order."""
+    where, params = ("WHERE test_name = ?", [test_name]) if test_name else ("", [])
+    return warehouse.read_if_exists(LOOKS, f"SELECT * FROM {LOOKS} {where} ORDER BY test_name, look", params)
+
+
+def mark_rolled_back(con: duckdb.DuckDBPyConnection, test_name: str, reason: str) -> None:
+    """A promoted test whose variant was rolled back: status ``rolled_back``, the reason appended."""
+    rows = con.execute(f"SELECT reasons FROM {TESTS} WHERE test_name = ? AND decision = 'promote'", [test_name]).fetchall()
+    if not rows:
+        raise ValueError(f"A/B test {test_name!r} did not promote its variant: nothing to roll back")
+    reasons = [*json.loads(rows[0][0] or "[]"), reason]
+    con.execute(f"UPDATE {TESTS} SET status = 'rolled_back', reasons = ? WHERE test_name = ?",
+                [json.dumps(reasons), test_name])
 
 
 def get_test(warehouse: Warehouse, test_name: str) -> dict[str, Any] | None:
