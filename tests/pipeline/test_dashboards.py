@@ -130,9 +130,10 @@ def _charts_ready(n: int, texts: list[str] = ()) -> str:
 
 
 @pytest.mark.parametrize("name, expected_charts, headings, controls", [
-    ("monitoring", 3, ["Feature drift", "Model performance over time", "Alerts and retraining", "Registry"],
+    ("monitoring", 3, ["Data set synthetic (synthetic data", "Feature drift", "Model performance over time",
+                       "Alerts and retraining", "Registry"],
      ["run", "feature", "statistic", "model"]),
-    ("ab_testing", 1, ["Latest test", "Decision:"], ["test"]),
+    ("ab_testing", 1, ["Data set synthetic (synthetic data", "Latest test", "Decision:"], ["test"]),
 ])
 def test_dashboard_renders_charts_and_controls_offline(voila, tmp_path, name, expected_charts,
                                                                       headings, controls):

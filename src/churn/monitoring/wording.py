@@ -83,3 +83,18 @@ def alert_sentence(alert: Any, drift: pd.DataFrame | None = None) -> str:
                 f"{period.replace('(', '(snapshot ')}")
     direction = "above" if alert.value > alert.threshold else "below"
     return f"{alert.metric} of {alert.subject} is {alert.value:.4g}, {direction} {alert.threshold:g}{period}"
+
+
+def dataset_caption(info: dict[str, Any] | None, watermark: pd.Timestamp | None) -> str:
+    """The line a dashboard opens with: which data set it shows and how far its data goes, e.g.
+    ``Data set **synthetic** (synthetic data, churn rule: cancellation), data before 2026-01-03``.
+
+    ``info`` is :func:`churn.store.raw.dataset_info`, ``watermark`` :func:`churn.store.raw.last_load`.
+    """
+    if not info:
+        return "Data set: unknown (the warehouse was loaded before data sets were recorded)"
+    text = f"Data set **{info.get('name')}** ({info.get('source') or 'unknown'} data"
+    text += f", churn rule: {info['rule']})" if info.get("rule") else ")"
+    if watermark is not None:
+        text += f", data before {watermark:%Y-%m-%d}"
+    return text

@@ -62,3 +62,21 @@ def test_axis_labels_carry_the_description_and_unit_of_every_default_feature():
     assert labels["days_since_last_event"].endswith("(days)")
     assert labels["monthly_price"] == "price of the latest invoice before the snapshot (USD)"
     assert all(label != name for name, label in labels.items())
+
+
+def test_dataset_caption_names_the_data_set_its_rule_and_how_far_the_data_goes(warehouse) -> None:
+    """The dashboards' first line, from what the raw tables record (a real warehouse)."""
+    import pandas as pd
+
+    from churn.monitoring.wording import dataset_caption
+    from churn.store import raw
+    from churn.store.warehouse import Warehouse
+
+    with warehouse.writer():  # an empty warehouse: nothing recorded yet
+        pass
+    assert dataset_caption(raw.dataset_info(warehouse), raw.last_load(warehouse)).startswith("Data set: unknown")
+    info = {"name": "shop", "fingerprint": "f", "source": "files", "rule": "inactivity"}
+    with warehouse.writer() as con, Warehouse.transaction(con):
+        Warehouse.replace_table(con, raw.DATASET_TABLE, raw.dataset_row(info))
+    caption = dataset_caption(raw.dataset_info(warehouse), pd.Timestamp("2026-01-03"))
+    assert caption == "Data set **shop** (files data, churn rule: inactivity), data before 2026-01-03"
