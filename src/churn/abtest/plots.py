@@ -20,7 +20,10 @@ def arms_figure(results: dict[str, Any], daily: pd.DataFrame, sequential_p: np.n
     k = [round(results[a]["churn_rate"] * results[a]["users"]) for a in arms]
     low, high = proportion_confint(k, n, alpha=alpha, method="wilson")
     rates = np.array(k) / np.array(n)
-    bar_ax.bar(arms, rates, yerr=[rates - low, high - rates], capsize=8, color=["tab:grey", "tab:blue"])
+    # Wilson's lower bound for 0 churners is 0 up to rounding (statsmodels gives 6.9e-18), which
+    # made a negative error bar that matplotlib refuses: clip the bars at zero length.
+    yerr = np.clip([rates - low, high - rates], 0.0, None)
+    bar_ax.bar(arms, rates, yerr=yerr, capsize=8, color=["tab:grey", "tab:blue"])
     bar_ax.set_title("churn rate per arm (95% Wilson CI)")
     bar_ax.set_ylabel("users who churned within the window (share)")
     bar_ax.set_xlabel("arm")
