@@ -168,10 +168,15 @@ def visible_at(frame: pd.DataFrame, day: date | None, horizon_days: int) -> pd.D
 
 
 def drift_onset(warehouse: Warehouse, scenario: str, start: Any, end: Any) -> date | None:
-    """The day the simulator's drift scenario begins (None for own data or the stable world)."""
+    """The day the simulator's drift scenario begins (None for own data or the stable world).
+
+    Whether the data is simulated is read from the data set's record (``raw_data.dataset``), not
+    from the simulator's truth table: monitoring code never touches the truth (tests/unit/test_truth_guard.py).
+    """
     from churn.data.synthetic import SimulationParams
 
-    if scenario != "drift" or not raw.has_simulator_truth(warehouse):
+    info = raw.dataset_info(warehouse) or {}
+    if scenario != "drift" or info.get("source") != "synthetic":
         return None
     return SimulationParams(start=date.fromisoformat(str(start)), end=date.fromisoformat(str(end)),
                             scenario="drift").drift_date  # fmt: skip
