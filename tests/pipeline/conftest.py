@@ -66,6 +66,19 @@ def copy_build(build: Path, target: Path, redis_url: str) -> Path:
     return target
 
 
+def workspace_params(workspace: Path, redis_url: str, n_users: int = 300) -> dict[str, object]:
+    """The pipeline parameters that point a build at ``workspace`` (its data, reports, warehouse
+    and models) and at its own Redis database: the ``churn --set KEY=VALUE`` pairs."""
+    return {
+        "data_dir": workspace / "data",
+        "reports_dir": workspace / "reports",
+        "warehouse": workspace / "data" / "churn.duckdb",
+        "models_dir": workspace / "data" / "models",
+        "redis_url": redis_url,
+        "n_users": n_users,
+    }
+
+
 def with_database(url: str, db: int) -> str:
     """``url`` pointing at Redis database ``db`` (redis://host:port/N or unix://path?db=N)."""
     parts = urlsplit(url)

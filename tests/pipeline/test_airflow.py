@@ -25,7 +25,7 @@ import redis
 from churn.cli.dagstate import phase_graph
 from churn.cli.project import Project
 from churn.store.runs import RunLedger
-from tests.pipeline.conftest import with_database
+from tests.pipeline.conftest import with_database, workspace_params
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_VERSION = "3.3.2"
@@ -109,14 +109,7 @@ def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(airflow_venv: 
     workspace = tmp_path / "workspace"
     redis_url = with_database(embedded_redis.url, REDIS_DB)
     redis.Redis.from_url(redis_url).flushdb()
-    sets = {
-        "data_dir": workspace / "data",
-        "reports_dir": workspace / "reports",
-        "warehouse": workspace / "data" / "churn.duckdb",
-        "models_dir": workspace / "data" / "models",
-        "redis_url": redis_url,
-        "n_users": 300,
-    }
+    sets = workspace_params(workspace, redis_url)
     dags = tmp_path / "dags"
     set_args = [a for key, value in sets.items() for a in ("--set", f"{key}={value}")]
     generated = subprocess.run(

@@ -13,7 +13,7 @@ import redis
 
 from churn.store.runs import RunLedger
 from churn.store.warehouse import Warehouse
-from tests.pipeline.conftest import ROOT, copy_build, with_database
+from tests.pipeline.conftest import ROOT, copy_build, with_database, workspace_params
 
 pytestmark = pytest.mark.slow
 
@@ -29,14 +29,7 @@ COMPARED = {
 
 def churn(build: Path, redis_url: str, *args: str) -> subprocess.CompletedProcess:
     """The `churn` CLI pointed at ``build`` (a copy of the small build) and its own Redis."""
-    sets = {
-        "data_dir": build / "data",
-        "reports_dir": build / "reports",
-        "warehouse": build / "data" / "churn.duckdb",
-        "models_dir": build / "data" / "models",
-        "redis_url": redis_url,
-        "n_users": 300,
-    }
+    sets = workspace_params(build, redis_url)
     flags = [f"--set={key}={value}" for key, value in sets.items()]
     return subprocess.run(
         [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *flags, *args],
