@@ -97,10 +97,15 @@ def _watermark(warehouse: Warehouse, fingerprint: str) -> pd.Timestamp | None:
 
 
 # -- which date: make cycle / make backfill ----------------------------------------------------------
-def last_run_date(data_dir: str | Path, warehouse: Warehouse) -> date | None:
+def _succeeded(data_dir: str | Path) -> pd.DataFrame:
+    return RunLedger(data_dir).runs("succeeded")
+
+
+def last_run_date(data_dir: str | Path, warehouse: Warehouse, runs: pd.DataFrame | None = None) -> date | None:
     """The date of the last successful run: its ``as_of``, or for a full build the cut it loaded
-    (the watermark); None before any successful run."""
-    runs = RunLedger(data_dir).runs("succeeded")
+    (the watermark); None before any successful run. ``runs``: the ledger's successful runs,
+    when the caller has read them already."""
+    runs = _succeeded(data_dir) if runs is None else runs
     if runs.empty:
         return None
     as_of = runs["as_of"].iloc[-1]
@@ -110,17 +115,17 @@ def last_run_date(data_dir: str | Path, warehouse: Warehouse) -> date | None:
     return mark.date() if mark is not None else None
 
 
-def succeeded_dates(data_dir: str | Path) -> set[date]:
+def succeeded_dates(data_dir: str | Path, runs: pd.DataFrame | None = None) -> set[date]:
     """Every ``as_of`` a successful run was for."""
-    runs = RunLedger(data_dir).runs("succeeded")
+    runs = _succeeded(data_dir) if runs is None else runs
     if runs.empty:
         return set()
     return {pd.Timestamp(v).date() for v in runs["as_of"] if v is not None and not pd.isna(v)}
 
 
-def next_cycle_date(data_dir: str | Path, warehouse: Warehouse) -> date:
+def next_cycle_date(data_dir: str | Path, warehouse: Warehouse, runs: pd.DataFrame | None = None) -> date:
     """The day after the last successful run; :class:`CycleError` before a first build."""
-    last = last_run_date(data_dir, warehouse)
+    last = last_run_date(data_dir, warehouse, runs)
     if last is None:
         raise CycleError(f"no successful build in {data_dir} yet: run `make build` before `make cycle`")
     return last + timedelta(days=1)
@@ -137,11 +142,11 @@ def parse_date(value: str, what: str = "as_of") -> date:
 def plan_cycle(data_dir: str | Path, warehouse: Warehouse, as_of: date | None, force: bool = False) -> date | None:
     """The date a cycle should run for (``as_of`` or the next one), None when it already ran
     successfully and ``force`` is not set. Refuses a date before the last run's."""
-    last = last_run_date(data_dir, warehouse)
-    if last is None:
-        raise CycleError(f"no successful build in {data_dir} yet: run `make build` before `make cycle`")
-    day = as_of or last + timedelta(days=1)
-    if day in succeeded_dates(data_dir) or day == last:
+    runs = _succeeded(data_dir)  # read once for the three questions below
+    following = next_cycle_date(data_dir, warehouse, runs)
+    last = following - timedelta(days=1)
+    day = as_of or following
+    if day in succeeded_dates(data_dir, runs) or day == last:
         return day if force else None
     if day < last:
         raise CycleError(
