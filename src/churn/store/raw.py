@@ -107,9 +107,14 @@ def _record_load(con: Any, as_of: pd.Timestamp, mode: str, counts: dict[str, int
 def last_load(warehouse: Warehouse) -> pd.Timestamp | None:
     """The watermark: the cut of the latest load (rows before it are loaded), None without one."""
     with warehouse.reader() as con:
-        if not Warehouse.table_exists(con, LOADS_TABLE):
-            return None
-        value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
+        return _watermark(con)
+
+
+def _watermark(con: Any) -> pd.Timestamp | None:
+    """:func:`last_load` on an open connection (a writer checks it inside its transaction)."""
+    if not Warehouse.table_exists(con, LOADS_TABLE):
+        return None
+    value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
     return pd.Timestamp(value) if value is not None else None
 
 
@@ -139,12 +144,8 @@ def append_raw_tables(
         info = Warehouse.read_table(con, DATASET_TABLE) if Warehouse.table_exists(con, DATASET_TABLE) else None
         if info is None or not len(info) or str(info["fingerprint"].iloc[0]) != fingerprint:
             raise WarehouseError("the raw tables hold another data set (or none): run a full build before a cycle")
-        mark = (
-            con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
-            if Warehouse.table_exists(con, LOADS_TABLE)
-            else None
-        )
-        if mark is None or pd.Timestamp(mark) != pd.Timestamp(since):
+        mark = _watermark(con)
+        if mark is None or mark != pd.Timestamp(since):
             raise WarehouseError(
                 f"the raw tables are loaded up to {mark}, not {since}: the slice would leave a gap or load rows twice"
             )
