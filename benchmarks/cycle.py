@@ -49,7 +49,7 @@ def _score_latest(warehouse, spec, model_path: Path, train: bool) -> int:
 def _full(tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
     from churn import cycle
     from churn.features import default_feature_spec
-    from churn.features.labels import snapshot_plan
+    from churn.features.historical import snapshot_plan
     from churn.features.rules import LabelRule
     from churn.store import offline, raw
     from churn.store.online import OnlineStore

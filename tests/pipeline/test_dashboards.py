@@ -104,7 +104,7 @@ class Browser:
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")
 
-    def wait_for(self, expression: str, timeout: float = 90) -> float:
+    def wait_for(self, expression: str, timeout: float = 240) -> float:
         """Seconds until ``expression`` is truthy in the page (fails after ``timeout``)."""
         start = time.monotonic()
         while time.monotonic() - start < timeout:
@@ -229,7 +229,7 @@ def test_dashboards_show_the_cycles_over_time(cycled, tmp_path, name, expected_c
         browser.call("Runtime.enable")
         try:
             browser.call("Page.navigate", url=f"{base}/voila/render/{name}.ipynb")
-            browser.wait_for(_charts_ready(expected_charts, texts), timeout=120)
+            browser.wait_for(_charts_ready(expected_charts, texts), timeout=300)
             text = browser.text()
             height = browser.evaluate("document.body.scrollHeight")
             shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,

@@ -2,7 +2,7 @@
 
 from churn.features.compile import check_spec_against_database, compile_features_sql
 from churn.features.defaults import DEFAULT_SPEC, default_feature_spec
-from churn.features.labels import (
+from churn.features.historical import (
     SnapshotError,
     build_feature_frame,
     get_historical_features,

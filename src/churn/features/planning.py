@@ -14,7 +14,7 @@ import pandas as pd
 
 from churn.dataset import Dataset
 from churn.features.auto import longest_window
-from churn.features.labels import snapshot_schedule
+from churn.features.historical import snapshot_schedule
 from churn.features.rules import LabelRule
 from churn.features.spec import FeatureSpec
 

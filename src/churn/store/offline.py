@@ -125,7 +125,7 @@ def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp
         ``{"snapshot", "vectors", "matured_snapshots", "matured_rows"}``.
     """
     from churn.features import build_feature_frame
-    from churn.features.labels import label_frame
+    from churn.features.historical import label_frame
 
     stored, _ = feature_set(warehouse)
     if stored != expected_set:
