@@ -21,23 +21,89 @@ SLOW_SUITES = ("data", "model", "pipeline")
 PIPELINE_TIMEOUT = 1800  # seconds: the first pipeline test waits for a whole `ploomber build`
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Everything under tests/data, tests/model and tests/pipeline is ``slow`` (make test-fast
-    skips it); pipeline tests get the longer timeout unless they set their own.
+# The order in which `make test` hands tests to its xdist workers (path prefixes; the rest
+# follows in collection order). The first test needs the session's small build, so one worker
+# builds it at once while the other runs the default-size simulations; then the longest
+# modules (Airflow first), so that they do not start last; then the many short tests, which
+# fill both workers' tails. Whole modules move, so module fixtures are set up once.
+SCHEDULE = (
+    "tests/pipeline/test_build.py",
+    "tests/data/",
+    "tests/model/",
+    "tests/pipeline/test_airflow.py",
+    "tests/pipeline/test_runs.py",
+    "tests/pipeline/test_cycle.py",
+    "tests/pipeline/test_dashboards.py",
+    "tests/pipeline/test_own_data_build.py",
+    "tests/pipeline/",
+)
 
-    ``make test`` runs the suite on several pytest-xdist workers with ``--dist loadgroup``: the
-    tests that read the shared small build (a session fixture: one ``ploomber build``) form one
-    group and run in order on one worker, so the build is made once and the tests that mutate
-    it (nbval re-runs the notebooks against it) are seen in the same order as in a serial run.
+
+def schedule_rank(path: str) -> int:
+    """The position of a test file in ``SCHEDULE`` (after all of it when it is not listed)."""
+    return next((i for i, prefix in enumerate(SCHEDULE) if path.startswith(prefix)), len(SCHEDULE))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/data, tests/model and tests/pipeline is ``slow`` (make test-fast
+    skips it); pipeline tests get the longer timeout unless they set their own. The items are
+    put in ``SCHEDULE`` order (a stable sort: the same on every xdist worker).
+
+    ``make test`` runs the suite on several pytest-xdist workers with ``--dist loadgroup``:
+    single tests are handed out in this order as workers free up; the tests of one
+    ``xdist_group`` (a module with an expensive module fixture, tests sharing a scratch folder)
+    run on one worker. The small build itself is made once per session and shared by every
+    worker (tests/pipeline/conftest.py).
     """
     for item in items:
-        if "small_build" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("small_build"))
         parts = item.path.relative_to(ROOT).parts
         if len(parts) > 2 and parts[0] == "tests" and parts[1] in SLOW_SUITES:
             item.add_marker(pytest.mark.slow)
             if parts[1] == "pipeline" and item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(PIPELINE_TIMEOUT))
+    items.sort(key=lambda item: schedule_rank(item.path.relative_to(ROOT).as_posix()))
+
+
+class XdistGroupIds:
+    """pytest-xdist 3.8 sends a test's ``xdist_group`` to the scheduler as an ``@group`` suffix of
+    its node id, written to ``item._nodeid``, which pytest 9.2 no longer reads (node ids are
+    structured objects: pytest-xdist issue 1386). The groups were silently ignored: the small
+    build was made on every worker. This writes the suffix where pytest 9.2 keeps the id, after
+    xdist's own hook (a no-op when xdist's suffix took effect)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not getattr(config.option, "loadgroup", False):
+            return
+        from _pytest.nodeid import NodeId
+
+        for item in items:
+            names = {
+                str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")
+            }
+            suffix = "@" + "_".join(sorted(names))
+            if names and not item.nodeid.endswith(suffix):
+                item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput"):  # an xdist worker
+        config.pluginmanager.register(XdistGroupIds(), "churn-xdist-group-ids")
+    elif hasattr(config.option, "loadscopereorder"):
+        # xdist would hand out the groups first, biggest first; SCHEDULE's order instead
+        config.option.loadscopereorder = False
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The session's last act (the xdist controller, after every worker ended; or the only
+    process): stop the small build's Redis, which tests on every worker read."""
+    if hasattr(session.config, "workerinput"):
+        return
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    base = getattr(factory, "_basetemp", None)  # None: no test asked for a temp dir
+    if base is not None and (base / "small-build-redis").is_dir():
+        EmbeddedRedis(base / "small-build-redis").stop()
 
 
 @pytest.fixture(scope="session")

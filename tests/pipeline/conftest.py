@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -15,9 +16,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import redis
 
+from churn.store.redis_server import EmbeddedRedis
+
 ROOT = Path(__file__).resolve().parents[2]
 PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
 SMALL = ["--env--n_users", "300"]
+BUILT = ".built"  # in the small build's folder once it is complete: the URL of its Redis
+BUILD_REDIS = "small-build-redis"  # the small build's Redis, next to it in the shared folder
 
 def ploomber_build(tmp: Path, redis_url: str, *extra: str) -> subprocess.CompletedProcess:
     """`ploomber build` of this project with data, models and reports redirected into ``tmp``
@@ -36,15 +41,45 @@ def ploomber_build(tmp: Path, redis_url: str, *extra: str) -> subprocess.Complet
     )  # fmt: skip
 
 
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder every process of this test session sees: the session's base temp dir, which
+    pytest-xdist workers share (each has its own ``popen-gwN`` under it)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
-def small_build(tmp_path_factory: pytest.TempPathFactory, embedded_redis) -> Path:
-    tmp = tmp_path_factory.mktemp("build")
-    redis.Redis.from_url(embedded_redis.url).flushdb()
-    result = ploomber_build(tmp, embedded_redis.url, *SMALL)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return tmp
+def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One `ploomber build` of 300 users per test session, shared by every xdist worker: the
+    first worker to ask builds it (under a file lock), the others wait and read the same folder.
+
+    READ-ONLY: a test that writes (a cycle, a phase, a re-run of the notebooks, another
+    workspace) works on a copy (``build_copy``, ``copy_build``). The build publishes into a Redis
+    of its own (``build_redis``), which runs until the session ends (pytest_sessionfinish in
+    tests/conftest.py stops it) and is read-only as well.
+    """
+    shared = shared_dir(tmp_path_factory)
+    target, failed = shared / "small-build", shared / "small-build.failed"
+    with open(shared / "small-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            pytest.fail(f"the session's small build failed (on another worker):\n{failed.read_text()}")
+        if not (target / BUILT).exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            url = EmbeddedRedis(shared / BUILD_REDIS).start()
+            result = ploomber_build(target, url, *SMALL)
+            if result.returncode != 0:
+                failed.write_text(result.stdout[-3000:] + result.stderr[-3000:])
+                pytest.fail(f"the session's small build failed:\n{failed.read_text()}")
+            (target / BUILT).write_text(url)
+    return target
 
 
+@pytest.fixture(scope="session")
+def build_redis(small_build: Path) -> str:
+    """The URL of the Redis the small build published into (read-only, like the build)."""
+    return (small_build / BUILT).read_text()
 
 
 def copy_build(build: Path, target: Path, redis_url: str) -> Path:
@@ -54,7 +89,8 @@ def copy_build(build: Path, target: Path, redis_url: str) -> Path:
     notebooks' cells (injected parameters, upstream products) is pointed at the copy, and the
     online store at ``redis_url``, so a re-run writes nothing the shared build's readers see.
     """
-    shutil.copytree(build, target)
+    # not the scratch copies other tests' phases write into the shared build
+    shutil.copytree(build, target, ignore=shutil.ignore_patterns("scratch", BUILT), dirs_exist_ok=True)
     for path in (target / "reports").glob("*.ipynb"):
         notebook = json.loads(path.read_text())
         for cell in notebook["cells"]:
@@ -64,6 +100,18 @@ def copy_build(build: Path, target: Path, redis_url: str) -> Path:
             cell["source"] = source.splitlines(keepends=True)
         path.write_text(json.dumps(notebook, indent=1))
     return target
+
+
+def copy_redis(source_url: str, target_url: str) -> int:
+    """Copy every key of ``source_url``'s database into ``target_url``'s (emptied first), values
+    and expiry as they are (DUMP/RESTORE); returns the number of keys copied."""
+    source, target = redis.Redis.from_url(source_url), redis.Redis.from_url(target_url)
+    target.flushdb()
+    keys = list(source.scan_iter(count=1000))
+    for key in keys:
+        ttl = source.pttl(key)
+        target.restore(key, max(ttl, 0), source.dump(key), replace=True)
+    return len(keys)
 
 
 def workspace_params(workspace: Path, redis_url: str, n_users: int = 300) -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Apache Airflow runs the generated DAG: the pinned Airflow, installed into a virtualenv of its
 own, loads the DAG that `churn airflow-dag` wrote and runs it with `airflow dags test` for two
-consecutive dates against a small workspace in a temp dir.
+consecutive dates against a copy of the session's small build in a temp dir.
 
 The virtualenv is cached in ~/.cache/churn-airflow-<version> (CHURN_AIRFLOW_CACHE overrides) and
 reused while requirements-airflow.lock is unchanged, so only the first run on a machine installs
@@ -25,7 +25,7 @@ import redis
 from churn.cli.dagstate import phase_graph
 from churn.cli.project import Project
 from churn.store.runs import RunLedger
-from tests.pipeline.conftest import with_database, workspace_params
+from tests.pipeline.conftest import copy_build, with_database, workspace_params
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_VERSION = "3.3.2"
@@ -101,7 +101,9 @@ def json_rows(text: str) -> list[dict]:
 
 
 @pytest.mark.timeout(3600)
-def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(airflow_venv: Path, tmp_path: Path, embedded_redis):
+def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(
+    airflow_venv: Path, tmp_path: Path, embedded_redis, small_build: Path
+):
     """Airflow sees one BashOperator per phase with Ploomber's dependencies, one run and one task
     at a time, retries; after a full build, `airflow dags test` for the next two days (two daily
     cycles) succeeds, and the run ledger shows every phase executed for each date (as_of = the
@@ -118,12 +120,9 @@ def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(airflow_venv: 
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert generated.returncode == 0, generated.stdout + generated.stderr
-    # the cycles follow a full build (the year up to `end`), as `make cycle` does
-    built = subprocess.run(
-        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *set_args, "build"],
-        capture_output=True, text=True, timeout=1200, env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
-    )  # fmt: skip
-    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    # the cycles follow a full build (the year up to `end`), as `make cycle` does: a copy of the
+    # session's small build, made with the same parameters (workspace_params) as this workspace
+    copy_build(small_build, workspace, redis_url)
     (tmp_path / "airflow").mkdir()
     env = {
         **os.environ,

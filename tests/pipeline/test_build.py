@@ -19,6 +19,7 @@ from churn.store import materialize, offline
 from churn.store.online import OnlineStore
 from churn.store.raw import read_raw_tables
 from churn.store.warehouse import Warehouse
+from tests.pipeline.conftest import copy_redis, with_database
 
 PHASES = ("01_generate_data", "02_check_raw_data", "03_build_features", "04_check_features",
           "05_train_model", "06_publish_online", "07_score_batch", "08_monitor", "09_decide_retraining",
@@ -42,7 +43,8 @@ def test_build_writes_raw_tables_and_reports(small_build: Path):
     assert (reports / "feature_quality" / "data_docs" / "index.html").exists()
 
 
-def test_build_leaves_a_production_model_predictions_and_online_vectors(small_build: Path, embedded_redis):
+def test_build_leaves_a_production_model_predictions_and_online_vectors(small_build: Path, build_redis: str,
+                                                                       embedded_redis):
     """Registry has a production model that beats chance; every current user is scored and in
     Redis with exactly the offline store's vector."""
     wh = Warehouse(small_build / "data" / "churn.duckdb")
@@ -53,7 +55,7 @@ def test_build_leaves_a_production_model_predictions_and_online_vectors(small_bu
     assert sorted(predictions.user_id) == sorted(latest.user_id)
     assert (predictions.model_version == production.version).all()
     features = offline.feature_set(wh)[1]
-    read = OnlineStore.from_url(embedded_redis.url, materialize.namespace(wh), features).online_read(
+    read = OnlineStore.from_url(build_redis, materialize.namespace(wh), features).online_read(
         latest.user_id, count=False
     )
     assert read.found.all()
@@ -62,22 +64,25 @@ def test_build_leaves_a_production_model_predictions_and_online_vectors(small_bu
     from churn.serving import Settings
     from churn.serving.service import ServingState
 
-    state = ServingState.open(Settings(data_dir=small_build / "data", redis_url=embedded_redis.url))
+    served_redis = with_database(embedded_redis.url, 5)  # the API counts hits: a copy of the build's Redis
+    assert copy_redis(build_redis, served_redis) >= len(latest)
+    state = ServingState.open(Settings(data_dir=small_build / "data", redis_url=served_redis))
     try:
         ids = predictions.user_id.head(50).tolist()
         served = asyncio.run(state.predict(ids, use_cache=True))["predictions"]
     finally:
         state.close()
+        redis.Redis.from_url(served_redis).flushdb()
     batch = predictions.set_index("user_id").loc[ids, "probability"].to_numpy(float)
     assert np.allclose([p["probability"] for p in served], batch, rtol=0, atol=1e-9)
 
 
 def test_executed_notebooks_rerun_identically_under_nbval(small_build: Path, build_copy: tuple[Path, str],
-                                                          embedded_redis):
+                                                          build_redis: str):
     """nbval re-executes every report; headline cells (row counts, content fingerprints) must
     reproduce exactly: the same parameters give the same tables. It runs on a copy of the build
     with its own Redis database, so the shared build and its online store are left as they were."""
-    shared = redis.Redis.from_url(embedded_redis.url)
+    shared = redis.Redis.from_url(build_redis)
     before = (_sha256(small_build / "data" / "churn.duckdb"), sorted(shared.keys()))
     copy, private_url = build_copy
     notebooks = sorted(str(p) for p in (copy / "reports").glob("*.ipynb"))

@@ -19,6 +19,9 @@ from churn.store.redis_server import EmbeddedRedis
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+# `churn phase` and `churn scratch` write data/scratch/<name> inside the shared small build: these
+# tests run one after another on one xdist worker (two of them use the same scratch folder)
+SCRATCH = pytest.mark.xdist_group("small_build_scratch")
 TASKS = [
     "generate-data",
     "check-raw-data",
@@ -68,8 +71,8 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_status_shows_every_phase_built_and_up_to_date(small_build, embedded_redis):
-    out = churn(*sets(small_build, embedded_redis.url), "status", "--api", "http://127.0.0.1:9")
+def test_status_shows_every_phase_built_and_up_to_date(small_build, build_redis):
+    out = churn(*sets(small_build, build_redis), "status", "--api", "http://127.0.0.1:9")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     for task in TASKS:
@@ -81,37 +84,35 @@ def test_status_shows_every_phase_built_and_up_to_date(small_build, embedded_red
     assert not list((small_build / "reports").glob(".*.last-good"))  # looking wrote nothing
 
 
-def test_a_changed_parameter_shows_the_tasks_it_makes_outdated(small_build, embedded_redis):
+def test_a_changed_parameter_shows_the_tasks_it_makes_outdated(small_build, build_redis):
     """Ploomber's own verdict: a new horizon re-runs build-features and everything downstream."""
-    out = churn(
-        *sets(small_build, embedded_redis.url), "--set", "horizon_days=20", "status", "--api", "http://127.0.0.1:9"
-    )
+    out = churn(*sets(small_build, build_redis), "--set", "horizon_days=20", "status", "--api", "http://127.0.0.1:9")
     flagged = {ln.split()[0] for ln in out.stdout.splitlines() if "outdated" in ln and ln.startswith("  ")}
     assert {"build-features", "train-model", "ab-test"} <= flagged
     assert "generate-data" not in flagged and "check-raw-data" not in flagged
 
 
-def test_runs_reads_the_build_from_the_run_ledger(small_build, embedded_redis):
-    out = churn(*sets(small_build, embedded_redis.url), "runs", "--json")
+def test_runs_reads_the_build_from_the_run_ledger(small_build, build_redis):
+    out = churn(*sets(small_build, build_redis), "runs", "--json")
     assert out.returncode == 0, out.stderr
     runs = json.loads(out.stdout)
     assert runs[-1]["status"] == "succeeded"
     assert sorted(t["task"] for t in runs[-1]["tasks"]) == sorted(TASKS)
-    text = churn(*sets(small_build, embedded_redis.url), "runs").stdout
+    text = churn(*sets(small_build, build_redis), "runs").stdout
     assert " succeeded " in text and f"tasks of {runs[-1]['run_id']}:" in text
 
 
-def test_phases_lists_each_phase_with_its_duration_and_receipt(small_build, embedded_redis):
-    out = churn(*sets(small_build, embedded_redis.url), "phases", "--json")
+def test_phases_lists_each_phase_with_its_duration_and_receipt(small_build, build_redis):
+    out = churn(*sets(small_build, build_redis), "phases", "--json")
     rows = json.loads(out.stdout)
     assert [r["task"] for r in rows] == TASKS
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows)
     assert rows[2]["receipt"]["rows"] > 0  # build-features' receipt
 
 
-def test_plot_writes_the_dag_with_status_and_duration_offline(small_build, embedded_redis, tmp_path):
+def test_plot_writes_the_dag_with_status_and_duration_offline(small_build, build_redis, tmp_path):
     target = tmp_path / "dag.svg"
-    out = churn(*sets(small_build, embedded_redis.url), "plot", "--out", str(target))
+    out = churn(*sets(small_build, build_redis), "plot", "--out", str(target))
     assert out.returncode == 0, out.stderr
     svg = target.read_text()
     assert "<script" not in svg and 'href="http' not in svg  # nothing to fetch: works offline
@@ -121,11 +122,12 @@ def test_plot_writes_the_dag_with_status_and_duration_offline(small_build, embed
     assert target.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_phase_runs_on_a_scratch_copy_and_leaves_the_build_untouched(small_build, embedded_redis):
+@SCRATCH
+def test_phase_runs_on_a_scratch_copy_and_leaves_the_build_untouched(small_build, build_redis):
     warehouse = small_build / "data" / "churn.duckdb"
     before, report = sha256(warehouse), small_build / "reports" / "04_check_features.ipynb"
     report_before = sha256(report)
-    out = churn(*sets(small_build, embedded_redis.url), "phase", "check-features")
+    out = churn(*sets(small_build, build_redis), "phase", "check-features")
     assert out.returncode == 0, out.stdout[-2000:]
     scratch = small_build / "data" / "scratch" / "check-features"
     assert (scratch / "reports" / "04_check_features.html").is_file()
@@ -133,11 +135,12 @@ def test_phase_runs_on_a_scratch_copy_and_leaves_the_build_untouched(small_build
     assert not EmbeddedRedis(scratch).is_running()  # its own Redis was stopped
 
 
-def test_a_failed_phase_ends_with_its_one_line_cause(small_build, embedded_redis):
+@SCRATCH
+def test_a_failed_phase_ends_with_its_one_line_cause(small_build, build_redis):
     """An impossible label-rate band fails the feature gate: the last line says so; the traceback
     is in the log and the failed notebook."""
     out = churn(
-        *sets(small_build, embedded_redis.url),
+        *sets(small_build, build_redis),
         "--set",
         "label_rate_min=0.5",
         "--set",
@@ -185,7 +188,8 @@ def test_a_failed_build_ends_with_its_one_line_cause(tmp_path):
     assert recorded["source"] == "files" and recorded["raw_dir"] == str(raw)  # status/phase reuse these
 
 
-def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(small_build, embedded_redis):
+@SCRATCH
+def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(small_build, build_redis):
     """What `make lab` sets up: `churn scratch` + PLOOMBER_ENV_FILENAME. The contents manager Lab
     uses injects parameters naming the scratch copy; running the cells (as a person would) works
     and the real warehouse is untouched."""
@@ -198,7 +202,7 @@ def test_a_phase_notebook_opened_in_lab_runs_by_hand_against_the_scratch_copy(sm
     warehouse = small_build / "data" / "churn.duckdb"
     before = sha256(warehouse)
     try:
-        out = churn(*sets(small_build, embedded_redis.url), "scratch", "--name", "lab-test", "--env-file", env_file)
+        out = churn(*sets(small_build, build_redis), "scratch", "--name", "lab-test", "--env-file", env_file)
         assert out.returncode == 0, out.stderr
         os.environ["PLOOMBER_ENV_FILENAME"] = env_file
         manager = derive_class(TextFileContentsManager)(root_dir=str(ROOT))

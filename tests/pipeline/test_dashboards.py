@@ -30,7 +30,8 @@ OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NO
            "--window-size=1300,2400"]
 
 
-pytestmark = pytest.mark.slow
+# one worker serves the module's dashboards (the small build's, then the cycled platform's)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dashboards")]
 
 
 

@@ -16,14 +16,17 @@ from churn.dataset import load_dataset, ploomber_args
 from churn.registry import ModelRegistry
 from churn.store import offline
 from churn.store.warehouse import Warehouse
+from tests.pipeline.conftest import copy_build
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+# one worker builds the product log once (a module fixture) and runs both tests
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("own_data")]
 
 
 @pytest.fixture(scope="module")
 def own_build(small_build: Path, run_build, embedded_redis, tmp_path_factory) -> tuple[Path, Path]:
-    """(synthetic data dir, product-log data dir): the product log built after the synthetic one."""
+    """(synthetic data dir, product-log data dir): the product log built after the synthetic one,
+    in a copy of the session's small build (which stays read-only)."""
     src = tmp_path_factory.mktemp("product_src")
     (src / "data").mkdir()
     for name, frame in product_log(ProductLogParams(n_users=300, seed=3)).items():
@@ -31,10 +34,11 @@ def own_build(small_build: Path, run_build, embedded_redis, tmp_path_factory) ->
     data = yaml.safe_load((ROOT / "examples/product_log/dataset.yaml").read_text())
     data["features"] = str(ROOT / "examples/product_log/features.yaml")
     (src / "dataset.yaml").write_text(yaml.safe_dump(data))
-    args = ploomber_args(src / "dataset.yaml", small_build)  # workspace under the synthetic build's root
-    result = run_build(small_build / "ignored", embedded_redis.url, *args)
+    root = copy_build(small_build, tmp_path_factory.mktemp("own") / "build", embedded_redis.url)
+    args = ploomber_args(src / "dataset.yaml", root)  # workspace under the synthetic build's root
+    result = run_build(root / "ignored", embedded_redis.url, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return small_build / "data", small_build / "data" / load_dataset(src / "dataset.yaml").name
+    return root / "data", root / "data" / load_dataset(src / "dataset.yaml").name
 
 
 def test_each_workspace_keeps_its_own_production_model(own_build: tuple[Path, Path]) -> None:

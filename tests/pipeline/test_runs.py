@@ -17,6 +17,7 @@ from churn.store import offline
 from churn.store.raw import raw_table_summary
 from churn.store.runs import RunLedger
 from churn.store.warehouse import Warehouse
+from tests.pipeline.conftest import copy_build
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
@@ -49,15 +50,15 @@ def _wait_for(predicate, what: str, timeout: float = 300) -> None:
         time.sleep(0.05)
 
 
-def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path, embedded_redis):
-    """The issue's scenario: a seed-42 build, then a seed-7 build SIGKILLed right after
+def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path, embedded_redis, small_build: Path):
+    """The issue's scenario: a seed-42 build (a copy of the session's small build, made with the
+    same parameters), then a seed-7 build SIGKILLed right after
     generate-data committed (its raw tables are seed 7, nothing else is). While it runs, a second
     build stops at once naming it. The next plain build finds the run died, forces the tasks it
     could not confirm, and leaves every table from seed 42 again, as after the first build."""
     url = embedded_redis.url
     redis.Redis.from_url(url).flushdb()
-    first = _ploomber(tmp_path, url)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    copy_build(small_build, tmp_path, url)
     wh = Warehouse(tmp_path / "data" / "churn.duckdb")
     ledger = RunLedger(tmp_path / "data")
     good_raw, good_features = raw_table_summary(wh), offline.features_fingerprint(wh)

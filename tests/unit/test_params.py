@@ -89,6 +89,7 @@ def test_too_few_users_for_snapshots_and_horizon_is_refused_with_how_many_are_ne
         validate(DEFAULTS, {"n_users": str(needed - 1)})  # ... and not more than needed
 
 
+@pytest.mark.slow  # the default build's 1,000-user simulation and features (make test-fast skips it)
 def test_expected_churners_match_the_simulated_default_build(default_features):
     """The up-front estimate (users x churn share x horizon / span, per validation snapshot)
     agrees with the churners the simulator actually puts in the default build's labelled
