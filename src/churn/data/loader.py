@@ -18,6 +18,7 @@ The platform's tables for own data:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -36,6 +37,8 @@ MAX_ATTRIBUTE_LEVELS = 50
 DEFAULT_EVENT_TYPE = "event"
 SOURCE_FILE = "_source_file"
 """Column DuckDB adds to the rows it reads: the file each row came from."""
+PROBLEMS = "_problem"
+"""Column :func:`parse_part` ``into`` adds while loading: a row's first problem (NULL: none)."""
 EVENTS_TABLE = f"{RAW_SCHEMA_NAME}.events"
 USERS_TABLE = f"{RAW_SCHEMA_NAME}.users"
 SUBSCRIPTIONS_TABLE = f"{RAW_SCHEMA_NAME}.subscriptions"
@@ -146,13 +149,23 @@ def parse_part(
     select: dict[str, tuple[str, str]],
     files: list[Path],
     now: datetime,
+    into: str | None = None,
+    shape: Callable[[str], str] | None = None,
 ) -> Parsed:
     """Check ``files`` of part ``key`` in one streaming pass and return the SQL that reads them.
 
     ``select`` maps platform names to (kind, source column); kinds: id (integer), time
     (required), time? (nullable), text, number?, attr. Every unparsable id, time or number, an
     empty required value and a time after ``now`` is a DatasetError naming the key, column, file
-    and an example. Nothing is materialised: the caller copies ``sql`` once, where it belongs.
+    and an example. Without ``into`` nothing is materialised: the caller copies ``sql`` once,
+    where it belongs.
+
+    With ``into`` (a table name) the files are read ONCE: the table is created from
+    ``shape(sql)`` (default: ``sql`` itself; it must keep the columns ``_source_file`` and
+    ``_problems``) in the same pass that records each row's problems, and the checks are then
+    read from the table (a columnar scan, not a second parse). The caller drops the two helper
+    columns (:func:`drop_helper_columns`) and runs inside a transaction: a DatasetError leaves
+    the table half-made.
     """
     reader = _reader(files)
     file = dataset.resolve(cfg.path)
@@ -184,17 +197,40 @@ def parse_part(
             exprs[name] = f"CAST({raw} AS VARCHAR)"
             if kind == "text":
                 checks.append((f"{value} IS NULL", raw, f"{where} is empty"))
-    time = next((_q(f"__p_{n}") for n, (k, _) in select.items() if k == "time"), None)
-    stats = [f"{_q(SOURCE_FILE)}", "count(*)"]
-    stats += [f"min({time})", f"max({time})"] if time else ["NULL", "NULL"]
+    time = next((n for n, (k, _) in select.items() if k == "time"), None)
     checks = [(f"coalesce({cond}, FALSE)", example, problem) for cond, example, problem in checks]
-    stats += [f"count_if({cond})" for cond, _, _ in checks]
-    stats += [f"any_value(CAST({example} AS VARCHAR)) FILTER (WHERE {cond})" for cond, example, _ in checks]
     values = ", ".join(f"{e} AS {_q(f'__p_{n}')}" for n, e in exprs.items())
-    rows = con.execute(
-        f"SELECT {', '.join(stats)} FROM (SELECT *, {values} FROM {reader}) GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    parsed = f"SELECT {', '.join(f'{e} AS {_q(n)}' for n, e in exprs.items())}, {_q(SOURCE_FILE)} FROM {reader}"
+    if into is None:
+        stats = _file_stats(
+            None if time is None else _q(f"__p_{time}"), [(c, f"CAST({e} AS VARCHAR)") for c, e, _ in checks]
+        )
+        rows = con.execute(f"SELECT {stats} FROM (SELECT *, {values} FROM {reader}) GROUP BY 1 ORDER BY 1").fetchall()
+        parsed = f"SELECT {', '.join(f'{e} AS {_q(n)}' for n, e in exprs.items())}, {_q(SOURCE_FILE)} FROM {reader}"
+    else:
+        # a row's first problem ('<check>:<offending text>'; NULL for a good row: nearly free to
+        # carry) and its file as a number: the sort that numbers the events moves little more
+        # than the stored columns. Only the first failing check is reported, and every row that
+        # fails it has it as its first problem, so its count is exact.
+        cases = " ".join(
+            f"WHEN {c} THEN '{i}:' || coalesce(CAST({e} AS VARCHAR), '')" for i, (c, e, _) in enumerate(checks)
+        )
+        problem = f"CASE {cases} END" if checks else "CAST(NULL AS VARCHAR)"
+        names = [str(f) for f in files]
+        listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in names) + "]"
+        named = ", ".join(f"{_q(f'__p_{n}')} AS {_q(n)}" for n in exprs)
+        source = (
+            f"SELECT {named}, CAST(list_position({listed}, {_q(SOURCE_FILE)}) AS USMALLINT) AS {_q(SOURCE_FILE)}, "
+            f"{problem} AS {PROBLEMS} FROM (SELECT *, {values} FROM {reader})"
+        )
+        con.execute(f"CREATE TABLE {into} AS {(shape or (lambda sql: sql))(source)}")
+        found = [
+            (f"starts_with({PROBLEMS}, '{i}:')", f"substr({PROBLEMS}, {len(str(i)) + 2})") for i in range(len(checks))
+        ]
+        rows = con.execute(
+            f"SELECT {_file_stats(time and _q(time), found)} FROM {into} GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        rows = [(names[int(r[0]) - 1], *r[1:]) for r in rows]
+        parsed = f"SELECT * EXCLUDE ({PROBLEMS}) FROM {into}"
     n = len(checks)
     for i, (_, _, problem) in enumerate(checks):
         count = sum(int(r[4 + i]) for r in rows)
@@ -204,6 +240,21 @@ def parse_part(
                 raise DatasetError(problem.format(n=f"{count:,}", example=example))
             raise DatasetError(f"{problem} in {count:,} row(s), e.g. {example!r}")
     return Parsed(parsed, {r[0]: (int(r[1]), r[2], r[3]) for r in rows})
+
+
+def _file_stats(time: str | None, checks: list[tuple[str, str]]) -> str:
+    """Per file (grouped by its first column): rows, earliest and latest ``time``, then per
+    check (condition, example) the offending rows and one example."""
+    stats = [_q(SOURCE_FILE), "count(*)", *([f"min({time})", f"max({time})"] if time else ["NULL", "NULL"])]
+    stats += [f"count(*) FILTER (WHERE {cond})" for cond, _ in checks]
+    stats += [f"any_value({example}) FILTER (WHERE {cond})" for cond, example in checks]
+    return ", ".join(stats)
+
+
+def drop_helper_columns(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Drop what :func:`parse_part` ``into`` added to ``table`` (the source file, the problems)."""
+    for column in (SOURCE_FILE, PROBLEMS):
+        con.execute(f"ALTER TABLE {table} DROP COLUMN IF EXISTS {column}")
 
 
 def _field(cfg: object, column: str) -> str:
@@ -306,23 +357,27 @@ def subscription_select(cfg: SubscriptionsConfig) -> dict[str, tuple[str, str]]:
     return {"user_id": ("id", cfg.user), "started_at": ("time", cfg.start), "ended_at": ("time?", cfg.end)}
 
 
-def normalised_events_sql(dataset: Dataset, parsed: str) -> str:
-    """``parsed`` events as (user_id, event_type, event_at, value, _source_file): the type is
-    ``event`` without a type column, the value NULL without a value column."""
+def normalised_events_sql(dataset: Dataset, parsed: str, keep: tuple[str, ...] = ()) -> str:
+    """``parsed`` events as (user_id, event_type, event_at, value, _source_file, *keep): the type
+    is ``event`` without a type column, the value NULL without a value column."""
     ev = dataset.events
     assert ev is not None
     type_expr = "event_type" if ev.type else f"'{DEFAULT_EVENT_TYPE}'"
     value_expr = "value" if ev.value else "CAST(NULL AS DOUBLE)"
+    extra = "".join(f", {_q(c)}" for c in keep)
     return (
-        f"SELECT user_id, {type_expr} AS event_type, event_at, {value_expr} AS value, {_q(SOURCE_FILE)} FROM ({parsed})"
+        f"SELECT user_id, {type_expr} AS event_type, event_at, {value_expr} AS value, {_q(SOURCE_FILE)}{extra} "
+        f"FROM ({parsed})"
     )
 
 
-def numbered_events_sql(events: str, first_id: int = 0) -> str:
-    """Normalised ``events`` with ids after ``first_id`` in time order: the stored columns."""
+def numbered_events_sql(events: str, first_id: int = 0, keep: tuple[str, ...] = ()) -> str:
+    """Normalised ``events`` with ids after ``first_id`` in time order: the stored columns (and
+    the ``keep`` columns of ``events``)."""
+    extra = "".join(f", {_q(c)}" for c in keep)
     return (
         f"SELECT {int(first_id)} + row_number() OVER (ORDER BY event_at, user_id) AS event_id, user_id, "
-        f"event_type, event_at, value FROM ({events})"
+        f"event_type, event_at, value{extra} FROM ({events})"
     )
 
 
@@ -405,8 +460,8 @@ def load_files(
     ``raw_data.loaded_files`` every file loaded (with its sha256) in the same transaction, so a
     later :func:`churn.data.append.append_files` loads only what is new. With ``as_of`` (a run's
     date) only the data before that date is loaded: files entirely on or after it wait for a
-    later run, a file across it is refused. The log is read where it lies, checked in one
-    streaming pass, and copied once, into ``raw_data.events``.
+    later run, a file across it is refused. The log is read where it lies, once: parsed, numbered
+    and written into ``raw_data.events`` in one pass, then checked from the table.
     """
     from churn.data.append import file_records
 
@@ -442,17 +497,26 @@ def load_all(
 
     ev = dataset.events
     assert ev is not None
-    parsed = parse_part(con, dataset, "events", ev, event_select(dataset), files["events"], now)
-    take, _ = split_at(parsed, "events", cutoff)
+    for table in ("events", "users", "billing", "subscriptions"):  # the caller's transaction restores them on error
+        con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
+    con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
+    # the log is read once, numbered in time order and written once; the checks read the table.
+    # A later file's rows (all at/after the cutoff) come after every taken row, so deleting them
+    # leaves the taken rows numbered 1..n, as if only they had been read.
+    keep = (SOURCE_FILE, PROBLEMS)
+    parsed = parse_part(
+        con, dataset, "events", ev, event_select(dataset), files["events"], now, into=EVENTS_TABLE,
+        shape=lambda sql: numbered_events_sql(normalised_events_sql(dataset, sql, keep=(PROBLEMS,)), keep=keep),
+    )  # fmt: skip
+    take, later = split_at(parsed, "events", cutoff)
     n_events = sum(parsed.files[f][0] for f in take)
     if not n_events:
         when = f" before {cutoff:%Y-%m-%d}" if cutoff else ""
         raise DatasetError(f"events.path: {dataset.resolve(ev.path)} holds no events{when}")
-    for table in ("events", "users", "billing", "subscriptions"):
-        con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
-    con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
-    events = normalised_events_sql(dataset, only_files(parsed, take))
-    con.execute(f"CREATE TABLE {EVENTS_TABLE} AS {numbered_events_sql(events)}")
+    if later:  # the table numbers its files (1 = the first of files["events"])
+        numbers = ", ".join(str(1 + [str(f) for f in files["events"]].index(f)) for f in later)
+        con.execute(f"DELETE FROM {EVENTS_TABLE} WHERE {_q(SOURCE_FILE)} IN ({numbers})")
+    drop_helper_columns(con, EVENTS_TABLE)
     check_vocabulary(con, dataset, EVENTS_TABLE)
     loaded = {"events": take}
     if dataset.users is not None:
