@@ -95,7 +95,7 @@ def test_the_simulator_tables_checked_in_chunks_give_the_whole_table_report(tmp_
     from churn.store.raw import read_raw_tables, write_raw_tables
 
     wh = Warehouse(tmp_path / "w.duckdb")
-    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=30), progress=False))
+    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=30, scenario="stable"), progress=False))
     with wh.writer() as con:
         churned = con.execute(
             "SELECT user_id, churned_at FROM raw_data.users WHERE churned_at IS NOT NULL LIMIT 1"

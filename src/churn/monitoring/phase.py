@@ -326,9 +326,9 @@ def decide_retraining(
     max_auc_drop: float,
     min_new_labels: int,
     code_version: str,
+    cooldown_days: int,
+    min_fresh_labels: int,
     as_of: Any = None,
-    cooldown_days: int = 0,
-    min_fresh_labels: int = 0,
 ) -> RetrainingResult:
     """Evaluate the drift, degradation and volume triggers on the latest monitoring run; when
     one fires and nothing holds it back (:func:`hold_reason`), train a candidate on the recent
@@ -352,9 +352,9 @@ def decide_retraining(
         timeline,
         reference_auc=production.metrics["auc"],
         new_labelled=new_labelled,
-        min_drifted_features=int(min_drifted),
+        min_drifted=int(min_drifted),
         max_auc_drop=float(max_auc_drop),
-        min_new_labelled=int(min_new_labels),
+        min_new_labels=int(min_new_labels),
     )
     fresh = int(
         (frame.label_mature & (frame.snapshot_at > pd.to_datetime(production.params["train_snapshots"]).max())).sum()
