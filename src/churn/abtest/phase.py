@@ -26,7 +26,7 @@ from churn.abtest.manager import ABTestManager
 from churn.abtest.simulate import churn_probability, simulate_outcomes
 from churn.modeling.lifecycle import load_predictor
 from churn.modeling.predict import ChurnPredictor
-from churn.monitoring.phase import visible_at
+from churn.monitoring.monitor import visible_at
 from churn.registry import ModelRegistry, ModelVersion
 from churn.runs import as_of_date
 from churn.store import abtests, offline, raw

@@ -198,7 +198,7 @@ def show_alerts(data: MonitoringData) -> None:
 def show_cycles(data: MonitoringData) -> None:
     """The daily runs over time: drift alarms per feature, performance, alerts opened/resolved,
     the drift's detection delay (simulated data), every alert's life and each retraining decision."""
-    from churn.monitoring.phase import detection_sentence, drift_detection_in
+    from churn.monitoring.onset import detection_sentence, drift_detection_in
 
     if data.drift.empty or "as_of" not in data.drift or data.drift.as_of.isna().all():
         display(Markdown("No dated monitoring run yet: run `make build` or `make cycle`."))
