@@ -43,8 +43,8 @@ def serve_dashboards(data_dir: Path):
             pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
         pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
     port = free_port()
-    env = {**os.environ, "CHURN_WAREHOUSE": str(data_dir / "churn.duckdb"),
-           "CHURN_MODELS_DIR": str(data_dir / "models"), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CHURN_")},  # as `make dashboards` sets it
+           "CHURN_DATA_DIR": str(data_dir), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("voila")), "notebooks/dashboards", "--no-browser",
          f"--port={port}", "--Voila.ip=127.0.0.1", "--KernelManager.transport=ipc"], cwd=ROOT, env=env,
