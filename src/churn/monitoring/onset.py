@@ -23,8 +23,7 @@ def drift_onset(warehouse: Warehouse, scenario: str, start: Any, end: Any) -> da
     """
     from churn.data.synthetic import SimulationParams
 
-    info = raw.dataset_info(warehouse) or {}
-    if scenario != "drift" or info.get("source") != "synthetic":
+    if scenario != "drift" or not raw.is_simulated(warehouse):
         return None
     return SimulationParams(start=date.fromisoformat(str(start)), end=date.fromisoformat(str(end)),
                             scenario="drift").drift_date  # fmt: skip
