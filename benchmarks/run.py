@@ -51,7 +51,7 @@ def _generate(tmp: Path, n_users: int):
 
     warehouse = Warehouse(tmp / "w.duckdb")
     started = time.perf_counter()
-    counts = write_raw_tables(warehouse, iter_chunks(SimulationParams(n_users=n_users), progress=False))
+    counts = write_raw_tables(warehouse, iter_chunks(SimulationParams(n_users=n_users, scenario="stable"), progress=False))
     return warehouse, {"seconds": time.perf_counter() - started, "events": counts["events"]}
 
 

@@ -157,7 +157,7 @@ def _simulated(tmp_path: Path) -> Warehouse:
     from churn.store.raw import write_raw_tables
 
     wh = Warehouse(tmp_path / "w.duckdb")
-    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=30), progress=False))
+    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=30, scenario="stable"), progress=False))
     return wh
 
 

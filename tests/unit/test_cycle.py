@@ -153,7 +153,7 @@ def test_a_full_load_streams_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.
     are exactly what one reveal of the whole world gives (the timed tables arrive as Parquet
     rows the store inserts without pandas)."""
     monkeypatch.setattr(synthetic, "CHUNK_USERS", 100)
-    params = world_params(synthetic.SimulationParams(n_users=250, seed=5))
+    params = world_params(synthetic.SimulationParams(n_users=250, seed=5, scenario="stable"))
     world = World.ensure(tmp_path / "world", params, progress=False)
     cut = END + pd.Timedelta(days=10)
     parts = list(world.iter_reveal(cut))
