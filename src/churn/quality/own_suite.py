@@ -109,7 +109,7 @@ def own_data_suites(
     churn_share: tuple[float, float] | None,
     whole_log: bool = True,
 ) -> dict[str, Any]:
-    """One suite per table of :func:`own_tables` (or :func:`read_own_frames`). Without
+    """One suite per own table (``frames`` names them: :func:`read_own_frames`). Without
     ``whole_log`` (a slice of the events) the log's non-emptiness is judged on its vocabulary."""
     gx = import_gx()
     not_future = lambda table, col: _rule(  # noqa: E731
