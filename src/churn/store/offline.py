@@ -39,18 +39,24 @@ def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, 
     return len(frame)
 
 
-def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
-    """(version, feature order) of the features currently in the offline store."""
+def feature_set_record(warehouse: Warehouse) -> tuple[str, list[str], dict[str, Any]]:
+    """(version, feature order, spec as plain data) of the offline store, in one read: the one
+    reader of ``ml_pipeline.feature_sets``. The spec is {} when none was recorded."""
     with warehouse.reader() as con:
         meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
+    spec = json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0]), spec
+
+
+def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
+    """(version, feature order) of the features currently in the offline store."""
+    version, features, _ = feature_set_record(warehouse)
+    return version, features
 
 
 def feature_spec(warehouse: Warehouse) -> dict[str, Any]:
     """The feature spec (plain data) that produced the offline store; {} when none was recorded."""
-    with warehouse.reader() as con:
-        meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+    return feature_set_record(warehouse)[2]
 
 
 def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
