@@ -88,6 +88,18 @@ def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None
         return con.execute(sql, params).df()
 
 
+def snapshot_pair(warehouse: Warehouse, columns: list[str], reference_at: pd.Timestamp, day: Any) -> pd.DataFrame:
+    """``snapshot_at`` and ``columns`` of two snapshots: ``reference_at`` and the newest on or
+    before ``day`` (a monitoring run's two windows, not the whole store); empty before build-features."""
+    names = ", ".join(f'"{c}"' for c in ["snapshot_at", *columns])
+    return warehouse.read_if_exists(
+        FEATURES_TABLE,
+        f"SELECT {names} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
+        f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
+        [pd.Timestamp(reference_at).to_pydatetime(), day],
+    )
+
+
 def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
     """Vectors, labelled vectors and churn rate per snapshot (for reports)."""
     with warehouse.reader() as con:
