@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -341,7 +342,40 @@ def launch(env: dict[str, str], workers: int, app: str | None = None) -> tuple[i
     port = process.free_port()
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
     # a generous start-up bound: on a busy shared machine two workers' imports alone can take a minute
-    return port, process.start_server({**env, "PYTHONPATH": pythonpath}, workers, port, timeout=240, app=app)
+    proc = process.start_server({**env, "PYTHONPATH": pythonpath}, workers, port, timeout=240, app=app)
+    try:
+        _wait_for_workers(proc, workers)
+    except BaseException:
+        process.stop_server(proc)
+        raise
+    return port, proc
+
+
+def _wait_for_workers(proc: subprocess.Popen[bytes], workers: int, timeout: float = 120.0) -> None:
+    """Return once the launcher runs ``workers`` processes and all of them are idle: /health
+    answers as soon as the first worker is up, and a load started then would find the others
+    still importing (one worker measured as two, its CPU taken by their start-up)."""
+    import psutil
+
+    launcher, deadline = psutil.Process(proc.pid), time.monotonic() + timeout
+
+    def servers() -> list[psutil.Process]:  # the supervisor's other child is multiprocessing's resource tracker
+        if workers == 1:
+            return [launcher]
+        return [p for p in launcher.children() if "spawn_main" in " ".join(p.cmdline())]
+
+    while time.monotonic() < deadline:
+        running = servers()
+        if len(running) == workers:
+            before = sum(CpuMeter._busy(p) for p in running)
+            time.sleep(1.0)
+            if {p.pid for p in servers()} == {p.pid for p in running} and sum(
+                CpuMeter._busy(p) for p in running
+            ) - before < 0.1:
+                return
+        else:
+            time.sleep(0.2)
+    raise RuntimeError(f"the API did not settle with {workers} idle worker(s) within {timeout:.0f} s")
 
 
 def _http_case(
@@ -392,7 +426,7 @@ class CpuMeter:
 
         self.server = psutil.Process(server_pid)
         self.redis = psutil.Process(redis_pid) if redis_pid else None
-        self.result: dict[str, float] = {}
+        self.result: dict[str, Any] = {}
 
     def _processes(self) -> list:
         return [self.server, *self.server.children(recursive=True)]
@@ -424,10 +458,13 @@ class CpuMeter:
         total = _machine_busy(machine) - _machine_busy(self._machine)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         wrk = (children.ru_utime + children.ru_stime) - (self._children.ru_utime + self._children.ru_stime)
-        server = sum(self._busy(p) - self._server.get(p.pid, 0.0) for p in self._processes())
+        per_process = {p.pid: self._busy(p) - self._server.get(p.pid, 0.0) for p in self._processes()}
+        server = sum(per_process.values())
         redis = self._busy(self.redis) - self._redis if self.redis else 0.0
         cores = {"api": server, "redis": redis, "load_generator": wrk}
         self.result = {f"{k}_cores": round(v / seconds, 2) for k, v in cores.items()}
+        # each API process's share (the supervisor's is ~0): a worker near 0 did not take part
+        self.result["api_process_cores"] = sorted((round(v / seconds, 2) for v in per_process.values()), reverse=True)
         self.result["other_cores"] = round(max(total - sum(cores.values()), 0.0) / seconds, 2)
         self.result["machine_cores"] = psutil.cpu_count() or 0
 
@@ -532,8 +569,10 @@ def _cores(row: dict) -> str:
     cpu = row.get("cpu") or {}
     if not cpu:
         return ""
+    workers = [v for v in cpu.get("api_process_cores", []) if v >= 0.01]  # the supervisor's ~0 left out
+    split = f" ({' + '.join(f'{v:.2f}' for v in workers)})" if len(workers) > 1 else ""
     return (
-        f"{cpu['api_cores']:.2f} / {cpu['redis_cores']:.2f} / {cpu['load_generator_cores']:.2f} / "
+        f"{cpu['api_cores']:.2f}{split} / {cpu['redis_cores']:.2f} / {cpu['load_generator_cores']:.2f} / "
         f"{cpu['other_cores']:.2f}"
     )
 
@@ -552,7 +591,7 @@ def comparison(results: dict) -> str:
         f"| predictions/s | {ORIGINAL['predictions_per_s']:,} | {batch['predictions_per_s']:,} (batch of "
         f"{batch['batch']}, {batch['workers']} worker(s); goal 300,000 with 2); {single['req_per_s']:,.0f} single req/s |",
         "",
-        "Cores busy during each HTTP case: API / Redis / wrk / everything else on the machine "
+        "Cores busy during each HTTP case: API (per worker) / Redis / wrk / everything else on the machine "
         f"({(results['http_single'][0].get('cpu') or {}).get('machine_cores', '?')} cores). A total near the "
         "core count means the machine was saturated: a second worker then cannot add throughput.",
         "",
