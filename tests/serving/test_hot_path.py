@@ -178,3 +178,22 @@ def test_every_waiting_reader_gets_its_own_error_when_redis_is_unreachable(store
         await aclient.aclose()
 
     asyncio.run(run())
+
+
+def test_commands_are_packed_exactly_as_redis_py_packs_them():
+    """The request path's packer hands plain commands to hiredis directly: the same bytes as
+    redis-py's own packer for every kind of argument (a bytearray or memoryview takes its path)."""
+    from redis.connection import HiredisRespSerializer
+
+    from churn.store.online import _TcpConnection
+
+    connection = _TcpConnection()
+    commands = [
+        ("MGET", b"churn:fs:x:u:1", b"churn:fs:x:u:2"),
+        ("GET", "é-key"),
+        ("SET", b"k", 5, 1.5),
+        ("CLIENT SETNAME", "api"),
+        ("SET", bytearray(b"k"), memoryview(b"v")),
+    ]
+    for args in commands:
+        assert connection.pack_command(*args) == HiredisRespSerializer().pack(*args)
