@@ -38,14 +38,8 @@ import pandas as pd
 
 from churn.features.auto import growing_features
 from churn.monitoring import plots
-from churn.monitoring.phase import (
-    detection_sentence,
-    drift_detection,
-    drift_onset,
-    drift_over_time,
-    record_api_metrics,
-    run_monitor,
-)
+from churn.monitoring.monitor import drift_over_time, record_api_metrics, run_monitor
+from churn.monitoring.onset import detection_sentence, drift_detection, drift_onset
 from churn.pipeline import write_receipt
 from churn.registry import ModelRegistry
 from churn.store import offline

@@ -152,7 +152,7 @@ def test_a_full_load_streams_chunk_by_chunk(tmp_path: Path, monkeypatch: pytest.
     """A world of several simulation chunks is loaded one chunk at a time; together the chunks
     are exactly what one reveal of the whole world gives."""
     monkeypatch.setattr(synthetic, "CHUNK_USERS", 100)
-    params = world_params(synthetic.SimulationParams(n_users=250, seed=5))
+    params = world_params(synthetic.SimulationParams(n_users=250, seed=5, scenario="stable"))
     world = World.ensure(tmp_path / "world", params, progress=False)
     cut = END + pd.Timedelta(days=10)
     parts = list(world.iter_reveal(cut))

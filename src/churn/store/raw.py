@@ -239,10 +239,10 @@ def data_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
     return pd.Timestamp(low), pd.Timestamp(high)
 
 
-def has_simulator_truth(warehouse: Warehouse) -> bool:
-    """Whether the raw tables come with the simulator's hidden truth (synthetic data only)."""
-    with warehouse.reader() as con:
-        return Warehouse.table_exists(con, TRUTH_TABLE)
+def is_simulated(warehouse: Warehouse) -> bool:
+    """Whether the raw tables come from the simulator, by the data set's record
+    (``raw_data.dataset.source``): asked without touching the simulator's truth."""
+    return (dataset_info(warehouse) or {}).get("source") == "synthetic"
 
 
 def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:

@@ -90,6 +90,6 @@ def test_no_candidate_without_enough_new_matured_labels(cycle_platform):
     wh, registry, _ = cycle_platform
     run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(DAYS[0]))
     decision = decide_retraining(wh, registry, "churn_model", **RETRAIN, as_of=str(DAYS[0]),
-                                 min_fresh_labels=10**6)  # fmt: skip
+                                 cooldown_days=0, min_fresh_labels=10**6)  # fmt: skip
     assert decision.fired and decision.action == "too_few_new_labels" and decision.candidate is None
     assert not registry.list_models("churn_model", stage="staging")
