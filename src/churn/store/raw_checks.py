@@ -203,8 +203,9 @@ def run_checks(
                 out.append(CheckResult(judged, missing, bad, examples))
             elif check.kind == "unique":
                 out.append(_unique(con, source, table, check.column or "", "TRUE"))
-            else:
-                out.append(_aggregate(con, source, check))
+            else:  # on the stored table when the check needs no derived flag: no join to scan
+                base = f"SELECT * FROM {SOURCES[table]}" if table in SOURCES and check.kind != "columns" else source
+                out.append(_aggregate(con, base, check))
     return out
 
 
