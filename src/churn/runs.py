@@ -220,15 +220,23 @@ def run_params(dag) -> dict[str, Any]:
     return dict(sorted(params.items()))
 
 
-def as_of_date(value: Any) -> date | None:
-    """The run's ``as_of`` parameter as a date; None when the pipeline has none (or it is empty:
-    the end of the data)."""
-    if value in (None, ""):
+def as_of_date(value: Any, what: str = "as_of") -> date | None:
+    """A run's date as a date: the ``as_of`` parameter, the command line's dates (``what`` names
+    the one in the error: ``FROM``, ``TO``); None when empty (a full build: the end of the data).
+
+    The project's one date parser: ISO 8601, a date or a date and time (a ``Timestamp``'s string),
+    and nothing after it ("2026-01-02x" is refused, not cut to its first ten characters).
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
     try:
-        return date.fromisoformat(str(value)[:10])
+        return datetime.fromisoformat(str(value).strip()).date()
     except ValueError:
-        raise ValueError(f"as_of {value!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise ValueError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
 def planned_tasks(dag) -> list[str]:

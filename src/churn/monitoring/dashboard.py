@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -29,9 +29,8 @@ from churn.monitoring.wording import (
 )
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
-from churn.store import monitoring
-from churn.store.offline import FEATURE_SETS_TABLE, FEATURES_TABLE
-from churn.store.warehouse import Warehouse
+from churn.store import monitoring, offline
+from churn.store.warehouse import Warehouse, WarehouseError
 
 if TYPE_CHECKING:
     from churn.serving.settings import Settings
@@ -68,7 +67,7 @@ class MonitoringData:
     alerts: pd.DataFrame
     decisions: pd.DataFrame
     api: pd.DataFrame
-    spec: str | None  # the feature spec (JSON) of the offline store
+    spec: dict[str, Any] | None  # the feature spec (plain data) of the offline store
 
     @property
     def runs(self) -> list[str]:
@@ -94,8 +93,11 @@ def load(warehouse: Warehouse, registry: ModelRegistry, model_name: str) -> Moni
             ("api", monitoring.API_METRICS),
         )
     }
-    meta = warehouse.read_if_exists(FEATURE_SETS_TABLE, f"SELECT spec FROM {FEATURE_SETS_TABLE}")
-    return MonitoringData(models=models, spec=None if meta.empty else str(meta.spec.iloc[0]), **tables)
+    try:
+        spec: dict[str, Any] | None = offline.feature_spec(warehouse)
+    except WarehouseError:  # no feature set recorded yet: features named without descriptions
+        spec = None
+    return MonitoringData(models=models, spec=spec, **tables)
 
 
 def run_windows(
@@ -106,13 +108,7 @@ def run_windows(
     version, day = _parse_run(run_id, model_name)
     record = registry.get_model(model_name, version)
     reference_at = pd.to_datetime(record.params["train_snapshots"]).max()
-    columns = ", ".join(f'"{f}"' for f in ["snapshot_at", *features])
-    frame = warehouse.read_if_exists(
-        FEATURES_TABLE,
-        f"SELECT {columns} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
-        f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
-        [reference_at.to_pydatetime(), day],
-    )
+    frame = offline.snapshot_pair(warehouse, features, reference_at, day)
     current_at = frame.snapshot_at.max()
     return (
         frame[frame.snapshot_at == reference_at],

@@ -39,18 +39,24 @@ def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, 
     return len(frame)
 
 
-def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
-    """(version, feature order) of the features currently in the offline store."""
+def feature_set_record(warehouse: Warehouse) -> tuple[str, list[str], dict[str, Any]]:
+    """(version, feature order, spec as plain data) of the offline store, in one read: the one
+    reader of ``ml_pipeline.feature_sets``. The spec is {} when none was recorded."""
     with warehouse.reader() as con:
         meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
+    spec = json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0]), spec
+
+
+def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
+    """(version, feature order) of the features currently in the offline store."""
+    version, features, _ = feature_set_record(warehouse)
+    return version, features
 
 
 def feature_spec(warehouse: Warehouse) -> dict[str, Any]:
     """The feature spec (plain data) that produced the offline store; {} when none was recorded."""
-    with warehouse.reader() as con:
-        meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+    return feature_set_record(warehouse)[2]
 
 
 def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
@@ -95,6 +101,18 @@ def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None
         if not Warehouse.table_exists(con, FEATURES_TABLE):
             raise WarehouseError(f"{FEATURES_TABLE} does not exist: run the build-features phase")
         return con.execute(sql, params).df()
+
+
+def snapshot_pair(warehouse: Warehouse, columns: list[str], reference_at: pd.Timestamp, day: Any) -> pd.DataFrame:
+    """``snapshot_at`` and ``columns`` of two snapshots: ``reference_at`` and the newest on or
+    before ``day`` (a monitoring run's two windows, not the whole store); empty before build-features."""
+    names = ", ".join(f'"{c}"' for c in ["snapshot_at", *columns])
+    return warehouse.read_if_exists(
+        FEATURES_TABLE,
+        f"SELECT {names} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
+        f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
+        [pd.Timestamp(reference_at).to_pydatetime(), day],
+    )
 
 
 def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:

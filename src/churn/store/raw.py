@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH
@@ -45,16 +47,49 @@ def dataset_info(warehouse: Warehouse) -> dict[str, Any] | None:
     return {str(k): v for k, v in frame.iloc[0].to_dict().items()} if len(frame) else None
 
 
+@dataclass(frozen=True)
+class ParquetRows:
+    """Rows of Parquet files that DuckDB reads where they lie: a bulk load without pandas.
+
+    ``files``: a path or glob; ``where``: a condition with ``?`` placeholders for ``params``;
+    ``order_by``: the order the rows are written in."""
+
+    files: str
+    where: str = "TRUE"
+    params: tuple[Any, ...] = ()
+    order_by: str | None = None
+
+    def sql(self) -> str:
+        source = "read_parquet('" + self.files.replace("'", "''") + "')"
+        order = f" ORDER BY {self.order_by}" if self.order_by else ""
+        return f"SELECT * FROM {source} WHERE {self.where}{order}"
+
+    def to_pandas(self) -> pd.DataFrame:
+        con = duckdb.connect()
+        try:
+            return con.execute(self.sql(), list(self.params)).df()
+        finally:
+            con.close()
+
+
+def _append_rows(con: Any, table: str, rows: pd.DataFrame | ParquetRows) -> int:
+    """Append a frame or :class:`ParquetRows` to ``table`` (columns by name); rows written."""
+    if isinstance(rows, ParquetRows):
+        return int(con.execute(f"INSERT INTO {table} BY NAME {rows.sql()}", list(rows.params)).fetchall()[0][0])
+    return Warehouse.append(con, table, rows)
+
+
 def write_raw_tables(
     warehouse: Warehouse,
-    chunks: Iterable[dict[str, pd.DataFrame]],
+    chunks: Iterable[dict[str, pd.DataFrame]] | Iterable[dict[str, pd.DataFrame | ParquetRows]],
     dataset: dict[str, Any] | None = None,
     as_of: pd.Timestamp | None = None,
 ) -> dict[str, int]:
     """Replace the raw tables (and the simulator's truth table) with the rows of ``chunks``.
 
     Each chunk maps table names (``users``, ``events``, ``billing`` and optionally
-    ``user_truth``) to frames in the documented schema. Everything happens in one transaction:
+    ``user_truth``) to frames in the documented schema, or to :class:`ParquetRows` (inserted by
+    DuckDB straight from the files). Everything happens in one transaction:
     if any chunk fails, the previous tables are left exactly as they were.
 
     ``dataset`` (name, fingerprint, source, rule) is recorded in ``raw_data.dataset`` in the
@@ -84,7 +119,7 @@ def write_raw_tables(
                 con.execute(USER_TRUTH.ddl(TRUTH_SCHEMA_NAME))
             for name, frame in chunk.items():
                 schema = TRUTH_SCHEMA_NAME if name == USER_TRUTH.name else RAW_SCHEMA_NAME
-                counts[name] += Warehouse.append(con, f"{schema}.{name}", frame)
+                counts[name] += _append_rows(con, f"{schema}.{name}", frame)
         con.execute(f"DROP TABLE IF EXISTS {LOADS_TABLE}")
         if as_of is not None:
             _record_load(con, as_of, "full", counts)

@@ -181,6 +181,7 @@ def run_checks(
 
     The row-level checks share one scan; examples are fetched only for the checks that fail."""
     with warehouse.reader() as con:
+        con.execute("SET enable_progress_bar = false")  # no progress widgets in the gate's notebook
         source = source_sql(con, table)
         only = f"({where})" if where else "TRUE"
         row_level = {i: _bad_condition(con, c) for i, c in enumerate(checks)}
@@ -203,8 +204,9 @@ def run_checks(
                 out.append(CheckResult(judged, missing, bad, examples))
             elif check.kind == "unique":
                 out.append(_unique(con, source, table, check.column or "", "TRUE"))
-            else:
-                out.append(_aggregate(con, source, check))
+            else:  # on the stored table when the check needs no derived flag: no join to scan
+                base = f"SELECT * FROM {SOURCES[table]}" if table in SOURCES and check.kind != "columns" else source
+                out.append(_aggregate(con, base, check))
     return out
 
 
@@ -236,6 +238,7 @@ def sample_rows(
     name = SOURCES[table]
     order = f"hash({_q(key)}, {int(seed)}), {_q(key)}, rowid"  # rowid: a key repeated (subscriptions)
     with warehouse.reader() as con:
+        con.execute("SET enable_progress_bar = false")
         (count,) = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0]
         select = f"SELECT * FROM {name}" if columns is None else f"SELECT {', '.join(map(_q, columns))} FROM {name}"
         if count > 2 * rows:
