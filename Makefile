@@ -80,7 +80,7 @@ browser: ## install Debian's headless Chromium for the dashboard tests, if missi
 
 lab: setup ## JupyterLab: phase notebooks open as notebooks; their injected parameters use a scratch copy (data/scratch/lab)
 	$(BIN)/churn scratch --name lab --env-file env.lab.yaml
-	PLOOMBER_ENV_FILENAME=env.lab.yaml JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter \
+	PLOOMBER_ENV_FILENAME=env.lab.yaml CHURN_DATA_DIR=$(abspath $(DATA_DIR)) JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter \
 		$(BIN)/jupyter lab --ServerApp.contents_manager_class=jupytext.TextFileContentsManager \
 		$(if $(filter 0,$(shell id -u)),--allow-root,)
 
@@ -92,10 +92,10 @@ bench: setup redis-start ## run the benchmarks (pipeline steps, 100k users, the 
 serve: setup redis-start ## the REST API on http://127.0.0.1:PORT (default 8000), via python -m churn.serving; run `make build` first
 	CHURN_DATA_DIR=$(DATA_DIR) REDIS_URL='$(REDIS_URL)' CHURN_PORT=$(PORT) $(BIN)/python -m churn.serving
 
-dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:$(DASHBOARD_PORT) (DASHBOARD_PORT=8866)
+dashboards: setup ## serve the monitoring and A/B dashboards with Voila on http://127.0.0.1:$(DASHBOARD_PORT) (DASHBOARD_PORT=8866); DATASET=... reads that workspace
 	@echo "monitoring: http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/monitoring.ipynb"
 	@echo "A/B tests:  http://127.0.0.1:$(DASHBOARD_PORT)/voila/render/ab_testing.ipynb"
-	JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/voila notebooks/dashboards --no-browser --port $(DASHBOARD_PORT) --Voila.ip=127.0.0.1 --KernelManager.transport=ipc \
+	CHURN_DATA_DIR=$(abspath $(DATA_DIR)) JUPYTER_CONFIG_PATH=$(CURDIR)/.jupyter $(BIN)/voila notebooks/dashboards --no-browser --port $(DASHBOARD_PORT) --Voila.ip=127.0.0.1 --KernelManager.transport=ipc \
 		--MappingKernelManager.cull_idle_timeout=300 --MappingKernelManager.cull_interval=60 \
 		--MappingKernelManager.cull_connected=True
 

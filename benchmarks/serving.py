@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -221,14 +222,17 @@ def _group(file: str) -> str:
     return "C built-ins (sockets, event loop)" if file == "~" else "other Python"
 
 
-def _asgi_timings(factory, paths: list[str], profiler=None, cpu_seconds: list[float] | None = None) -> np.ndarray:
+def _asgi_timings(
+    factory, paths: list[str], profiler=None, cpu_seconds: list[float] | None = None, bodies: list[bytes] | None = None
+) -> np.ndarray:
     """Seconds per request of an ASGI app called directly (no server, no socket): what the app
     itself costs per request, lifespan started as uvicorn would (``cpu_seconds`` gets the
     process's CPU time for all of them: unlike wall time, not inflated by waiting for Redis on a
-    busy machine)."""
+    busy machine). ``bodies``: POST these JSON bodies (one per path) instead of GETs."""
     import uvloop
 
     cpu_seconds = [] if cpu_seconds is None else cpu_seconds
+    body = [b""]
 
     async def run() -> np.ndarray:
         app = factory()
@@ -240,25 +244,29 @@ def _asgi_timings(factory, paths: list[str], profiler=None, cpu_seconds: list[fl
             # (answering every call at once would make code that listens for a disconnect spin)
             if not received[0]:
                 received[0] = True
-                return {"type": "http.request", "body": b"", "more_body": False}
+                return {"type": "http.request", "body": body[0], "more_body": False}
             await asyncio.Event().wait()
             return {"type": "http.disconnect"}
 
         async def send(message: dict) -> None:
             sent.append(message)
 
-        async def call(path: str) -> None:
+        async def call(path: str, payload: bytes | None = None) -> None:
+            body[0] = payload or b""
+            headers = [(b"host", b"bench")]
+            if payload is not None:
+                headers += [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
             scope = {
                 "type": "http",
                 "asgi": {"version": "3.0"},
                 "http_version": "1.1",
-                "method": "GET",
+                "method": "GET" if payload is None else "POST",
                 "scheme": "http",
                 "path": path,
                 "raw_path": path.encode(),
                 "query_string": b"",
                 "root_path": "",
-                "headers": [(b"host", b"bench")],
+                "headers": headers,
                 "client": ("127.0.0.1", 50000),
                 "server": ("127.0.0.1", 8000),
             }
@@ -268,15 +276,16 @@ def _asgi_timings(factory, paths: list[str], profiler=None, cpu_seconds: list[fl
             if sent[0]["status"] != 200:
                 raise RuntimeError(f"{path}: HTTP {sent[0]['status']} {sent[-1].get('body', b'')[:200]!r}")
 
+        payloads: list[bytes | None] = list(bodies) if bodies is not None else [None] * len(paths)
         async with app.router.lifespan_context(app):
-            await call(paths[0])  # warm: middleware stack, connection pool
+            await call(paths[0], payloads[0])  # warm: middleware stack, connection pool
             timings = np.empty(len(paths))
             if profiler is not None:
                 profiler.enable()
             cpu = time.process_time()
-            for i, path in enumerate(paths):
+            for i, (path, payload) in enumerate(zip(paths, payloads, strict=True)):
                 started = time.perf_counter()
-                await call(path)
+                await call(path, payload)
                 timings[i] = time.perf_counter() - started
             cpu_seconds.append(time.process_time() - cpu)
             if profiler is not None:
@@ -316,7 +325,6 @@ def profile_asgi(env: dict[str, str], calls: int = 3_000, top: int = 15) -> str:
     process's CPU clock, so waiting for Redis is not counted) grouped by package, then the top
     functions (markdown)."""
     import cProfile
-    import pstats
 
     from churn.serving import Settings, create_app
 
@@ -324,6 +332,13 @@ def profile_asgi(env: dict[str, str], calls: int = 3_000, top: int = 15) -> str:
     paths = [f"/predict/{u}" for u in np.random.default_rng(4).choice(_user_ids(env), calls).tolist()]
     profiler = cProfile.Profile(time.process_time)
     _asgi_timings(lambda: create_app(settings), paths, profiler)
+    return _group_table(profiler, calls) + "\n" + profile_table(profiler, calls, top)
+
+
+def _group_table(profiler, calls: int) -> str:
+    """cProfile's own time grouped by package, per request (markdown)."""
+    import pstats
+
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
     groups: dict[str, float] = {}
     for (file, _, _), (_, _, tottime, _, _) in stats.items():
@@ -332,7 +347,48 @@ def profile_asgi(env: dict[str, str], calls: int = 3_000, top: int = 15) -> str:
     lines = ["| code | own µs per request | share |", "|---|---|---|"]
     for name, seconds in sorted(groups.items(), key=lambda kv: kv[1], reverse=True):
         lines.append(f"| {name} | {seconds / calls * 1e6:.1f} | {seconds / total:.0%} |")
-    return "\n".join(lines) + "\n\n" + profile_table(profiler, calls, top)
+    return "\n".join(lines) + "\n"
+
+
+def _batch_bodies(env: dict[str, str], batch: int, count: int, seed: int = 6) -> list[bytes]:
+    ids, rng = _user_ids(env), np.random.default_rng(seed)
+    return [json.dumps({"user_ids": rng.choice(ids, batch).tolist()}).encode() for _ in range(count)]
+
+
+def bench_asgi_batch(env: dict[str, str], batch: int = 1000, calls: int = 200) -> dict:
+    """``POST /predict/batch`` of ``batch`` cached ids through the app in process: CPU per
+    request and predictions per CPU-second (one worker's ceiling on an otherwise idle core)."""
+    from churn.serving import Settings, create_app
+
+    settings = Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"], rate_limit_per_minute=0)
+    cpu: list[float] = []
+    timings = _asgi_timings(
+        lambda: create_app(settings),
+        ["/predict/batch"] * calls,
+        cpu_seconds=cpu,
+        bodies=_batch_bodies(env, batch, calls),
+    )
+    per_request = cpu[0] / calls
+    return {
+        "case": f"in-process ASGI POST /predict/batch x{batch}",
+        "calls": calls,
+        "cpu_ms_per_request": round(per_request * 1e3, 3),
+        "predictions_per_cpu_second": round(batch / per_request),
+        **_ms(timings),
+    }
+
+
+def profile_asgi_batch(env: dict[str, str], batch: int = 1000, calls: int = 100, top: int = 15) -> str:
+    """Where a ``POST /predict/batch`` of ``batch`` ids spends its CPU inside the app (markdown)."""
+    import cProfile
+
+    from churn.serving import Settings, create_app
+
+    settings = Settings(data_dir=env["CHURN_DATA_DIR"], redis_url=env["REDIS_URL"], rate_limit_per_minute=0)
+    profiler = cProfile.Profile(time.process_time)
+    bodies = _batch_bodies(env, batch, calls, seed=7)
+    _asgi_timings(lambda: create_app(settings), ["/predict/batch"] * calls, profiler, bodies=bodies)
+    return _group_table(profiler, calls) + "\n" + profile_table(profiler, calls, top)
 
 
 def launch(env: dict[str, str], workers: int, app: str | None = None) -> tuple[int, subprocess.Popen[bytes]]:
@@ -341,7 +397,40 @@ def launch(env: dict[str, str], workers: int, app: str | None = None) -> tuple[i
     port = process.free_port()
     pythonpath = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")]))
     # a generous start-up bound: on a busy shared machine two workers' imports alone can take a minute
-    return port, process.start_server({**env, "PYTHONPATH": pythonpath}, workers, port, timeout=240, app=app)
+    proc = process.start_server({**env, "PYTHONPATH": pythonpath}, workers, port, timeout=240, app=app)
+    try:
+        _wait_for_workers(proc, workers)
+    except BaseException:
+        process.stop_server(proc)
+        raise
+    return port, proc
+
+
+def _wait_for_workers(proc: subprocess.Popen[bytes], workers: int, timeout: float = 120.0) -> None:
+    """Return once the launcher runs ``workers`` processes and all of them are idle: /health
+    answers as soon as the first worker is up, and a load started then would find the others
+    still importing (one worker measured as two, its CPU taken by their start-up)."""
+    import psutil
+
+    launcher, deadline = psutil.Process(proc.pid), time.monotonic() + timeout
+
+    def servers() -> list[psutil.Process]:  # the supervisor's other child is multiprocessing's resource tracker
+        if workers == 1:
+            return [launcher]
+        return [p for p in launcher.children() if "spawn_main" in " ".join(p.cmdline())]
+
+    while time.monotonic() < deadline:
+        running = servers()
+        if len(running) == workers:
+            before = sum(CpuMeter._busy(p) for p in running)
+            time.sleep(1.0)
+            if {p.pid for p in servers()} == {p.pid for p in running} and sum(
+                CpuMeter._busy(p) for p in running
+            ) - before < 0.1:
+                return
+        else:
+            time.sleep(0.2)
+    raise RuntimeError(f"the API did not settle with {workers} idle worker(s) within {timeout:.0f} s")
 
 
 def _http_case(
@@ -392,7 +481,7 @@ class CpuMeter:
 
         self.server = psutil.Process(server_pid)
         self.redis = psutil.Process(redis_pid) if redis_pid else None
-        self.result: dict[str, float] = {}
+        self.result: dict[str, Any] = {}
 
     def _processes(self) -> list:
         return [self.server, *self.server.children(recursive=True)]
@@ -424,10 +513,13 @@ class CpuMeter:
         total = _machine_busy(machine) - _machine_busy(self._machine)
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         wrk = (children.ru_utime + children.ru_stime) - (self._children.ru_utime + self._children.ru_stime)
-        server = sum(self._busy(p) - self._server.get(p.pid, 0.0) for p in self._processes())
+        per_process = {p.pid: self._busy(p) - self._server.get(p.pid, 0.0) for p in self._processes()}
+        server = sum(per_process.values())
         redis = self._busy(self.redis) - self._redis if self.redis else 0.0
         cores = {"api": server, "redis": redis, "load_generator": wrk}
         self.result = {f"{k}_cores": round(v / seconds, 2) for k, v in cores.items()}
+        # each API process's share (the supervisor's is ~0): a worker near 0 did not take part
+        self.result["api_process_cores"] = sorted((round(v / seconds, 2) for v in per_process.values()), reverse=True)
         self.result["other_cores"] = round(max(total - sum(cores.values()), 0.0) / seconds, 2)
         self.result["machine_cores"] = psutil.cpu_count() or 0
 
@@ -471,10 +563,25 @@ def bench_ceilings(env: dict[str, str], workers: int = 2, duration: float = 10.0
     for connections in (8, 64):
         api = bench_http_single(env, workers, duration, connections)
         ceilings = [bench_http_single(env, workers, duration, connections, app, name) for name, app in CEILINGS.items()]
-        bare = ceilings[0]["req_per_s"] or float("nan")
+        bare, bare_per_cpu = ceilings[0]["req_per_s"] or float("nan"), _per_api_cpu(ceilings[0])
         for row in (api, *ceilings):
-            rows.append({**row, "share_of_bare_fastapi": round(row["req_per_s"] / bare, 3)})
+            rows.append(
+                {
+                    **row,
+                    "share_of_bare_fastapi": round(row["req_per_s"] / bare, 3),
+                    "req_per_api_cpu_second": round(_per_api_cpu(row)),
+                    "share_of_bare_fastapi_per_api_cpu": round(_per_api_cpu(row) / bare_per_cpu, 3),
+                }
+            )
     return rows
+
+
+def _per_api_cpu(row: dict) -> float:
+    """Requests per CPU-second the API's processes spent: on a shared machine the API gets
+    whatever cores the others leave, so requests/s alone compares runs that got different shares
+    of the machine; requests per CPU-second does not depend on that share."""
+    cores = (row.get("cpu") or {}).get("api_cores") or float("nan")
+    return float(row["req_per_s"]) / cores
 
 
 def bench_http_batch(
@@ -516,6 +623,8 @@ def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 
             "profile": profile_in_process(env, max(calls // 4, 100)),
             "asgi": bench_asgi(env, max(calls // 4, 100)),
             "asgi_profile": profile_asgi(env, max(calls // 8, 100)),
+            "asgi_batch": bench_asgi_batch(env, calls=max(calls // 100, 20)),
+            "asgi_batch_profile": profile_asgi_batch(env, calls=max(calls // 200, 10)),
             "http_single": [bench_http_single(env, w, duration) for w in (1, 2)],
             "ceilings": bench_ceilings(env, 2, duration),
             "http_batch": [bench_http_batch(env, w, duration=duration) for w in (1, 2)],
@@ -532,8 +641,10 @@ def _cores(row: dict) -> str:
     cpu = row.get("cpu") or {}
     if not cpu:
         return ""
+    workers = [v for v in cpu.get("api_process_cores", []) if v >= 0.01]  # the supervisor's ~0 left out
+    split = f" ({' + '.join(f'{v:.2f}' for v in workers)})" if len(workers) > 1 else ""
     return (
-        f"{cpu['api_cores']:.2f} / {cpu['redis_cores']:.2f} / {cpu['load_generator_cores']:.2f} / "
+        f"{cpu['api_cores']:.2f}{split} / {cpu['redis_cores']:.2f} / {cpu['load_generator_cores']:.2f} / "
         f"{cpu['other_cores']:.2f}"
     )
 
@@ -552,7 +663,7 @@ def comparison(results: dict) -> str:
         f"| predictions/s | {ORIGINAL['predictions_per_s']:,} | {batch['predictions_per_s']:,} (batch of "
         f"{batch['batch']}, {batch['workers']} worker(s); goal 300,000 with 2); {single['req_per_s']:,.0f} single req/s |",
         "",
-        "Cores busy during each HTTP case: API / Redis / wrk / everything else on the machine "
+        "Cores busy during each HTTP case: API (per worker) / Redis / wrk / everything else on the machine "
         f"({(results['http_single'][0].get('cpu') or {}).get('machine_cores', '?')} cores). A total near the "
         "core count means the machine was saturated: a second worker then cannot add throughput.",
         "",
@@ -574,15 +685,19 @@ def comparison(results: dict) -> str:
     if results.get("ceilings"):
         lines += [
             "",
-            "Ceilings (same launcher and server settings, same run, wrk -t1; goal: the API at >= 60% of bare FastAPI):",
+            "Ceilings (same launcher and server settings, same run, wrk -t1; goal: the API at >= 60% of bare "
+            "FastAPI). The share is given twice: of requests/s, and of requests per CPU-second of the API's "
+            "processes (which does not depend on how many cores the rest of the machine left the API):",
             "",
-            "| case | req/s | p50 ms | p99 ms | share of bare FastAPI | cores api / redis / wrk / others |",
-            "|---|---|---|---|---|---|",
+            "| case | req/s | p50 ms | p99 ms | share of bare FastAPI | req per API CPU-s | share per CPU-s "
+            "| cores api (per worker) / redis / wrk / others |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for r in results["ceilings"]:
             lines.append(
                 f"| {r['case']} | {r['req_per_s']:,.0f} | {r['p50_ms']} | {r['p99_ms']} | "
-                f"{r['share_of_bare_fastapi']:.0%} | {_cores(r)} |"
+                f"{r['share_of_bare_fastapi']:.0%} | {r.get('req_per_api_cpu_second', float('nan')):,.0f} | "
+                f"{r.get('share_of_bare_fastapi_per_api_cpu', float('nan')):.0%} | {_cores(r)} |"
             )
     if results.get("asgi"):
         lines += [
@@ -598,6 +713,15 @@ def comparison(results: dict) -> str:
                 f"| {r['case']} | {r['cpu_us_per_request']} | {r['cpu_over_bare_fastapi']} | {r['p50_ms']} | "
                 f"{r['p99_ms']} |"
             )
+    if results.get("asgi_batch"):
+        r = results["asgi_batch"]
+        lines += [
+            "",
+            f"`POST /predict/batch` of 1,000 through the app in process: {r['cpu_ms_per_request']} ms of CPU per "
+            f"request, so {r['predictions_per_cpu_second']:,} predictions per CPU-second: one worker's "
+            "ceiling on a core of its own. Over HTTP, two workers reach twice that only when the machine "
+            "has two more cores free for them (wrk, Redis and the rest share the same cores here).",
+        ]
     if results.get("cluster"):
         lines += [
             "",
@@ -615,6 +739,13 @@ def comparison(results: dict) -> str:
             "the profiler's own overhead inflates every figure, the shares are what to read):",
             "",
             results["asgi_profile"],
+        ]
+    if results.get("asgi_batch_profile"):
+        lines += [
+            "",
+            "Where a `POST /predict/batch` of 1,000 spends its CPU inside the app:",
+            "",
+            results["asgi_batch_profile"],
         ]
     if results.get("profile"):
         lines += [

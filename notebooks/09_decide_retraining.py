@@ -26,7 +26,7 @@ retrain_min_fresh_labels = None
 retrain_cooldown_days = None
 
 # %%
-from churn.monitoring.phase import decide_retraining
+from churn.monitoring.decision import decide_retraining
 from churn.pipeline import code_version, write_receipt
 from churn.registry import ModelRegistry
 from churn.store.warehouse import Warehouse

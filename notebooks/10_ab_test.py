@@ -57,7 +57,7 @@ plan = TrafficPlan(traffic_split=float(ab_traffic_split), offer_share=float(ab_o
 # died in between) gets them now, and a test that is still running is concluded.
 
 # %%
-live = raw.has_simulator_truth(wh)  # simulated traffic needs the simulator's hidden truth
+live = raw.is_simulated(wh)  # simulated traffic needs the simulator (the data set's record says so)
 ab = run_ab_test(wh, registry, model_name, plan, as_of=as_of) if live else None
 if ab is not None:
     print(f"control: v{ab.production.version} (production); variant: "

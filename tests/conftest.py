@@ -158,7 +158,7 @@ def default_warehouse(tmp_path_factory: pytest.TempPathFactory, simulated) -> Wa
     from churn.store.raw import write_raw_tables
 
     warehouse = Warehouse(tmp_path_factory.mktemp("default") / "churn.duckdb")
-    write_raw_tables(warehouse, [simulated(SimulationParams())])
+    write_raw_tables(warehouse, [simulated(SimulationParams(scenario="stable"))])
     return warehouse
 
 

@@ -17,9 +17,12 @@ from churn.modeling.train import train_model
 from churn.monitoring.phase import decide_retraining, run_monitor
 from churn.store import abtests, offline
 
-MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
+MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "alert_auc_min": 0.65, "alert_churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
-           "min_new_labels": 1500, "code_version": "abc1234"}  # fmt: skip
+           "min_new_labels": 1500, "code_version": "abc1234", "cooldown_days": 0, "min_fresh_labels": 0}  # fmt: skip
+# env.yaml's ab_* values, spelt out: the library has no defaults for them
+TRAFFIC = {"traffic_split": 0.5, "offer_share": 0.2, "offer_effect": 0.4, "window_days": 30, "mde_relative": 0.3,
+           "seed": 42}  # fmt: skip
 FIRST = date(2026, 1, 2)
 
 
@@ -43,7 +46,7 @@ def test_one_look_per_cycle_until_the_msprt_or_the_maximum_duration_decides(cycl
     candidate = decide_retraining(wh, registry, "churn_model", **RETRAIN, as_of=str(FIRST)).candidate
     assert candidate is not None
     production = registry.get_production("churn_model")
-    plan = TrafficPlan(max_days=6)
+    plan = TrafficPlan(**TRAFFIC, max_days=6)
     name = ab_test_name("churn_model", production.version, candidate.version)
     decided = None
     for k in range(plan.max_days + 2):
@@ -87,12 +90,12 @@ def test_a_pair_a_full_build_decided_at_once_is_tested_live_over_the_cycles(cycl
     wh, registry, _ = cycle_platform
     run_monitor(wh, registry, "churn_model", **MONITOR)
     assert decide_retraining(wh, registry, "churn_model", **RETRAIN).candidate is not None
-    build = run_ab_test(wh, registry, "churn_model", TrafficPlan(max_days=6))
+    build = run_ab_test(wh, registry, "churn_model", TrafficPlan(**TRAFFIC, max_days=6))
     assert build.final["status"] == "concluded" and abtests.read_looks(wh, build.test_name).empty
     if build.outcome == "promote":
         return  # nothing left to test: the candidate is production
     before = abtests.get_test(wh, build.test_name)
-    live = run_ab_test(wh, registry, "churn_model", TrafficPlan(max_days=6), as_of=str(FIRST))
+    live = run_ab_test(wh, registry, "churn_model", TrafficPlan(**TRAFFIC, max_days=6), as_of=str(FIRST))
     assert live.test_name == build.test_name + "-live" and live.look.number == 1
     assert list(abtests.read_looks(wh, live.test_name).look) == [1]
     assert abtests.get_test(wh, build.test_name) == before
@@ -116,8 +119,8 @@ def test_a_promoted_variant_is_rolled_back_when_a_guardrail_later_fails(cycle_pl
                           stage="staging")  # fmt: skip
     manager = ABTestManager(wh, registry, "churn_model")
     name = ab_test_name("churn_model", control.version, bad.version)
-    manager.start_test(name, control.version, bad.version, user_ids=frame.user_id.unique(), started_on=str(FIRST),
-                       max_days=6)  # fmt: skip
+    manager.start_test(name, control.version, bad.version, traffic_split=0.5, user_ids=frame.user_id.unique(),
+                       started_on=str(FIRST), max_days=6)  # fmt: skip
     manager.conclude(name, decision=Decision("promote", ["Promote the variant (forced for this test)."]))
     assert registry.get_production("churn_model").version == bad.version
 

@@ -88,7 +88,7 @@ def test_stable_runs_flag_no_feature_a_month_and_a_half_later(features_at: Build
     features = [f for f in FEATURES if f != "tenure_days"]
     alarms = []
     for seed in range(5):
-        params = SimulationParams(n_users=1000, seed=seed)
+        params = SimulationParams(n_users=1000, seed=seed, scenario="stable")
         data, start = simulated(params), pd.Timestamp(params.drift_date)
         flags = _flags(features_at(data, start), features_at(data, start + pd.Timedelta(days=45)))
         alarms += flags[features].tolist()

@@ -10,7 +10,7 @@ import pandas as pd
 from churn.monitoring.phase import decide_retraining, detection_sentence, drift_detection, run_monitor
 from churn.store import monitoring
 
-MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
+MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "alert_auc_min": 0.65, "alert_churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
            "min_new_labels": 1500, "code_version": "abc1234"}  # fmt: skip
 DAYS = [date(2026, 1, d) for d in range(2, 8)]  # the cycles after the build (conftest.CYCLE_DAYS)
@@ -90,6 +90,6 @@ def test_no_candidate_without_enough_new_matured_labels(cycle_platform):
     wh, registry, _ = cycle_platform
     run_monitor(wh, registry, "churn_model", **MONITOR, as_of=str(DAYS[0]))
     decision = decide_retraining(wh, registry, "churn_model", **RETRAIN, as_of=str(DAYS[0]),
-                                 min_fresh_labels=10**6)  # fmt: skip
+                                 cooldown_days=0, min_fresh_labels=10**6)  # fmt: skip
     assert decision.fired and decision.action == "too_few_new_labels" and decision.candidate is None
     assert not registry.list_models("churn_model", stage="staging")

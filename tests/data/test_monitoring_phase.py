@@ -16,9 +16,12 @@ from churn.registry import ModelRegistry
 from churn.store import abtests, monitoring, offline
 from churn.store.warehouse import Warehouse
 
-MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
+MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "alert_auc_min": 0.65, "alert_churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
-           "min_new_labels": 1500, "code_version": "abc1234"}  # fmt: skip
+           "min_new_labels": 1500, "code_version": "abc1234", "cooldown_days": 0, "min_fresh_labels": 0}  # fmt: skip
+# env.yaml's ab_* values, spelt out: the library has no defaults for them
+TRAFFIC = {"traffic_split": 0.5, "offer_share": 0.2, "offer_effect": 0.4, "window_days": 30, "mde_relative": 0.3,
+           "seed": 42}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +96,7 @@ def test_a_test_left_without_outcomes_is_resumed_and_concluded_once(platform):
     manager = ABTestManager(wh, registry, "churn_model")
     models = {arm: load_predictor(registry, "churn_model", m.version)[0]
               for arm, m in (("control", production), ("variant", candidate))}  # fmt: skip
-    plan = TrafficPlan()
+    plan = TrafficPlan(**TRAFFIC, max_days=14)
     with pytest.MonkeyPatch.context() as patch:  # the run dies right after the test row is written
         patch.setattr(manager, "record_outcomes", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):

@@ -42,8 +42,8 @@ def test_engagement_decays_before_churn_on_average(default_warehouse):
 def test_two_builds_with_the_same_seed_have_identical_contents(default_warehouse, tmp_path):
     """Content fingerprints of every raw table are equal for seed 42 and differ for seed 43."""
     again, other = Warehouse(tmp_path / "again.duckdb"), Warehouse(tmp_path / "other.duckdb")
-    write_raw_tables(again, iter_chunks(SimulationParams(), progress=False))
-    write_raw_tables(other, iter_chunks(SimulationParams(seed=43), progress=False))
+    write_raw_tables(again, iter_chunks(SimulationParams(scenario="stable"), progress=False))
+    write_raw_tables(other, iter_chunks(SimulationParams(seed=43, scenario="stable"), progress=False))
     reference = raw_table_summary(default_warehouse)
     assert raw_table_summary(again) == reference
     assert all(raw_table_summary(other)[t] != reference[t] for t in reference)

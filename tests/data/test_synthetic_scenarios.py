@@ -25,7 +25,7 @@ def _with_user_times(df: pd.DataFrame, users: pd.DataFrame) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def default(simulated: Simulate) -> dict[str, pd.DataFrame]:
     """The default dataset (1000 users, ~1.4M events), shared with the other data tests."""
-    return simulated(SimulationParams())
+    return simulated(SimulationParams(scenario="stable"))
 
 
 def test_default_params_give_expected_volume_and_churn(default: dict[str, pd.DataFrame]) -> None:

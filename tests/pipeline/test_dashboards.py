@@ -44,8 +44,8 @@ def serve_dashboards(data_dir: Path):
             pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
         pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
     port = free_port()
-    env = {**os.environ, "CHURN_WAREHOUSE": str(data_dir / "churn.duckdb"),
-           "CHURN_MODELS_DIR": str(data_dir / "models"), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("CHURN_")},  # as `make dashboards` sets it
+           "CHURN_DATA_DIR": str(data_dir), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}
     proc = subprocess.Popen(
         [str(Path(sys.executable).with_name("voila")), "notebooks/dashboards", "--no-browser",
          f"--port={port}", "--Voila.ip=127.0.0.1", "--KernelManager.transport=ipc"], cwd=ROOT, env=env,
@@ -206,12 +206,13 @@ def cycled(cycle_platform_at, cycle_days, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cycled")
     wh, registry, params = cycle_platform_at(folder)
     for day in cycle_days:
-        run_monitor(wh, registry, "churn_model", alpha=0.05, expected_drift=["tenure_days"], auc_min=0.65,
-                    churn_rate_max=0.03, as_of=str(day), onset=params.drift_date)  # fmt: skip
+        run_monitor(wh, registry, "churn_model", alpha=0.05, expected_drift=["tenure_days"], alert_auc_min=0.65,
+                    alert_churn_rate_max=0.03, as_of=str(day), onset=params.drift_date)  # fmt: skip
         decide_retraining(wh, registry, "churn_model", horizon_days=30, n_valid_snapshots=2, min_drifted=2,
                           max_auc_drop=0.05, min_new_labels=1500, code_version="abc1234", as_of=str(day),
                           cooldown_days=7, min_fresh_labels=200)  # fmt: skip
-        run_ab_test(wh, registry, "churn_model", TrafficPlan(max_days=10), as_of=str(day))
+        run_ab_test(wh, registry, "churn_model", TrafficPlan(traffic_split=0.5, offer_share=0.2, offer_effect=0.4, window_days=30,
+                                                             mde_relative=0.3, seed=42, max_days=10), as_of=str(day))
     return folder
 
 

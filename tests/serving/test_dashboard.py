@@ -67,11 +67,12 @@ def monitored(make_client, data_dir):
                                             "period": "2026-01-01"}]), [AlertRule("feature_drift", 0.5)])
     monitoring.write_monitoring_run(warehouse, "run-1", drift, timeline, alerts)
     triggers = retraining_triggers(drift.assign(drifted=drift.drifted & ~drift.expected_drift), timeline, 0.85, 0,
-                                   min_drifted_features=1)
+                                   min_drifted=1, max_auc_drop=0.05, min_new_labels=1500)
     monitoring.write_retraining_decision(warehouse, "churn_model", 1, triggers, "candidate_registered", 2)
-    manager = ABTestManager(warehouse, registry)
+    manager = ABTestManager(warehouse, registry, "churn_model")
     users = np.arange(1, 4001)
-    manager.start_test(test_name="cand_v2", control_version=1, variant_version=2, user_ids=users, mde=0.02)
+    manager.start_test(test_name="cand_v2", control_version=1, variant_version=2, traffic_split=0.5, user_ids=users,
+                       mde=0.02)
     arms = manager.assignments("cand_v2").assign(weekly_hazard=0.02, score=np.linspace(0, 1, len(users)))
     manager.record_outcomes("cand_v2", simulate_outcomes(arms, 0.2, 0.4, 30, seed=1))
     return make_client(data_dir=data_dir)
@@ -103,7 +104,7 @@ def test_ab_test_view_matches_the_manager(monitored, data_dir):
     """The API shows what ABTestManager.get_test_results computes: arms, p-value, probability, winner."""
     body = monitored.get("/dashboard/ab-tests/cand_v2").json()
     warehouse = Warehouse(data_dir / "churn.duckdb")
-    expected = ABTestManager(warehouse, ModelRegistry(warehouse, data_dir / "models")).get_test_results("cand_v2")
+    expected = ABTestManager(warehouse, ModelRegistry(warehouse, data_dir / "models"), "churn_model").get_test_results("cand_v2")
     assert body["status"] == "running" and body["control"]["version"] == 1 and body["variant"]["version"] == 2
     assert body["control"]["users"] + body["variant"]["users"] == 4000
     assert body["p_value"] == pytest.approx(expected["p_value"])
@@ -126,7 +127,7 @@ def test_ab_test_analysis_is_computed_once_per_test_and_warehouse_change(monitor
     assert calls == ["cand_v2"] and all(body == first[0] for body in first)
     warehouse = Warehouse(data_dir / "churn.duckdb")
     registry = ModelRegistry(warehouse, data_dir / "models")
-    manager = ABTestManager(warehouse, registry)
+    manager = ABTestManager(warehouse, registry, "churn_model")
     arms = manager.assignments("cand_v2").assign(weekly_hazard=0.05, score=np.linspace(1, 0, 4000))
     manager.record_outcomes("cand_v2", simulate_outcomes(arms, 0.3, 0.5, 30, seed=2))  # new outcomes
     after_outcomes = monitored.get("/dashboard/ab-tests/cand_v2").json()

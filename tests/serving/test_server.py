@@ -8,6 +8,7 @@ import http.client
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -73,8 +74,11 @@ def test_rotating_forwarded_for_from_localhost_is_one_client(server):
     """uvicorn would trust X-Forwarded-For from 127.0.0.1; the launcher does not, so rotating it
     does not escape the per-client rate limit (30 per minute here)."""
     port, _ = server
+    started = time.monotonic()
     codes = [_get(port, "/health", {"X-Forwarded-For": f"10.0.{i // 250}.{i % 250}"})[0] for i in range(40)]
-    assert codes.count(429) >= 10 and set(codes) <= {200, 429}
+    refilled = (time.monotonic() - started) * 30 / 60  # tokens the bucket got back meanwhile (a busy machine)
+    assert set(codes) <= {200, 429} and codes.count(429) >= 1
+    assert codes.count(200) <= 30 + refilled + 1  # one budget, whatever address each request claimed
 
 
 def test_launcher_refuses_an_abbreviated_option():

@@ -234,8 +234,30 @@ def test_as_of_is_recorded_as_a_date_or_nothing():
 
     assert as_of_date(None) is None and as_of_date("") is None
     assert as_of_date("2026-01-02") == date(2026, 1, 2)
-    with pytest.raises(ValueError, match="'tomorrow' is not an ISO date"):
+    with pytest.raises(ValueError, match="as_of 'tomorrow' is not a date"):
         as_of_date("tomorrow")
+
+
+@pytest.mark.parametrize("value", ["2026-01-02", " 2026-01-02 ", "2026-01-02 00:00:00", "2026-01-02T09:30:00"])
+def test_one_date_parser_reads_a_date_and_a_timestamps_string(value):
+    """The run's date, the CLI's --as-of/FROM/TO and a stored timestamp's string all parse to the day."""
+    from datetime import date, datetime
+
+    import pandas as pd
+
+    from churn.runs import as_of_date
+
+    assert as_of_date(value) == date(2026, 1, 2)
+    assert as_of_date(pd.Timestamp(value.strip())) == as_of_date(datetime(2026, 1, 2, 9)) == date(2026, 1, 2)
+
+
+@pytest.mark.parametrize("value", ["2026-01-02x", "2026-02-30", "02/01/2026", "2026-1-2"])
+def test_one_date_parser_refuses_anything_else_naming_the_argument(value):
+    """Trailing text is refused, not cut off; the error names the argument (FROM, TO, as_of)."""
+    from churn.runs import as_of_date
+
+    with pytest.raises(ValueError, match=f"^FROM '{value}' is not a date"):
+        as_of_date(value, "FROM")
 
 
 def test_a_partial_build_repairs_its_tasks_and_leaves_the_rest_to_a_full_build(tmp_path: Path):

@@ -1,7 +1,7 @@
 """Bayesian beta-binomial comparison of two churn rates.
 
-Each arm's rate gets a Beta(a, b) prior; after ``conv`` churners out of ``n`` users the posterior is
-``Beta(a + conv, b + n - conv)`` (conjugacy). Reported, for a chosen direction of "better":
+Each arm's rate gets a Beta(a, b) prior; after ``churned`` churners out of ``n`` users the posterior is
+``Beta(a + churned, b + n - churned)`` (conjugacy). Reported, for a chosen direction of "better":
 
 * ``P(variant better)``: for churn (``lower_is_better=True``) that is ``P(p_v < p_c)``;
 * the expected loss of a choice, ``E[max(0, how much worse the chosen arm is)]``, in rate units
@@ -74,7 +74,7 @@ def exact_loss_variant_higher(a_c: float, b_c: float, a_v: float, b_v: float) ->
 
 
 def bayesian_beta_binomial(
-    conv_c: int, n_c: int, conv_v: int, n_v: int, prior: tuple[float, float] = (1.0, 1.0),
+    churned_c: int, n_c: int, churned_v: int, n_v: int, prior: tuple[float, float] = (1.0, 1.0),
     draws: int = 200_000, seed: int = 0, lower_is_better: bool = True, ci_level: float = 0.95,
 ) -> BayesResult:
     """Posterior comparison of the two arms' rates (see the module docstring for the formulas).
@@ -84,11 +84,11 @@ def bayesian_beta_binomial(
         lower_is_better: True for churn, where the better arm is the one with the lower rate.
         ci_level: level of the equal-tailed credible interval for ``p_v - p_c``.
     """
-    check_counts(conv_c, n_c, "control")
-    check_counts(conv_v, n_v, "variant")
+    check_counts(churned_c, n_c, "control")
+    check_counts(churned_v, n_v, "variant")
     a0, b0 = prior
-    a_c, b_c = a0 + conv_c, b0 + n_c - conv_c
-    a_v, b_v = a0 + conv_v, b0 + n_v - conv_v
+    a_c, b_c = a0 + churned_c, b0 + n_c - churned_c
+    a_v, b_v = a0 + churned_v, b0 + n_v - churned_v
     rng = np.random.default_rng(seed)
     diff = rng.beta(a_v, b_v, draws) - rng.beta(a_c, b_c, draws)
     # harm > 0 means the variant is worse in the chosen direction.

@@ -98,7 +98,7 @@ class ExperimentResults:
 
 
 def analyse(
-    conv_c: int, n_c: int, conv_v: int, n_v: int, *, expected_split: float, mde: float,
+    churned_c: int, n_c: int, churned_v: int, n_v: int, *, expected_split: float, mde: float,
     alpha: float = 0.05, baseline: float | None = None, at_planned_end: bool = True,
     sequential: SequentialResult | None = None, bayes: bool = True,
 ) -> ExperimentResults:
@@ -109,13 +109,13 @@ def analyse(
         baseline: planned control churn rate for the power calculation; defaults to the observed one.
         sequential: the :func:`~churn.abtest.sequential.msprt` result over the looks, if any.
     """
-    p_base = baseline if baseline is not None else conv_c / n_c
+    p_base = baseline if baseline is not None else churned_c / n_c
     return ExperimentResults(
-        fixed=two_proportion_test(conv_c, n_c, conv_v, n_v, alpha=alpha),
+        fixed=two_proportion_test(churned_c, n_c, churned_v, n_v, alpha=alpha),
         srm=srm_check(n_c, n_v, expected_split),
         power=power_analysis(p_base, n_c, n_v, alpha=alpha, effect=mde),
         mde=mde, at_planned_end=at_planned_end, sequential=sequential,
-        bayes=bayesian_beta_binomial(conv_c, n_c, conv_v, n_v) if bayes else None,
+        bayes=bayesian_beta_binomial(churned_c, n_c, churned_v, n_v) if bayes else None,
     )
 
 

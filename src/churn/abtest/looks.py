@@ -87,7 +87,9 @@ def next_look(
     path = path[(path.n_control > 0) & (path.n_variant > 0)]  # a look with an empty arm carries no evidence
     if path.empty:
         return Look(len(previous) + 1, day, counts, None, 1.0, max_days)
-    conv_c, n_c, conv_v, n_v = (path[c].to_numpy() for c in ("conv_control", "n_control", "conv_variant", "n_variant"))
-    sequential = msprt(conv_c, n_c, conv_v, n_v, tau=tau, alpha=alpha)
-    ratio = float(np.asarray(msprt_likelihood_ratio(conv_c[-1:], n_c[-1:], conv_v[-1:], n_v[-1:], tau=tau))[0])
+    churned_c, n_c, churned_v, n_v = (
+        path[c].to_numpy() for c in ("conv_control", "n_control", "conv_variant", "n_variant")
+    )
+    sequential = msprt(churned_c, n_c, churned_v, n_v, tau=tau, alpha=alpha)
+    ratio = float(np.asarray(msprt_likelihood_ratio(churned_c[-1:], n_c[-1:], churned_v[-1:], n_v[-1:], tau=tau))[0])
     return Look(len(previous) + 1, day, counts, sequential, ratio, max_days)

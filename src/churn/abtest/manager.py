@@ -31,19 +31,22 @@ class ABTestError(ValueError):
 class ABTestManager:
     """A/B tests between the production model (control) and a staging candidate (variant)."""
 
-    def __init__(self, warehouse: Warehouse, registry: ModelRegistry, model_name: str = "churn_model") -> None:
+    def __init__(self, warehouse: Warehouse, registry: ModelRegistry, model_name: str) -> None:
         self.warehouse, self.registry, self.model_name = warehouse, registry, model_name
 
-    def start_test(self, test_name: str, control_version: int, variant_version: int, traffic_split: float = 0.5,
-                   user_ids: list[int] | np.ndarray | None = None, **params: Any) -> dict[str, Any]:
-        """Validate, assign users deterministically and store the test, all or nothing."""
+    def start_test(self, test_name: str, control_version: int, variant_version: int, *, traffic_split: float,
+                   user_ids: list[int] | np.ndarray, **params: Any) -> dict[str, Any]:
+        """Validate, assign users deterministically and store the test, all or nothing.
+
+        ``traffic_split`` is the variant's share (``env.yaml``'s ``ab_traffic_split``).
+        """
         if not 0.0 < float(traffic_split) < 1.0:
             raise ABTestError(f"traffic_split must lie strictly between 0 and 1, got {traffic_split}")
         if abtests.get_test(self.warehouse, test_name) is not None:
             raise ABTestError(f"an A/B test named {test_name!r} already exists")
         self._check_stage(control_version, "production", "control")
         self._check_stage(variant_version, "staging", "variant")
-        ids = np.asarray(user_ids if user_ids is not None else [], dtype=np.int64)
+        ids = np.asarray(user_ids, dtype=np.int64)
         arms = assign(ids, test_name, float(traffic_split))
         for arm in ("control", "variant"):
             if not (arms == arm).any():

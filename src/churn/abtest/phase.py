@@ -26,7 +26,7 @@ from churn.abtest.manager import ABTestManager
 from churn.abtest.simulate import churn_probability, simulate_outcomes
 from churn.modeling.lifecycle import load_predictor
 from churn.modeling.predict import ChurnPredictor
-from churn.monitoring.phase import visible_at
+from churn.monitoring.monitor import visible_at
 from churn.registry import ModelRegistry, ModelVersion
 from churn.runs import as_of_date
 from churn.store import abtests, offline, raw
@@ -35,15 +35,16 @@ from churn.store.warehouse import Warehouse
 
 @dataclass(frozen=True)
 class TrafficPlan:
-    """How the simulated live traffic is run (``env.yaml``'s ``ab_*`` parameters)."""
+    """How the simulated live traffic is run: ``env.yaml``'s ``ab_*`` parameters, every one required
+    (a default here could only disagree with env.yaml)."""
 
-    traffic_split: float = 0.5  # share of users in the variant arm
-    offer_share: float = 0.2  # each arm offers retention to its model's riskiest share
-    offer_effect: float = 0.4  # relative cut of a user's churn probability by the offer
-    window_days: int = 30
-    mde_relative: float = 0.3  # planned minimum detectable effect, relative to the baseline
-    seed: int = 42
-    max_days: int = 14  # a test spanning cycles: users arrive over, and the test ends by, this many days
+    traffic_split: float  # share of users in the variant arm
+    offer_share: float  # each arm offers retention to its model's riskiest share
+    offer_effect: float  # relative cut of a user's churn probability by the offer
+    window_days: int
+    mde_relative: float  # planned minimum detectable effect, relative to the baseline
+    seed: int
+    max_days: int  # a test spanning cycles: users arrive over, and the test ends by, this many days
 
 
 @dataclass
@@ -114,10 +115,11 @@ def start_with_outcomes(
 
 
 def guardrails_on_matured_labels(
-    warehouse: Warehouse, models: dict[str, ChurnPredictor], day: date | None = None, horizon_days: int = 0
+    warehouse: Warehouse, models: dict[str, ChurnPredictor], day: date | None, horizon_days: int
 ) -> list[Guardrail]:
     """AUC and Brier score of both models on the latest snapshot with matured labels (the same
-    users for both; matured by ``day`` when given)."""
+    users for both; matured by ``day``, a label ``horizon_days`` after its snapshot; ``day`` None:
+    every label the offline store holds as mature)."""
     frame = visible_at(offline.read_features(warehouse), day, horizon_days)
     matured = frame[frame.label_mature & (frame.snapshot_at == frame[frame.label_mature].snapshot_at.max())]
     y = matured.label.to_numpy(int)
@@ -159,7 +161,11 @@ def run_ab_test(
     decision, look = None, None
     if analysis[0]["status"] == "running":
         if day is None or "started_on" not in analysis[0]["params"]:
-            decision = manager.conclude(test_name, guardrails_on_matured_labels(warehouse, models), analysis)
+            # decided at once, as a full build does: on every label the offline store holds as mature
+            guardrails = guardrails_on_matured_labels(
+                warehouse, models, None, int(candidate.params.get("horizon_days", 0))
+            )
+            decision = manager.conclude(test_name, guardrails, analysis)
         else:
             look, decision = take_look(warehouse, manager, test_name, day, models, candidate)
             analysis = manager.analysis(test_name)  # as of this look

@@ -36,17 +36,17 @@ from churn.abtest.assignment import CONTROL, VARIANT
 
 
 def _difference_and_variance(
-    conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike
+    churned_c: ArrayLike, n_c: ArrayLike, churned_v: ArrayLike, n_v: ArrayLike
 ) -> tuple[np.ndarray, np.ndarray]:
-    conv_c, n_c, conv_v, n_v = (np.asarray(a, dtype=float) for a in (conv_c, n_c, conv_v, n_v))
+    churned_c, n_c, churned_v, n_v = (np.asarray(a, dtype=float) for a in (churned_c, n_c, churned_v, n_v))
     if np.any(n_c <= 0) or np.any(n_v <= 0):
         raise ValueError("every look needs at least one user in each arm")
-    rate_c, rate_v = conv_c / n_c, conv_v / n_v
+    rate_c, rate_v = churned_c / n_c, churned_v / n_v
     variance = rate_c * (1 - rate_c) / n_c + rate_v * (1 - rate_v) / n_v
     return rate_v - rate_c, variance
 
 
-def msprt_likelihood_ratio(conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike, tau: float) -> np.ndarray:
+def msprt_likelihood_ratio(churned_c: ArrayLike, n_c: ArrayLike, churned_v: ArrayLike, n_v: ArrayLike, tau: float) -> np.ndarray:
     """``Lambda_n`` at each look (any array shape; see the module docstring).
 
     Where the variance estimate is 0 (no churner, or only churners, in both arms so far) the data
@@ -54,16 +54,16 @@ def msprt_likelihood_ratio(conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike,
     """
     if not tau > 0:
         raise ValueError(f"tau must be positive; got {tau!r}")
-    diff, var = _difference_and_variance(conv_c, n_c, conv_v, n_v)
+    diff, var = _difference_and_variance(churned_c, n_c, churned_v, n_v)
     tau2 = tau**2
     safe = np.where(var > 0, var, 1.0)
     log_lr = 0.5 * np.log(safe / (safe + tau2)) + tau2 * diff**2 / (2 * safe * (safe + tau2))
     return np.where(var > 0, np.exp(np.minimum(log_lr, 700.0)), 1.0)
 
 
-def msprt_p_values(conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike, tau: float) -> np.ndarray:
+def msprt_p_values(churned_c: ArrayLike, n_c: ArrayLike, churned_v: ArrayLike, n_v: ArrayLike, tau: float) -> np.ndarray:
     """Always-valid p-values ``min(1, min_{k<=n} 1/Lambda_k)``; looks run along the last axis."""
-    inv = 1.0 / msprt_likelihood_ratio(conv_c, n_c, conv_v, n_v, tau)
+    inv = 1.0 / msprt_likelihood_ratio(churned_c, n_c, churned_v, n_v, tau)
     return np.minimum.accumulate(np.minimum(inv, 1.0), axis=-1)
 
 
@@ -91,7 +91,7 @@ class SequentialResult:
 
 
 def msprt(
-    conv_c: ArrayLike, n_c: ArrayLike, conv_v: ArrayLike, n_v: ArrayLike, tau: float, alpha: float = 0.05
+    churned_c: ArrayLike, n_c: ArrayLike, churned_v: ArrayLike, n_v: ArrayLike, tau: float, alpha: float = 0.05
 ) -> SequentialResult:
     """mSPRT of ``p_v - p_c`` over looks given cumulative counts (1-D, one entry per look).
 
@@ -100,14 +100,14 @@ def msprt(
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must lie strictly between 0 and 1; got {alpha!r}")
-    diff, var = _difference_and_variance(conv_c, n_c, conv_v, n_v)
+    diff, var = _difference_and_variance(churned_c, n_c, churned_v, n_v)
     if diff.ndim != 1:
         raise ValueError("msprt expects 1-D sequences of cumulative counts, one entry per look")
     tau2 = tau**2
     with np.errstate(divide="ignore", invalid="ignore"):
         half = np.sqrt(var * (var + tau2) / tau2 * (2 * np.log(1 / alpha) + np.log((var + tau2) / var)))
     half = np.where(var > 0, half, np.inf)  # no variance estimate yet: nothing is excluded
-    p = msprt_p_values(conv_c, n_c, conv_v, n_v, tau)
+    p = msprt_p_values(churned_c, n_c, churned_v, n_v, tau)
     hits = np.flatnonzero(p <= alpha)
     return SequentialResult(
         difference=diff, p_value=p,

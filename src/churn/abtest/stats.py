@@ -21,12 +21,12 @@ MIN_EXPECTED_COUNT = 5.0
 Z_TEST, FISHER_EXACT = "z-test", "Fisher exact test"
 
 
-def check_counts(conv: float, n: float, arm: str) -> None:
-    """Raise ValueError unless ``0 <= conv <= n`` and ``n > 0``."""
+def check_counts(churned: float, n: float, arm: str) -> None:
+    """Raise ValueError unless ``0 <= churned <= n`` and ``n > 0``."""
     if not n > 0:
         raise ValueError(f"{arm}: sample size must be positive; got n={n}")
-    if not 0 <= conv <= n:
-        raise ValueError(f"{arm}: conversions must lie in [0, n={n}]; got {conv}")
+    if not 0 <= churned <= n:
+        raise ValueError(f"{arm}: churned users must lie in [0, n={n}]; got {churned}")
 
 
 @dataclass(frozen=True)
@@ -50,29 +50,29 @@ class ProportionTest:
         return asdict(self)
 
 
-def min_expected_count(conv_c: float, n_c: float, conv_v: float, n_v: float) -> float:
+def min_expected_count(churned_c: float, n_c: float, churned_v: float, n_v: float) -> float:
     """Smallest expected cell of the 2x2 table (arm x churned/stayed) under the pooled rate."""
-    pooled = (conv_c + conv_v) / (n_c + n_v)
+    pooled = (churned_c + churned_v) / (n_c + n_v)
     return float(min(n * share for n in (n_c, n_v) for share in (pooled, 1 - pooled)))
 
 
 def pooled_z(
-    conv_c: np.ndarray, n_c: np.ndarray, conv_v: np.ndarray, n_v: np.ndarray
+    churned_c: np.ndarray, n_c: np.ndarray, churned_v: np.ndarray, n_v: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised pooled two-proportion z and two-sided p (same statistic as ``proportions_ztest``).
 
     ``z = (p_v - p_c) / sqrt(p (1 - p) (1/n_c + 1/n_v))`` with the pooled rate ``p``; ``z = 0`` when
     the pooled rate is 0 or 1 (no evidence either way). For simulations over many tests or looks.
     """
-    conv_c, n_c, conv_v, n_v = (np.asarray(a, dtype=float) for a in (conv_c, n_c, conv_v, n_v))
-    pooled = (conv_c + conv_v) / (n_c + n_v)
+    churned_c, n_c, churned_v, n_v = (np.asarray(a, dtype=float) for a in (churned_c, n_c, churned_v, n_v))
+    pooled = (churned_c + churned_v) / (n_c + n_v)
     se = np.sqrt(pooled * (1 - pooled) * (1 / n_c + 1 / n_v))
-    diff = conv_v / n_v - conv_c / n_c
+    diff = churned_v / n_v - churned_c / n_c
     z = np.divide(diff, se, out=np.zeros_like(diff), where=se > 0)
     return z, 2 * stats.norm.sf(np.abs(z))
 
 
-def two_proportion_test(conv_c: int, n_c: int, conv_v: int, n_v: int, alpha: float = 0.05) -> ProportionTest:
+def two_proportion_test(churned_c: int, n_c: int, churned_v: int, n_v: int, alpha: float = 0.05) -> ProportionTest:
     """Two-sided test of ``p_v = p_c`` with a confidence interval for ``p_v - p_c``.
 
     The test uses the pooled standard error (``statsmodels`` ``proportions_ztest``) when every
@@ -83,20 +83,20 @@ def two_proportion_test(conv_c: int, n_c: int, conv_v: int, n_v: int, alpha: flo
     with ``method="newcomb"``), which keeps its coverage for small counts where Wald's does not.
     Being different constructions, test and interval can disagree right at the boundary.
     """
-    check_counts(conv_c, n_c, "control")
-    check_counts(conv_v, n_v, "variant")
-    rate_c, rate_v = conv_c / n_c, conv_v / n_v
-    smallest = min_expected_count(conv_c, n_c, conv_v, n_v)
-    if conv_c + conv_v in (0, n_c + n_v):
+    check_counts(churned_c, n_c, "control")
+    check_counts(churned_v, n_v, "variant")
+    rate_c, rate_v = churned_c / n_c, churned_v / n_v
+    smallest = min_expected_count(churned_c, n_c, churned_v, n_v)
+    if churned_c + churned_v in (0, n_c + n_v):
         z, p = 0.0, 1.0  # nobody (or everybody) churned: the data cannot tell the arms apart
     else:
-        z, p = proportions_ztest([conv_v, conv_c], [n_v, n_c])
+        z, p = proportions_ztest([churned_v, churned_c], [n_v, n_c])
     test = Z_TEST
     if smallest < MIN_EXPECTED_COUNT:
-        table = np.array([[conv_v, n_v - conv_v], [conv_c, n_c - conv_c]])
+        table = np.array([[churned_v, n_v - churned_v], [churned_c, n_c - churned_c]])
         test, p = FISHER_EXACT, stats.fisher_exact(table, alternative="two-sided").pvalue
     low, high = confint_proportions_2indep(
-        conv_v, n_v, conv_c, n_c, method="newcomb", compare="diff", alpha=alpha
+        churned_v, n_v, churned_c, n_c, method="newcomb", compare="diff", alpha=alpha
     )
     lift = (rate_v - rate_c) / rate_c if rate_c > 0 else float("nan")
     return ProportionTest(

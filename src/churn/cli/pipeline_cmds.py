@@ -194,14 +194,15 @@ def cycle(ctx: Context, as_of: str, force: bool, args: tuple[str, ...]) -> None:
     beyond it is refused before anything runs.
     """
     from churn import cycle as cycle_mod
+    from churn.runs import as_of_date
 
     overrides, rest = params_mod.parse_env_args(args, list(load_defaults(ctx.root)))
     overrides.pop("as_of", None)
     project = ctx.project(**overrides)
     try:
-        wanted = cycle_mod.parse_date(as_of) if as_of else None
+        wanted = as_of_date(as_of, "--as-of")
         day = cycle_mod.plan_cycle(project.data_dir, project.warehouse, wanted, force=force)
-    except cycle_mod.CycleError as exc:
+    except (cycle_mod.CycleError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if day is None:
         click.echo(f"churn: {wanted or 'that day'} already ran successfully: nothing to do (--force / FORCE=1 runs it again)")
@@ -221,19 +222,21 @@ def backfill(ctx: Context, first: str, last: str, args: tuple[str, ...]) -> None
     than the day after the last run (no gap) and be in order.
     """
     from churn import cycle as cycle_mod
+    from churn.store.runs import RunLedger
 
     overrides, rest = params_mod.parse_env_args(args, list(load_defaults(ctx.root)))
     overrides.pop("as_of", None)
     project = ctx.project(**overrides)
     try:
-        days = cycle_mod.backfill_dates(cycle_mod.parse_date(first, "FROM"), cycle_mod.parse_date(last, "TO"))
+        days = cycle_mod.backfill_dates(_required_date(first, "FROM"), _required_date(last, "TO"))
         for day in days:  # every date checked before the first cycle runs: nothing half-done by a bad TO
             ctx.project(**overrides, as_of=day.isoformat())
-        following = cycle_mod.next_cycle_date(project.data_dir, project.warehouse)
-        done = cycle_mod.succeeded_dates(project.data_dir)
+        runs = RunLedger(project.data_dir).runs("succeeded")  # read once for both questions below
+        following = cycle_mod.next_cycle_date(project.data_dir, project.warehouse, runs)
+        done = cycle_mod.succeeded_dates(project.data_dir, runs)
         if days[0] > following:
             raise cycle_mod.CycleError(f"FROM {days[0]} leaves a gap: the next day to run is {following}")
-    except (cycle_mod.CycleError, params_mod.ParameterError) as exc:
+    except (cycle_mod.CycleError, params_mod.ParameterError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     for day in days:
         if day in done or day < following:
@@ -244,6 +247,16 @@ def backfill(ctx: Context, first: str, last: str, args: tuple[str, ...]) -> None
             click.echo(f"churn: backfill stopped at {day} (the cycle failed; see its message above)", err=True)
             sys.exit(code)
     click.echo(f"churn: backfill {days[0]}..{days[-1]} done")
+
+
+def _required_date(value: str, what: str) -> date:
+    """``value`` as a date, or ``ValueError`` naming ``what`` (an empty value is not a date)."""
+    from churn.runs import as_of_date
+
+    day = as_of_date(value, what)
+    if day is None:
+        raise ValueError(f"{what} is empty: give a date (YYYY-MM-DD)")
+    return day
 
 
 COMMANDS = (build, phase, params_cmd, scratch, cycle, backfill)

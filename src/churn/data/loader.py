@@ -6,6 +6,9 @@ the set-level checks (unparsable or future times, non-integer ids, events of unk
 plausible vocabularies) are SQL over the whole table, so a 10M-row log never becomes a pandas
 frame. All of it happens in one transaction: a bad file leaves the previous tables untouched.
 
+Reading and parsing the files is :mod:`churn.data.parsing` (its public names are re-exported
+here); this module shapes and checks the tables and loads them.
+
 The platform's tables for own data:
 
 * ``raw_data.events``: ``event_id, user_id, event_type, event_at, value`` (``event_type`` is the
@@ -18,200 +21,47 @@ The platform's tables for own data:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
 
+from churn.data.parsing import (
+    PROBLEMS,
+    SOURCE_FILE,
+    Parsed,
+    _q,
+    cutoff_of,
+    drop_helper_columns,
+    first_bad,
+    in_files,
+    matching_files,
+    only_files,
+    parse_part,
+    split_at,
+    ts_literal,
+)
 from churn.data.schema import BILLING, RAW_SCHEMA_NAME
-from churn.dataset import Dataset, DatasetError, EventsConfig, SubscriptionsConfig, UsersConfig
+from churn.dataset import Dataset, DatasetError, SubscriptionsConfig, UsersConfig
 from churn.store import tables
 from churn.store.raw import TRUTH_TABLE
 from churn.store.warehouse import Warehouse
+
+__all__ = [  # the public API, including what churn.data.parsing holds since the split
+    "EVENTS_TABLE", "MAX_EVENT_TYPES", "PROBLEMS", "SOURCE_FILE", "SUBSCRIPTIONS_TABLE", "USERS_TABLE", "Parsed",
+    "check_users", "check_vocabulary", "count_rows", "cutoff_of", "drop_helper_columns", "event_select",
+    "first_bad", "in_files", "load_all", "load_files", "matching_files", "normalised_events_sql",
+    "numbered_events_sql", "only_files", "parse_part", "part_files", "refuse_unknown_ends", "split_at",
+    "stage_subscriptions", "stage_users", "subscription_select", "ts_literal", "user_select", "users_sql",
+]  # fmt: skip
 
 MAX_EVENT_TYPES = 200
 """More distinct event types than this looks like an id or free text, not a vocabulary."""
 MAX_ATTRIBUTE_LEVELS = 50
 DEFAULT_EVENT_TYPE = "event"
-SOURCE_FILE = "_source_file"
-"""Column DuckDB adds to the rows it reads: the file each row came from."""
 EVENTS_TABLE = f"{RAW_SCHEMA_NAME}.events"
 USERS_TABLE = f"{RAW_SCHEMA_NAME}.users"
 SUBSCRIPTIONS_TABLE = f"{RAW_SCHEMA_NAME}.subscriptions"
-_OFFSET = r"\d:\d\d(:\d\d(\.\d+)?)?\s*(Z|[+-]\d\d(:?\d\d)?)$"
-_INTEGER = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
-
-
-def matching_files(dataset: Dataset, key: str, path: str) -> list[Path]:
-    """The files ``path`` (a file or glob, relative to the dataset file) names, sorted, or a
-    DatasetError when none matches or the kinds are mixed."""
-    target = dataset.resolve(path)
-    matches = sorted(target.parent.glob(target.name)) if target.parent.is_dir() else []
-    if not matches:
-        raise DatasetError(f"{key}.path: no file matches {target} (paths are relative to the dataset file)")
-    suffixes = {"".join(m.suffixes[-2:]) if m.suffix == ".gz" else m.suffix for m in matches}
-    if not (suffixes <= {".parquet"} or suffixes <= {".csv", ".csv.gz", ".tsv", ".txt"}):
-        raise DatasetError(f"{key}.path: {target} matches {sorted(suffixes)} files; use .csv or .parquet (not mixed)")
-    return matches
-
-
-def _reader(files: list[Path]) -> str:
-    """``read_csv([...])``/``read_parquet([...])`` over ``files``, with a ``_source_file`` column."""
-    listed = "[" + ", ".join("'" + str(f).replace("'", "''") + "'" for f in files) + "]"
-    if files[0].suffix == ".parquet":
-        return f"read_parquet({listed}, union_by_name = true, filename = '{SOURCE_FILE}')"
-    # every CSV column as text, parsed by the platform: no sniffing pass over a large file, and
-    # a bad value anywhere in it is reported with the column and an example, not a reader error
-    return f"read_csv({listed}, union_by_name = true, all_varchar = true, filename = '{SOURCE_FILE}')"
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _columns(con: duckdb.DuckDBPyConnection, reader: str, key: str, file: Path) -> dict[str, str]:
-    try:
-        rows = con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()
-    except duckdb.Error as exc:
-        raise DatasetError(f"{key}.path: cannot read {file} ({exc})") from None
-    return {r[0]: r[1].upper() for r in rows if r[0] != SOURCE_FILE}
-
-
-def _need(columns: dict[str, str], key: str, field: str, column: str | None, file: Path) -> None:
-    if column is not None and column not in columns:
-        raise DatasetError(f"{key}.{field}: column {column!r} is not in {file} (its columns: {sorted(columns)})")
-
-
-def _time_expr(column: str, dtype: str, tz: str, fmt: str | None) -> str:
-    """A naive UTC TIMESTAMP from the column (NULL when unparsable)."""
-    col = _q(column)
-
-    def to_utc(naive: str) -> str:  # naive local times of ``tz``; UTC needs no conversion
-        return naive if tz in ("UTC", "Etc/UTC") else f"CAST(timezone('UTC', timezone('{tz}', {naive})) AS TIMESTAMP)"
-
-    if "WITH TIME ZONE" in dtype:
-        return f"CAST(timezone('UTC', {col}) AS TIMESTAMP)"
-    if fmt:
-        return to_utc(f"try_strptime(CAST({col} AS VARCHAR), '{fmt.replace(chr(39), chr(39) * 2)}')")
-    if dtype.startswith(("TIMESTAMP", "DATE")):
-        return to_utc(f"CAST({col} AS TIMESTAMP)")
-    text = f"CAST({col} AS VARCHAR)"
-    # a text time with its own offset (2024-03-01 10:00+02, ...Z) is converted by that offset
-    return (
-        f"CASE WHEN regexp_matches({text}, '{_OFFSET}') THEN "
-        f"CAST(timezone('UTC', try_cast({text} AS TIMESTAMPTZ)) AS TIMESTAMP) "
-        f"ELSE {to_utc(f'try_cast({text} AS TIMESTAMP)')} END"
-    )
-
-
-def _id_expr(column: str, dtype: str) -> str:
-    col = _q(column)
-    return f"CAST({col} AS BIGINT)" if dtype in _INTEGER else f"try_cast(trim(CAST({col} AS VARCHAR)) AS BIGINT)"
-
-
-def first_bad(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, str] | None:
-    """(count, example) of rows of ``sql`` (a SELECT of one VARCHAR column ``x``), if any."""
-    count, example = con.execute(f"SELECT count(*), any_value(x) FROM ({sql})").fetchall()[0]
-    return (int(count), example) if count else None
-
-
-def _check_time_zone(con: duckdb.DuckDBPyConnection, key: str, tz: str) -> None:
-    try:
-        con.execute(f"SELECT timezone('{tz.replace(chr(39), '')}', TIMESTAMP '2020-01-01')").fetchall()
-    except duckdb.Error:
-        raise DatasetError(
-            f"{key}.timezone: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin or UTC)"
-        ) from None
-
-
-def ts_literal(moment: datetime) -> str:
-    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """A part's files read in the platform's names: ``sql`` selects the parsed columns plus
-    ``_source_file``; ``files`` maps each file to (rows, earliest, latest) of its ``time`` column."""
-
-    sql: str
-    files: dict[str, tuple[int, datetime | None, datetime | None]]
-
-
-def parse_part(
-    con: duckdb.DuckDBPyConnection,
-    dataset: Dataset,
-    key: str,
-    cfg: EventsConfig | UsersConfig | SubscriptionsConfig,
-    select: dict[str, tuple[str, str]],
-    files: list[Path],
-    now: datetime,
-) -> Parsed:
-    """Check ``files`` of part ``key`` in one streaming pass and return the SQL that reads them.
-
-    ``select`` maps platform names to (kind, source column); kinds: id (integer), time
-    (required), time? (nullable), text, number?, attr. Every unparsable id, time or number, an
-    empty required value and a time after ``now`` is a DatasetError naming the key, column, file
-    and an example. Nothing is materialised: the caller copies ``sql`` once, where it belongs.
-    """
-    reader = _reader(files)
-    file = dataset.resolve(cfg.path)
-    columns = _columns(con, reader, key, file)
-    for _, column in select.values():
-        _need(columns, key, _field(cfg, column), column, file)
-    _check_time_zone(con, key, cfg.timezone)
-    fmt = getattr(cfg, "time_format", None)
-    exprs: dict[str, str] = {}
-    checks: list[tuple[str, str, str]] = []
-    for name, (kind, column) in select.items():
-        raw, value = _q(column), _q(f"__p_{name}")  # the user's column, its parsed value
-        given = f"{raw} IS NOT NULL AND trim(CAST({raw} AS VARCHAR)) <> ''"
-        where = f"{key}.{_field(cfg, column)}: column {column!r} of {file}"
-        if kind == "id":
-            exprs[name] = _id_expr(column, columns[column])
-            checks.append((f"{value} IS NULL", raw, f"{where} is not an integer id (ids must be whole numbers)"))
-        elif kind.startswith("time"):
-            exprs[name] = _time_expr(column, columns[column], cfg.timezone.replace("'", ""), fmt)
-            hint = f" with time_format {fmt!r}" if fmt else " (set time_format, e.g. '%d/%m/%Y %H:%M')"
-            bad = f"{value} IS NULL" + ("" if kind == "time" else f" AND {given}")
-            checks.append((bad, raw, f"{where} cannot be parsed as a timestamp{hint}"))
-            future = f"{where} holds {{n}} future timestamp(s) (after {now:%Y-%m-%d %H:%M} UTC), e.g. {{example}} UTC"
-            checks.append((f"{value} > {ts_literal(now)}", value, future + ": check the time zone or the data"))
-        elif kind == "number":
-            exprs[name] = f"try_cast({raw} AS DOUBLE)"
-            checks.append((f"{value} IS NULL AND {given}", raw, f"{where} is not a number"))
-        else:
-            exprs[name] = f"CAST({raw} AS VARCHAR)"
-            if kind == "text":
-                checks.append((f"{value} IS NULL", raw, f"{where} is empty"))
-    time = next((_q(f"__p_{n}") for n, (k, _) in select.items() if k == "time"), None)
-    stats = [f"{_q(SOURCE_FILE)}", "count(*)"]
-    stats += [f"min({time})", f"max({time})"] if time else ["NULL", "NULL"]
-    checks = [(f"coalesce({cond}, FALSE)", example, problem) for cond, example, problem in checks]
-    stats += [f"count_if({cond})" for cond, _, _ in checks]
-    stats += [f"any_value(CAST({example} AS VARCHAR)) FILTER (WHERE {cond})" for cond, example, _ in checks]
-    values = ", ".join(f"{e} AS {_q(f'__p_{n}')}" for n, e in exprs.items())
-    rows = con.execute(
-        f"SELECT {', '.join(stats)} FROM (SELECT *, {values} FROM {reader}) GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    parsed = f"SELECT {', '.join(f'{e} AS {_q(n)}' for n, e in exprs.items())}, {_q(SOURCE_FILE)} FROM {reader}"
-    n = len(checks)
-    for i, (_, _, problem) in enumerate(checks):
-        count = sum(int(r[4 + i]) for r in rows)
-        if count:
-            example = next(r[4 + n + i] for r in rows if r[4 + i])
-            if "{n}" in problem:
-                raise DatasetError(problem.format(n=f"{count:,}", example=example))
-            raise DatasetError(f"{problem} in {count:,} row(s), e.g. {example!r}")
-    return Parsed(parsed, {r[0]: (int(r[1]), r[2], r[3]) for r in rows})
-
-
-def _field(cfg: object, column: str) -> str:
-    """The dataset key that named ``column`` (for error messages)."""
-    for field, value in cfg.__dict__.items():
-        if value == column or (isinstance(value, list) and column in value):
-            return field
-    return "?"
 
 
 def check_vocabulary(con: duckdb.DuckDBPyConnection, dataset: Dataset, events: str) -> None:
@@ -306,23 +156,27 @@ def subscription_select(cfg: SubscriptionsConfig) -> dict[str, tuple[str, str]]:
     return {"user_id": ("id", cfg.user), "started_at": ("time", cfg.start), "ended_at": ("time?", cfg.end)}
 
 
-def normalised_events_sql(dataset: Dataset, parsed: str) -> str:
-    """``parsed`` events as (user_id, event_type, event_at, value, _source_file): the type is
-    ``event`` without a type column, the value NULL without a value column."""
+def normalised_events_sql(dataset: Dataset, parsed: str, keep: tuple[str, ...] = ()) -> str:
+    """``parsed`` events as (user_id, event_type, event_at, value, _source_file, *keep): the type
+    is ``event`` without a type column, the value NULL without a value column."""
     ev = dataset.events
     assert ev is not None
     type_expr = "event_type" if ev.type else f"'{DEFAULT_EVENT_TYPE}'"
     value_expr = "value" if ev.value else "CAST(NULL AS DOUBLE)"
+    extra = "".join(f", {_q(c)}" for c in keep)
     return (
-        f"SELECT user_id, {type_expr} AS event_type, event_at, {value_expr} AS value, {_q(SOURCE_FILE)} FROM ({parsed})"
+        f"SELECT user_id, {type_expr} AS event_type, event_at, {value_expr} AS value, {_q(SOURCE_FILE)}{extra} "
+        f"FROM ({parsed})"
     )
 
 
-def numbered_events_sql(events: str, first_id: int = 0) -> str:
-    """Normalised ``events`` with ids after ``first_id`` in time order: the stored columns."""
+def numbered_events_sql(events: str, first_id: int = 0, keep: tuple[str, ...] = ()) -> str:
+    """Normalised ``events`` with ids after ``first_id`` in time order: the stored columns (and
+    the ``keep`` columns of ``events``)."""
+    extra = "".join(f", {_q(c)}" for c in keep)
     return (
         f"SELECT {int(first_id)} + row_number() OVER (ORDER BY event_at, user_id) AS event_id, user_id, "
-        f"event_type, event_at, value FROM ({events})"
+        f"event_type, event_at, value{extra} FROM ({events})"
     )
 
 
@@ -363,39 +217,6 @@ def stage_subscriptions(con: duckdb.DuckDBPyConnection, dataset: Dataset, files:
     return parsed
 
 
-def split_at(parsed: Parsed, key: str, cutoff: datetime | None) -> tuple[list[str], list[str]]:
-    """(files to load now, files entirely at or after ``cutoff``: a later run's). A file with
-    rows on both sides is a DatasetError: a run takes whole files, and only the past."""
-    if cutoff is None:
-        return list(parsed.files), []
-    now_, later = [], []
-    for file, (rows, first, last) in parsed.files.items():
-        if not rows or first is None or last is None or last < cutoff:
-            now_.append(file)
-        elif first >= cutoff:
-            later.append(file)
-        else:
-            raise DatasetError(
-                f"{key}.path: {file} holds rows from {first} to {last} UTC, across the run's date "
-                f"{cutoff:%Y-%m-%d} (as_of): a run loads only data before its date, so deliver one file per "
-                "day (or period) or run with a later as_of"
-            )
-    return now_, later
-
-
-def in_files(files: list[str]) -> str:
-    """SQL condition: the row came from one of ``files``."""
-    listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files) or "NULL"
-    return f"{_q(SOURCE_FILE)} IN ({listed})"
-
-
-def only_files(parsed: Parsed, files: list[str]) -> str:
-    """``parsed.sql`` restricted to ``files`` (all of them: no filter)."""
-    if set(files) == set(parsed.files):
-        return parsed.sql
-    return f"SELECT * FROM ({parsed.sql}) WHERE {in_files(files)}"
-
-
 def load_files(
     warehouse: Warehouse, dataset: Dataset, now: datetime | None = None, as_of: date | datetime | str | None = None
 ) -> dict[str, int]:
@@ -405,8 +226,8 @@ def load_files(
     ``raw_data.loaded_files`` every file loaded (with its sha256) in the same transaction, so a
     later :func:`churn.data.append.append_files` loads only what is new. With ``as_of`` (a run's
     date) only the data before that date is loaded: files entirely on or after it wait for a
-    later run, a file across it is refused. The log is read where it lies, checked in one
-    streaming pass, and copied once, into ``raw_data.events``.
+    later run, a file across it is refused. The log is read where it lies, once: parsed, numbered
+    and written into ``raw_data.events`` in one pass, then checked from the table.
     """
     from churn.data.append import file_records
 
@@ -442,17 +263,26 @@ def load_all(
 
     ev = dataset.events
     assert ev is not None
-    parsed = parse_part(con, dataset, "events", ev, event_select(dataset), files["events"], now)
-    take, _ = split_at(parsed, "events", cutoff)
+    for table in ("events", "users", "billing", "subscriptions"):  # the caller's transaction restores them on error
+        con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
+    con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
+    # the log is read once, numbered in time order and written once; the checks read the table.
+    # A later file's rows (all at/after the cutoff) come after every taken row, so deleting them
+    # leaves the taken rows numbered 1..n, as if only they had been read.
+    keep = (SOURCE_FILE, PROBLEMS)
+    parsed = parse_part(
+        con, dataset, "events", ev, event_select(dataset), files["events"], now, into=EVENTS_TABLE,
+        shape=lambda sql: numbered_events_sql(normalised_events_sql(dataset, sql, keep=(PROBLEMS,)), keep=keep),
+    )  # fmt: skip
+    take, later = split_at(parsed, "events", cutoff)
     n_events = sum(parsed.files[f][0] for f in take)
     if not n_events:
         when = f" before {cutoff:%Y-%m-%d}" if cutoff else ""
         raise DatasetError(f"events.path: {dataset.resolve(ev.path)} holds no events{when}")
-    for table in ("events", "users", "billing", "subscriptions"):
-        con.execute(f"DROP TABLE IF EXISTS {RAW_SCHEMA_NAME}.{table}")
-    con.execute(f"DROP TABLE IF EXISTS {TRUTH_TABLE}")  # it described other users
-    events = normalised_events_sql(dataset, only_files(parsed, take))
-    con.execute(f"CREATE TABLE {EVENTS_TABLE} AS {numbered_events_sql(events)}")
+    if later:  # the table numbers its files (1 = the first of files["events"])
+        numbers = ", ".join(str(1 + [str(f) for f in files["events"]].index(f)) for f in later)
+        con.execute(f"DELETE FROM {EVENTS_TABLE} WHERE {_q(SOURCE_FILE)} IN ({numbers})")
+    drop_helper_columns(con, EVENTS_TABLE)
     check_vocabulary(con, dataset, EVENTS_TABLE)
     loaded = {"events": take}
     if dataset.users is not None:
@@ -503,17 +333,6 @@ def refuse_unknown_ends(con: duckdb.DuckDBPyConnection, subs: str, cutoff: datet
             f"subscriptions.end: {bad[0]:,} subscription(s) end on or after the run's date {cutoff:%Y-%m-%d} "
             f"(as_of), e.g. user {bad[1]}: an end is only known once it happened; leave it empty until then"
         )
-
-
-def cutoff_of(as_of: date | datetime | str | None) -> datetime | None:
-    """The instant a run's date ``as_of`` starts (midnight UTC); data must lie before it."""
-    if as_of in (None, ""):
-        return None
-    if isinstance(as_of, datetime):
-        return as_of.replace(tzinfo=None)
-    if isinstance(as_of, str):
-        as_of = date.fromisoformat(as_of[:10])
-    return datetime(as_of.year, as_of.month, as_of.day)
 
 
 def count_rows(con: duckdb.DuckDBPyConnection, table: str) -> int:

@@ -78,9 +78,13 @@ _TICKET = schema.EVENT_TYPES.index("support_ticket")
 _BTYPE = {name: i for i, name in enumerate(schema.BILLING_TYPES)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SimulationParams:
-    """Everything that determines a simulated dataset."""
+    """Everything that determines a simulated dataset.
+
+    ``scenario`` has no default: env.yaml's (``drift``) is the pipeline's, and a library default
+    could only shadow it; every caller says which world it simulates.
+    """
 
     n_users: int = 1000
     start: date = date(2025, 1, 1)
@@ -88,7 +92,7 @@ class SimulationParams:
     seed: int = 42
     target_churn_rate: float = 0.10  # expected share of users churning within [start, end)
     events_per_user_day: float = 5.8  # mean events per active user-day before modifiers
-    scenario: str = "stable"
+    scenario: str
     drift_start: date | None = None  # scenario "drift" only; None: DRIFT_DEFAULT_DAYS before end
     world_days: int = 0  # the world goes on this many days past ``end`` (daily cycles reveal it)
 

@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from churn.data import synthetic
+from churn.store.raw import ParquetRows
 
 WORLD_DAYS = 90
 """Days the synthetic world runs past ``end``: the daily cycles (and backfills) can reach
@@ -31,6 +32,14 @@ _MANIFEST = "world.json"
 
 class WorldError(ValueError):
     """A date the world cannot answer (before its start, past its end) or a damaged world folder."""
+
+
+def _in_us(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps in microseconds, as the raw schema says (and Parquet keeps them)."""
+    for col in frame.columns:
+        if str(frame[col].dtype).startswith("datetime64"):
+            frame[col] = frame[col].astype("datetime64[us]")
+    return frame
 
 
 def world_params(params: synthetic.SimulationParams) -> synthetic.SimulationParams:
@@ -77,12 +86,22 @@ class World:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         rows: dict[str, int] = {}
-        for i, frames in enumerate(synthetic.iter_chunks(self.params, progress=progress, plan_history=True)):
-            for name, frame in frames.items():
-                if name in TIME_COLUMNS:  # time-sorted row groups: a day's slice reads only its own
-                    frame = frame.sort_values([TIME_COLUMNS[name], ID_COLUMNS[name]], kind="stable")
-                frame.to_parquet(tmp / f"{name}-{i:05d}.parquet", index=False, row_group_size=50_000)
-                rows[name] = rows.get(name, 0) + len(frame)
+        con = duckdb.connect()
+        try:
+            for i, frames in enumerate(synthetic.iter_chunks(self.params, progress=progress, plan_history=True)):
+                for name, frame in frames.items():
+                    # time-sorted row groups: a day's slice reads only its own. DuckDB sorts and
+                    # writes (3-4x faster than pandas' two-key sort_values + to_parquet at 9M rows)
+                    order = f" ORDER BY {TIME_COLUMNS[name]}, {ID_COLUMNS[name]}" if name in TIME_COLUMNS else ""
+                    target = str(tmp / f"{name}-{i:05d}.parquet").replace("'", "''")
+                    con.register("_frame", frame)
+                    con.execute(
+                        f"COPY (SELECT * FROM _frame{order}) TO '{target}' (FORMAT parquet, ROW_GROUP_SIZE 50000)"
+                    )
+                    con.unregister("_frame")
+                    rows[name] = rows.get(name, 0) + len(frame)
+        finally:
+            con.close()
         (tmp / _MANIFEST).write_text(json.dumps({"params": _key(self.params), "rows": rows}))
         # the manifest is written last and the folder swapped in whole: a killed run leaves no half world
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -132,16 +151,25 @@ class World:
         hi = self.check_cut(until)
         return (pd.Timestamp(since) if since is not None else pd.Timestamp("1900-01-01")), hi
 
+    def _rows(self, table: str, lo: pd.Timestamp, hi: pd.Timestamp, chunk: int | None) -> ParquetRows:
+        """The rows of ``table`` timed in ``[lo, hi)``, in id order (as :meth:`_read` orders them)."""
+        files = str(self.folder / (f"{table}-*.parquet" if chunk is None else f"{table}-{chunk:05d}.parquet"))
+        column = TIME_COLUMNS[table]
+        order = ID_COLUMNS[table] + (", week_start" if table == "user_truth" else "")
+        return ParquetRows(files, f"{column} >= ? AND {column} < ?", (lo.to_pydatetime(), hi.to_pydatetime()), order)
+
     def _frames(self, lo: pd.Timestamp, hi: pd.Timestamp, chunk: int | None) -> dict[str, pd.DataFrame]:
+        return {name: _in_us(rows if isinstance(rows, pd.DataFrame) else rows.to_pandas())
+                for name, rows in self._lazy(lo, hi, chunk).items()}  # fmt: skip
+
+    def _lazy(self, lo: pd.Timestamp, hi: pd.Timestamp, chunk: int | None) -> dict[str, pd.DataFrame | ParquetRows]:
+        """The users as of ``hi`` (a frame) and the timed tables as :class:`ParquetRows`."""
         users = self._read("users", chunk=chunk)
-        out = {"users": synthetic.users_as_of(users, self._read(synthetic.PLAN_HISTORY, chunk=chunk), self.params, hi)}
-        for table, column in TIME_COLUMNS.items():
-            window = f"WHERE {column} >= ? AND {column} < ?"
-            out[table] = self._read(table, window, [lo.to_pydatetime(), hi.to_pydatetime()], chunk=chunk)
-        for frame in out.values():  # Parquet round trips keep microseconds; the raw schema says so too
-            for col in frame.columns:
-                if str(frame[col].dtype).startswith("datetime64"):
-                    frame[col] = frame[col].astype("datetime64[us]")
+        plans = self._read(synthetic.PLAN_HISTORY, chunk=chunk)
+        out: dict[str, pd.DataFrame | ParquetRows] = {
+            "users": _in_us(synthetic.users_as_of(users, plans, self.params, hi))
+        }
+        out.update({table: self._rows(table, lo, hi, chunk) for table in TIME_COLUMNS})
         return out
 
     def reveal(
@@ -152,9 +180,11 @@ class World:
         """
         return self._frames(*self._window(until, since), chunk=None)
 
-    def iter_reveal(self, until: date | datetime | pd.Timestamp) -> Iterator[dict[str, pd.DataFrame]]:
-        """:meth:`reveal` of everything before ``until``, one simulation chunk at a time (a full
-        load at 100,000 users never holds every event in memory at once)."""
+    def iter_reveal(self, until: date | datetime | pd.Timestamp) -> Iterator[dict[str, pd.DataFrame | ParquetRows]]:
+        """:meth:`reveal` of everything before ``until``, one simulation chunk at a time: the
+        users as a frame, the events, billing and truth as :class:`churn.store.raw.ParquetRows`,
+        which the store inserts straight from the Parquet files (a full load at 100,000 users
+        never turns its 140M events into pandas; ``.to_pandas()`` gives the frame)."""
         lo, hi = self._window(until, None)
         for chunk in range(synthetic.n_chunks(self.params)):
-            yield self._frames(lo, hi, chunk)
+            yield self._lazy(lo, hi, chunk)

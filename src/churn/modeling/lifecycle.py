@@ -102,7 +102,7 @@ def archive_other_datasets(registry: ModelRegistry, model_name: str, info: dict[
 
 
 def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name: str, alpha: float = 0.05,
-                        n_snapshots: int = 2) -> OfflineComparison | None:
+                        n_eval_snapshots: int = 2) -> OfflineComparison | None:
     """Offline champion/challenger: production vs the newest staging candidate on the newest
     matured snapshots neither trained on, at least a label horizon after the latest training
     snapshot (:func:`churn.abtest.offline.evaluation_snapshots`); promotes or records ``offline_keep_control`` with the
@@ -118,7 +118,7 @@ def champion_challenger(registry: ModelRegistry, frame: pd.DataFrame, model_name
     trained = [*production.params.get("train_snapshots", []), *candidate.params.get("train_snapshots", [])]
     # purge by the longer horizon: no evaluation outcome may fall in a training label's window
     horizon = max(int(m.params.get("horizon_days") or 0) for m in (production, candidate))
-    snapshots = evaluation_snapshots(frame, trained, n_snapshots, purge_days=horizon)
+    snapshots = evaluation_snapshots(frame, trained, n_eval_snapshots, purge_days=horizon)
     rows = frame[frame["snapshot_at"].isin(snapshots) & frame["label_mature"].astype(bool)]
     if rows.empty or rows["label"].astype(int).nunique() < 2:
         registry.record_event(model_name, candidate.version, "offline_no_evidence",

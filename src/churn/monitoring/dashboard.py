@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -27,9 +29,34 @@ from churn.monitoring.wording import (
 )
 from churn.registry import ModelRegistry
 from churn.reports.model_card import card_path
-from churn.store import monitoring
-from churn.store.offline import FEATURE_SETS_TABLE, FEATURES_TABLE
-from churn.store.warehouse import Warehouse
+from churn.store import monitoring, offline
+from churn.store.warehouse import Warehouse, WarehouseError
+
+if TYPE_CHECKING:
+    from churn.serving.settings import Settings
+
+
+def open_workspace(settings: Settings, cwd: Path | None = None) -> tuple[Warehouse, ModelRegistry]:
+    """The warehouse and registry the API's ``Settings`` name (``CHURN_DATA_DIR``, ``CHURN_WAREHOUSE``,
+    ``CHURN_MODELS_DIR``): the dashboards read the configuration the API reads, nothing else.
+
+    A relative path counts from the project folder (the nearest folder up from ``cwd`` with a
+    pipeline.yaml), as it does for ``make serve`` run there: Voila runs a dashboard's kernel in
+    notebooks/dashboards/. ``make dashboards`` passes the workspace as an absolute path.
+    """
+    from churn.cli.project import ProjectError, find_root
+
+    here = (cwd or Path.cwd()).resolve()
+    try:
+        root = find_root(here)
+    except ProjectError:
+        root = here
+
+    def resolve(path: Path) -> Path:
+        return path if path.is_absolute() else root / path
+
+    warehouse = Warehouse(resolve(settings.warehouse_path))
+    return warehouse, ModelRegistry(warehouse, resolve(settings.models_path))
 
 
 @dataclass
@@ -40,7 +67,7 @@ class MonitoringData:
     alerts: pd.DataFrame
     decisions: pd.DataFrame
     api: pd.DataFrame
-    spec: str | None  # the feature spec (JSON) of the offline store
+    spec: dict[str, Any] | None  # the feature spec (plain data) of the offline store
 
     @property
     def runs(self) -> list[str]:
@@ -66,8 +93,11 @@ def load(warehouse: Warehouse, registry: ModelRegistry, model_name: str) -> Moni
             ("api", monitoring.API_METRICS),
         )
     }
-    meta = warehouse.read_if_exists(FEATURE_SETS_TABLE, f"SELECT spec FROM {FEATURE_SETS_TABLE}")
-    return MonitoringData(models=models, spec=None if meta.empty else str(meta.spec.iloc[0]), **tables)
+    try:
+        spec: dict[str, Any] | None = offline.feature_spec(warehouse)
+    except WarehouseError:  # no feature set recorded yet: features named without descriptions
+        spec = None
+    return MonitoringData(models=models, spec=spec, **tables)
 
 
 def run_windows(
@@ -78,13 +108,7 @@ def run_windows(
     version, day = _parse_run(run_id, model_name)
     record = registry.get_model(model_name, version)
     reference_at = pd.to_datetime(record.params["train_snapshots"]).max()
-    columns = ", ".join(f'"{f}"' for f in ["snapshot_at", *features])
-    frame = warehouse.read_if_exists(
-        FEATURES_TABLE,
-        f"SELECT {columns} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
-        f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
-        [reference_at.to_pydatetime(), day],
-    )
+    frame = offline.snapshot_pair(warehouse, features, reference_at, day)
     current_at = frame.snapshot_at.max()
     return (
         frame[frame.snapshot_at == reference_at],
@@ -198,7 +222,7 @@ def show_alerts(data: MonitoringData) -> None:
 def show_cycles(data: MonitoringData) -> None:
     """The daily runs over time: drift alarms per feature, performance, alerts opened/resolved,
     the drift's detection delay (simulated data), every alert's life and each retraining decision."""
-    from churn.monitoring.phase import detection_sentence, drift_detection_in
+    from churn.monitoring.onset import detection_sentence, drift_detection_in
 
     if data.drift.empty or "as_of" not in data.drift or data.drift.as_of.isna().all():
         display(Markdown("No dated monitoring run yet: run `make build` or `make cycle`."))
@@ -215,8 +239,21 @@ def show_cycles(data: MonitoringData) -> None:
     plt.show()
     if len(data.alerts) and "raised_on" in data.alerts:
         columns = ["severity", "metric", "subject", "status", "raised_on", "last_seen_on", "resolved_on", "value"]
-        display(data.alerts.sort_values("raised_on", ascending=False)[columns].round(4).reset_index(drop=True))
+        display(rounded(data.alerts.sort_values("raised_on", ascending=False)[columns], 4).reset_index(drop=True))
     if len(data.decisions) and "as_of" in data.decisions:
         shown = data.decisions.sort_values("decided_at", ascending=False)[["as_of", "model_version", "action",
                                                                             "candidate_version", "reasons"]]
         display(shown.assign(reasons=shown.reasons.map(lambda r: " | ".join(json.loads(r)) if isinstance(r, str) else "")))
+
+
+def rounded(frame: pd.DataFrame, digits: int) -> pd.DataFrame:
+    """``frame`` with its numeric columns rounded (``DataFrame.round`` warns on date columns)."""
+    return frame.round(dict.fromkeys(frame.select_dtypes("number").columns, digits))
+
+
+def show_api(data: MonitoringData) -> None:
+    """The serving API's figures as each monitoring run recorded them, newest first."""
+    if data.api.empty:
+        display(Markdown("No API figures recorded yet."))
+        return
+    display(rounded(data.api.sort_values("run_at", ascending=False).drop(columns=["run_id"]), 3))

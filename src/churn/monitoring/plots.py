@@ -83,8 +83,20 @@ def timeline_figure(timeline: pd.DataFrame) -> Figure:
         ax.set_ylabel(ylabel)
         ax.legend(fontsize=8)
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+        fit_dates(ax, x)
     fig.tight_layout()
     return fig
+
+
+def fit_dates(ax: Axes, dates: pd.Series | list[pd.Timestamp]) -> None:
+    """x limits fitted to the dates shown, padded by 5% (at least a day): on a single date
+    matplotlib's date axis would otherwise span two years either side of it."""
+    stamps = pd.to_datetime(pd.Series(list(dates), dtype=object)).dropna()
+    if stamps.empty:
+        return
+    low, high = stamps.min(), stamps.max()
+    pad = max((high - low) * 0.05, pd.Timedelta(days=1))
+    ax.set_xlim(low - pad, high + pad)  # type: ignore[arg-type]  # matplotlib takes Timestamps
 
 
 def cycles_figure(drift: pd.DataFrame, timeline: pd.DataFrame, alerts: pd.DataFrame) -> Figure:
@@ -107,6 +119,7 @@ def cycles_figure(drift: pd.DataFrame, timeline: pd.DataFrame, alerts: pd.DataFr
         metric_ax.plot(x, newest.auc, "o-", label="AUC, newest matured out-of-training snapshot")
         metric_ax.plot(x, newest.churn_rate * 10, "s--", label="30-day churn rate x 10")
         metric_ax.legend(fontsize=8)
+        fit_dates(metric_ax, x)
     metric_ax.set_title("production model's performance as each run saw it")
     metric_ax.set_xlabel("run date (as_of)")
     metric_ax.set_ylabel("AUC / churn rate x 10")

@@ -3,19 +3,16 @@
 No fixed vocabularies: event types and attributes come from the data and are checked for
 sanity (non-empty, bounded cardinality). Bounds that depend on the data set (the churn share
 of the cancellation rule) come from the dataset file or are derived (at least one churner and
-one non-churner) and reported as such. The set-level checks (every event's user exists) are
-computed in DuckDB and arrive as derived boolean columns, so the suites stay declarative.
+one non-churner) and reported as such. The cross-table checks (every event's user exists) read
+derived boolean columns, so the suites stay declarative.
 
-The event log is validated in chunks (:func:`own_tables`, :func:`validate_own_data`): DuckDB
-streams it in ranges of ``event_id`` (so a repeated id always lands in one chunk and the
-uniqueness check stays exact), Great Expectations validates one chunk at a time and the
-outcomes are merged; the vocabulary is judged on the distinct event types DuckDB computes. A
-10M-event log is checked in the memory of one chunk.
+:func:`validate_own_data` runs them through the gate (:mod:`churn.quality.gate`): every
+expectation with an SQL meaning judged in DuckDB over every row, the column types by Great
+Expectations on a seeded sample; a 10M-event log never enters pandas whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from churn.data.loader import MAX_EVENT_TYPES
-from churn.quality.chunks import CHUNK_ROWS, chunks_by_key
-from churn.quality.runner import import_gx, validate_chunks
+from churn.quality.runner import import_gx
 from churn.quality.suites import USER_KNOWN, _flagged_rows_rule, _rule
+from churn.store import raw_checks, tables
 from churn.store.warehouse import Warehouse
 
 if TYPE_CHECKING:
@@ -34,53 +31,37 @@ if TYPE_CHECKING:
 
 DERIVED_CHURN_SHARE = (0.001, 0.999)
 """Without bounds in the dataset file: some users churn and some do not, nothing more."""
-_EVENTS = "SELECT e.*, e.user_id IN (SELECT user_id FROM raw_data.users) AS user_known FROM raw_data.events e"
 
 
-def _ns(frame: pd.DataFrame) -> pd.DataFrame:
-    """Timestamps as nanoseconds: Great Expectations vectorises only those (see suites._ns_timestamps)."""
-    for column in frame.columns:
-        if frame[column].dtype.kind == "M":
-            frame[column] = frame[column].astype("datetime64[ns]")
-    return frame
+SAMPLE_KEYS = {"events": "event_id", "users": "user_id", "subscriptions": "user_id"}
+"""The key each own table's Great Expectations sample is drawn by (:mod:`churn.quality.gate`)."""
+OWN_TYPES = {
+    "events": {"event_id": "BIGINT", "user_id": "BIGINT", "event_type": "VARCHAR", "event_at": "TIMESTAMP"},
+    "users": {"user_id": "BIGINT", "signup_at": "TIMESTAMP"},
+    "subscriptions": {"user_id": "BIGINT", "started_at": "TIMESTAMP"},
+}
+"""The columns every own data set's tables have, with their types (the loader's contract)."""
 
 
-def event_chunks(
-    warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS, min_event_id: int | None = None
-) -> Iterator[pd.DataFrame]:
-    """The events (with ``user_known`` computed in DuckDB) in ranges of ``event_id`` of about
-    ``chunk_rows`` rows each (:func:`churn.quality.chunks.chunks_by_key`); with ``min_event_id``
-    only the slice from that id on (what a daily run appended)."""
-    where = f"event_id >= {int(min_event_id)}" if min_event_id is not None else None
-    chunks = chunks_by_key(warehouse, "raw_data.events", "event_id", chunk_rows, select=_EVENTS, where=where)
-    return (_ns(c) for c in chunks)
-
-
-def own_tables(warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS, min_event_id: int | None = None) -> dict[str, Any]:
-    """Each own table as an iterable of frames for :func:`churn.quality.runner.validate_chunks`:
-    events in chunks (only the slice from ``min_event_id`` on, when given), the distinct event
-    types of the whole log, users and subscriptions (bounded by the users) whole."""
+def _own_table_names(warehouse: Warehouse) -> list[str]:
     with warehouse.reader() as con:
-        tables: dict[str, Any] = {
-            "event_types": [con.execute("SELECT DISTINCT event_type FROM raw_data.events ORDER BY 1").df()],
-            "users": [_ns(con.execute("SELECT * FROM raw_data.users ORDER BY user_id").df())],
-        }
-        if Warehouse.table_exists(con, "raw_data.subscriptions"):
-            tables["subscriptions"] = [
-                _ns(
-                    con.execute(
-                        "SELECT *, s.user_id IN (SELECT user_id FROM raw_data.users) AS user_known "
-                        "FROM raw_data.subscriptions s ORDER BY user_id, started_at"
-                    ).df()
-                )
-            ]
-    return {"events": event_chunks(warehouse, chunk_rows, min_event_id), **tables}
+        subscriptions = Warehouse.table_exists(con, tables.SUBSCRIPTIONS.name)
+    return ["events", "users", *(["subscriptions"] if subscriptions else [])]
 
 
 def read_own_frames(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
-    """Every own table as one frame (small data and tests; large logs: :func:`own_tables`)."""
-    tables = own_tables(warehouse, chunk_rows=1 << 62)
-    return {name: pd.concat(list(chunks), ignore_index=True) for name, chunks in tables.items()}
+    """Every own table as one pandas frame, with its derived flags and the distinct event types
+    (``event_types``): what :func:`own_data_suites` validates with Great Expectations over every
+    row. Small data and tests only (the reference the gate's SQL checks are compared with)."""
+    frames = {}
+    with warehouse.reader() as con:
+        for name in [*_own_table_names(warehouse), raw_checks.EVENT_TYPES]:
+            frame = con.execute(f"{raw_checks.source_sql(con, name)} ORDER BY 1").df()
+            for column in frame.columns:  # nanoseconds: GE vectorises only those (suites._ns_timestamps)
+                if frame[column].dtype.kind == "M":
+                    frame[column] = frame[column].astype("datetime64[ns]")
+            frames[name] = frame
+    return frames
 
 
 def validate_own_data(
@@ -89,23 +70,35 @@ def validate_own_data(
     *,
     max_timestamp: datetime,
     report_dir: Path | str | None = None,
-    chunk_rows: int = CHUNK_ROWS,
     min_event_id: int | None = None,
+    sample_rows: int | None = None,
 ) -> QualityReport:
-    """The quality gate on a data set's own tables, the event log in chunks of ``chunk_rows``.
+    """The quality gate on a data set's own tables at any size (:func:`churn.quality.gate.validate_warehouse`):
+    every expectation of :func:`own_data_suites` that SQL can judge, over every row in DuckDB;
+    the column types on a seeded sample of ``sample_rows`` rows per table
+    (:data:`churn.quality.gate.SAMPLE_ROWS`). With ``min_event_id`` (a daily run:
+    :func:`churn.data.append.latest_event_slice`) only the events it appended are judged row by
+    row; ids stay unique over the whole log, users, subscriptions and the vocabulary stay whole."""
+    from churn.quality import gate
+    from churn.quality.suites import type_rules
 
-    With ``min_event_id`` (a daily run: :func:`churn.data.append.latest_event_slice`) only the
-    events it appended are validated row by row; their ids follow every stored one, so unique
-    within the slice is unique in the log. Users, subscriptions and the vocabulary stay whole."""
-    tables = own_tables(warehouse, chunk_rows, min_event_id)
+    present = _own_table_names(warehouse)
     suites = own_data_suites(
-        tables,
+        dict.fromkeys(present),
         max_timestamp=max_timestamp,
         rule=dataset.churn.rule,
         churn_share=dataset.quality.churn_share,
         whole_log=min_event_id is None,
     )
-    return validate_chunks(tables, suites, report_dir=report_dir)
+    return gate.validate_warehouse(
+        warehouse,
+        suites,
+        keys=SAMPLE_KEYS,
+        type_rules={name: type_rules(OWN_TYPES[name]) for name in present},
+        where=None if min_event_id is None else {"events": f"event_id >= {int(min_event_id)}"},
+        report_dir=report_dir,
+        **({"sample_rows": sample_rows} if sample_rows is not None else {}),
+    )
 
 
 def own_data_suites(
@@ -116,7 +109,7 @@ def own_data_suites(
     churn_share: tuple[float, float] | None,
     whole_log: bool = True,
 ) -> dict[str, Any]:
-    """One suite per table of :func:`own_tables` (or :func:`read_own_frames`). Without
+    """One suite per own table (``frames`` names them: :func:`read_own_frames`). Without
     ``whole_log`` (a slice of the events) the log's non-emptiness is judged on its vocabulary."""
     gx = import_gx()
     not_future = lambda table, col: _rule(  # noqa: E731

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -78,6 +78,12 @@ class ExpectationOutcome:
     examples: list
     observed: str
     notes: str | None = None
+    scope: str | None = None
+    """How much of the table judged it (whole table in DuckDB, or Great Expectations' sample)."""
+    details: dict[str, Any] | None = field(default=None, repr=False)
+    """The result in Great Expectations' BASIC form (whole-table outcomes: for Data Docs)."""
+    config: Any = field(default=None, repr=False)
+    """The expectation's configuration (whole-table outcomes: for Data Docs)."""
 
 
 @dataclass
@@ -103,7 +109,7 @@ class QualityReport:
             [vars(r) for r in self.results],
             columns=[
                 "table", "expectation", "column", "success",
-                "unexpected_count", "examples", "observed", "notes",
+                "unexpected_count", "examples", "observed", "notes", "scope",
             ],
         )
         return frame.sort_values("success", kind="stable").reset_index(drop=True)
@@ -131,11 +137,15 @@ def validate_frames(
     frames: Mapping[str, pd.DataFrame],
     suites: Mapping[str, SuiteLike],
     report_dir: Path | str | None = None,
+    whole_table: Sequence[ExpectationOutcome] = (),
+    scopes: Mapping[str, str] | None = None,
 ) -> QualityReport:
     """Validate each frame with the suite of the same name.
 
-    With ``report_dir``, also write ``validation_result.json`` and Data Docs
-    (``data_docs/index.html``) there.
+    ``whole_table``: outcomes judged elsewhere (in DuckDB over every row:
+    :func:`churn.quality.gate.validate_warehouse`), merged in per table before the frames'
+    outcomes, which get ``scopes[table]``. With ``report_dir``, also write
+    ``validation_result.json`` and Data Docs (``data_docs/index.html``) there.
     """
     if set(frames) != set(suites):
         raise ValueError(
@@ -153,54 +163,73 @@ def validate_frames(
         for table in suites
     }
     report = _build_report(results)
+    if whole_table or scopes:
+        report = _with_whole_table(gx, context, report, whole_table, scopes or {})
     if report_dir is not None:
         _write_reports(context, report, Path(report_dir))
     return report
 
 
-def validate_chunks(
-    tables: Mapping[str, Iterable[pd.DataFrame]],
-    suites: Mapping[str, SuiteLike],
-    report_dir: Path | str | None = None,
+def _with_whole_table(
+    gx: Any,
+    context: AbstractDataContext,
+    report: QualityReport,
+    whole_table: Sequence[ExpectationOutcome],
+    scopes: Mapping[str, str],
 ) -> QualityReport:
-    """:func:`validate_frames` for tables that arrive as chunks (iterables of frames), so a table
-    of any size is checked in the memory of one chunk.
+    """``report`` with ``whole_table`` merged in (per table, before its sampled outcomes), and
+    the whole-table outcomes stored as validation results so Data Docs render them too."""
+    for r in report.results:
+        r.scope = scopes.get(r.table, r.scope)
+    tables = list(dict.fromkeys([*(o.table for o in whole_table), *(r.table for r in report.results)]))
+    results = [o for t in tables for o in [*whole_table, *report.results] if o.table == t]
+    raw = dict(report.raw)
+    for table in dict.fromkeys(o.table for o in whole_table):
+        raw[f"{table} (whole table)"] = _store_whole_table(gx, context, table, [o for o in whole_table if o.table == table])
+    success = report.success and all(o.success for o in whole_table)
+    return QualityReport(success=success, results=results, raw=raw)
 
-    Every chunk is validated with its table's suite (Data Docs list one run per chunk); the
-    outcomes are merged: per-row expectations add their counts and pool their examples, the
-    table's row count is the sum of the chunks', its columns are every chunk's. Exact only for expectations a chunk can judge
-    alone: a uniqueness expectation needs chunks that partition the table by its key, and an
-    aggregate one (unique-value count, proportions) a table delivered as one chunk.
-    """
-    if set(tables) != set(suites):
-        raise ValueError(
-            f"tables and suites must name the same tables: tables={sorted(tables)}, suites={sorted(suites)}"
-        )
-    gx = import_gx()
-    docs_dir = Path(report_dir) / DOCS_DIR if report_dir is not None else None
-    if docs_dir is not None and docs_dir.exists():
-        shutil.rmtree(docs_dir)
-    context = _make_context(gx, docs_dir)
-    source = context.data_sources.add_pandas(_DATA_SOURCE)
-    outcomes: list[ExpectationOutcome] = []
-    raw: dict[str, dict] = {}
-    success = True
-    for table in suites:
-        definition = _definition(gx, context, source, table, suites[table])
-        runs = [
-            definition.run(batch_parameters={"dataframe": chunk}, result_format=_RESULT_FORMAT)
-            for chunk in tables[table]
-        ]
-        if not runs:
-            raise ValueError(f"{table}: no chunk to validate (give at least one, possibly empty, frame)")
-        merged = [_merged_outcome(table, [run.results[i] for run in runs]) for i in range(len(runs[0].results))]
-        outcomes += merged
-        success = success and all(o.success for o in merged)
-        raw[table] = {"chunks": len(runs), "results": [run.to_json_dict() for run in runs]}
-    report = QualityReport(success=success, results=outcomes, raw=raw)
-    if report_dir is not None:
-        _write_reports(context, report, Path(report_dir))
-    return report
+
+def _store_whole_table(gx: Any, context: AbstractDataContext, table: str, outcomes: Sequence[ExpectationOutcome]) -> dict:
+    """Store whole-table outcomes as a Great Expectations suite validation result (so Data Docs
+    list them next to the sample's); returns its JSON form."""
+    from great_expectations.core import ExpectationSuiteValidationResult
+    from great_expectations.core.expectation_validation_result import ExpectationValidationResult
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
+
+    name = f"{table}_whole_table"
+    results = [
+        ExpectationValidationResult(success=o.success, expectation_config=o.config, result=o.details or {})
+        for o in outcomes
+    ]
+    passed = sum(o.success for o in outcomes)
+    run_id = RunIdentifier(run_name=name)
+    suite_result = ExpectationSuiteValidationResult(
+        success=passed == len(outcomes),
+        results=results,
+        suite_name=name,
+        statistics={
+            "evaluated_expectations": len(outcomes),
+            "successful_expectations": passed,
+            "unsuccessful_expectations": len(outcomes) - passed,
+            "success_percent": 100.0 * passed / len(outcomes) if outcomes else None,
+        },
+        meta={"run_id": run_id, "active_batch_definition": {"datasource_name": "duckdb", "data_asset_name": table},
+              "checked_on": "every row, in DuckDB (churn.quality.gate)"},
+    )
+    suite_id = ExpectationSuiteIdentifier(name=name)
+    context.validation_results_store.store_validation_results(
+        suite_validation_result=suite_result,
+        suite_validation_result_identifier=ValidationResultIdentifier(
+            expectation_suite_identifier=suite_id, run_id=run_id, batch_identifier=f"{table}-whole-table"
+        ),
+        expectation_suite_identifier=suite_id,
+    )
+    return suite_result.to_json_dict()
 
 
 def _definition(gx: Any, context: AbstractDataContext, source: Any, table: str, suite: SuiteLike) -> Any:
@@ -209,53 +238,6 @@ def _definition(gx: Any, context: AbstractDataContext, source: Any, table: str, 
     registered = context.suites.add(_fresh_suite(gx, table, suite))
     return context.validation_definitions.add(
         gx.ValidationDefinition(name=table, data=batch_definition, suite=registered)
-    )
-
-
-_ROW_COUNT = "expect_table_row_count_to_be_between"
-_SAME_IN_EVERY_CHUNK = {"expect_table_columns_to_match_ordered_list", "expect_table_columns_to_match_set",
-                        "expect_column_to_exist"}
-
-
-def _merged_outcome(table: str, results: list[ExpectationValidationResult]) -> ExpectationOutcome:
-    """One outcome for an expectation validated on several chunks (see :func:`validate_chunks`)."""
-    if len(results) == 1:
-        return _outcome(table, results[0])
-    config = results[0].expectation_config
-    if config is None:
-        raise ValueError(f"{table}: a validation result without its expectation")
-    details = [r.result or {} for r in results]
-    merged: dict[str, Any]
-    success = all(bool(r.success) for r in results)
-    if all("unexpected_count" in d for d in details):
-        merged = {k: sum(int(d.get(k) or 0) for d in details) for k in ("unexpected_count", "element_count", "missing_count")}
-        judged = merged["element_count"] - merged["missing_count"]
-        merged["unexpected_percent"] = 100.0 * merged["unexpected_count"] / judged if judged else None
-        merged["partial_unexpected_list"] = [v for d in details for v in d.get("partial_unexpected_list", [])]
-    elif config.type in _SAME_IN_EVERY_CHUNK:  # the table's columns: every chunk has the same
-        failed = [d for r, d in zip(results, details, strict=True) if not r.success]
-        merged = (failed or details)[0]
-    elif config.type == _ROW_COUNT:
-        rows = sum(int(d.get("observed_value") or 0) for d in details)
-        low, high = config.kwargs.get("min_value"), config.kwargs.get("max_value")
-        merged = {"observed_value": rows}
-        success = (low is None or rows >= low) and (high is None or rows <= high)
-    else:
-        raise ValueError(
-            f"{table}: {config.type} judges the whole table and cannot be merged over "
-            f"{len(results)} chunks: deliver that table as one chunk"
-        )
-    errors = [_exception_message(r.exception_info) for r in results]
-    error = "; ".join(dict.fromkeys(e for e in errors if e))
-    return ExpectationOutcome(
-        table=table,
-        expectation=config.type,
-        column=config.kwargs.get("column"),
-        success=success and not error,
-        unexpected_count=merged.get("unexpected_count"),
-        examples=_examples(merged, config.kwargs),
-        observed=f"error: {error}" if error else _observed(merged, config.kwargs),
-        notes=_notes_text(config.notes),
     )
 
 

@@ -7,15 +7,13 @@ render in Data Docs.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from churn.data.schema import BILLING_TYPES, EVENT_TYPES, PLANS, RAW_SCHEMA_NAME, RAW_TABLES, TableSchema
-from churn.quality.chunks import CHUNK_ROWS, chunks_by_key
+from churn.data.schema import BILLING_TYPES, EVENT_TYPES, PLANS, RAW_TABLES, TableSchema
 from churn.quality.runner import import_gx
 from churn.store.warehouse import Warehouse
 
@@ -103,28 +101,48 @@ def _with_after_churn(frame: pd.DataFrame, users: pd.DataFrame, ts: str) -> pd.D
     return frame.assign(**{AFTER_CHURN: (frame[ts] >= churned_at).fillna(False).astype(bool)})
 
 
-def raw_chunks(
-    warehouse: Warehouse, chunk_rows: int = CHUNK_ROWS, since: datetime | None = None
-) -> dict[str, Iterable[pd.DataFrame]]:
-    """The raw tables for :func:`churn.quality.runner.validate_chunks`: users whole (one row per
-    user), events and billing streamed in ranges of their ids, each chunk prepared like
-    :func:`prepare_raw_frames` (``user_known``, ``after_churn`` against the users). Memory is
-    one chunk plus the users, whatever the size of the log. ``since``: only the events and
-    billing timed at or after it (a daily cycle's slice)."""
-    with warehouse.reader() as con:
-        users = Warehouse.read_table(con, f"{RAW_SCHEMA_NAME}.users")
+SAMPLE_KEYS = {"users": "user_id", "events": "event_id", "billing": "billing_id"}
+"""The key each table's Great Expectations sample is drawn by (:mod:`churn.quality.gate`)."""
+PANDAS_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "VARCHAR": "str", "TIMESTAMP": "datetime64"}
+"""The pandas type a DuckDB column of the documented schema arrives as."""
 
-    def prepared(table: str, key: str, ts: str) -> Iterator[pd.DataFrame]:
-        known = users["user_id"] if "user_id" in users.columns else pd.Series([], dtype="int64")
-        where = None if since is None else f"{ts} >= TIMESTAMP '{pd.Timestamp(since).isoformat(sep=' ')}'"
-        for chunk in chunks_by_key(warehouse, f"{RAW_SCHEMA_NAME}.{table}", key, chunk_rows, where=where):
-            yield _ns_timestamps(_with_after_churn(_with_user_known(chunk, known), users, ts), TIMESTAMP_COLUMNS[table])
 
-    return {
-        "users": [_ns_timestamps(users, TIMESTAMP_COLUMNS["users"])],
-        "events": prepared("events", "event_id", "event_at"),
-        "billing": prepared("billing", "billing_id", "billed_at"),
-    }
+def type_rules(columns: dict[str, str]) -> list[Expectation]:
+    """Great Expectations type checks (column -> DuckDB type of the documented schema), validated
+    on the gate's sample: a loader writing ids as text or times as strings fails them."""
+    return [
+        _rule("ExpectColumnValuesToBeOfType", "column_type", f"{column} is {dtype} (churn.data.schema).",
+              column=column, type_=PANDAS_TYPES[dtype])
+        for column, dtype in columns.items()
+    ]
+
+
+def validate_raw(
+    warehouse: Warehouse,
+    *,
+    max_timestamp: datetime,
+    churn_rate_bounds: tuple[float, float] = (0.02, 0.30),
+    since: datetime | None = None,
+    report_dir: Any = None,
+    sample_rows: int | None = None,
+) -> Any:
+    """The simulator's raw tables through the quality gate (:func:`churn.quality.gate.validate_warehouse`):
+    :func:`raw_data_suites` over every row in DuckDB, the column types on a seeded sample.
+    ``since``: a daily run's slice (events and billing timed at or after it are judged row by
+    row; ids stay unique over the whole tables)."""
+    from churn.quality import gate
+
+    cut = None if since is None else f"TIMESTAMP '{pd.Timestamp(since).isoformat(sep=' ')}'"
+    where = None if cut is None else {"events": f"event_at >= {cut}", "billing": f"billed_at >= {cut}"}
+    return gate.validate_warehouse(
+        warehouse,
+        raw_data_suites(max_timestamp=max_timestamp, churn_rate_bounds=churn_rate_bounds),
+        keys=SAMPLE_KEYS,
+        type_rules={name: type_rules({c.name: c.dtype for c in schema.columns}) for name, schema in RAW_TABLES.items()},
+        where=where,
+        report_dir=report_dir,
+        **({"sample_rows": sample_rows} if sample_rows is not None else {}),
+    )
 
 
 def raw_data_suites(

@@ -46,13 +46,14 @@ def quality_report_html(report: QualityReport, title: str) -> str:
             f"<td>{html.escape(r.expectation)}</td><td>{html.escape(r.column or '')}</td>"
             f"<td>{html.escape(r.observed)}</td>"
             f"<td>{'' if r.unexpected_count is None else f'{r.unexpected_count:,}'}</td>"
-            f"<td>{html.escape(', '.join(map(str, r.examples[:5])))}</td><td>{html.escape(r.notes or '')}</td></tr>"
+            f"<td>{html.escape(', '.join(map(str, r.examples[:5])))}</td><td>{html.escape(r.notes or '')}</td>"
+            f"<td>{html.escape(r.scope or '')}</td></tr>"
             for r in rows
         )
         sections.append(
             f'<h2 id="{html.escape(table)}">{html.escape(table)}</h2><table><tr><th>result</th>'
             "<th>expectation</th><th>column</th><th>observed</th><th>unexpected rows</th>"
-            f"<th>examples</th><th>why</th></tr>{body}</table>"
+            f"<th>examples</th><th>why</th><th>checked on</th></tr>{body}</table>"
         )
     return _PAGE.format(
         title=html.escape(title),

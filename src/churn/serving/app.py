@@ -69,7 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     errors.install(app)
     openapi.install(app)
-    app.add_middleware(Guard)  # innermost: sees the real client (ForwardedFor) and is counted (OpsRecorder)
+    app.add_middleware(predict.SinglePredictionPath, api=app)  # innermost: GET /predict/{id} without the router
+    app.add_middleware(Guard)  # next: sees the real client (ForwardedFor) and is counted (OpsRecorder)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.ops = OpsStats()
     app.add_middleware(OpsRecorder, stats=app.state.ops)

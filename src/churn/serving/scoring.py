@@ -21,8 +21,9 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     bands = risk_bands(p, model.predictor.bands)
     as_of = utc_strings(vectors.as_of[rows])
     ids, cached = vectors.user_ids[rows].tolist(), vectors.cached[rows].tolist()
+    version = model.version  # once, not a property call per row
     predictions = [
-        {"user_id": uid, "probability": prob, "risk_band": band, "model_version": model.version,
+        {"user_id": uid, "probability": prob, "risk_band": band, "model_version": version,
          "features_as_of": when, "cached": hit}
         for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached, strict=True)
     ]

@@ -132,6 +132,11 @@ class GuardedHttpTools(HttpToolsProtocol):
 
 
 APP = "churn.serving.app:create_app"
+# uvicorn's supervisor kills a worker that has not answered its ping within 5 s (its default), and
+# a worker answers only once it has imported the app's modules (pandas, DuckDB, scikit-learn):
+# on a busy machine that takes longer, so every worker was killed and restarted in a loop while
+# the first one up served alone (a 2-worker benchmark then measured 1 worker).
+WORKER_HEALTHCHECK_SECONDS = 120
 
 
 def config_from(settings: Settings, log_level: str = "info", access_log: bool = True, app: str = APP) -> uvicorn.Config:
@@ -142,7 +147,8 @@ def config_from(settings: Settings, log_level: str = "info", access_log: bool = 
         app, factory=True, host=settings.host, port=settings.port,
         workers=settings.workers, loop="uvloop", http=GuardedHttpTools, proxy_headers=False,
         limit_concurrency=settings.max_connections, timeout_keep_alive=settings.keep_alive_seconds,  # type: ignore[arg-type]
-        h11_max_incomplete_event_size=settings.max_header_bytes, log_level=log_level, access_log=access_log)
+        h11_max_incomplete_event_size=settings.max_header_bytes, log_level=log_level, access_log=access_log,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS)
     config.churn_limits = Limits(settings.max_connections, settings.header_timeout_seconds,  # type: ignore[attr-defined]
                                  settings.max_header_bytes)
     return config

@@ -8,6 +8,7 @@ benchmarks. The online store's keys are namespaced by the feature spec's key
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -32,12 +33,15 @@ def namespace(warehouse: Warehouse, version: str | None = None) -> str:
     ``version``: the feature-set version a model was trained on, when it may differ from the one
     in the offline store (the spec's name stays, the version is the model's).
     """
-    spec = offline.feature_spec(warehouse)
-    stored_version, _ = offline.feature_set(warehouse)
+    stored_version, _, spec = offline.feature_set_record(warehouse)
+    return _namespace(spec, version or stored_version)
+
+
+def _namespace(spec: dict[str, Any], version: str) -> str:
     name = spec.get("name")
     if not name:  # features written without their spec: the version alone, as keys were before
-        return version or stored_version
-    return f"{name}:{version or stored_version}"
+        return version
+    return f"{name}:{version}"
 
 
 def online_store(
@@ -46,9 +50,10 @@ def online_store(
     ttl_seconds: int | None = None,
     aclient: AsyncRedisClient | None = None,
 ) -> OnlineStore:
-    """The online store of the offline store's feature set (its namespace and feature order)."""
-    _, features = offline.feature_set(warehouse)
-    return OnlineStore(client, namespace(warehouse), features, ttl_seconds=ttl_seconds, aclient=aclient)
+    """The online store of the offline store's feature set (its namespace and feature order),
+    from one read of the feature set's record."""
+    version, features, spec = offline.feature_set_record(warehouse)
+    return OnlineStore(client, _namespace(spec, version), features, ttl_seconds=ttl_seconds, aclient=aclient)
 
 
 def materialize(warehouse: Warehouse, store: OnlineStore, changed_only: bool = False) -> Materialized:

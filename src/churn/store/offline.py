@@ -39,18 +39,24 @@ def write_features(warehouse: Warehouse, frame: pd.DataFrame, feature_set: str, 
     return len(frame)
 
 
-def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
-    """(version, feature order) of the features currently in the offline store."""
+def feature_set_record(warehouse: Warehouse) -> tuple[str, list[str], dict[str, Any]]:
+    """(version, feature order, spec as plain data) of the offline store, in one read: the one
+    reader of ``ml_pipeline.feature_sets``. The spec is {} when none was recorded."""
     with warehouse.reader() as con:
         meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0])
+    spec = json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+    return str(meta["feature_set"].iloc[0]), json.loads(meta["features"].iloc[0]), spec
+
+
+def feature_set(warehouse: Warehouse) -> tuple[str, list[str]]:
+    """(version, feature order) of the features currently in the offline store."""
+    version, features, _ = feature_set_record(warehouse)
+    return version, features
 
 
 def feature_spec(warehouse: Warehouse) -> dict[str, Any]:
     """The feature spec (plain data) that produced the offline store; {} when none was recorded."""
-    with warehouse.reader() as con:
-        meta = Warehouse.read_table(con, FEATURE_SETS_TABLE)
-    return json.loads(meta["spec"].iloc[0] or "{}") if "spec" in meta else {}
+    return feature_set_record(warehouse)[2]
 
 
 def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
@@ -60,11 +66,26 @@ def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
     return load_spec(feature_spec(warehouse))
 
 
-def read_features(warehouse: Warehouse) -> pd.DataFrame:
-    """The whole offline store, ordered by snapshot then user."""
+def read_features(warehouse: Warehouse, snapshots: list[Any] | None = None) -> pd.DataFrame:
+    """The offline store (only the vectors of ``snapshots``, if given), ordered by snapshot then
+    user. A daily cycle reads what it changed, not the history."""
+    where, params = "", []
+    if snapshots is not None:
+        where = "WHERE snapshot_at IN (SELECT unnest(?::TIMESTAMP[]))"
+        params = [[pd.Timestamp(t).to_pydatetime() for t in snapshots]]
     with warehouse.reader() as con:
         Warehouse.read_table(con, FEATURE_SETS_TABLE)  # clear error before any build-features
-        return con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY snapshot_at, user_id").df()
+        return con.execute(f"SELECT * FROM {FEATURES_TABLE} {where} ORDER BY snapshot_at, user_id", params).df()
+
+
+def matured_labels(warehouse: Warehouse) -> pd.DataFrame:
+    """Keys and label of every vector whose label has matured (the label checks' input), without
+    the feature columns."""
+    with warehouse.reader() as con:
+        return con.execute(
+            f"SELECT user_id, snapshot_at, label, label_mature FROM {FEATURES_TABLE} WHERE label_mature "
+            "ORDER BY snapshot_at, user_id"
+        ).df()
 
 
 def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None = None) -> pd.DataFrame:
@@ -82,12 +103,25 @@ def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None
         return con.execute(sql, params).df()
 
 
+def snapshot_pair(warehouse: Warehouse, columns: list[str], reference_at: pd.Timestamp, day: Any) -> pd.DataFrame:
+    """``snapshot_at`` and ``columns`` of two snapshots: ``reference_at`` and the newest on or
+    before ``day`` (a monitoring run's two windows, not the whole store); empty before build-features."""
+    names = ", ".join(f'"{c}"' for c in ["snapshot_at", *columns])
+    return warehouse.read_if_exists(
+        FEATURES_TABLE,
+        f"SELECT {names} FROM {FEATURES_TABLE} WHERE snapshot_at = ? OR snapshot_at = "
+        f"(SELECT max(snapshot_at) FROM {FEATURES_TABLE} WHERE CAST(snapshot_at AS DATE) <= ?)",
+        [pd.Timestamp(reference_at).to_pydatetime(), day],
+    )
+
+
 def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
-    """Vectors, labelled vectors and churn rate per snapshot (for reports)."""
+    """Vectors, labelled vectors, churn labels and churn rate per snapshot (for reports)."""
     with warehouse.reader() as con:
         return con.execute(
             f"""SELECT snapshot_at, count(*) AS vectors, count(*) FILTER (WHERE label_mature) AS labelled,
-                       round(avg(label::DOUBLE) FILTER (WHERE label_mature), 4) AS churn_rate
+                       round(avg(label::DOUBLE) FILTER (WHERE label_mature), 4) AS churn_rate,
+                       sum(label::BIGINT) AS churn_labels
                 FROM {FEATURES_TABLE} GROUP BY 1 ORDER BY 1"""
         ).df()
 
@@ -112,6 +146,23 @@ def stored_snapshots(warehouse: Warehouse) -> pd.DataFrame:
         ).df()
 
 
+def extends_loaded_history(warehouse: Warehouse) -> bool:
+    """Whether the offline store was computed on the raw tables as they are loaded now: written
+    after their last full load (a cycle's appends since then only add rows at the end), so a
+    daily cycle may add one snapshot to it. False without an offline store, or when the raw
+    tables were reloaded since (another seed, another data set, an initial load): then every
+    snapshot must be computed again. Synthetic and own data alike (``raw_data.dataset`` records
+    the full load's time; appends keep it)."""
+    from churn.store import raw
+
+    info = raw.dataset_info(warehouse)
+    with warehouse.reader() as con:
+        if info is None or not Warehouse.table_exists(con, FEATURE_SETS_TABLE):
+            return False
+        written = con.execute(f"SELECT max(written_at) FROM {FEATURE_SETS_TABLE}").fetchall()[0][0]
+    return written is not None and pd.Timestamp(written) > pd.Timestamp(info["loaded_at"])
+
+
 def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp, horizon_days: int,
                     rule: LabelRule, expected_set: str) -> dict[str, Any]:
     """A daily cycle's offline-store update, in one transaction: the vectors of the snapshot at
@@ -122,7 +173,7 @@ def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp
     Refused when the store was built with another feature set (a full build must recompute it).
 
     Returns:
-        ``{"snapshot", "vectors", "matured_snapshots", "matured_rows"}``.
+        ``{"snapshot", "vectors", "matured_snapshots", "matured" (their times), "matured_rows"}``.
     """
     from churn.features import build_feature_frame
     from churn.features.historical import label_frame
@@ -156,7 +207,7 @@ def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp
                 con.unregister("_matured")
         con.execute(f"UPDATE {FEATURE_SETS_TABLE} SET rows = (SELECT count(*) FROM {FEATURES_TABLE}), written_at = ?",
                     [pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()])
-    return {"snapshot": as_of, "vectors": len(frame), "matured_snapshots": len(due),
+    return {"snapshot": as_of, "vectors": len(frame), "matured_snapshots": len(due), "matured": due,
             "matured_rows": 0 if labels is None else int(labels["label_mature"].sum())}
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH
@@ -45,16 +47,49 @@ def dataset_info(warehouse: Warehouse) -> dict[str, Any] | None:
     return {str(k): v for k, v in frame.iloc[0].to_dict().items()} if len(frame) else None
 
 
+@dataclass(frozen=True)
+class ParquetRows:
+    """Rows of Parquet files that DuckDB reads where they lie: a bulk load without pandas.
+
+    ``files``: a path or glob; ``where``: a condition with ``?`` placeholders for ``params``;
+    ``order_by``: the order the rows are written in."""
+
+    files: str
+    where: str = "TRUE"
+    params: tuple[Any, ...] = ()
+    order_by: str | None = None
+
+    def sql(self) -> str:
+        source = "read_parquet('" + self.files.replace("'", "''") + "')"
+        order = f" ORDER BY {self.order_by}" if self.order_by else ""
+        return f"SELECT * FROM {source} WHERE {self.where}{order}"
+
+    def to_pandas(self) -> pd.DataFrame:
+        con = duckdb.connect()
+        try:
+            return con.execute(self.sql(), list(self.params)).df()
+        finally:
+            con.close()
+
+
+def _append_rows(con: Any, table: str, rows: pd.DataFrame | ParquetRows) -> int:
+    """Append a frame or :class:`ParquetRows` to ``table`` (columns by name); rows written."""
+    if isinstance(rows, ParquetRows):
+        return int(con.execute(f"INSERT INTO {table} BY NAME {rows.sql()}", list(rows.params)).fetchall()[0][0])
+    return Warehouse.append(con, table, rows)
+
+
 def write_raw_tables(
     warehouse: Warehouse,
-    chunks: Iterable[dict[str, pd.DataFrame]],
+    chunks: Iterable[dict[str, pd.DataFrame]] | Iterable[dict[str, pd.DataFrame | ParquetRows]],
     dataset: dict[str, Any] | None = None,
     as_of: pd.Timestamp | None = None,
 ) -> dict[str, int]:
     """Replace the raw tables (and the simulator's truth table) with the rows of ``chunks``.
 
     Each chunk maps table names (``users``, ``events``, ``billing`` and optionally
-    ``user_truth``) to frames in the documented schema. Everything happens in one transaction:
+    ``user_truth``) to frames in the documented schema, or to :class:`ParquetRows` (inserted by
+    DuckDB straight from the files). Everything happens in one transaction:
     if any chunk fails, the previous tables are left exactly as they were.
 
     ``dataset`` (name, fingerprint, source, rule) is recorded in ``raw_data.dataset`` in the
@@ -84,7 +119,7 @@ def write_raw_tables(
                 con.execute(USER_TRUTH.ddl(TRUTH_SCHEMA_NAME))
             for name, frame in chunk.items():
                 schema = TRUTH_SCHEMA_NAME if name == USER_TRUTH.name else RAW_SCHEMA_NAME
-                counts[name] += Warehouse.append(con, f"{schema}.{name}", frame)
+                counts[name] += _append_rows(con, f"{schema}.{name}", frame)
         con.execute(f"DROP TABLE IF EXISTS {LOADS_TABLE}")
         if as_of is not None:
             _record_load(con, as_of, "full", counts)
@@ -105,16 +140,23 @@ def _record_load(con: Any, as_of: pd.Timestamp, mode: str, counts: dict[str, int
 
 
 def last_load(warehouse: Warehouse) -> pd.Timestamp | None:
-    """The watermark: the cut of the latest load (rows before it are loaded), None without one."""
+    """The watermark: the cut of the latest load (rows before it are loaded), None without one.
+
+    Synthetic data records its loads in ``raw_data.loads``; own data (``source: files``) in
+    ``raw_data.loaded_files``, whose watermark is the instant before which the data was complete.
+    """
     with warehouse.reader() as con:
         return _watermark(con)
 
 
 def _watermark(con: Any) -> pd.Timestamp | None:
     """:func:`last_load` on an open connection (a writer checks it inside its transaction)."""
-    if not Warehouse.table_exists(con, LOADS_TABLE):
+    if Warehouse.table_exists(con, LOADS_TABLE):
+        value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
+    elif Warehouse.table_exists(con, tables.LOADED_FILES.name):
+        value = con.execute(f"SELECT max(watermark) FROM {tables.LOADED_FILES.name}").fetchall()[0][0]
+    else:
         return None
-    value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
     return pd.Timestamp(value) if value is not None else None
 
 
@@ -239,10 +281,10 @@ def data_range(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp]:
     return pd.Timestamp(low), pd.Timestamp(high)
 
 
-def has_simulator_truth(warehouse: Warehouse) -> bool:
-    """Whether the raw tables come with the simulator's hidden truth (synthetic data only)."""
-    with warehouse.reader() as con:
-        return Warehouse.table_exists(con, TRUTH_TABLE)
+def is_simulated(warehouse: Warehouse) -> bool:
+    """Whether the raw tables come from the simulator, by the data set's record
+    (``raw_data.dataset.source``): asked without touching the simulator's truth."""
+    return (dataset_info(warehouse) or {}).get("source") == "synthetic"
 
 
 def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:

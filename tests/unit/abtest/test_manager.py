@@ -23,7 +23,7 @@ def setup(warehouse, tmp_path):
                                                                               model_name="churn_model"))
     registry.promote_model("churn_model", 1, "production", "first")
     registry.promote_model("churn_model", 2, "staging", "candidate")
-    return ABTestManager(warehouse, registry), registry
+    return ABTestManager(warehouse, registry, "churn_model"), registry
 
 
 USERS = np.arange(1, 2001)
@@ -45,15 +45,15 @@ def test_start_test_assigns_every_user_sticky_and_near_the_split(setup):
 def test_bad_requests_fail_clearly_and_create_nothing(setup, kwargs, message):
     manager, _ = setup
     with pytest.raises(ABTestError, match=message):
-        manager.start_test(test_name="bad", **{"user_ids": USERS, **kwargs})
+        manager.start_test(test_name="bad", **{"user_ids": USERS, "traffic_split": 0.5, **kwargs})
     assert abtests.get_test(manager.warehouse, "bad") is None
 
 
 def test_duplicate_test_name_is_refused(setup):
     manager, _ = setup
-    manager.start_test(test_name="t1", control_version=1, variant_version=2, user_ids=USERS)
+    manager.start_test(test_name="t1", control_version=1, variant_version=2, traffic_split=0.5, user_ids=USERS)
     with pytest.raises(ABTestError, match="already exists"):
-        manager.start_test(test_name="t1", control_version=1, variant_version=2, user_ids=USERS)
+        manager.start_test(test_name="t1", control_version=1, variant_version=2, traffic_split=0.5, user_ids=USERS)
 
 
 def test_unknown_test_is_an_error(setup):
@@ -63,7 +63,7 @@ def test_unknown_test_is_an_error(setup):
 
 def _run(manager, variant_targets_better: bool, n: int = 20000, name: str = "t") -> None:
     ids = np.arange(1, n + 1)
-    manager.start_test(test_name=name, control_version=1, variant_version=2, user_ids=ids, mde=0.015)
+    manager.start_test(test_name=name, control_version=1, variant_version=2, traffic_split=0.5, user_ids=ids, mde=0.015)
     rng = np.random.default_rng(1)
     hazard = rng.beta(0.5, 20, n)
     frame = manager.assignments(name).assign(weekly_hazard=hazard)

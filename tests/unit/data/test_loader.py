@@ -129,7 +129,7 @@ def test_raw_tables_written_without_a_data_set_drop_the_previous_data_sets_recor
     wh = Warehouse(tmp_path / "w.duckdb")
     load_files(wh, load_dataset(_dataset(tmp_path)))
     assert dataset_info(wh)["name"] == "app"
-    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=50), progress=False))
+    write_raw_tables(wh, iter_chunks(SimulationParams(n_users=50, scenario="stable"), progress=False))
     assert dataset_info(wh) is None
 
 

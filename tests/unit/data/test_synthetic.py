@@ -12,7 +12,7 @@ import pytest
 from churn.data import schema, synthetic
 from churn.data.synthetic import SimulationParams, generate, iter_chunks, n_chunks
 
-SMALL = SimulationParams(n_users=300, seed=7)
+SMALL = SimulationParams(n_users=300, seed=7, scenario="stable")
 TABLES = {"users": schema.USERS, "events": schema.EVENTS, "billing": schema.BILLING,
           "user_truth": schema.USER_TRUTH}
 
@@ -40,7 +40,7 @@ def test_same_params_give_identical_tables(small: dict[str, pd.DataFrame]) -> No
 
 def test_other_seed_gives_different_tables(small: dict[str, pd.DataFrame]) -> None:
     """Changing only the seed changes every table."""
-    other = generate(SimulationParams(n_users=300, seed=8))
+    other = generate(SimulationParams(n_users=300, seed=8, scenario="stable"))
     for name, df in small.items():
         assert _table_hash(df) != _table_hash(other[name]), name
 
@@ -104,7 +104,7 @@ def test_ids_are_unique_and_references_exist(small: dict[str, pd.DataFrame]) -> 
 def test_ids_stay_globally_unique_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """With several chunks, ids continue where the previous chunk stopped."""
     monkeypatch.setattr(synthetic, "CHUNK_USERS", 40)
-    params = SimulationParams(n_users=100, seed=3)
+    params = SimulationParams(n_users=100, seed=3, scenario="stable")
     chunks = list(iter_chunks(params, progress=False))
     assert n_chunks(params) == len(chunks) == 3
     data = {k: pd.concat([c[k] for c in chunks], ignore_index=True) for k in chunks[0]}
@@ -168,7 +168,7 @@ def test_user_truth_has_one_row_per_active_week(small: dict[str, pd.DataFrame]) 
 def test_invalid_params_raise_value_error_naming_problem(kwargs: dict, problem: str) -> None:
     """Bad parameters fail fast with a message naming the offending field."""
     with pytest.raises(ValueError, match=problem):
-        SimulationParams(**kwargs)
+        SimulationParams(**{"scenario": "stable", **kwargs})
 
 
 # --- scenario "drift" (price rise for "pro", US engagement falls); the 1,000-user runs are in
@@ -181,7 +181,7 @@ def test_drift_start_defaults_to_75_days_before_end_and_stable_ignores_it() -> N
     """drift_date defaults to end - 75 days; a drift_start given to "stable" changes nothing."""
     assert DRIFT.drift_date == date(2025, 10, 18)
     assert SimulationParams(scenario="drift", drift_start=date(2025, 9, 1)).drift_date.month == 9
-    ignored = generate(SimulationParams(n_users=300, seed=7, drift_start=date(2025, 6, 1)))
+    ignored = generate(SimulationParams(n_users=300, seed=7, scenario="stable", drift_start=date(2025, 6, 1)))
     assert all(df.equals(ignored[name]) for name, df in generate(SMALL).items())
 
 

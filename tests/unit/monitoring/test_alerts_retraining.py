@@ -10,6 +10,8 @@ from churn.monitoring.alerts import AlertRule, current_observations, evaluate_al
 from churn.monitoring.retraining import retraining_triggers
 from churn.store import monitoring
 
+THRESHOLDS = {"min_drifted": 2, "max_auc_drop": 0.05, "min_new_labels": 1500}
+
 
 def _observations(value: float) -> pd.DataFrame:
     return pd.DataFrame([{"metric": "psi", "subject": "events_30d", "value": value, "period": "2026-01-01"}])
@@ -88,7 +90,9 @@ def _timeline(aucs: list[float], in_training: list[bool]) -> pd.DataFrame:
 
 def test_triggers_carry_their_evidence():
     drift = pd.DataFrame({"feature": ["a", "b", "c"], "drifted": [True, True, False]})
-    triggers = retraining_triggers(drift, _timeline([0.8, 0.7], [True, False]), reference_auc=0.8, new_labelled=100)
+    triggers = retraining_triggers(
+        drift, _timeline([0.8, 0.7], [True, False]), reference_auc=0.8, new_labelled=100, **THRESHOLDS
+    )
     fired = dict(zip(triggers.trigger, triggers.fired, strict=True))
     assert fired == {"drift": True, "performance_degradation": True, "new_data_volume": False}
     assert "a, b" in triggers.set_index("trigger").loc["drift", "evidence"]
@@ -96,5 +100,5 @@ def test_triggers_carry_their_evidence():
 
 def test_quiet_monitoring_fires_nothing():
     drift = pd.DataFrame({"feature": ["a"], "drifted": [False]})
-    triggers = retraining_triggers(drift, _timeline([0.8], [True]), reference_auc=0.8, new_labelled=0)
+    triggers = retraining_triggers(drift, _timeline([0.8], [True]), reference_auc=0.8, new_labelled=0, **THRESHOLDS)
     assert not triggers.fired.any()

@@ -102,3 +102,22 @@ def test_a_daily_cycle_writes_only_the_vectors_that_changed(tmp_path: Path, redi
     assert list(read.found) == [True, True, False, True]
     assert read.as_of[0] == np.datetime64("2025-12-01", "us") and read.as_of[1] == np.datetime64(day, "us")
     assert read.values[[0, 1, 3]].tobytes() == done.latest[FEATURES].to_numpy(np.float64).tobytes()
+
+
+def test_the_online_store_is_opened_with_one_read_of_the_feature_set(
+    tmp_path: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Namespace and feature order come from one read of ``ml_pipeline.feature_sets`` (it was read
+    three times: the order, then the spec and the version again for the namespace)."""
+    warehouse = _warehouse(tmp_path / "a.duckdb", "churn_features", "v1", shift=0.0)
+    reads: list[str] = []
+    real = Warehouse.read_table
+
+    def counting(con, name, *args, **kwargs):
+        reads.append(name)
+        return real(con, name, *args, **kwargs)
+
+    monkeypatch.setattr(Warehouse, "read_table", staticmethod(counting))
+    store = materialize.online_store(warehouse, redis_client)
+    assert (store.namespace, store.features) == ("churn_features:v1", FEATURES)
+    assert reads == [offline.FEATURE_SETS_TABLE]

@@ -27,8 +27,6 @@ ALLOWED: dict[str, set[str]] = {
     "features/defaults.py": {"raw_data.billing", "raw_data.events", "raw_data.users"},
     "features/historical.py": {"raw_data.users"},
     "features/rules.py": {"raw_data.events", "raw_data.subscriptions", "raw_data.users"},
-    # TO MOVE: reads the raw tables for Great Expectations (a store.raw reader should give them)
-    "quality/own_suite.py": {"raw_data.events", "raw_data.subscriptions", "raw_data.users"},
     # messages and API documentation, not access
     "serving/dashboard_schemas.py": {"ml_pipeline.ab_tests"},
     "serving/openapi.py": {"raw_data.users"},
