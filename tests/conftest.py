@@ -35,6 +35,7 @@ SCHEDULE = (
     "tests/pipeline/test_cycle.py",
     "tests/pipeline/test_dashboards.py",
     "tests/pipeline/test_own_data_build.py",
+    "tests/pipeline/test_own_data_cycle.py",
     "tests/pipeline/",
 )
 
