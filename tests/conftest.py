@@ -21,15 +21,16 @@ SLOW_SUITES = ("data", "model", "pipeline")
 PIPELINE_TIMEOUT = 1800  # seconds: the first pipeline test waits for a whole `ploomber build`
 
 
-# The order in which `make test` hands tests to its xdist workers (path prefixes; the rest
+# The order in which `make test` hands tests to its xdist workers (node-id prefixes; the rest
 # follows in collection order). The first test needs the session's small build, so one worker
 # builds it at once while the other runs the default-size simulations; then the longest
 # modules (Airflow first), so that they do not start last; then the many short tests, which
 # fill both workers' tails. Whole modules move, so module fixtures are set up once.
 SCHEDULE = (
-    "tests/pipeline/test_build.py",
+    "tests/pipeline/test_build.py::test_build_writes_raw_tables_and_reports",  # only one waits for it
     "tests/data/",
     "tests/model/",
+    "tests/pipeline/test_build.py",
     "tests/pipeline/test_airflow.py",
     "tests/pipeline/test_runs.py",
     "tests/pipeline/test_cycle.py",
@@ -40,9 +41,9 @@ SCHEDULE = (
 )
 
 
-def schedule_rank(path: str) -> int:
-    """The position of a test file in ``SCHEDULE`` (after all of it when it is not listed)."""
-    return next((i for i, prefix in enumerate(SCHEDULE) if path.startswith(prefix)), len(SCHEDULE))
+def schedule_rank(nodeid: str) -> int:
+    """The position of a test in ``SCHEDULE`` (after all of it when it is not listed)."""
+    return next((i for i, prefix in enumerate(SCHEDULE) if nodeid.startswith(prefix)), len(SCHEDULE))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -63,7 +64,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
             if parts[1] == "pipeline" and item.get_closest_marker("timeout") is None:
                 item.add_marker(pytest.mark.timeout(PIPELINE_TIMEOUT))
-    items.sort(key=lambda item: schedule_rank(item.path.relative_to(ROOT).as_posix()))
+    items.sort(key=lambda item: schedule_rank(item.nodeid))
 
 
 class XdistGroupIds:
