@@ -1,129 +1,182 @@
-"""The daily cycle next to a full rebuild, at the same size (the data side of phases 01-07).
+"""A daily cycle next to a full rebuild at the same size, the way a team runs them.
 
-A full rebuild loads the simulated world up to ``end``, computes every snapshot, rewrites the
-online store and scores the current snapshot; one cycle appends a day, computes that day's
-snapshot (and matured labels), syncs the changed vectors and scores the day. Each step runs in a
-fresh spawned process, so its peak RSS is its own; the world is simulated beforehand, untimed.
+Real pipeline runs through the ``churn`` command (what ``make build`` and ``make cycle`` call) in
+a workspace of its own (data, reports, models and an embedded Redis under a temporary folder):
+a forced full rebuild, then ``cycles`` consecutive daily cycles. Each run's wall time, the CPU
+seconds of its whole process tree (Ploomber and every phase kernel: ``RUSAGE_CHILDREN``), the
+peak of the tree's summed RSS (:class:`benchmarks.build.TreeSampler`) and, from the run ledger,
+each phase's seconds. The cycle rows give the median over the cycles and its share of the
+rebuild; on a shared machine the CPU share is the steadier figure.
+
+``python -m benchmarks.cycle --n-users 1000 --cycles 3`` runs it on its own;
+``--workspace DIR`` measures cycles on a workspace built before (e.g. 100,000 users), taking the
+rebuild's figures from that workspace's ledger (its last full build).
 """
 
 from __future__ import annotations
 
-import multiprocessing as mp
+import argparse
+import json
+import os
 import resource
+import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def _params(n_users: int):
-    from churn.data.synthetic import SimulationParams
+def _workspace_sets(data_dir: Path, n_users: int) -> list[str]:
+    sets = {
+        "data_dir": data_dir,
+        "warehouse": data_dir / "churn.duckdb",
+        "reports_dir": data_dir / "reports",
+        "models_dir": data_dir / "models",
+        "n_users": n_users,
+    }
+    return [part for key, value in sets.items() for part in ("--set", f"{key}={value}")]
 
-    return SimulationParams(n_users=n_users, scenario="drift")
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
-def _dataset() -> dict[str, str]:
-    return {"name": "synthetic", "fingerprint": "synthetic:bench", "source": "synthetic", "rule": "cancellation"}
+def run_churn(data_dir: Path, n_users: int, *args: str) -> dict[str, Any]:
+    """One ``churn`` run on the workspace: wall and CPU seconds, the process tree's peak RSS."""
+    from benchmarks.build import TreeSampler
 
-
-def _score_latest(warehouse, spec, model_path: Path, train: bool) -> int:
-    """Score the latest snapshot; a rebuild trains the model first (a cycle keeps it)."""
-    import joblib
-
-    from churn.modeling.predict import ChurnPredictor
-    from churn.modeling.train import make_pipeline
-    from churn.store import offline
-
-    if train:
-        frame = offline.read_features(warehouse)
-        labelled = frame[frame.label_mature]
-        model = make_pipeline(1.0).fit(labelled[spec.feature_names].to_numpy(float), labelled.label.to_numpy(int))
-        joblib.dump(model, model_path)
-    latest = offline.latest_vectors(warehouse)
-    return len(
-        ChurnPredictor(joblib.load(model_path), spec.feature_names, model_name="bench_model").predict_frame(latest)
+    cpu, started = _cpu_seconds(), time.time()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *_workspace_sets(data_dir, n_users), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
     )
-
-
-def _full(tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
-    from churn import cycle
-    from churn.features import default_feature_spec
-    from churn.features.historical import snapshot_plan
-    from churn.features.rules import LabelRule
-    from churn.store import offline, raw
-    from churn.store.online import OnlineStore
-    from churn.store.warehouse import Warehouse
-
-    wh, spec = Warehouse(tmp / "churn.duckdb"), default_feature_spec()
-    cycle.load_synthetic(wh, _params(n_users), _dataset(), None, progress=False)
-    snapshots, end = snapshot_plan(*raw.data_range(wh))
-    frame = offline.compute_features(wh, spec, snapshots, 30, end, rule=LabelRule("cancellation"))
-    offline.write_features(wh, frame, "bench", spec.feature_names, spec.to_dict())
-    store = OnlineStore.from_url(redis_url, "bench", spec.feature_names)
-    store.clear()
-    store.online_write_batch(offline.latest_vectors(wh))
-    return {"vectors": len(frame), "scored": _score_latest(wh, spec, tmp / "model.joblib", train=True)}
-
-
-def _cycle(tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
-    from churn import cycle
-    from churn.features import default_feature_spec
-    from churn.features.rules import LabelRule
-    from churn.store import offline, raw
-    from churn.store.online import OnlineStore
-    from churn.store.warehouse import Warehouse
-
-    wh, spec = Warehouse(tmp / "churn.duckdb"), default_feature_spec()
-    mark = raw.last_load(wh)
-    assert mark is not None, "the full rebuild step records the watermark"
-    as_of = (mark + pd.Timedelta(days=1)).date()
-    load = cycle.load_synthetic(wh, _params(n_users), _dataset(), as_of, progress=False)
-    update = offline.update_features(wh, spec, pd.Timestamp(as_of), 30, LabelRule("cancellation"), "bench")
-    written, _, _ = OnlineStore.from_url(redis_url, "bench", spec.feature_names).online_sync(offline.latest_vectors(wh))
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
+    output, _ = proc.communicate()
+    sampler.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"churn {' '.join(args)} failed at {n_users:,} users:\n{output[-3000:]}")
     return {
-        "new_events": load.counts.get("events", 0),
-        "vectors": update["vectors"],
-        "written": written.users,
-        "scored": _score_latest(wh, spec, tmp / "model.joblib", train=False),
+        "seconds": time.time() - started,
+        "cpu_s": round(_cpu_seconds() - cpu, 1),
+        "tree_peak_mb": round(sampler.peak()),
     }
 
 
-def _step(fn_name: str, tmp: str, n_users: int, redis_url: str, queue: mp.Queue) -> None:
-    import churn.cycle
-    import churn.modeling.train
-    import churn.store.online  # noqa: F401
+def ledger_runs(data_dir: Path) -> list[dict[str, Any]]:
+    """Every successful run of the workspace, oldest first: as_of, wall seconds, phase seconds."""
+    from churn.store.runs import RunLedger
 
-    started = time.perf_counter()
-    facts = globals()[fn_name](Path(tmp), n_users, redis_url)
-    seconds = time.perf_counter() - started
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, facts))
+    ledger = RunLedger(data_dir)
+    runs = ledger.runs("succeeded")
+    out = []
+    for row in runs.to_dict("records"):
+        tasks = ledger.tasks(str(row["run_id"]))
+        phases = {
+            str(t): float(s) for t, s in zip(tasks["task"], tasks["elapsed_s"], strict=True) if s == s and s is not None
+        }
+        as_of = row["as_of"]
+        out.append(
+            {
+                "as_of": None if as_of is None or as_of != as_of else str(as_of)[:10],
+                "seconds": (row["finished_at"] - row["started_at"]).total_seconds(),
+                "phases": phases,
+            }
+        )
+    return out
 
 
-def _in_process(fn_name: str, tmp: Path, n_users: int, redis_url: str) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_step, args=(fn_name, str(tmp), n_users, redis_url, queue))
-    proc.start()
-    seconds, peak, facts = queue.get(timeout=7200)
-    proc.join()
-    return {"seconds": seconds, "step_peak_mb": round(peak), **facts}
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 2) if values else float("nan")
 
 
-def cycle_vs_rebuild(tmp: Path, n_users: int, label: str) -> list[tuple[str, dict]]:
-    """Rows for benchmarks.run: a full rebuild, then one daily cycle on top of it."""
-    from churn import cycle
-    from churn.data.world import World, world_params
+def compare(rebuild: dict[str, Any], cycles: list[dict[str, Any]], label: str) -> list[tuple[str, dict]]:
+    """Rows for the report: the rebuild, the median cycle (with its share), then each phase."""
+    cycle_s = [c["seconds"] for c in cycles]
+    median = statistics.median(cycle_s)
+    day: dict[str, Any] = {
+        "seconds": median,
+        "cycles": len(cycles),
+        "min_s": round(min(cycle_s), 1),
+        "max_s": round(max(cycle_s), 1),
+        "share_of_rebuild": f"{median / rebuild['seconds']:.1%}",
+    }
+    if all("cpu_s" in c for c in cycles) and rebuild.get("cpu_s"):
+        day["cpu_s"] = _median([c["cpu_s"] for c in cycles])
+        day["cpu_share_of_rebuild"] = f"{day['cpu_s'] / rebuild['cpu_s']:.1%}"
+    if all("tree_peak_mb" in c for c in cycles):
+        day["tree_peak_mb"] = max(c["tree_peak_mb"] for c in cycles)
+    built = {k: v for k, v in rebuild.items() if k != "phases"}
+    rows = [(f"full rebuild, {label}", built), (f"one daily cycle (median of {len(cycles)}), {label}", day)]
+    for phase, seconds in rebuild["phases"].items():
+        per_cycle = [c["phases"][phase] for c in cycles if phase in c["phases"]]
+        rows.append(
+            (
+                f"  {phase}: cycle (rebuild {seconds:.1f} s), {label}",
+                {"seconds": _median(per_cycle) if per_cycle else 0.0},
+            )
+        )
+    return rows
+
+
+def cycle_vs_rebuild(tmp: Path, n_users: int, label: str, cycles: int = 3) -> list[tuple[str, dict]]:
+    """Rows for benchmarks.run: a forced full rebuild, then ``cycles`` daily cycles after it."""
     from churn.store.redis_server import EmbeddedRedis
-    from churn.store.warehouse import Warehouse
 
-    World.ensure(cycle.world_folder(Warehouse(tmp / "churn.duckdb")), world_params(_params(n_users)), progress=False)
-    server = EmbeddedRedis(tmp / "redis")
+    data_dir = tmp / "data"
     try:
-        url = server.start()
-        full = _in_process("_full", tmp, n_users, url)
-        day = _in_process("_cycle", tmp, n_users, url)
+        rebuild = run_churn(data_dir, n_users, "build", "--force")
+        measured = [run_churn(data_dir, n_users, "cycle") for _ in range(cycles)]
     finally:
-        server.stop()
-    day["share_of_rebuild"] = f"{day['seconds'] / full['seconds']:.1%}"
-    return [(f"full rebuild, phases 01-07 data side, {label}", full), (f"one daily cycle, same steps, {label}", day)]
+        EmbeddedRedis(data_dir).stop()
+    ledger = ledger_runs(data_dir)
+    rebuild["phases"] = ledger[0]["phases"]
+    for run, facts in zip(ledger[1:], measured, strict=True):
+        facts["phases"] = run["phases"]
+    return compare(rebuild, measured, label)
+
+
+def cycles_on_workspace(data_dir: Path, n_users: int, label: str, cycles: int) -> list[tuple[str, dict]]:
+    """``cycles`` daily cycles on a workspace already built; the rebuild's figures (wall time and
+    phases only) from its ledger's last full build."""
+    builds = [r for r in ledger_runs(data_dir) if r["as_of"] is None]
+    if not builds:
+        raise RuntimeError(f"no successful full build in {data_dir}: build it first")
+    measured = [run_churn(data_dir, n_users, "cycle") for _ in range(cycles)]
+    for run, facts in zip(ledger_runs(data_dir)[-cycles:], measured, strict=True):
+        facts["phases"] = run["phases"]
+    return compare(builds[-1], measured, label)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.cycle", description=__doc__.splitlines()[0])
+    parser.add_argument("--n-users", type=int, default=300)
+    parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--workspace", type=Path, default=None, help="a built data dir: measure cycles on it")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    args = parser.parse_args(argv)
+    label = f"{args.n_users:,} users"
+    if args.workspace is not None:
+        rows = cycles_on_workspace(args.workspace.resolve(), args.n_users, label, args.cycles)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            rows = cycle_vs_rebuild(Path(tmp), args.n_users, label, args.cycles)
+    for name, facts in rows:
+        print(f"{name}: {facts}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

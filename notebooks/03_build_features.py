@@ -57,8 +57,9 @@ plan = plan_snapshots(ds, spec, raw.data_range(wh), int(horizon_days), int(n_sna
 rule = plan.rule
 feature_set = ds.feature_set(spec.name, spec.version)  # also the data set's Redis namespace
 stored = offline.stored_snapshots(wh)
-appended = raw.latest_slice(wh) is not None  # the raw tables were appended to, not reloaded
-incremental = run_date is not None and appended and bool((stored.snapshot_at < plan.data_end).any())
+# synthetic or own data: the raw tables were appended to since the offline store was built, not reloaded
+extends = offline.extends_loaded_history(wh)
+incremental = run_date is not None and extends and bool((stored.snapshot_at < plan.data_end).any())
 print(plan.describe())
 print("daily cycle: the snapshot at as_of only" if incremental else
       "snapshots: " + str([str(s.date()) for s in plan.snapshots]))
@@ -68,12 +69,15 @@ if incremental:
     update = offline.update_features(wh, spec, plan.data_end, int(horizon_days), rule, feature_set)
     print(f"snapshot {plan.data_end.date()}: {update['vectors']:,} vectors; labels matured in "
           f"{update['matured_snapshots']} older snapshot(s) ({update['matured_rows']:,} rows)")
+    changed = [plan.data_end, *update["matured"]]  # what this cycle wrote: the rest is as it was
 else:
     computed = offline.compute_features(wh, spec, plan.snapshots, int(horizon_days), plan.data_end, rule=rule)
     offline.write_features(wh, computed, feature_set=feature_set, features=spec.feature_names, spec=spec.to_dict())
-frame = offline.read_features(wh)
-rows = len(frame)
+    changed = None  # every snapshot
+# the vectors shown below: a daily cycle reads only the snapshots it wrote, not the history
+frame = offline.read_features(wh, snapshots=changed)
 counts = offline.snapshot_counts(wh)
+rows = int(counts.vectors.sum())
 snapshots = list(counts.snapshot_at)
 counts.tail(12)
 
@@ -86,7 +90,7 @@ counts.tail(12)
 # NBVAL_CHECK_OUTPUT
 print(f"{rows:,} vectors: {int(counts.labelled.sum()):,} labelled in {int((counts.labelled > 0).sum())} snapshots "
       f"+ {rows - int(counts.labelled.sum()):,} unlabelled; "
-      f"{int(frame.label.sum()):,} churn labels (rate {frame.label.mean():.4f})")
+      f"{int(counts.churn_labels.sum()):,} churn labels (rate {counts.churn_labels.sum() / rows:.4f})")
 
 # %%
 ax = counts.set_index(counts.snapshot_at.dt.date)[["vectors"]].plot.bar(
@@ -95,15 +99,18 @@ ax = counts.set_index(counts.snapshot_at.dt.date)[["vectors"]].plot.bar(
 # %% [markdown]
 # ## Churners vs stayers
 # Median of each feature among labelled vectors, by label: the behaviour a model can learn from.
+# A daily cycle shows the labels that matured in it (often none: then there is nothing new to show).
 
 # %%
-frame[frame.label_mature].groupby("label")[spec.feature_names].median().T
+labelled = frame[frame.label_mature]
+labelled.groupby("label")[spec.feature_names].median().T if len(labelled) else "no label matured in this run"
 
 # %%
 shown = spec.feature_names[:4]
-axes = frame[frame.label_mature].boxplot(column=shown, by="label", layout=(1, len(shown)),
-                                         figsize=(14, 3.5), showfliers=False)
+if len(labelled):
+    axes = labelled.boxplot(column=shown, by="label", layout=(1, len(shown)), figsize=(14, 3.5), showfliers=False)
 
 # %%
 receipt = write_receipt(product["receipt"], rows=rows, feature_set=feature_set, dataset=ds.name, rule=rule.rule,
-                        features=spec.feature_names, snapshots=[str(s) for s in snapshots], incremental=incremental)
+                        features=spec.feature_names, snapshots=[str(s) for s in snapshots], incremental=incremental,
+                        changed_snapshots=None if changed is None else [str(s) for s in changed])

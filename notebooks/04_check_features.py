@@ -29,24 +29,32 @@ from churn.store.warehouse import Warehouse
 
 ds = load_dataset(dataset)
 wh = Warehouse(warehouse)
-frame = offline.read_features(wh)
 if ds.source == "synthetic":
     bounds = (float(label_rate_min), float(label_rate_max))
 else:
     bounds = tuple(ds.quality.label_rate) if ds.quality.label_rate else DERIVED_LABEL_RATE
 origin = "dataset file" if ds.quality.label_rate else "derived" if ds.source != "synthetic" else "env.yaml"
-print(f"label rate bounds {bounds} ({origin}); observed {frame[frame.label_mature].label.astype(float).mean():.4f}")
-# a daily cycle checks the new snapshot's vectors (and the labels, matured ones included, in whole)
-incremental = json.loads(Path(upstream["build-features"]["receipt"]).read_text()).get("incremental", False)
-frames = prepare_feature_frames(frame)
+# A daily cycle checks what it wrote: the new snapshot's vectors and, when labels matured in it,
+# every matured label (the rate is a property of all of them); unchanged rows were checked before.
+built = json.loads(Path(upstream["build-features"]["receipt"]).read_text())
+incremental = built.get("incremental", False)
+suites = feature_suites(offline.load_feature_spec(wh), bounds)
 if incremental:
-    frames["features"] = frame[frame.snapshot_at == frame.snapshot_at.max()]
-    print(f"daily cycle: checking the {len(frames['features']):,} vectors of {frame.snapshot_at.max().date()}")
-report = runner.validate_frames(
-    frames,
-    feature_suites(offline.load_feature_spec(wh), bounds),
-    report_dir=product["data_docs"],
-)
+    changed = built["changed_snapshots"]
+    frames = {"features": offline.read_features(wh, snapshots=changed[:1])}
+    if len(changed) > 1:
+        frames["labels"] = prepare_feature_frames(offline.matured_labels(wh))["labels"]
+    suites = {name: suite for name, suite in suites.items() if name in frames}
+    labels = "checking every matured label" if "labels" in frames else "the labels are as checked before"
+    print(
+        f"daily cycle: the {len(frames['features']):,} vectors of {changed[0][:10]}; labels matured: "
+        f"{len(changed) - 1} snapshot(s), {labels}"
+    )
+else:
+    frames = prepare_feature_frames(offline.read_features(wh))
+if "labels" in frames:
+    print(f"label rate bounds {bounds} ({origin}); observed {frames['labels'].label.mean():.4f}")
+report = runner.validate_frames(frames, suites, report_dir=product["data_docs"])
 report.to_frame()
 
 # %%

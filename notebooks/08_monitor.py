@@ -49,8 +49,8 @@ wh = Warehouse(warehouse)
 # lifetime totals and tenure grow with calendar time for everyone: drift by construction
 expected = sorted({*drift_expected, *growing_features(offline.load_feature_spec(wh))})
 monitor = run_monitor(wh, ModelRegistry(wh, models_dir), model_name, alpha=float(drift_alpha),
-                      expected_drift=expected, auc_min=float(alert_auc_min),
-                      churn_rate_max=float(alert_churn_rate_max), as_of=as_of,
+                      expected_drift=expected, alert_auc_min=float(alert_auc_min),
+                      alert_churn_rate_max=float(alert_churn_rate_max), as_of=as_of,
                       onset=drift_onset(wh, scenario, start, end))
 print(f"run of {monitor.as_of}: production model v{monitor.model.version}; reference "
       f"{monitor.reference.snapshot_at.max().date()} ({len(monitor.reference)} users), current "

@@ -224,8 +224,9 @@ def combination_problems(p: Mapping[str, Any]) -> list[str]:
 
 
 def _as_of_problems(p: Mapping[str, Any], start: date, end: date) -> list[str]:
-    """A run date the synthetic world cannot answer: at/before its start, past its end."""
-    if p.get("source", "synthetic") != "synthetic" or p.get("as_of") in ("", None):
+    """A run date the synthetic world cannot answer: at/before its start, past its end (own data:
+    the load checks the date against the files, :func:`churn.data.append.append_files`)."""
+    if p.get("source", "synthetic") != "synthetic" or p.get("as_of") in ("", None) or not _synthetic_dataset(p):
         return []
     from churn.data.world import WORLD_DAYS  # the world's horizon past `end`
 
@@ -235,6 +236,18 @@ def _as_of_problems(p: Mapping[str, Any], start: date, end: date) -> list[str]:
     if as_of > last:
         return [f"as_of={as_of} is beyond the data: the synthetic world ends on {last} (end + {WORLD_DAYS} days)"]
     return []
+
+
+def _synthetic_dataset(p: Mapping[str, Any]) -> bool:
+    """Whether the ``dataset`` file (default: the synthetic one) describes the simulator's data."""
+    if p.get("dataset") in ("", None):
+        return True
+    from churn.dataset import DatasetError, load_dataset
+
+    try:
+        return load_dataset(str(p["dataset"])).source == "synthetic"
+    except DatasetError:
+        return True  # generate-data names the broken file; the synthetic checks still apply
 
 
 def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str]:

@@ -9,6 +9,11 @@ Ploomber calls the DAG-level hooks declared at the top of ``pipeline.yaml``:
 * ``on_finish`` / ``on_failure``: record the outcome with each task's status, time and outputs
   (its receipt), then release the lock.
 
+The phases of a run write the warehouse without publishing the readers' snapshot after each
+write; a successful run publishes it once at its end (``on_finish``), so the API and dashboards
+see the state of finished runs only (see :mod:`churn.store.warehouse`). While a run is open, each
+phase's kernel is started while the phase before it runs (:mod:`churn.reports.kernel`).
+
 Repair: a run still ``running`` in the ledger while we hold the lock has died (the kernel drops
 an ``flock`` with its process). The tasks it planned but did not finish (their product metadata
 is older than the run's start) may have written half their outputs, and a receipt whose table
@@ -34,8 +39,9 @@ from typing import Any, TextIO
 import pandas as pd
 
 from churn.pipeline import RECEIPT_KEY, code_version
+from churn.reports.kernel import discard_warm_kernels, enable_warm_kernels
 from churn.store.runs import RunLedger
-from churn.store.warehouse import Warehouse
+from churn.store.warehouse import DEFER_ENV, Warehouse
 
 LOCK_FILE = "run.lock"
 
@@ -148,7 +154,9 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
     except BaseException:
         lock.release()
         raise
-    _CURRENT.update(lock=lock, ledger=ledger, run_id=run_id)
+    _CURRENT.update(lock=lock, ledger=ledger, run_id=run_id, warehouse=Warehouse(warehouse))
+    os.environ[DEFER_ENV] = str(Path(warehouse).resolve())  # the phase kernels inherit it
+    enable_warm_kernels()  # each phase's kernel starts while the one before it runs
     if died:
         print(
             f"churn: run {died} died before it finished; forced again: "
@@ -162,6 +170,11 @@ def on_finish(dag, report) -> None:
     if "run_id" not in _CURRENT:
         return
     elapsed = {row["name"]: row for row in report.to_pandas().to_dict("records")} if report is not None else {}
+    try:  # the run's writes reach the readers once, before the run counts as done
+        _CURRENT["warehouse"].publish_pending()
+    except Exception as exc:
+        _close("failed", task_rows(dag, elapsed), f"publishing the readers' snapshot failed: {exc}")
+        raise
     _close("succeeded", task_rows(dag, elapsed), None)
 
 
@@ -192,6 +205,8 @@ def _close(status: str, tasks: list[dict], error: str | None) -> None:
     try:
         _CURRENT["ledger"].finish(_CURRENT["run_id"], status, tasks, error)
     finally:
+        discard_warm_kernels()
+        os.environ.pop(DEFER_ENV, None)
         _CURRENT["lock"].release()
         _CURRENT.clear()
 

@@ -205,8 +205,8 @@ def cycled(cycle_platform_at, cycle_days, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("cycled")
     wh, registry, params = cycle_platform_at(folder)
     for day in cycle_days:
-        run_monitor(wh, registry, "churn_model", alpha=0.05, expected_drift=["tenure_days"], auc_min=0.65,
-                    churn_rate_max=0.03, as_of=str(day), onset=params.drift_date)  # fmt: skip
+        run_monitor(wh, registry, "churn_model", alpha=0.05, expected_drift=["tenure_days"], alert_auc_min=0.65,
+                    alert_churn_rate_max=0.03, as_of=str(day), onset=params.drift_date)  # fmt: skip
         decide_retraining(wh, registry, "churn_model", horizon_days=30, n_valid_snapshots=2, min_drifted=2,
                           max_auc_drop=0.05, min_new_labels=1500, code_version="abc1234", as_of=str(day),
                           cooldown_days=7, min_fresh_labels=200)  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,7 +54,8 @@ def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path,
     """The issue's scenario: a seed-42 build, then a seed-7 build SIGKILLed right after
     generate-data committed (its raw tables are seed 7, nothing else is). While it runs, a second
     build stops at once naming it. The next plain build finds the run died, forces the tasks it
-    could not confirm, and leaves every table from seed 42 again, as after the first build."""
+    could not confirm, and leaves every table from seed 42 again, as after the first build.
+    Readers never see the mix: a run publishes their snapshot only when it succeeds."""
     url = embedded_redis.url
     redis.Redis.from_url(url).flushdb()
     first = _ploomber(tmp_path, url)
@@ -66,17 +68,19 @@ def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path,
     assert status.returncode == 0, status.stderr[-2000:]
     assert list(ledger.runs().status) == ["succeeded"]
 
-    snapshot = wh.snapshot_path
-    published = snapshot.stat().st_mtime_ns
+    published = wh.snapshot_path.stat().st_mtime_ns
     lock_file = tmp_path / "data" / "run.lock"
     killed = _ploomber(tmp_path, url, "--env--seed", "7", wait=False)
-    try:
-        _wait_for(lambda: snapshot.stat().st_mtime_ns != published, "generate-data's commit")
+    try:  # a phase's commit marks the snapshot stale (the run publishes at its end)
+        _wait_for(wh.unpublished_path.exists, "generate-data's commit")
     finally:
         os.killpg(killed.pid, signal.SIGKILL)
         killed.wait()
     died_run = RunLedger(tmp_path / "data").runs().run_id.iloc[-1]
-    assert raw_table_summary(wh) != good_raw  # seed 7 in raw_data, seed 42 downstream: the mix
+    (tmp_path / "file").mkdir()
+    shutil.copyfile(wh.path, tmp_path / "file" / "churn.duckdb")  # the warehouse file itself
+    assert raw_table_summary(Warehouse(tmp_path / "file" / "churn.duckdb")) != good_raw  # seed 7 + seed 42: the mix
+    assert wh.snapshot_path.stat().st_mtime_ns == published and raw_table_summary(wh) == good_raw  # readers' view
     assert list(ledger.runs().status) == ["succeeded", "running"]
 
     repairing = _ploomber(tmp_path, url, wait=False)

@@ -56,12 +56,13 @@ class MonitorResult:
         return list(self.summary[self.summary.alarm].feature)
 
 
-def alert_rules(auc_min: float, churn_rate_max: float) -> list[AlertRule]:
-    """A drift alarm (warning), AUC below ``auc_min`` (critical), churn rate above ``churn_rate_max``."""
+def alert_rules(alert_auc_min: float, alert_churn_rate_max: float) -> list[AlertRule]:
+    """A drift alarm (warning), AUC below ``alert_auc_min`` (critical), churn rate above
+    ``alert_churn_rate_max`` (env.yaml's names: ``churn_rate_max`` is the raw-data check's bound)."""
     return [
         AlertRule("feature_drift", 0.5, "above", "warning"),
-        AlertRule("auc", float(auc_min), "below", "critical"),
-        AlertRule("churn_rate", float(churn_rate_max), "above", "warning"),
+        AlertRule("auc", float(alert_auc_min), "below", "critical"),
+        AlertRule("churn_rate", float(alert_churn_rate_max), "above", "warning"),
     ]
 
 
@@ -108,8 +109,8 @@ def run_monitor(
     *,
     alpha: float,
     expected_drift: list[str],
-    auc_min: float,
-    churn_rate_max: float,
+    alert_auc_min: float,
+    alert_churn_rate_max: float,
     as_of: Any = None,
     onset: date | None = None,
 ) -> MonitorResult:
@@ -144,7 +145,7 @@ def run_monitor(
         seen = monitoring.matured_snapshots(warehouse, model.version, run_id)
         timeline["newly_matured"] = ~timeline.snapshot_at.isin(seen)
     observations = alert_observations(summary, timeline, f"{model_name} v{model.version}", current_at)
-    alerts = evaluate_alerts(current_observations(observations), alert_rules(auc_min, churn_rate_max))
+    alerts = evaluate_alerts(current_observations(observations), alert_rules(alert_auc_min, alert_churn_rate_max))
     counts = monitoring.write_monitoring_run(
         warehouse, run_id, report.assign(model_version=model.version, drift_onset=onset),
         timeline.assign(model_version=model.version), alerts, as_of=run_day,

@@ -66,11 +66,26 @@ def load_feature_spec(warehouse: Warehouse) -> FeatureSpec:
     return load_spec(feature_spec(warehouse))
 
 
-def read_features(warehouse: Warehouse) -> pd.DataFrame:
-    """The whole offline store, ordered by snapshot then user."""
+def read_features(warehouse: Warehouse, snapshots: list[Any] | None = None) -> pd.DataFrame:
+    """The offline store (only the vectors of ``snapshots``, if given), ordered by snapshot then
+    user. A daily cycle reads what it changed, not the history."""
+    where, params = "", []
+    if snapshots is not None:
+        where = "WHERE snapshot_at IN (SELECT unnest(?::TIMESTAMP[]))"
+        params = [[pd.Timestamp(t).to_pydatetime() for t in snapshots]]
     with warehouse.reader() as con:
         Warehouse.read_table(con, FEATURE_SETS_TABLE)  # clear error before any build-features
-        return con.execute(f"SELECT * FROM {FEATURES_TABLE} ORDER BY snapshot_at, user_id").df()
+        return con.execute(f"SELECT * FROM {FEATURES_TABLE} {where} ORDER BY snapshot_at, user_id", params).df()
+
+
+def matured_labels(warehouse: Warehouse) -> pd.DataFrame:
+    """Keys and label of every vector whose label has matured (the label checks' input), without
+    the feature columns."""
+    with warehouse.reader() as con:
+        return con.execute(
+            f"SELECT user_id, snapshot_at, label, label_mature FROM {FEATURES_TABLE} WHERE label_mature "
+            "ORDER BY snapshot_at, user_id"
+        ).df()
 
 
 def latest_vectors(warehouse: Warehouse, user_ids: list[int] | np.ndarray | None = None) -> pd.DataFrame:
@@ -101,11 +116,12 @@ def snapshot_pair(warehouse: Warehouse, columns: list[str], reference_at: pd.Tim
 
 
 def snapshot_counts(warehouse: Warehouse) -> pd.DataFrame:
-    """Vectors, labelled vectors and churn rate per snapshot (for reports)."""
+    """Vectors, labelled vectors, churn labels and churn rate per snapshot (for reports)."""
     with warehouse.reader() as con:
         return con.execute(
             f"""SELECT snapshot_at, count(*) AS vectors, count(*) FILTER (WHERE label_mature) AS labelled,
-                       round(avg(label::DOUBLE) FILTER (WHERE label_mature), 4) AS churn_rate
+                       round(avg(label::DOUBLE) FILTER (WHERE label_mature), 4) AS churn_rate,
+                       sum(label::BIGINT) AS churn_labels
                 FROM {FEATURES_TABLE} GROUP BY 1 ORDER BY 1"""
         ).df()
 
@@ -130,6 +146,23 @@ def stored_snapshots(warehouse: Warehouse) -> pd.DataFrame:
         ).df()
 
 
+def extends_loaded_history(warehouse: Warehouse) -> bool:
+    """Whether the offline store was computed on the raw tables as they are loaded now: written
+    after their last full load (a cycle's appends since then only add rows at the end), so a
+    daily cycle may add one snapshot to it. False without an offline store, or when the raw
+    tables were reloaded since (another seed, another data set, an initial load): then every
+    snapshot must be computed again. Synthetic and own data alike (``raw_data.dataset`` records
+    the full load's time; appends keep it)."""
+    from churn.store import raw
+
+    info = raw.dataset_info(warehouse)
+    with warehouse.reader() as con:
+        if info is None or not Warehouse.table_exists(con, FEATURE_SETS_TABLE):
+            return False
+        written = con.execute(f"SELECT max(written_at) FROM {FEATURE_SETS_TABLE}").fetchall()[0][0]
+    return written is not None and pd.Timestamp(written) > pd.Timestamp(info["loaded_at"])
+
+
 def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp, horizon_days: int,
                     rule: LabelRule, expected_set: str) -> dict[str, Any]:
     """A daily cycle's offline-store update, in one transaction: the vectors of the snapshot at
@@ -140,7 +173,7 @@ def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp
     Refused when the store was built with another feature set (a full build must recompute it).
 
     Returns:
-        ``{"snapshot", "vectors", "matured_snapshots", "matured_rows"}``.
+        ``{"snapshot", "vectors", "matured_snapshots", "matured" (their times), "matured_rows"}``.
     """
     from churn.features import build_feature_frame
     from churn.features.historical import label_frame
@@ -174,7 +207,7 @@ def update_features(warehouse: Warehouse, spec: FeatureSpec, as_of: pd.Timestamp
                 con.unregister("_matured")
         con.execute(f"UPDATE {FEATURE_SETS_TABLE} SET rows = (SELECT count(*) FROM {FEATURES_TABLE}), written_at = ?",
                     [pd.Timestamp.now(tz="UTC").tz_localize(None).to_pydatetime()])
-    return {"snapshot": as_of, "vectors": len(frame), "matured_snapshots": len(due),
+    return {"snapshot": as_of, "vectors": len(frame), "matured_snapshots": len(due), "matured": due,
             "matured_rows": 0 if labels is None else int(labels["label_mature"].sum())}
 
 

@@ -140,16 +140,23 @@ def _record_load(con: Any, as_of: pd.Timestamp, mode: str, counts: dict[str, int
 
 
 def last_load(warehouse: Warehouse) -> pd.Timestamp | None:
-    """The watermark: the cut of the latest load (rows before it are loaded), None without one."""
+    """The watermark: the cut of the latest load (rows before it are loaded), None without one.
+
+    Synthetic data records its loads in ``raw_data.loads``; own data (``source: files``) in
+    ``raw_data.loaded_files``, whose watermark is the instant before which the data was complete.
+    """
     with warehouse.reader() as con:
         return _watermark(con)
 
 
 def _watermark(con: Any) -> pd.Timestamp | None:
     """:func:`last_load` on an open connection (a writer checks it inside its transaction)."""
-    if not Warehouse.table_exists(con, LOADS_TABLE):
+    if Warehouse.table_exists(con, LOADS_TABLE):
+        value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
+    elif Warehouse.table_exists(con, tables.LOADED_FILES.name):
+        value = con.execute(f"SELECT max(watermark) FROM {tables.LOADED_FILES.name}").fetchall()[0][0]
+    else:
         return None
-    value = con.execute(f"SELECT max(as_of) FROM {LOADS_TABLE}").fetchall()[0][0]
     return pd.Timestamp(value) if value is not None else None
 
 

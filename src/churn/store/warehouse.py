@@ -1,9 +1,16 @@
 """The warehouse: the one place that opens the DuckDB file.
 
 DuckDB allows a single writing process per file, and refuses read-only openers while a writer
-holds it. So pipeline tasks write to ``churn.duckdb`` and, after every committed write, publish an
-atomic copy (``churn.snapshot.duckdb``) that readers (API, dashboards) open read-only: a running
-build never makes a reader fail with a lock error.
+holds it. So pipeline tasks write to ``churn.duckdb`` and publish an atomic copy
+(``churn.snapshot.duckdb``) that readers (API, dashboards) open read-only: a running build never
+makes a reader fail with a lock error.
+
+When to publish: outside a pipeline run, after every committed write. Inside one (the run hooks of
+:mod:`churn.runs` name the run's warehouse in ``CHURN_DEFER_SNAPSHOT`` for the phase kernels they
+start), a write only marks the snapshot stale (``churn.duckdb.unpublished``) and the phases read
+the warehouse file itself; the run publishes once when it succeeds (:meth:`Warehouse.publish_pending`).
+So a cycle copies the file once, not after each of its dozen writes, and readers only ever see
+the state of a finished run, never a half-done one.
 
 Every writer, the snapshot copy, backup, restore and clean hold our own lock file
 (``churn.duckdb.lock``, see :meth:`Warehouse.lock`) from start to end, so no other process can
@@ -44,6 +51,9 @@ _MARKERS = ("COMPLETE", MANIFEST)
 # publishes (and backup/restore write) while already holding the lock.
 _HELD: dict[str, list[Any]] = {}
 _HELD_GUARD = threading.Lock()
+DEFER_ENV = "CHURN_DEFER_SNAPSHOT"
+"""Set by the pipeline's run hooks to the run's warehouse path: its phases defer publishing."""
+UNPUBLISHED_SUFFIX = ".unpublished"
 
 
 class WarehouseError(RuntimeError):
@@ -74,7 +84,15 @@ class Warehouse:
         self.path = Path(path)
         self.snapshot_path = self.path.with_name(self.path.stem + ".snapshot" + self.path.suffix)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        self.unpublished_path = self.path.with_name(self.path.name + UNPUBLISHED_SUFFIX)
         self.threads = threads
+
+    @property
+    def deferred(self) -> bool:
+        """Whether this process runs a phase of a pipeline run on this warehouse: its writes are
+        published once, when the run succeeds, and its reads see the warehouse file itself."""
+        run = os.environ.get(DEFER_ENV)
+        return run is not None and run != "" and Path(run).resolve() == self.path.resolve()
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -134,7 +152,8 @@ class Warehouse:
     @contextmanager
     def writer(self, publish: bool = True) -> Iterator[duckdb.DuckDBPyConnection]:
         """Read-write connection that creates the schemas and upgrades the tables of an older
-        release (:func:`churn.store.tables.ensure`); publishes a reader snapshot on exit.
+        release (:func:`churn.store.tables.ensure`); publishes a reader snapshot on exit (inside
+        a pipeline run: marks it stale, the run publishes once at its end, see the module doc).
 
         The lock is held until the snapshot is published, so the copy is never torn by another
         writer.
@@ -152,12 +171,29 @@ class Warehouse:
                 con.execute("CHECKPOINT")
             finally:
                 con.close()
-            if publish:
+            if publish and self.deferred:
+                self.unpublished_path.touch()  # after the commit: the snapshot now lags the file
+            elif publish:
                 self.publish_snapshot()
 
     @contextmanager
     def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Read-only connection to the latest published snapshot (never blocked by a writer)."""
+        """Read-only connection to the latest published snapshot (never blocked by a writer).
+
+        Inside a pipeline run (:attr:`deferred`) the warehouse file itself, under the lock: a
+        phase sees what the phases before it committed, which is published only at the run's end.
+        That connection is opened like a writer's (DuckDB refuses to open one file both read-only
+        and read-write in a process, and a phase may nest a reader and a writer block); only the
+        writer block commits anything.
+        """
+        if self.deferred and self.path.exists():
+            with self.lock():
+                con = self._connect(self.path, read_only=False)
+                try:
+                    yield con
+                finally:
+                    con.close()
+            return
         source = self.snapshot_path if self.snapshot_path.exists() else self.path
         if not source.exists():
             raise WarehouseError(
@@ -209,7 +245,17 @@ class Warehouse:
         the write lock (no writer can change the file mid-copy); tmp file + rename."""
         with self.lock():
             _atomic_copy(self.path, self.snapshot_path)
+            self.unpublished_path.unlink(missing_ok=True)
         return self.snapshot_path
+
+    def publish_pending(self) -> bool:
+        """Publish the snapshot if writes since the last publish are waiting for it (a pipeline
+        run's deferred writes, or a run killed before it could publish); True if it did."""
+        with self.lock():
+            if not self.path.exists() or (self.snapshot_path.exists() and not self.unpublished_path.exists()):
+                return False
+            self.publish_snapshot()
+        return True
 
     # -- helpers used by the store modules -----------------------------------------------------
     @staticmethod
@@ -434,7 +480,8 @@ def clean(warehouse: Warehouse) -> list[Path]:
         if warehouse.path.exists():
             warehouse._connect(warehouse.path, read_only=False).close()
         removed = []
-        for path in (warehouse.path, warehouse.snapshot_path, warehouse.path.with_suffix(".duckdb.wal")):
+        for path in (warehouse.path, warehouse.snapshot_path, warehouse.path.with_suffix(".duckdb.wal"),
+                     warehouse.unpublished_path):
             if path.exists():
                 path.unlink()
                 removed.append(path)

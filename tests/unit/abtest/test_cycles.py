@@ -17,7 +17,7 @@ from churn.modeling.train import train_model
 from churn.monitoring.phase import decide_retraining, run_monitor
 from churn.store import abtests, offline
 
-MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
+MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "alert_auc_min": 0.65, "alert_churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
            "min_new_labels": 1500, "code_version": "abc1234", "cooldown_days": 0, "min_fresh_labels": 0}  # fmt: skip
 # env.yaml's ab_* values, spelt out: the library has no defaults for them

@@ -10,7 +10,7 @@ import pandas as pd
 from churn.monitoring.phase import decide_retraining, detection_sentence, drift_detection, run_monitor
 from churn.store import monitoring
 
-MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "auc_min": 0.65, "churn_rate_max": 0.03}
+MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "alert_auc_min": 0.65, "alert_churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
            "min_new_labels": 1500, "code_version": "abc1234"}  # fmt: skip
 DAYS = [date(2026, 1, d) for d in range(2, 8)]  # the cycles after the build (conftest.CYCLE_DAYS)

@@ -276,3 +276,37 @@ def test_cli_backup_and_restore_include_the_models_folder(warehouse, tmp_path, c
     (warehouse.path.parent / "models" / "a.joblib").write_bytes(b"changed")
     assert wh_module.main(["restore", "--warehouse", str(warehouse.path)]) == 0
     assert (warehouse.path.parent / "models" / "a.joblib").read_bytes() == b"artifact"
+
+
+def test_a_pipeline_run_publishes_its_writes_once_and_readers_never_see_them_half_done(warehouse, monkeypatch):
+    """Inside a pipeline run (the run hooks name the warehouse in CHURN_DEFER_SNAPSHOT) writes
+    do not copy the file: the phase's own reads see them at once (also a reader nested in a
+    writer block and a writer nested in a reader), other readers keep the last published
+    snapshot, and publish_pending copies once; then nothing is pending."""
+    with warehouse.writer() as con:
+        Warehouse.replace_table(con, "raw_data.t", _frame(5))  # published: not in a run yet
+    copies = []
+    copy = wh_module.shutil.copyfile
+    monkeypatch.setattr(wh_module.shutil, "copyfile", lambda src, dst, **kw: copies.append(src) or copy(src, dst, **kw))
+    monkeypatch.setenv(wh_module.DEFER_ENV, str(warehouse.path))
+    assert warehouse.deferred and not Warehouse(warehouse.path.with_name("other.duckdb")).deferred
+    for n in (6, 7, 8):
+        with warehouse.writer() as con, warehouse.transaction(con):
+            Warehouse.replace_table(con, "raw_data.t", _frame(n))
+            with warehouse.reader() as inner:  # committed state only: the replace is not yet
+                assert inner.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(n - 1,)]
+        with warehouse.reader() as con:
+            assert con.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(n,)]
+    with warehouse.reader() as con, warehouse.writer() as inner:
+        Warehouse.replace_table(inner, "raw_data.u", _frame(2))
+        assert con.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(8,)]
+    assert copies == [] and warehouse.unpublished_path.exists()
+    monkeypatch.delenv(wh_module.DEFER_ENV)
+    with warehouse.reader() as con:  # the API's view: the last published state, whole
+        assert con.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(5,)]
+        assert not Warehouse.table_exists(con, "raw_data.u")
+    assert warehouse.publish_pending() and copies == [warehouse.path]
+    assert not warehouse.unpublished_path.exists() and not warehouse.publish_pending()
+    with warehouse.reader() as con:
+        assert con.execute("SELECT count(*) FROM raw_data.t").fetchall() == [(8,)]
+        assert Warehouse.table_exists(con, "raw_data.u")
