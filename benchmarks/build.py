@@ -104,8 +104,11 @@ def full_build(tmp: Path, n_users: int, extra: list[str] | None = None) -> list[
         seconds = time.time() - started
     finally:
         server.stop()
-    if proc.returncode != 0:
-        raise RuntimeError(f"the build at {n_users:,} users failed:\n{output[-3000:]}")
+    if proc.returncode != 0:  # what was measured is still worth reporting (a day-long run)
+        raise RuntimeError(
+            f"the build at {n_users:,} users failed after {seconds:,.0f} s (process tree peak "
+            f"{sampler.peak():,.0f} MB, largest process {sampler.largest:,.0f} MB):\n{output[-3000:]}"
+        )
     ledger = RunLedger(data)
     run_id = ledger.runs().sort_values("started_at")["run_id"].iloc[-1]
     ends = _task_ends(reports)

@@ -147,9 +147,11 @@ def cycle_vs_rebuild(tmp: Path, n_users: int, label: str, cycles: int = 3) -> li
 def cycles_on_workspace(data_dir: Path, n_users: int, label: str, cycles: int) -> list[tuple[str, dict]]:
     """``cycles`` daily cycles on a workspace already built; the rebuild's figures (wall time and
     phases only) from its ledger's last full build."""
-    builds = [r for r in ledger_runs(data_dir) if r["as_of"] is None]
-    if not builds:
-        raise RuntimeError(f"no successful full build in {data_dir}: build it first")
+    runs = ledger_runs(data_dir)
+    every_phase = max((len(r["phases"]) for r in runs), default=0)
+    builds = [r for r in runs if r["as_of"] is None and every_phase and len(r["phases"]) == every_phase]
+    if not builds:  # a partial run (--partially, a repair) is not a rebuild to compare with
+        raise RuntimeError(f"no successful full build of every phase in {data_dir}: build it first")
     measured = [run_churn(data_dir, n_users, "cycle") for _ in range(cycles)]
     for run, facts in zip(ledger_runs(data_dir)[-cycles:], measured, strict=True):
         facts["phases"] = run["phases"]

@@ -82,14 +82,27 @@ def calibration_table(y_true: np.ndarray, probabilities: np.ndarray, n_bins: int
 def bootstrap_auc_ci(
     y_true: ArrayLike, scores: ArrayLike, n_boot: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of the AUC (resampling rows; degenerate resamples skipped)."""
+    """Percentile bootstrap interval of the AUC (resampling rows; degenerate resamples skipped).
+
+    Each resample's AUC is computed from how many times it drew each row (the Mann-Whitney
+    statistic over the distinct scores, ties counting one half: what ``roc_auc_score`` gives),
+    in O(rows) with the scores ranked once, instead of re-sorting every resample (1,000
+    ``roc_auc_score`` calls took minutes at 100,000 predictions)."""
     y, s = np.asarray(y_true, dtype=int), np.asarray(scores, dtype=float)
     rng = np.random.default_rng(seed)
+    _, level_of = np.unique(s, return_inverse=True)  # each row's distinct-score rank
+    n_levels = int(level_of.max()) + 1 if len(s) else 0
+    positive = y == 1
     aucs = []
     for _ in range(n_boot):
         idx = rng.integers(0, len(y), len(y))
-        if 0 < y[idx].sum() < len(idx):
-            aucs.append(skm.roc_auc_score(y[idx], s[idx]))
+        drawn = np.bincount(idx, minlength=len(y))
+        pos = np.bincount(level_of, weights=drawn * positive, minlength=n_levels)
+        neg = np.bincount(level_of, weights=drawn * ~positive, minlength=n_levels)
+        n_pos, n_neg = pos.sum(), neg.sum()
+        if n_pos > 0 and n_neg > 0:
+            below = np.cumsum(neg) - neg  # negatives with a strictly lower score
+            aucs.append(float((pos * (below + 0.5 * neg)).sum() / (n_pos * n_neg)))
     tail = (1 - level) / 2
     return float(np.quantile(aucs, tail)), float(np.quantile(aucs, 1 - tail))
 
