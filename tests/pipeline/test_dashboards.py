@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -114,6 +115,24 @@ class Browser:
             time.sleep(0.1)
         raise AssertionError(f"page not ready after {timeout} s: {expression}\n{self.text()[-2000:]}")
 
+    def render(self, url: str, ready: str, timeout: float = 150) -> float:
+        """Open ``url`` and wait until ``ready``; seconds taken. A page whose kernel stalls is
+        opened once more in a fresh kernel, with a warning (not a pass in silence): in CI a
+        dashboard kernel stopped twice mid-cell for minutes ("Executing 3 of 4") while the same
+        page rendered in 7 s alone and on the next load. Cause not found (see the session notes);
+        a second stall fails the test."""
+        for attempt in (1, 2):
+            self.call("Page.navigate", url="about:blank")
+            self.wait_for("location.href === 'about:blank'", timeout=10)
+            self.call("Page.navigate", url=url)
+            try:
+                return self.wait_for(ready, timeout=timeout)
+            except AssertionError as exc:
+                if attempt == 2:
+                    raise
+                warnings.warn(f"dashboard stalled, reloading once: {str(exc)[-300:]}", stacklevel=2)
+        raise AssertionError("unreachable")
+
     def text(self) -> str:
         return self.evaluate("document.body ? document.body.innerText : ''") or ""
 
@@ -147,10 +166,7 @@ def test_dashboard_renders_charts_and_controls_offline(voila, tmp_path, name, ex
     seconds = []
     try:
         for _ in range(2):
-            browser.call("Page.navigate", url="about:blank")
-            browser.wait_for("location.href === 'about:blank'", timeout=10)
-            browser.call("Page.navigate", url=f"{voila}/voila/render/{name}.ipynb")
-            seconds.append(browser.wait_for(_charts_ready(expected_charts, headings)))
+            seconds.append(browser.render(f"{voila}/voila/render/{name}.ipynb", _charts_ready(expected_charts, headings)))
         text = browser.text()
         labels = browser.evaluate("[...document.querySelectorAll('.widget-label')].map(e => e.innerText)")
         scripts = browser.evaluate("performance.getEntriesByType('resource').map(e => e.name)")
@@ -230,8 +246,7 @@ def test_dashboards_show_the_cycles_over_time(cycled, tmp_path, name, expected_c
         browser = Browser(tmp_path)
         browser.call("Runtime.enable")
         try:
-            browser.call("Page.navigate", url=f"{base}/voila/render/{name}.ipynb")
-            browser.wait_for(_charts_ready(expected_charts, texts), timeout=300)
+            browser.render(f"{base}/voila/render/{name}.ipynb", _charts_ready(expected_charts, texts))
             text = browser.text()
             height = browser.evaluate("document.body.scrollHeight")
             shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
