@@ -62,6 +62,25 @@ class TreeSampler(threading.Thread):
         return max((mb for t, mb in self.samples if start <= t <= end), default=0.0)
 
 
+def run_sampled(command: list[str]) -> tuple[int, str, float, TreeSampler]:
+    """Run ``command`` from the project root (Great Expectations' analytics off) while sampling its
+    process tree: (exit code, combined output, wall seconds, the sampler with the peaks)."""
+    started = time.time()
+    proc = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
+    )
+    sampler = TreeSampler(proc.pid)
+    sampler.start()
+    output, _ = proc.communicate()
+    sampler.stop()
+    return proc.returncode, output, time.time() - started, sampler
+
+
 def _task_ends(reports: Path) -> dict[str, float]:
     """Task name -> when its notebook product was written (Ploomber's metadata timestamp)."""
     ends = {}
@@ -88,23 +107,10 @@ def full_build(tmp: Path, n_users: int, extra: list[str] | None = None) -> list[
         *(extra or []),
     ]
     try:
-        started = time.time()
-        proc = subprocess.Popen(
-            [PLOOMBER, "build", "--force", *args],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
-        )
-        sampler = TreeSampler(proc.pid)
-        sampler.start()
-        output, _ = proc.communicate()
-        sampler.stop()
-        seconds = time.time() - started
+        returncode, output, seconds, sampler = run_sampled([PLOOMBER, "build", "--force", *args])
     finally:
         server.stop()
-    if proc.returncode != 0:  # what was measured is still worth reporting (a day-long run)
+    if returncode != 0:  # what was measured is still worth reporting (a day-long run)
         raise RuntimeError(
             f"the build at {n_users:,} users failed after {seconds:,.0f} s (process tree peak "
             f"{sampler.peak():,.0f} MB, largest process {sampler.largest:,.0f} MB):\n{output[-3000:]}"

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,25 +44,16 @@ def _cpu_seconds() -> float:
 
 def run_churn(data_dir: Path, n_users: int, *args: str) -> dict[str, Any]:
     """One ``churn`` run on the workspace: wall and CPU seconds, the process tree's peak RSS."""
-    from benchmarks.build import TreeSampler
+    from benchmarks.build import run_sampled
 
-    cpu, started = _cpu_seconds(), time.time()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *_workspace_sets(data_dir, n_users), *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
+    cpu = _cpu_seconds()
+    returncode, output, seconds, sampler = run_sampled(
+        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *_workspace_sets(data_dir, n_users), *args]
     )
-    sampler = TreeSampler(proc.pid)
-    sampler.start()
-    output, _ = proc.communicate()
-    sampler.stop()
-    if proc.returncode != 0:
+    if returncode != 0:
         raise RuntimeError(f"churn {' '.join(args)} failed at {n_users:,} users:\n{output[-3000:]}")
     return {
-        "seconds": time.time() - started,
+        "seconds": seconds,
         "cpu_s": round(_cpu_seconds() - cpu, 1),
         "tree_peak_mb": round(sampler.peak()),
     }
