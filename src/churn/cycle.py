@@ -131,14 +131,6 @@ def next_cycle_date(data_dir: str | Path, warehouse: Warehouse, runs: pd.DataFra
     return last + timedelta(days=1)
 
 
-def parse_date(value: str, what: str = "as_of") -> date:
-    """An ISO date (YYYY-MM-DD), or :class:`CycleError` naming ``what``."""
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise CycleError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
-
-
 def plan_cycle(data_dir: str | Path, warehouse: Warehouse, as_of: date | None, force: bool = False) -> date | None:
     """The date a cycle should run for (``as_of`` or the next one), None when it already ran
     successfully and ``force`` is not set. Refuses a date before the last run's."""
