@@ -62,8 +62,8 @@ TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; ec
 test: setup browser ## run the whole test suite (unit, data, model, serving, pipeline + nbval, dashboards in Chromium) on TEST_JOBS workers
 	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup $(ARGS)
 
-test-fast: setup ## the unit tests only (no default-size simulations, builds or browser): about a minute
-	$(BIN)/python -m pytest tests/unit -m "not slow" $(ARGS)
+test-fast: setup ## the unit tests only (no default-size simulations, builds or browser) on TEST_JOBS workers: under a minute
+	$(BIN)/python -m pytest -n $(TEST_JOBS) --dist loadgroup tests/unit -m "not slow" $(ARGS)
 
 lint: setup ## ruff (lint + format check of files not listed as legacy) and mypy (strict on the core packages)
 	$(BIN)/ruff check .

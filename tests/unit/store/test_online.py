@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from churn.store.online import OnlineStore, OnlineStoreError
 
@@ -93,7 +95,8 @@ def test_clear_removes_vectors_and_counters(redis_client):
 
 
 def test_unreachable_redis_is_a_clear_error():
-    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    # no retries: redis-py's default (10, with backoff) only delays the same error by seconds
+    client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     with pytest.raises(OnlineStoreError, match="unreachable"):
         OnlineStore(client, "v1", FEATURES).online_read([1])
 
