@@ -1,5 +1,6 @@
-"""The `churn` CLI on a real small build: status, runs, plot, one phase on a scratch copy,
-failures that end with their cause, and a phase notebook run by hand as Lab would."""
+"""The `churn` CLI on a real small build: status, runs, plot (in this process: they only read),
+one phase on a scratch copy, failures that end with their cause, and a phase notebook run by hand
+as Lab would."""
 
 from __future__ import annotations
 
@@ -67,12 +68,33 @@ def churn(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture()
+def churn_here(monkeypatch: pytest.MonkeyPatch):
+    """``churn_here(*args)``: the same command in this process, through click's runner (exit code,
+    stdout and stderr as a shell sees them), for the commands that only read the build: they
+    render the DAG like the subprocess does, without paying a fresh interpreter's imports."""
+    from click.testing import CliRunner
+
+    from churn.cli import main
+
+    for name in [n for n in os.environ if n.startswith("CHURN_") or n == "REDIS_URL"]:
+        monkeypatch.delenv(name)
+    cwd = Path.cwd()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        result = CliRunner().invoke(main, ["--project", str(ROOT), *args], catch_exceptions=False)
+        assert Path.cwd() == cwd  # the command left the process where it was
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_status_shows_every_phase_built_and_up_to_date(small_build, build_redis):
-    out = churn(*sets(small_build, build_redis), "status", "--api", "http://127.0.0.1:9")
+def test_status_shows_every_phase_built_and_up_to_date(churn_here, small_build, build_redis):
+    out = churn_here(*sets(small_build, build_redis), "status", "--api", "http://127.0.0.1:9")
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     for task in TASKS:
@@ -84,35 +106,37 @@ def test_status_shows_every_phase_built_and_up_to_date(small_build, build_redis)
     assert not list((small_build / "reports").glob(".*.last-good"))  # looking wrote nothing
 
 
-def test_a_changed_parameter_shows_the_tasks_it_makes_outdated(small_build, build_redis):
+def test_a_changed_parameter_shows_the_tasks_it_makes_outdated(churn_here, small_build, build_redis):
     """Ploomber's own verdict: a new horizon re-runs build-features and everything downstream."""
-    out = churn(*sets(small_build, build_redis), "--set", "horizon_days=20", "status", "--api", "http://127.0.0.1:9")
+    out = churn_here(
+        *sets(small_build, build_redis), "--set", "horizon_days=20", "status", "--api", "http://127.0.0.1:9"
+    )
     flagged = {ln.split()[0] for ln in out.stdout.splitlines() if "outdated" in ln and ln.startswith("  ")}
     assert {"build-features", "train-model", "ab-test"} <= flagged
     assert "generate-data" not in flagged and "check-raw-data" not in flagged
 
 
-def test_runs_reads_the_build_from_the_run_ledger(small_build, build_redis):
-    out = churn(*sets(small_build, build_redis), "runs", "--json")
+def test_runs_reads_the_build_from_the_run_ledger(churn_here, small_build, build_redis):
+    out = churn_here(*sets(small_build, build_redis), "runs", "--json")
     assert out.returncode == 0, out.stderr
     runs = json.loads(out.stdout)
     assert runs[-1]["status"] == "succeeded"
     assert sorted(t["task"] for t in runs[-1]["tasks"]) == sorted(TASKS)
-    text = churn(*sets(small_build, build_redis), "runs").stdout
+    text = churn_here(*sets(small_build, build_redis), "runs").stdout
     assert " succeeded " in text and f"tasks of {runs[-1]['run_id']}:" in text
 
 
-def test_phases_lists_each_phase_with_its_duration_and_receipt(small_build, build_redis):
-    out = churn(*sets(small_build, build_redis), "phases", "--json")
+def test_phases_lists_each_phase_with_its_duration_and_receipt(churn_here, small_build, build_redis):
+    out = churn_here(*sets(small_build, build_redis), "phases", "--json")
     rows = json.loads(out.stdout)
     assert [r["task"] for r in rows] == TASKS
     assert all(r["status"] == "ok" and r["seconds"] > 0 for r in rows)
     assert rows[2]["receipt"]["rows"] > 0  # build-features' receipt
 
 
-def test_plot_writes_the_dag_with_status_and_duration_offline(small_build, build_redis, tmp_path):
+def test_plot_writes_the_dag_with_status_and_duration_offline(churn_here, small_build, build_redis, tmp_path):
     target = tmp_path / "dag.svg"
-    out = churn(*sets(small_build, build_redis), "plot", "--out", str(target))
+    out = churn_here(*sets(small_build, build_redis), "plot", "--out", str(target))
     assert out.returncode == 0, out.stderr
     svg = target.read_text()
     assert "<script" not in svg and 'href="http' not in svg  # nothing to fetch: works offline

@@ -89,14 +89,27 @@ def test_backfill_equals_the_same_cycles_one_by_one(two_copies, small_build: Pat
     assert [str(d)[:10] for d in runs.as_of.dropna()] == ["2026-01-02", "2026-01-03"]
 
 
-def test_a_day_already_run_is_a_no_op_and_a_bad_date_changes_nothing(build_copy) -> None:
+def test_a_day_already_run_is_a_no_op_and_a_bad_date_changes_nothing(build_copy, monkeypatch) -> None:
     """Re-running the last day says so and runs nothing; a day before it, beyond the world, or a
-    backfill range in the wrong order is refused with one message and no new run."""
+    backfill range in the wrong order is refused with one message and no new run. Each answer
+    comes before any build starts, so the CLI runs in this process (click's runner: the same
+    exit code and stderr as `churn` in a shell)."""
+    from click.testing import CliRunner
+
+    from churn.cli import main
+
+    for name in [n for n in os.environ if n.startswith("CHURN_") or n == "REDIS_URL"]:
+        monkeypatch.delenv(name)
     build, url = build_copy
+    flags = [f"--set={key}={value}" for key, value in workspace_params(build, url).items()]
+
+    def run(*args: str):
+        return CliRunner().invoke(main, ["--project", str(ROOT), *flags, *args], catch_exceptions=False)
+
     last = "2026-01-01"  # the small build loads the world up to `end`
     before = len(RunLedger(build / "data").runs())
-    result = churn(build, url, "cycle", "--as-of", last)
-    assert result.returncode == 0 and "already ran" in result.stdout
+    result = run("cycle", "--as-of", last)
+    assert result.exit_code == 0 and "already ran" in result.stdout, result.output
     refused = {
         ("cycle", "--as-of", "2025-12-01"): "before the last run",
         ("cycle", "--as-of", "2026-12-01"): "beyond the data",
@@ -105,6 +118,7 @@ def test_a_day_already_run_is_a_no_op_and_a_bad_date_changes_nothing(build_copy)
         ("backfill", "--from", "2026-01-05", "--to", "2026-01-06"): "leaves a gap",
     }
     for args, message in refused.items():
-        result = churn(build, url, *args)
-        assert result.returncode != 0 and message in result.stderr, (args, result.stderr[-2000:])
+        result = run(*args)
+        assert result.exit_code != 0 and message in result.stderr, (args, result.output[-2000:])
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # one message
     assert len(RunLedger(build / "data").runs()) == before

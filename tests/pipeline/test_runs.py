@@ -23,6 +23,11 @@ from tests.pipeline.conftest import copy_build
 ROOT = Path(__file__).resolve().parents[2]
 PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
 SMALL = ["--env--n_users", "300"]
+# The killed and the repairing build stop at build-features (phases 01-03): the kill comes right
+# after generate-data's commit, and what the repair must redo is those three phases; a whole
+# build would add seven phases the kill never reached (the ledger's repair rules for a partial
+# build: tests/unit/test_runs.py).
+PHASES = ["--partially", "build-features"]
 pytestmark = pytest.mark.slow
 
 
@@ -53,11 +58,12 @@ def _wait_for(predicate, what: str, timeout: float = 300) -> None:
 
 def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path, embedded_redis, small_build: Path):
     """The issue's scenario: a seed-42 build (a copy of the session's small build, made with the
-    same parameters), then a seed-7 build SIGKILLed right after
-    generate-data committed (its raw tables are seed 7, nothing else is). While it runs, a second
-    build stops at once naming it. The next plain build finds the run died, forces the tasks it
-    could not confirm, and leaves every table from seed 42 again, as after the first build.
-    Readers never see the mix: a run publishes their snapshot only when it succeeds."""
+    same parameters), then a seed-7 build of phases 01-03 SIGKILLed right after generate-data
+    committed (its raw tables are seed 7, nothing else is). While the next build of those phases
+    runs, a second (whole) build stops at once naming it. That next build finds the run died,
+    forces the tasks it could not confirm, and leaves every table from seed 42 again, as after
+    the first build. Readers never see the mix: a run publishes their snapshot only when it
+    succeeds."""
     url = embedded_redis.url
     redis.Redis.from_url(url).flushdb()
     copy_build(small_build, tmp_path, url)
@@ -71,7 +77,7 @@ def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path,
 
     published = wh.snapshot_path.stat().st_mtime_ns
     lock_file = tmp_path / "data" / "run.lock"
-    killed = _ploomber(tmp_path, url, "--env--seed", "7", wait=False)
+    killed = _ploomber(tmp_path, url, "--env--seed", "7", *PHASES, wait=False)
     try:  # a phase's commit marks the snapshot stale (the run publishes at its end)
         _wait_for(wh.unpublished_path.exists, "generate-data's commit")
     finally:
@@ -84,7 +90,7 @@ def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path,
     assert wh.snapshot_path.stat().st_mtime_ns == published and raw_table_summary(wh) == good_raw  # readers' view
     assert list(ledger.runs().status) == ["succeeded", "running"]
 
-    repairing = _ploomber(tmp_path, url, wait=False)
+    repairing = _ploomber(tmp_path, url, *PHASES, wait=False)
     try:
         _wait_for(lambda: f'"pid": {repairing.pid},' in lock_file.read_text(), "the repairing run's lock")
         holder = json.loads(lock_file.read_text())
@@ -102,5 +108,6 @@ def test_killed_build_is_repaired_and_a_concurrent_build_refuses(tmp_path: Path,
     assert raw_table_summary(wh) == good_raw
     assert offline.features_fingerprint(wh) == good_features
     tasks = ledger.tasks(runs.run_id.iloc[-1]).set_index("task")
+    assert sorted(tasks.index) == ["build-features", "check-raw-data", "generate-data"]
     assert (tasks.status == "Executed").all()
     assert json.loads(tasks.loc["generate-data", "outputs"])["tables"] == json.loads(json.dumps(good_raw))
