@@ -162,6 +162,7 @@ while time.monotonic() < end:
 """
 
 
+@pytest.mark.slow  # a second interpreter polling the ledger for seconds (make test runs it)
 def test_ledger_writes_wait_out_a_reader_in_another_process(tmp_path: Path):
     """DuckDB refuses a writer while another process has the file open read-only: a reader
     polling the ledger (a status command) must not make the build's record fail."""

@@ -40,6 +40,7 @@ def _run(notebook: Path, out: Path) -> tuple[dict, list[str]]:
     return facts, [kind for o in outputs if o["output_type"] == "display_data" for kind in o["data"]]
 
 
+@pytest.mark.slow  # starts real kernels importing the scientific stack (make test runs it)
 def test_each_notebook_of_a_run_adopts_the_kernel_started_while_the_one_before_ran(notebook, tmp_path) -> None:
     kernel.enable_warm_kernels()
     try:

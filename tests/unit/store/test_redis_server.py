@@ -102,6 +102,7 @@ def test_persistence_settings_are_applied(tmp_path):
         server.stop()
 
 
+@pytest.mark.slow  # starts, signals and restarts a redis-server twice (make test runs it)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_keys_survive_a_signalled_server(tmp_path, sig):
     """A SIGTERM'd (or SIGKILL'd) server restarted from the same dir still has its keys."""
