@@ -304,39 +304,6 @@ def truth_hazard(warehouse: Warehouse) -> pd.DataFrame:
         ).df()
 
 
-def latest_slice(warehouse: Warehouse) -> tuple[pd.Timestamp, pd.Timestamp] | None:
-    """``(since, as_of)`` of the latest load when it was an append (a daily cycle), else None."""
-    loads = read_loads(warehouse)
-    if len(loads) < 2 or loads["mode"].iloc[-1] != "append":
-        return None
-    return pd.Timestamp(loads["as_of"].iloc[-2]), pd.Timestamp(loads["as_of"].iloc[-1])
-
-
-def whole_table_problems(warehouse: Warehouse, as_of: pd.Timestamp) -> list[str]:
-    """The checks that stay cheap on the whole history (one SQL pass each): unique ids, no row
-    at or after ``as_of``, every event's and billing record's user known."""
-    checks = {
-        "events.event_id unique": "SELECT count(*) - count(DISTINCT event_id) FROM raw_data.events",
-        "billing.billing_id unique": "SELECT count(*) - count(DISTINCT billing_id) FROM raw_data.billing",
-        "users.user_id unique": "SELECT count(*) - count(DISTINCT user_id) FROM raw_data.users",
-        f"no event at/after {as_of.date()}": "SELECT count(*) FROM raw_data.events WHERE event_at >= $cut",
-        f"no billing at/after {as_of.date()}": "SELECT count(*) FROM raw_data.billing WHERE billed_at >= $cut",
-        f"no signup at/after {as_of.date()}": "SELECT count(*) FROM raw_data.users WHERE signup_at >= $cut",
-        "every event's user exists": "SELECT count(*) FROM raw_data.events e ANTI JOIN raw_data.users u USING (user_id)",
-        "every billing record's user exists": (
-            "SELECT count(*) FROM raw_data.billing b ANTI JOIN raw_data.users u USING (user_id)"
-        ),
-    }
-    problems = []
-    with warehouse.reader() as con:
-        for name, sql in checks.items():
-            params = {"cut": as_of.to_pydatetime()} if "$cut" in sql else None
-            bad = con.execute(sql, params).fetchall()[0][0]
-            if bad:
-                problems.append(f"{name}: {bad:,} row(s) break it")
-    return problems
-
-
 def user_dates(warehouse: Warehouse, user_id: int) -> tuple[Any, Any] | None:
     """(signup_at, churned_at) of one user from ``raw_data.users``; None when no such user.
 
