@@ -34,7 +34,7 @@ increment = None if own or as_of_date(as_of) is None else raw_checks.increment(w
 if increment is not None:
     print(f"daily cycle: judging the rows loaded since the check of {increment.through.date()}: "
           + ", ".join(f"{t} {increment.scope(t)}" for t in raw_checks.INCREMENTAL))
-{name: facts["rows"] for name, facts in raw.raw_table_summary(wh).items()}
+raw.row_counts(wh)
 
 # %% [markdown]
 # ## Validate
