@@ -397,3 +397,23 @@ def test_a_new_full_load_forgets_the_last_pass(tmp_path: Path) -> None:
     assert raw_checks.increment(wh) is not None
     cycle.load_synthetic(wh, params, dataset, None, progress=False)
     assert raw_checks.increment(wh) is None
+
+
+def test_a_daily_overview_describes_the_rows_the_cycle_loaded(tmp_path: Path) -> None:
+    """generate-data's overview in a cycle counts the appended rows (timed from the last load),
+    per day and type, as pandas counts them in the slice; the users table whole."""
+    from churn.store import raw
+
+    wh, _, _ = _daily(tmp_path)
+    since = pd.Timestamp("2026-01-01")
+    overview = raw.describe_raw(wh, since=since)
+    tables = raw.read_raw_tables(wh)
+    events = tables["events"][tables["events"].event_at >= since]
+    assert "weekly_activity" not in overview
+    daily = overview["daily_activity"]
+    assert list(daily.events) == [len(events)] and list(daily.active_users) == [events.user_id.nunique()]
+    expected = events.event_type.value_counts()
+    assert dict(zip(overview["event_types"].event_type, overview["event_types"].events, strict=True)) == dict(expected)
+    assert overview["plans"].users.sum() == len(tables["users"])
+    billing = tables["billing"][tables["billing"].billed_at >= since]
+    assert overview.get("billing_types", pd.DataFrame(columns=["records"])).records.sum() == len(billing)

@@ -231,22 +231,42 @@ def row_counts(warehouse: Warehouse) -> dict[str, int]:
         }
 
 
-def describe_raw(warehouse: Warehouse) -> dict[str, pd.DataFrame]:
-    """Overview frames for the data report: weekly activity, event mix, billing mix, plans."""
-    queries = {
-        "weekly_activity": """
+def describe_raw(warehouse: Warehouse, since: pd.Timestamp | None = None) -> dict[str, pd.DataFrame]:
+    """Overview frames for the data report: weekly activity, event mix, billing mix, plans.
+
+    ``since``: a daily run's report describes the events and billing rows it loaded (timed at or
+    after ``since``: ``daily_activity`` instead of the weekly and weekday ones) and the users
+    table as it is now; the whole history's overview is the full build's report (recomputing it
+    every day reads every event: 4-8 s at 100,000 users)."""
+    events, billing = "raw_data.events", "raw_data.billing"
+    if since is not None:
+        cut = f"TIMESTAMP '{pd.Timestamp(since).isoformat(sep=' ')}'"
+        events = f"(SELECT * FROM raw_data.events WHERE event_at >= {cut})"
+        billing = f"(SELECT * FROM raw_data.billing WHERE billed_at >= {cut})"
+    activity = {
+        "weekly_activity": f"""
             SELECT date_trunc('week', event_at) AS week, count(*) AS events,
                    count(DISTINCT user_id) AS active_users
-            FROM raw_data.events GROUP BY 1 ORDER BY 1""",
-        "weekday_activity": """
+            FROM {events} GROUP BY 1 ORDER BY 1""",
+        "weekday_activity": f"""
             SELECT dayname(event_at) AS weekday, isodow(event_at) AS dow, count(*) AS events
-            FROM raw_data.events GROUP BY 1, 2 ORDER BY 2""",
-        "event_types": """
+            FROM {events} GROUP BY 1, 2 ORDER BY 2""",
+    }
+    if since is not None:
+        activity = {
+            "daily_activity": f"""
+                SELECT date_trunc('day', event_at) AS day, count(*) AS events,
+                       count(DISTINCT user_id) AS active_users
+                FROM {events} GROUP BY 1 ORDER BY 1"""
+        }
+    queries = {
+        **activity,
+        "event_types": f"""
             SELECT event_type, count(*) AS events, round(100.0 * count(*) / sum(count(*)) OVER (), 2)
-                   AS pct FROM raw_data.events GROUP BY 1 ORDER BY 2 DESC""",
-        "billing_types": """
+                   AS pct FROM {events} GROUP BY 1 ORDER BY 2 DESC""",
+        "billing_types": f"""
             SELECT billing_type, count(*) AS records, round(sum(amount), 2) AS amount
-            FROM raw_data.billing GROUP BY 1 ORDER BY 2 DESC""",
+            FROM {billing} GROUP BY 1 ORDER BY 2 DESC""",
         "plans": """
             SELECT plan, count(*) AS users, round(avg(monthly_price), 2) AS price,
                    round(avg((churned_at IS NOT NULL)::INT), 4) AS churn_share
