@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -242,22 +241,13 @@ def _definition(gx: Any, context: AbstractDataContext, source: Any, table: str, 
     )
 
 
-OPTIONAL_SKIPPED = ("rfc3987_syntax",)
-"""Optional modules a Great Expectations import would load for nothing: GE imports Altair, Altair
-jsonschema, and jsonschema, when ``rfc3987_syntax`` is installed (jupyter-events' extra brings it),
-compiles its 39 Lark grammars at import to check the ``iri`` string format, 2-4 s per phase
-kernel that no expectation of ours uses. Marked as absent (``sys.modules[name] = None``), so
-jsonschema's ``try: import`` skips that optional checker, as it does where the package is not
-installed; only when nothing in the process has imported it yet."""
-
-
 def import_gx() -> Any:
     """Import Great Expectations quietly (analytics off before the import reads it) and without
-    the optional modules of :data:`OPTIONAL_SKIPPED`."""
+    the optional modules it would load for nothing (:mod:`churn.lean`)."""
+    from churn.lean import skip_unused_optional
+
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    if "great_expectations" not in sys.modules and "jsonschema" not in sys.modules:
-        for name in OPTIONAL_SKIPPED:
-            sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    skip_unused_optional()
     import great_expectations as gx
 
     return gx
