@@ -30,6 +30,7 @@ import pandas as pd
 import redis
 import redis.asyncio
 from redis.connection import HiredisRespSerializer
+from redis.crc import key_slot
 from redis.utils import HIREDIS_AVAILABLE
 
 from churn.store.pipelined import ClusterReads, PipelinedReads
@@ -119,14 +120,14 @@ class PipelinedRedisCluster(redis.asyncio.RedisCluster):
 
     _reads: ClusterReads | None | bool = False
 
-    async def read_groups(self, groups: list[list[bytes]]) -> list[list[Any]]:
-        """``MGET`` of each group (keys of one hash tag), one write per node, nodes at once;
+    async def read_groups(self, groups: list[list[bytes]], slots: list[int]) -> list[list[Any]]:
+        """``MGET`` of each group (keys of one hash tag, in slot ``slots[i]``), one write per node, nodes at once;
         after a redirection or without the fast path, redis-py's ``mget_nonatomic``."""
         if self._reads is False:
             self._reads = ClusterReads.for_client(self)
         if self._reads:
             try:
-                return await self._reads.mget(groups)  # type: ignore[union-attr]
+                return await self._reads.mget(groups, slots)  # type: ignore[union-attr]
             except redis.ResponseError:  # MOVED/ASK (a resharding): the cluster client follows it
                 pass
         values = await self.mget_nonatomic([k for group in groups for k in group])
@@ -215,6 +216,9 @@ class OnlineStore:
         # On a cluster, users are spread over hash-tagged buckets: keys of one bucket share a slot
         self.cluster = isinstance(client, redis.RedisCluster)
         self.vector_pattern = f"{self.prefix}:{{b*}}:u:*" if self.cluster else f"{self.prefix}:u:*"
+        # each bucket's key head and slot, made once (a batch read builds 1,000 keys)
+        self._heads = [b"%s:{b%d}:u:" % (self.prefix.encode(), b) for b in range(CLUSTER_BUCKETS)]
+        self._slots = [key_slot(head) for head in self._heads]
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
         self._struct = struct.Struct(f"<q{len(self.features)}d")  # the same layout, for one value
         self._coalescer = _Coalescer(self._aread)
@@ -232,8 +236,8 @@ class OnlineStore:
         """:meth:`key` of many users, as bytes: the client sends bytes as they are, where each
         ``str`` would be encoded again (a third of a 1,000-id read was building its command)."""
         if self.cluster:
-            prefix = self.prefix.encode()
-            return [b"%s:{b%d}:u:%d" % (prefix, u % CLUSTER_BUCKETS, u) for u in user_ids.tolist()]
+            heads = self._heads
+            return [b"%s%d" % (heads[u % CLUSTER_BUCKETS], u) for u in user_ids.tolist()]
         head = self.key(0)[:-1].encode()
         return [b"%s%d" % (head, u) for u in user_ids.tolist()]
 
@@ -312,21 +316,18 @@ class OnlineStore:
 
     async def _aread_cluster(self, client: PipelinedRedisCluster, user_ids: list[int]) -> list[Any]:
         """Keys grouped by hash-tag bucket (one ``MGET`` each), values put back in request order."""
-        prefix = self.prefix.encode()
-        groups: dict[int, tuple[list[int], list[bytes]]] = {}
-        for position, user in enumerate(user_ids):
-            bucket = user % CLUSTER_BUCKETS
-            group = groups.get(bucket)
-            if group is None:
-                group = groups[bucket] = ([], [])
-            group[0].append(position)
-            group[1].append(b"%s:{b%d}:u:%d" % (prefix, bucket, user))
-        replies = await client.read_groups([keys for _, keys in groups.values()])
-        values: list[Any] = [None] * len(user_ids)
-        for (positions, _), reply in zip(groups.values(), replies, strict=True):
-            for position, value in zip(positions, reply, strict=True):
-                values[position] = value
-        return values
+        ids = np.asarray(user_ids, dtype=np.int64)
+        buckets = ids % CLUSTER_BUCKETS
+        order = np.argsort(buckets, kind="stable")
+        ordered_buckets = buckets[order]
+        heads, bucket_list = self._heads, ordered_buckets.tolist()
+        keys = [b"%s%d" % (heads[b], u) for b, u in zip(bucket_list, ids[order].tolist(), strict=True)]
+        starts = np.flatnonzero(np.diff(ordered_buckets, prepend=-1)).tolist()
+        groups = [keys[lo:hi] for lo, hi in zip(starts, [*starts[1:], len(keys)], strict=True)]
+        replies = await client.read_groups(groups, [self._slots[bucket_list[lo]] for lo in starts])
+        values = np.empty(len(ids), dtype=object)  # fromiter: bytes stay Python objects (no 'S' array)
+        values[order] = np.fromiter(itertools.chain.from_iterable(replies), dtype=object, count=len(ids))
+        return values.tolist()
 
     def decode_one(self, raw: bytes | None) -> tuple[int, tuple[float, ...]] | None:
         """One value -> (as_of in microseconds, features) when it is a valid vector, else None

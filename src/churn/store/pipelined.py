@@ -31,7 +31,6 @@ from typing import Any
 import hiredis
 import redis
 import redis.asyncio
-from redis.crc import key_slot
 
 # pool options of a plain TCP / unix-socket URL that this path implements (or that do not concern it)
 _HANDLED = {"host", "port", "path", "db", "username", "password", "socket_timeout", "socket_connect_timeout"}
@@ -83,46 +82,62 @@ def _fresh(error: BaseException) -> BaseException:
         return error
 
 
+class _Write:
+    """The commands of one write: their replies, gathered for one future (with one timer)."""
+
+    __slots__ = ("future", "timer", "expected", "replies", "error")
+
+    def __init__(self, future: asyncio.Future[list[Any]], timer: asyncio.TimerHandle | None, expected: int) -> None:
+        self.future, self.timer, self.expected = future, timer, expected
+        self.replies: list[Any] = []
+        self.error: redis.ResponseError | None = None
+
+
 class _Protocol(asyncio.Protocol):
-    """One connection: replies are matched to the waiting futures in the order commands were sent."""
+    """One connection: replies are matched to the waiting writes in the order they were sent."""
 
     def __init__(self, where: str, timeout: float | None) -> None:
         self.where = where
         self.timeout = timeout
         self.reader = hiredis.Reader(replyError=redis.ResponseError)
-        self.pending: collections.deque[tuple[asyncio.Future[Any], asyncio.TimerHandle | None]] = collections.deque()
+        self.pending: collections.deque[_Write] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def send(self, packed: bytes, replies: int) -> list[asyncio.Future[Any]]:
-        """Write ``packed`` (``replies`` commands); one future per reply."""
-        assert self.transport is not None
+    def send(self, packed: bytes, replies: int) -> asyncio.Future[list[Any]]:
+        """Write ``packed`` (``replies`` commands); the future gets their replies (or the first
+        error reply among them, once all have arrived: no reply is left for the next write)."""
+        if self.closed or self.transport is None:  # lost since it was handed out: never wait for no reply
+            raise redis.ConnectionError(f"Error while writing to {self.where}: connection closed")
         loop = asyncio.get_running_loop()
-        futures = []
-        for _ in range(replies):
-            future = loop.create_future()
-            timer = loop.call_later(self.timeout, self._timed_out) if self.timeout else None
-            self.pending.append((future, timer))
-            futures.append(future)
+        future: asyncio.Future[list[Any]] = loop.create_future()
+        timer = loop.call_later(self.timeout, self._timed_out) if self.timeout else None
+        self.pending.append(_Write(future, timer, replies))
         self.transport.write(packed)
-        return futures
+        return future
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         try:
             while (reply := self.reader.gets()) is not False:
-                future, timer = self.pending.popleft()
-                if timer is not None:
-                    timer.cancel()
-                if future.done():  # its reader was cancelled: the reply is skipped
-                    continue
+                write = self.pending[0]
                 if isinstance(reply, redis.ResponseError):
-                    future.set_exception(reply)
+                    write.error = write.error or reply
+                write.replies.append(reply)
+                if len(write.replies) < write.expected:
+                    continue
+                self.pending.popleft()
+                if write.timer is not None:
+                    write.timer.cancel()
+                if write.future.done():  # its reader was cancelled: the replies are skipped
+                    continue
+                if write.error is not None:
+                    write.future.set_exception(write.error)
                 else:
-                    future.set_result(reply)
+                    write.future.set_result(write.replies)
         except (hiredis.ProtocolError, IndexError) as exc:  # garbage, or a reply nobody asked for
             self._close(redis.ConnectionError(f"protocol error from {self.where}: {exc!r}"))
 
@@ -136,11 +151,11 @@ class _Protocol(asyncio.Protocol):
         """Fail every read in flight (their replies can no longer be matched) and drop the connection."""
         self.closed = True
         while self.pending:
-            future, timer = self.pending.popleft()
-            if timer is not None:
-                timer.cancel()
-            if not future.done():
-                future.set_exception(_fresh(error))
+            write = self.pending.popleft()
+            if write.timer is not None:
+                write.timer.cancel()
+            if not write.future.done():
+                write.future.set_exception(_fresh(error))
         if self.transport is not None and not self.transport.is_closing():
             self.transport.abort()
 
@@ -168,8 +183,9 @@ class PipelinedConnection:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting: asyncio.Task[_Protocol] | None = None
 
-    async def send(self, packed: bytes, replies: int) -> list[asyncio.Future[Any]]:
-        """Write ``packed`` on the (re)connected connection; one future per reply."""
+    async def send(self, packed: bytes, replies: int) -> asyncio.Future[list[Any]]:
+        """Write ``packed`` (``replies`` commands) on the (re)connected connection; the future
+        gets their replies."""
         protocol = self._protocol
         if protocol is None or protocol.closed or self._loop is not asyncio.get_running_loop():
             protocol = await self._connected()
@@ -177,8 +193,8 @@ class PipelinedConnection:
 
     async def execute(self, packed: bytes) -> Any:
         """One command's reply."""
-        (future,) = await self.send(packed, 1)
-        return await future
+        (reply,) = await (await self.send(packed, 1))
+        return reply
 
     async def _connected(self) -> _Protocol:
         loop = asyncio.get_running_loop()
@@ -213,8 +229,7 @@ class PipelinedConnection:
             handshake.append(("SELECT", self.db))
         try:
             for command in handshake:
-                (future,) = protocol.send(_pack(*command), 1)
-                await future
+                await protocol.send(_pack(*command), 1)
         except redis.ResponseError as exc:
             protocol._close(redis.ConnectionError(str(exc)))
             error = redis.AuthenticationError if command[0] == "AUTH" else redis.ConnectionError
@@ -294,31 +309,36 @@ class ClusterReads:
             connection = self._connections[name] = PipelinedConnection(host=host, port=port, **self.options)
         return connection
 
-    async def mget(self, groups: Sequence[Sequence[bytes]]) -> list[list[Any]]:
-        """The values of each group of keys (the keys of a group share one hash tag), in the
-        groups' order; raises ``redis.ResponseError`` on a redirection (the caller reads
+    async def mget(self, groups: Sequence[Sequence[bytes]], slots: Sequence[int]) -> list[list[Any]]:
+        """The values of each group of keys (the keys of a group share one hash tag: slot
+        ``slots[i]``), in the groups' order; raises ``redis.ResponseError`` on a redirection (the caller reads
         through the cluster client then) and the usual connection/timeout errors."""
         await self.client.initialize()  # the slot map (no-op once loaded)
         manager = self.client.nodes_manager
         per_node: dict[tuple[str, int], list[int]] = {}
-        for i, group in enumerate(groups):
+        for i, slot in enumerate(slots):
             try:
-                node = manager.get_node_from_slot(key_slot(group[0]))
+                node = manager.get_node_from_slot(slot)
             except redis.exceptions.SlotNotCoveredError as exc:
                 raise redis.ResponseError(str(exc)) from None
             per_node.setdefault((str(node.host), int(node.port)), []).append(i)
-        sent: list[tuple[list[int], list[asyncio.Future[Any]]]] = []
-        for (host, port), members in per_node.items():
-            packed = b"".join(_pack("MGET", *groups[i]) for i in members)
-            sent.append((members, await self._connection(host, port).send(packed, len(members))))
-        results: list[list[Any]] = [[] for _ in groups]
+        sent: list[tuple[list[int], asyncio.Future[list[Any]]]] = []
         error: BaseException | None = None
-        for members, futures in sent:
-            for i, future in zip(members, futures, strict=True):
-                try:
-                    results[i] = await future
-                except redis.RedisError as exc:  # keep reading the others: no reply is left unconsumed
-                    error = error or exc
+        for (host, port), members in per_node.items():  # every node's write goes out before any wait
+            packed = b"".join([_pack("MGET", *groups[i]) for i in members])
+            try:
+                sent.append((members, await self._connection(host, port).send(packed, len(members))))
+            except redis.RedisError as exc:  # e.g. a node that refuses connections
+                error = error or exc
+        results: list[list[Any]] = [[] for _ in groups]
+        for members, future in sent:  # every future awaited: none is left with an unread error
+            try:
+                replies = await future
+            except redis.RedisError as exc:
+                error = error or exc
+                continue
+            for i, reply in zip(members, replies, strict=True):
+                results[i] = reply
         if error is not None:
             raise error
         return results
