@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import redis
+import redis.asyncio
 
 from churn.store.cluster import local_redis
 from churn.store.online import OnlineStore, OnlineStoreError, PipelinedRedis, async_client_from_url
@@ -162,9 +163,12 @@ def test_the_store_reads_the_same_vectors_either_way(server):
 
     async def run() -> None:
         reader = OnlineStore(client, "t:v1", FEATURES, aclient=async_client_from_url(f"redis://127.0.0.1:{port}"))
+        plain = OnlineStore(client, "t:v1", FEATURES, aclient=redis.asyncio.Redis(port=port))  # redis-py's MGET
         got, want = await reader.aonline_read(ids), store.online_read(ids, count=False)
         assert got.found.tolist() == want.found.tolist() == [True, True, False, True, True]
-        assert got.values.tobytes() == want.values.tobytes()
+        assert got.values.tobytes() == want.values.tobytes() == (await plain.aonline_read(ids)).values.tobytes()
+        assert await reader.aonline_get(49) == await plain.aonline_get(49) == client.get(store.key(49))
         await reader.aclient.aclose()
+        await plain.aclient.aclose()
 
     asyncio.run(run())
