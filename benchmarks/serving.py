@@ -173,11 +173,11 @@ def bench_cluster_read(env: dict[str, str], batch: int = 1000, calls: int = 300)
     rng = np.random.default_rng(5)
     batches = [rng.choice(latest["user_id"].to_numpy(), batch) for _ in range(calls)]
 
-    def timed(url: str) -> dict:
+    def timed(url: str) -> dict[str, float]:
         store = OnlineStore(client_from_url(url), feature_set, features)
         store.online_write_batch(latest[["user_id", "snapshot_at", *features]])
 
-        async def run() -> np.ndarray:
+        async def run() -> dict[str, float]:
             aclient = async_client_from_url(url)
             reader = OnlineStore(store.client, feature_set, features, aclient=aclient)
             await reader.aonline_read(batches[0])  # warm: connections (and the cluster's slot map)
@@ -198,7 +198,9 @@ def bench_cluster_read(env: dict[str, str], batch: int = 1000, calls: int = 300)
         finally:
             store.client.close()
 
-    rows = [{"case": f"online read of {batch} ids, embedded Redis (unix socket)", **timed(env["REDIS_URL"])}]
+    rows: list[dict[str, Any]] = [
+        {"case": f"online read of {batch} ids, embedded Redis (unix socket)", **timed(env["REDIS_URL"])}
+    ]
     root = Path(tempfile.mkdtemp(prefix="churn-bench-cluster-"))
     try:
         with local_redis(root / "single", masters=1, cluster=False) as ports:
@@ -214,8 +216,8 @@ def bench_cluster_read(env: dict[str, str], batch: int = 1000, calls: int = 300)
             )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    single = float(rows[1]["p50_ms"])  # type: ignore[arg-type]
-    return [{**r, "p50_over_single_tcp": round(float(r["p50_ms"]) / single, 2)} for r in rows]  # type: ignore[arg-type]
+    single = float(rows[1]["p50_ms"])
+    return [{**r, "p50_over_single_tcp": round(float(r["p50_ms"]) / single, 2)} for r in rows]
 
 
 PACKAGES = (  # profile groups: where a request's own time goes, by the code that spends it

@@ -195,3 +195,20 @@ def test_commands_are_packed_exactly_as_redis_py_packs_them():
     ]
     for args in commands:
         assert connection.pack_command(*args) == HiredisRespSerializer().pack(*args)
+
+
+def test_the_heap_alive_after_start_up_is_out_of_the_collectors_reach_while_serving(make_client, user_ids):
+    """Start-up freezes what is alive (libraries, model, index) so a full collection does not walk
+    it while requests wait; shutting down gives it back to the collector."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from churn.serving import create_app
+
+    client = make_client()
+    assert gc.get_freeze_count() > 10_000
+    assert client.get(f"/predict/{user_ids[0]}").status_code == 200
+    with TestClient(create_app(client.app.state.settings)) as other:  # a second app's start and stop
+        assert other.get("/health").status_code == 200
+    assert gc.get_freeze_count() == 0
