@@ -630,6 +630,7 @@ def bench_http_batch(
 
 def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 20_000) -> dict:
     """Every serving case on a private copy of the build in ``data_dir``."""
+    from benchmarks.tail import bench_tail
     from churn.store.redis_server import EmbeddedRedis
 
     work = Path(tempfile.mkdtemp(prefix="churn-bench-"))
@@ -645,6 +646,7 @@ def run_all(data_dir: str | Path = "data", duration: float = 10.0, calls: int = 
             "asgi_batch_profile": profile_asgi_batch(env, calls=max(calls // 200, 10)),
             "http_single": [bench_http_single(env, w, duration) for w in (1, 2)],
             "ceilings": bench_ceilings(env, 2, duration),
+            "tail": bench_tail(env, duration),
             "http_batch": [bench_http_batch(env, w, duration=duration) for w in (1, 2)],
             "cluster": bench_cluster_read(env, calls=max(calls // 50, 20)),
         }
@@ -718,6 +720,17 @@ def comparison(results: dict) -> str:
                 f"{r['share_of_bare_fastapi']:.0%} | {r.get('req_per_api_cpu_second', float('nan')):,.0f} | "
                 f"{r.get('share_of_bare_fastapi_per_api_cpu', float('nan')):.0%} | {_cores(r)} |"
             )
+    if results.get("tail"):
+        from benchmarks.tail import table
+
+        lines += [
+            "",
+            "The p99 tail (`benchmarks.tail`): the API as it runs (the heap alive after start-up frozen) and "
+            "with that heap left to the garbage collector, same run; inside the workers, each full "
+            "collection's pause and the event loop's lag (how late a 5 ms sleep wakes up):",
+            "",
+            table(results["tail"]),
+        ]
     if results.get("asgi"):
         lines += [
             "",
