@@ -205,6 +205,8 @@ class PipelinedConnection:
         connecting = self._connecting
         try:
             self._protocol = await asyncio.shield(connecting)  # a cancelled reader leaves it running
+        except redis.RedisError as exc:  # each reader its own error (a shared one gathers tracebacks)
+            raise _fresh(exc) from None
         finally:
             if connecting.done() and self._connecting is connecting:
                 self._connecting = None  # the next reconnect (or retry after a failure) starts afresh

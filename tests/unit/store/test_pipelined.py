@@ -172,3 +172,13 @@ def test_the_store_reads_the_same_vectors_either_way(server):
         await plain.aclient.aclose()
 
     asyncio.run(run())
+
+
+def test_reads_waiting_for_one_failed_connect_each_get_their_own_error():
+    async def run() -> None:
+        aclient = async_client_from_url("redis://127.0.0.1:1", socket_connect_timeout=1)
+        errors = await asyncio.gather(*(aclient.read_values([b"k"]) for _ in range(3)), return_exceptions=True)
+        assert all(isinstance(e, redis.ConnectionError) for e in errors) and len({id(e) for e in errors}) == 3
+        await aclient.aclose()
+
+    asyncio.run(run())
