@@ -44,7 +44,7 @@ def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, 
     assert sum(sum(1 for _ in n.scan_iter("churn:fs:churn_features:v1:*:u:*")) for n in nodes) == 0
     miss = client.get(f"/predict/{user_ids[0]}").json()
     assert miss["cached"] is False and client.get(f"/predict/{user_ids[0]}").json()["cached"] is True
-    from churn.serving.ops import read_ops
+    from churn.store.api_state import read_ops
 
     cluster_client = client.app.state.serving.features.client
     client.app.state.ops.flush(cluster_client)
