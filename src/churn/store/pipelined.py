@@ -12,7 +12,8 @@ The behaviours the API relies on are kept: every read has the client's ``socket_
 (then the connection is closed and every read in flight on it fails with ``redis.TimeoutError``),
 a refused or lost connection fails them with ``redis.ConnectionError`` (so the online store's
 guard and the API's circuit breaker see what they saw from redis-py), a cancelled reader does not
-disturb the others, and the next read reconnects. AUTH and SELECT are sent on connect. Only
+disturb the others, and the next read reconnects. AUTH and SELECT are sent on connect (a client
+name or library name set in the URL is not: the connection is anonymous in ``CLIENT LIST``). Only
 plain TCP and unix-socket URLs take this path; a URL with TLS or any other option redis-py would
 have to handle reads through redis-py as before (:func:`PipelinedReads.for_client` says None).
 
