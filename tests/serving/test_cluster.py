@@ -73,7 +73,16 @@ def test_cluster_reads_go_to_each_node_and_follow_a_redirection(cluster, serving
     async def run() -> None:
         aclient = async_client_from_url(url, socket_timeout=5)
         reader = OnlineStore(writer.client, feature_set, features, aclient=aclient)
+        fallbacks = []  # reads that went through redis-py's cluster client
+        mget_nonatomic = aclient.mget_nonatomic
+
+        async def spied(keys):
+            fallbacks.append(len(keys))
+            return await mget_nonatomic(keys)
+
+        aclient.mget_nonatomic = spied
         got = await reader.aonline_read(ids)
+        assert fallbacks == []  # every bucket's slot was right: the nodes answered directly
         assert isinstance(aclient._reads, ClusterReads) and len(aclient._reads._connections) == len(cluster)
         assert got.found.all() and got.values.tobytes() == want.values.tobytes()
         manager = aclient.nodes_manager
@@ -82,7 +91,8 @@ def test_cluster_reads_go_to_each_node_and_follow_a_redirection(cluster, serving
         manager.slots_cache[slot] = [next(n for n in manager.nodes_cache.values() if n.name != owner.name)]
         got = await reader.aonline_read(ids)
         assert got.found.all() and got.values.tobytes() == want.values.tobytes()
-        assert manager.slots_cache[slot][0].name == owner.name  # the map was refreshed
+        assert fallbacks == [len(ids)] and manager.slots_cache[slot][0].name == owner.name  # followed, map refreshed
+        assert (await reader.aonline_read(ids)).values.tobytes() == want.values.tobytes() and fallbacks == [len(ids)]
         await aclient.aclose()
 
     asyncio.run(run())

@@ -46,6 +46,7 @@ def test_reads_equal_redis_pys_and_share_one_connection(server):
         aclient = async_client_from_url(f"redis://127.0.0.1:{port}", socket_timeout=5)
         assert isinstance(aclient, PipelinedRedis)
         assert await aclient.read_values(keys) == client.mget(keys)
+        assert isinstance(aclient._reads, PipelinedReads)  # the pipelined path answered, not redis-py's
         # many reads in flight at once: each gets its own reply
         got = await asyncio.gather(*(aclient.read_values([k, b"absent"]) for k in keys))
         assert got == [[values.get(k), None] for k in keys]
