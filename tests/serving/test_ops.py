@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from churn.serving.ops import LATENCY_KEY, STATS_KEY, read_ops
+from churn.store.api_state import clear_ops, read_ops
 
 
 def test_requests_and_latency_reach_redis(client):
     """After a flush, every request is counted and its latency is among the samples."""
     redis_client = client.app.state.serving.features.client
-    redis_client.delete(STATS_KEY, LATENCY_KEY)
+    clear_ops(redis_client)
     client.app.state.ops.flush(redis_client)  # drop what set-up requests recorded
-    redis_client.delete(STATS_KEY, LATENCY_KEY)
+    clear_ops(redis_client)
     for _ in range(5):
         client.get("/health")
     client.get("/predict/999999999")  # a 404 is a request, not a server error

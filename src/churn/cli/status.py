@@ -52,6 +52,7 @@ def model_line(project: Project) -> str:
 def redis_line(project: Project) -> str:
     import redis
 
+    from churn.store.online import client_from_url
     from churn.store.redis_server import EmbeddedRedis
 
     url = str(project.params.get("redis_url") or "")
@@ -59,7 +60,7 @@ def redis_line(project: Project) -> str:
         return "redis      embedded server not running (make redis-start; make build starts it)"
     url = url or EmbeddedRedis(project.data_dir).url
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        client = client_from_url(url, socket_timeout=1, socket_connect_timeout=1)  # one Redis or a cluster
         keys = client.dbsize()
         client.close()
     except (redis.RedisError, OSError, ValueError) as exc:

@@ -187,13 +187,12 @@ def drift_over_time(result: MonitorResult, alpha: float) -> pd.DataFrame:
 def record_api_metrics(warehouse: Warehouse, run_id: str, redis_url: str | None, data_dir: str) -> dict[str, Any]:
     """The serving API's request counts and latency (from Redis) with the online store's hit
     rate, appended to ``monitoring.api_metrics`` under this monitoring run."""
-    import redis
-
-    from churn.serving.ops import read_ops
     from churn.store import materialize
+    from churn.store.api_state import read_ops
+    from churn.store.online import client_from_url
     from churn.store.redis_server import resolve_redis_url
 
-    client = redis.Redis.from_url(resolve_redis_url(redis_url or None, data_dir))
+    client = client_from_url(resolve_redis_url(redis_url or None, data_dir))  # one Redis or a cluster
     api = {**read_ops(client), "cache_hit_rate": materialize.online_store(warehouse, client).stats()["hit_rate"]}
     monitoring.write_api_metrics(warehouse, run_id, api)
     return api

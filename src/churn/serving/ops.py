@@ -1,8 +1,8 @@
 """The API's operational figures: request count, errors and latency, shared through Redis.
 
 Each worker process counts in memory (a few dict updates per request) and adds its counts to
-``churn:api:stats`` on every background tick; the latest latencies go to a capped Redis list, so
-the monitor phase can report p50/p99 across all workers.
+the shared figures (:mod:`churn.store.api_state`, which owns the keys) on every background tick,
+so the monitor phase can report p50/p99 across all workers.
 """
 
 from __future__ import annotations
@@ -11,13 +11,11 @@ import threading
 import time
 from collections import deque
 
-import numpy as np
 import redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from churn.store.api_state import LATENCY_KEEP, add_ops
 from churn.store.online import RedisClient
-
-STATS_KEY, LATENCY_KEY, KEEP = "churn:api:stats", "churn:api:latency_ms", 10_000
 
 
 class OpsStats:
@@ -26,7 +24,7 @@ class OpsStats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.requests = self.errors = 0
-        self.latencies: deque[float] = deque(maxlen=KEEP)
+        self.latencies: deque[float] = deque(maxlen=LATENCY_KEEP)
 
     def record(self, status: int, seconds: float) -> None:
         with self._lock:
@@ -43,28 +41,11 @@ class OpsStats:
         if not requests:
             return
         try:
-            pipe = client.pipeline(transaction=False)
-            pipe.hincrby(STATS_KEY, "requests", requests)
-            pipe.hincrby(STATS_KEY, "server_errors", errors)
-            pipe.lpush(LATENCY_KEY, *[f"{v:.4f}" for v in latencies])
-            pipe.ltrim(LATENCY_KEY, 0, KEEP - 1)
-            pipe.execute()
+            add_ops(client, requests, errors, latencies)
         except (redis.RedisError, OSError):
             with self._lock:
                 self.requests += requests
                 self.errors += errors
-
-
-def read_ops(client: RedisClient) -> dict[str, float]:
-    """Requests, server errors and latency percentiles recorded by every worker so far."""
-    stats = client.hgetall(STATS_KEY)
-    latencies = np.array([float(v) for v in client.lrange(LATENCY_KEY, 0, KEEP - 1)])
-    return {
-        "requests": int(stats.get(b"requests", 0)), "server_errors": int(stats.get(b"server_errors", 0)),
-        "latency_p50_ms": float(np.median(latencies)) if len(latencies) else float("nan"),
-        "latency_p99_ms": float(np.quantile(latencies, 0.99)) if len(latencies) else float("nan"),
-        "latency_samples": len(latencies),
-    }
 
 
 class OpsRecorder:

@@ -14,7 +14,7 @@ import hmac
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import redis
 from fastapi import HTTPException, Request, Security
@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from churn.serving.settings import Settings
+from churn.store.api_state import SharedBuckets
 
 if TYPE_CHECKING:
     from churn.serving.features import FeatureSource
@@ -105,31 +106,14 @@ class RateLimiter:
             del self._buckets[client]
 
 
-TOKEN_BUCKET = """
-local capacity, rate = tonumber(ARGV[1]), tonumber(ARGV[2])
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) + tonumber(clock[2]) / 1e6
-local state = redis.call('HMGET', KEYS[1], 't', 'at')
-local tokens, at = tonumber(state[1]) or capacity, tonumber(state[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - at) * rate)
-local wait = 0
-if tokens < 1 then wait = (1 - tokens) / rate else tokens = tokens - 1 end
-redis.call('HSET', KEYS[1], 't', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
-return tostring(wait)
-"""
-
-
 class SharedRateLimiter:
     """The same token bucket, kept in Redis and shared by every worker and replica."""
-
-    PREFIX = "churn:ratelimit:"
 
     def __init__(self, per_minute: int) -> None:
         self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
         self.local = RateLimiter(per_minute)  # used while Redis does not answer
-        self._script: Any = None  # registered on first use (needs the asyncio client)
+        self.buckets = SharedBuckets(self.capacity, self.rate)
 
     async def aacquire(self, client: str, features: FeatureSource | None) -> float:
         """0.0 when allowed, else the seconds until the client's next token. Redis is reached
@@ -139,9 +123,7 @@ class SharedRateLimiter:
         if features is None or features.aclient is None or not features.redis_usable():
             return self.local.acquire(client)
         try:
-            if self._script is None:
-                self._script = features.aclient.register_script(TOKEN_BUCKET)
-            return float(await self._script(keys=[self.PREFIX + client], args=[self.capacity, self.rate]))
+            return await self.buckets.atake(features.aclient, client)
         except (redis.RedisError, OSError) as exc:
             features.mark_down(exc)
             return self.local.acquire(client)

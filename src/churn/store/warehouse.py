@@ -31,7 +31,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -187,30 +187,29 @@ class Warehouse:
         writer block commits anything.
         """
         if self.deferred and self.path.exists():
-            with self.lock():
-                con = self._connect(self.path, read_only=False)
-                try:
-                    yield con
-                finally:
-                    con.close()
+            with self._opened(self.path, read_only=False, locked=True) as con:
+                yield con
             return
         source = self.snapshot_path if self.snapshot_path.exists() else self.path
         if not source.exists():
             raise WarehouseError(
                 f"warehouse {self.path} does not exist yet: run `make build` to create it"
             )
-        con = self._connect(source, read_only=True)
-        try:
+        with self._opened(source, read_only=True) as con:
             yield con
-        finally:
-            con.close()
 
     @contextmanager
     def direct_reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Read-only connection to the warehouse file itself, not the snapshot, under the write
         lock: what was committed, even if a crash came before the snapshot was published."""
-        with self.lock():
-            con = self._connect(self.path, read_only=True)
+        with self._opened(self.path, read_only=True, locked=True) as con:
+            yield con
+
+    @contextmanager
+    def _opened(self, path: Path, read_only: bool, locked: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A connection to ``path``, closed on exit; ``locked``: held under the write lock."""
+        with self.lock() if locked else nullcontext():
+            con = self._connect(path, read_only=read_only)
             try:
                 yield con
             finally:
