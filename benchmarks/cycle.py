@@ -140,7 +140,12 @@ def cycles_on_workspace(data_dir: Path, n_users: int, label: str, cycles: int) -
     builds = [r for r in runs if r["as_of"] is None and every_phase and len(r["phases"]) == every_phase]
     if not builds:  # a partial run (--partially, a repair) is not a rebuild to compare with
         raise RuntimeError(f"no successful full build of every phase in {data_dir}: build it first")
-    measured = [run_churn(data_dir, n_users, "cycle") for _ in range(cycles)]
+    from churn.store.redis_server import EmbeddedRedis
+
+    try:
+        measured = [run_churn(data_dir, n_users, "cycle") for _ in range(cycles)]
+    finally:  # the cycles started the workspace's embedded Redis: leave no server behind
+        EmbeddedRedis(data_dir).stop()
     for run, facts in zip(ledger_runs(data_dir)[-cycles:], measured, strict=True):
         facts["phases"] = run["phases"]
     return compare(builds[-1], measured, label)

@@ -36,6 +36,7 @@ from churn.store.warehouse import Warehouse
 
 wh = Warehouse(warehouse)
 ds = load_dataset(dataset)
+since = None  # a daily cycle's report describes the rows it appended (synthetic: timed from here)
 print(f"data set {ds.name!r} ({ds.source}); churn rule: {ds.churn.rule}")
 
 # %% [markdown]
@@ -64,7 +65,7 @@ elif source == "synthetic":
     load = cycle.load_synthetic(wh, params, {"name": ds.name, "fingerprint": identity, "source": "synthetic",
                                              "rule": ds.churn.rule}, as_of=as_of_date(as_of))
     print(load.describe())
-    counts = load.counts
+    counts, since = load.counts, load.since
 elif source == "files":
     counts = raw.write_raw_tables(wh, [files.read_raw_files(raw_dir)], dataset={
         "name": ds.name, "fingerprint": f"{ds.name}:files:{raw_dir}", "source": "files", "rule": ds.churn.rule})
@@ -76,9 +77,13 @@ counts
 
 # %% [markdown]
 # ## What was written
+# A full build describes the whole history; a daily cycle the rows it appended (and the users
+# table as it is now).
 
 # %%
-overview = raw.describe_raw(wh)
+overview = raw.describe_raw(wh, since=since)
+if since is not None:
+    print(f"the rows loaded by this run: timed at or after {since.date()}")
 overview.get("plans", "no plans in this data set")
 
 # %%
@@ -90,17 +95,21 @@ overview.get("billing_types", "no billing in this data set")
 # %% [markdown]
 # ## Activity over time and across the week
 # Active users and events per week (the simulation's first and last partial weeks are shorter),
-# and the weekday/weekend rhythm.
+# and the weekday/weekend rhythm; a daily cycle: events and active users per day it loaded.
 
 # %%
-ax = overview["weekly_activity"].set_index("week")[["events"]].plot(
-    figsize=(10, 3), title="events per week", legend=False
-)
+if since is None:
+    ax = overview["weekly_activity"].set_index("week")[["events"]].plot(
+        figsize=(10, 3), title="events per week", legend=False
+    )
+else:
+    print(overview["daily_activity"].to_string(index=False))
 
 # %%
-ax = overview["weekday_activity"].set_index("weekday")["events"].plot.bar(
-    figsize=(6, 3), title="events by weekday"
-)
+if since is None:
+    ax = overview["weekday_activity"].set_index("weekday")["events"].plot.bar(
+        figsize=(6, 3), title="events by weekday"
+    )
 
 # %%
 if len(overview["monthly_churn"]):

@@ -278,3 +278,142 @@ def test_a_daily_run_checks_the_slice_it_appended(tmp_path: Path) -> None:
     assert unknown.examples == [88]  # the slice's bad row; the old one (77) is not re-judged
     append_files(wh, dataset, "2024-03-04", now=NOW)  # nothing new
     assert latest_event_slice(wh) == 4  # no load recorded: the last one's slice again
+
+
+def _daily(tmp_path: Path) -> tuple[Warehouse, object, object]:
+    """A 30-user world loaded up to `end`, judged whole and remembered as passed, then one day
+    appended by a cycle (2026-01-02): (warehouse, params, data set)."""
+    from churn import cycle
+    from churn.data.synthetic import SimulationParams
+    from churn.store import raw
+
+    wh = Warehouse(tmp_path / "w.duckdb")
+    params = SimulationParams(n_users=30, scenario="stable")
+    dataset = {"name": "synthetic", "fingerprint": "f", "source": "synthetic", "rule": "cancellation"}
+    cycle.load_synthetic(wh, params, dataset, None, progress=False)
+    assert suites.validate_raw(wh, max_timestamp=SIM_NOW, sample_rows=40).success
+    raw_checks.record_check(wh, raw.last_load(wh))
+    cycle.load_synthetic(wh, params, dataset, datetime(2026, 1, 2).date(), progress=False)
+    return wh, params, dataset
+
+
+def _daily_gate(wh: Warehouse) -> runner.QualityReport:
+    return suites.validate_raw(
+        wh, max_timestamp=datetime(2026, 1, 1, 23, 59), increment=raw_checks.increment(wh), sample_rows=40
+    )
+
+
+def test_a_daily_gate_judges_the_new_rows_and_their_ids_against_every_row(tmp_path: Path) -> None:
+    """In a cycle the row-level checks see the rows loaded since the last passing gate (the report
+    says so), the ids of those rows are judged against the older ones: a new row repeating an OLD
+    row's id (which a check of the new rows alone would miss) fails, and so do an unknown user, an
+    unknown event type and a future time planted in the new rows."""
+    wh, _, _ = _daily(tmp_path)
+    increment = raw_checks.increment(wh)
+    assert increment is not None and not increment.whole and not increment.affected_users
+    with wh.reader() as con:
+        new_ids = [
+            r[0]
+            for r in con.execute(
+                "SELECT event_id FROM raw_data.events WHERE event_at >= TIMESTAMP '2026-01-01' ORDER BY 1"
+            ).fetchall()
+        ]
+        total = con.execute("SELECT count(*) FROM raw_data.events").fetchall()[0][0]
+        old_id = con.execute("SELECT min(event_id) FROM raw_data.events").fetchall()[0][0]
+    assert increment.new_rows["events"] == len(new_ids) > 4 and increment.total_rows["events"] == total
+    clean = _daily_gate(wh)
+    assert clean.success, clean.message()
+    scopes = {(r.table, r.expectation, r.column): r.scope for r in clean.results}
+    assert scopes["events", "expect_column_values_to_be_between", "event_at"] == (
+        f"the {len(new_ids):,} rows loaded since the check of 2026-01-01 (of {total:,}; DuckDB)"
+    )
+    unique_scope = scopes["events", "expect_column_values_to_be_unique", "event_id"]
+    assert unique_scope == f"the ids of the {len(new_ids):,} new rows against all {total:,} rows (DuckDB)"
+    assert scopes["users", "expect_column_values_to_be_unique", "user_id"] == gate.WHOLE_TABLE
+
+    duplicate, unknown, teleport, future = new_ids[:4]
+    with wh.writer() as con:
+        con.execute(f"UPDATE raw_data.events SET event_id = {old_id} WHERE event_id = {duplicate}")
+        con.execute(f"UPDATE raw_data.events SET user_id = 999999 WHERE event_id = {unknown}")
+        con.execute(f"UPDATE raw_data.events SET event_type = 'teleport' WHERE event_id = {teleport}")
+        con.execute(f"UPDATE raw_data.events SET event_at = TIMESTAMP '2026-01-01 23:59:30' WHERE event_id = {future}")
+    report = _daily_gate(wh)
+    failed = {(f.column, f.expectation_type): f for f in report.failures}
+    assert set(failed) == {
+        ("event_id", "expect_column_values_to_be_unique"),
+        ("user_id", "expect_column_values_to_be_in_set"),
+        ("event_type", "expect_column_values_to_be_in_set"),
+        ("event_at", "expect_column_values_to_be_between"),
+    }
+    unique = next(r for r in report.results if r.column == "event_id" and not r.success)
+    assert unique.examples == [old_id] and unique.unexpected_count == 2  # the old row and the new one
+    assert failed["user_id", "expect_column_values_to_be_in_set"].examples == [999999]
+    assert failed["event_type", "expect_column_values_to_be_in_set"].examples == ["teleport"]
+
+
+def test_a_daily_gate_judges_again_what_changed_under_the_older_rows(tmp_path: Path) -> None:
+    """What an incremental gate could miss is judged again: the slices of a run whose gate
+    failed (no pass recorded), an older row inserted behind the watermark (its table judged
+    whole), a user who vanished from users and one whose churn date moved before older rows."""
+    from churn.store import raw
+
+    wh, params, dataset = _daily(tmp_path)
+    from churn import cycle
+
+    first_day = raw_checks.increment(wh).new_rows["events"]
+    cycle.load_synthetic(wh, params, dataset, datetime(2026, 1, 3).date(), progress=False)  # no pass recorded
+    assert raw_checks.increment(wh).new_rows["events"] > first_day  # both days are judged
+    raw_checks.record_check(wh, raw.last_load(wh))
+    assert raw_checks.increment(wh).new_rows["events"] == 0
+
+    with wh.reader() as con:
+        (old_id,) = con.execute("SELECT max(event_id) FROM raw_data.events").fetchall()[0]
+        vanished, late_user, churn_at = con.execute(
+            "SELECT (SELECT min(user_id) FROM raw_data.events), u.user_id, max(e.event_at) - INTERVAL 1 DAY "
+            "FROM raw_data.users u JOIN raw_data.events e USING (user_id) WHERE u.churned_at IS NULL "
+            "AND u.user_id <> (SELECT min(user_id) FROM raw_data.events) GROUP BY u.user_id ORDER BY 2 LIMIT 1"
+        ).fetchall()[0]
+    with wh.writer() as con:
+        con.execute(f"INSERT INTO raw_data.events VALUES ({old_id + 1}, 2, 'teleport', TIMESTAMP '2025-06-01')")
+        con.execute(f"DELETE FROM raw_data.users WHERE user_id = {vanished}")
+        con.execute("UPDATE raw_data.users SET churned_at = ? WHERE user_id = ?", [churn_at, late_user])
+    increment = raw_checks.increment(wh)
+    assert set(increment.whole) == {"events"} and "last check saw" in increment.whole["events"]
+    assert increment.affected_users == tuple(sorted((vanished, late_user)))
+    report = _daily_gate(wh)
+    failed = {(f.table, f.column, f.expectation_type, tuple(f.examples)) for f in report.failures}
+    assert ("events", "event_type", "expect_column_values_to_be_in_set", ("teleport",)) in failed
+    assert ("events", "user_id", "expect_column_values_to_be_in_set", (vanished,)) in failed  # unknown user
+    assert ("events", "user_id", "expect_column_values_to_be_in_set", (late_user,)) in failed  # after churn
+    scope = next(r.scope for r in report.results if r.table == "billing" and r.column == "amount")
+    assert "older rows of 2 users" in scope
+
+
+def test_a_new_full_load_forgets_the_last_pass(tmp_path: Path) -> None:
+    """A full load replaces the tables the last pass judged: the next gate judges everything."""
+    from churn import cycle
+
+    wh, params, dataset = _daily(tmp_path)
+    assert raw_checks.increment(wh) is not None
+    cycle.load_synthetic(wh, params, dataset, None, progress=False)
+    assert raw_checks.increment(wh) is None
+
+
+def test_a_daily_overview_describes_the_rows_the_cycle_loaded(tmp_path: Path) -> None:
+    """generate-data's overview in a cycle counts the appended rows (timed from the last load),
+    per day and type, as pandas counts them in the slice; the users table whole."""
+    from churn.store import raw
+
+    wh, _, _ = _daily(tmp_path)
+    since = pd.Timestamp("2026-01-01")
+    overview = raw.describe_raw(wh, since=since)
+    tables = raw.read_raw_tables(wh)
+    events = tables["events"][tables["events"].event_at >= since]
+    assert "weekly_activity" not in overview
+    daily = overview["daily_activity"]
+    assert list(daily.events) == [len(events)] and list(daily.active_users) == [events.user_id.nunique()]
+    expected = events.event_type.value_counts()
+    assert dict(zip(overview["event_types"].event_type, overview["event_types"].events, strict=True)) == dict(expected)
+    assert overview["plans"].users.sum() == len(tables["users"])
+    billing = tables["billing"][tables["billing"].billed_at >= since]
+    assert overview.get("billing_types", pd.DataFrame(columns=["records"])).records.sum() == len(billing)

@@ -85,6 +85,9 @@ def test_backfill_equals_the_same_cycles_one_by_one(two_copies, small_build: Pat
     production = original["ml_pipeline.predictions"].model_version.max()
     assert len(latest) == (features.snapshot_at == days[1]).sum() and set(latest.model_version) == {production}
     assert list(a["raw_data.loads"]["mode"]) == ["full", "append", "append"]
+    # each cycle's raw gate judged the rows loaded since the last pass (its page says which)
+    page = (one_by_one / "reports" / "data_quality" / "index.html").read_text()
+    assert "rows loaded since the check of 2026-01-02" in page and "new rows (Great Expectations)" in page
     runs = RunLedger(one_by_one / "data").runs("succeeded")
     assert [str(d)[:10] for d in runs.as_of.dropna()] == ["2026-01-02", "2026-01-03"]
 

@@ -44,3 +44,26 @@ def test_prepare_publishes_the_builds_latest_vectors_and_only_reads_the_build(
 def test_prepare_refuses_a_directory_without_a_build(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="run `make build` first"):
         prepare(tmp_path / "nothing", tmp_path)
+
+
+@pytest.mark.parametrize("factory", ["frozen_app", "unfrozen_app"])
+def test_the_tail_benchmarks_apps_serve_and_report_what_their_worker_saw(
+    factory: str, serving_base: Path, embedded_redis, tmp_path: Path, monkeypatch, user_ids
+) -> None:
+    import gc
+    import json
+
+    from fastapi.testclient import TestClient
+
+    from benchmarks import tail
+
+    monkeypatch.setenv("CHURN_DATA_DIR", str(serving_base))
+    monkeypatch.setenv("REDIS_URL", embedded_redis.url)
+    monkeypatch.setenv("CHURN_TAIL_DIR", str(tmp_path))
+    with TestClient(getattr(tail, factory)()) as client:
+        assert (gc.get_freeze_count() > 0) is (factory == "frozen_app")
+        assert client.get(f"/predict/{user_ids[0]}").status_code == 200
+        gc.collect(2)  # one full collection while serving: recorded
+    (report,) = tmp_path.glob("*.json")
+    seen = json.loads(report.read_text())
+    assert any(generation == 2 for generation, _ in seen["pauses"]) and isinstance(seen["lags"], list)

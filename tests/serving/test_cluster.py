@@ -49,3 +49,52 @@ def test_the_api_serves_syncs_and_counts_across_a_cluster(cluster, make_client, 
     cluster_client = client.app.state.serving.features.client
     client.app.state.ops.flush(cluster_client)
     assert read_ops(cluster_client)["requests"] >= 8  # the API's counters, on whichever shard holds them
+
+
+def test_cluster_reads_go_to_each_node_and_follow_a_redirection(cluster, serving_base, latest):
+    """The request path reads each node's buckets over its pipelined connection; with a stale
+    slot map (a resharding the client has not seen) the node answers MOVED and the read goes
+    through the cluster client, which follows it and refreshes the map."""
+    import asyncio
+
+    from redis.crc import key_slot
+
+    from churn.store import offline
+    from churn.store.online import OnlineStore, async_client_from_url, client_from_url
+    from churn.store.pipelined import ClusterReads
+
+    url = f"redis+cluster://127.0.0.1:{cluster[0]}"
+    feature_set, features = offline.feature_set(Warehouse(serving_base / "churn.duckdb"))
+    writer = OnlineStore(client_from_url(url), feature_set, features)
+    writer.online_write_batch(latest[["user_id", "snapshot_at", *features]])
+    ids = latest["user_id"].to_numpy()[:300]
+    want = writer.online_read(ids, count=False)
+
+    async def run() -> None:
+        aclient = async_client_from_url(url, socket_timeout=5)
+        reader = OnlineStore(writer.client, feature_set, features, aclient=aclient)
+        fallbacks = []  # reads that went through redis-py's cluster client
+        mget_nonatomic = aclient.mget_nonatomic
+
+        async def spied(keys):
+            fallbacks.append(len(keys))
+            return await mget_nonatomic(keys)
+
+        aclient.mget_nonatomic = spied
+        got = await reader.aonline_read(ids)
+        assert fallbacks == []  # every bucket's slot was right: the nodes answered directly
+        assert isinstance(aclient._reads, ClusterReads) and len(aclient._reads._connections) == len(cluster)
+        assert got.found.all() and got.values.tobytes() == want.values.tobytes()
+        manager = aclient.nodes_manager
+        slot = key_slot(reader.key(int(ids[0])).encode())
+        owner = manager.slots_cache[slot][0]
+        manager.slots_cache[slot] = [next(n for n in manager.nodes_cache.values() if n.name != owner.name)]
+        got = await reader.aonline_read(ids)
+        assert got.found.all() and got.values.tobytes() == want.values.tobytes()
+        assert fallbacks == [len(ids)] and manager.slots_cache[slot][0].name == owner.name  # followed, map refreshed
+        assert (await reader.aonline_read(ids)).values.tobytes() == want.values.tobytes() and fallbacks == [len(ids)]
+        await aclient.aclose()
+
+    asyncio.run(run())
+    writer.clear()
+    writer.client.close()

@@ -8,7 +8,6 @@ log's path, the failed notebook's path and, last of all, the one-line cause.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,15 +20,10 @@ from typing import BinaryIO
 from churn.cli import failures
 
 
-def ploomber_executable() -> str:
-    """The ``ploomber`` next to this interpreter (the project's venv), else the one on PATH."""
-    local = Path(sys.executable).with_name("ploomber")
-    if local.is_file():
-        return str(local)
-    found = shutil.which("ploomber")
-    if found is None:
-        raise FileNotFoundError("the ploomber command is not installed: run `make setup`")
-    return found
+def ploomber_command() -> list[str]:
+    """``ploomber`` as this interpreter runs it (the project's venv), without the optional
+    imports that cost seconds at its start (:mod:`churn.cli.ploomber_main`)."""
+    return [sys.executable, "-m", "churn.cli.ploomber_main"]
 
 
 def new_log(logs_dir: Path, what: str) -> Path:
@@ -90,7 +84,7 @@ def run_ploomber(
 ) -> RunResult:
     """``ploomber ARGS`` in ``root``; on failure the cause is printed as the last line."""
     echo = echo if echo is not None else sys.stdout.buffer
-    cmd = [ploomber_executable(), *args]
+    cmd = [*ploomber_command(), *args]
     started = time.time()
     with open(log, "wb") as sink:
         sink.write(("$ " + " ".join(cmd) + "\n").encode())

@@ -44,8 +44,10 @@ SAMPLE_SEED = 20_261_205
 WHOLE_TABLE = "whole table (DuckDB)"
 
 
-def sample_scope(rows: int, total: int) -> str:
-    """How much of a table Great Expectations saw."""
+def sample_scope(rows: int, total: int, new_only: bool = False) -> str:
+    """How much of a table Great Expectations saw (``new_only``: of a daily run's new rows)."""
+    if new_only:
+        return f"{'all' if rows >= total else f'a sample of {rows:,} of'} the {total:,} new rows (Great Expectations)"
     return (
         "whole table (Great Expectations)"
         if rows >= total
@@ -109,8 +111,11 @@ def _plain(value: Any) -> Any:
     return str(pd.Timestamp(value)) if isinstance(value, datetime) else value
 
 
-def outcome(table: str, expectation: Expectation, check: Check, found: CheckResult) -> runner.ExpectationOutcome:
-    """The outcome of ``expectation`` judged by ``check``, worded as Great Expectations words it."""
+def outcome(
+    table: str, expectation: Expectation, check: Check, found: CheckResult, scope: str = WHOLE_TABLE
+) -> runner.ExpectationOutcome:
+    """The outcome of ``expectation`` judged by ``check``, worded as Great Expectations words it.
+    ``scope``: the rows it saw (also added to the notes Data Docs show)."""
     kwargs = _kwargs(expectation)
     details: dict[str, Any]
     if found.unexpected_count is not None:
@@ -139,10 +144,36 @@ def outcome(table: str, expectation: Expectation, check: Check, found: CheckResu
         examples=runner._examples(details, kwargs),
         observed=runner._observed(details, kwargs),
         notes=runner._notes_text(expectation.notes),
-        scope=WHOLE_TABLE,
+        scope=scope,
         details=details,
-        config=expectation.configuration,
+        config=_with_scope(expectation.configuration, scope),
     )
+
+
+def _with_scope(config: Any, scope: str) -> Any:
+    """A copy of an expectation's configuration whose notes say which rows judged it (Data Docs
+    render the notes next to the result)."""
+    if scope == WHOLE_TABLE:
+        return config
+    notes = runner._notes_text(config.notes)
+    copy = config.__class__(type=config.type, kwargs=dict(config.kwargs), meta=dict(config.meta or {}),
+                            notes=f"{notes + ' ' if notes else ''}Checked on: {scope}.")  # fmt: skip
+    return copy
+
+
+ROW_LEVEL = ("not_null", "between", "in_set")
+
+
+def check_scope(increment: raw_checks.Increment | None, table: str, check: Check) -> str:
+    """Which rows a DuckDB check saw: every row, or in a daily run the new ones (row-level
+    checks), the new ids against all rows (uniqueness), the whole table (aggregates)."""
+    if increment is None:
+        return WHOLE_TABLE
+    if check.kind in ROW_LEVEL:
+        return increment.scope(table)
+    if check.kind == "unique":
+        return increment.unique_scope(table)
+    return WHOLE_TABLE
 
 
 def _expectations(suite: runner.SuiteLike) -> list[Expectation]:
@@ -160,12 +191,17 @@ def validate_warehouse(
     sample_rows: int = SAMPLE_ROWS,
     seed: int = SAMPLE_SEED,
     report_dir: Path | str | None = None,
+    increment: raw_checks.Increment | None = None,
 ) -> runner.QualityReport:
     """Validate the raw tables of ``warehouse`` with ``suites`` (table name -> suite, tables as
     :data:`churn.store.raw_checks.SOURCES` names them, plus ``event_types``): the SQL-translatable
     expectations over every row, the others and ``type_rules`` on a sample of ``sample_rows``
     rows per table drawn by ``keys[table]``. ``where``: per table, the rows a daily run judges
-    row by row (its slice); uniqueness and aggregates judge the whole table. With
+    row by row (its slice); uniqueness and aggregates judge the whole table. ``increment``: a
+    daily run's gate (:func:`churn.store.raw_checks.increment`): the appended tables' rows loaded
+    since the last passing gate are judged row by row (with the older rows of users whose record
+    changed), their ids against every row, and Great Expectations samples them; it replaces
+    ``where``. Each outcome's scope says which rows it saw. With
     ``report_dir``: the JSON results, Data Docs and the offline page, as
     :func:`churn.quality.runner.validate_frames` writes them."""
     whole: list[runner.ExpectationOutcome] = []
@@ -181,13 +217,18 @@ def validate_warehouse(
                 rest.append(expectation)
             else:
                 translated.append((expectation, check))
-        found = raw_checks.run_checks(warehouse, table, [c for _, c in translated], where=(where or {}).get(table))
-        whole += [outcome(table, e, c, f) for (e, c), f in zip(translated, found, strict=True)]
+        rows = (where or {}).get(table) if increment is None else increment.where(table)
+        new = None if increment is None else increment.new(table)
+        found = raw_checks.run_checks(warehouse, table, [c for _, c in translated], where=rows, new=new)
+        whole += [
+            outcome(table, e, c, f, check_scope(increment, table, c))
+            for (e, c), f in zip(translated, found, strict=True)
+        ]
         rest_rules = rest + list((type_rules or {}).get(table, ()))
         if rest_rules:
             if table not in keys:
                 raise ValueError(f"{table}: no key to sample it by for {[e.expectation_type for e in rest_rules]}")
-            samples[table], total = raw_checks.sample_rows(warehouse, table, keys[table], sample_rows, seed)
-            scopes[table] = sample_scope(len(samples[table]), total)
+            samples[table], total = raw_checks.sample_rows(warehouse, table, keys[table], sample_rows, seed, where=new)
+            scopes[table] = sample_scope(len(samples[table]), total, new_only=new is not None)
             sample_suites[table] = rest_rules
     return runner.validate_frames(samples, sample_suites, report_dir=report_dir, whole_table=whole, scopes=scopes)

@@ -97,7 +97,7 @@ def validate_own_data(
         type_rules={name: type_rules(OWN_TYPES[name]) for name in present},
         where=None if min_event_id is None else {"events": f"event_id >= {int(min_event_id)}"},
         report_dir=report_dir,
-        **({"sample_rows": sample_rows} if sample_rows is not None else {}),
+        sample_rows=gate.SAMPLE_ROWS if sample_rows is None else sample_rows,
     )
 
 

@@ -122,26 +122,25 @@ def validate_raw(
     *,
     max_timestamp: datetime,
     churn_rate_bounds: tuple[float, float] = (0.02, 0.30),
-    since: datetime | None = None,
+    increment: Any = None,
     report_dir: Any = None,
     sample_rows: int | None = None,
 ) -> Any:
     """The simulator's raw tables through the quality gate (:func:`churn.quality.gate.validate_warehouse`):
     :func:`raw_data_suites` over every row in DuckDB, the column types on a seeded sample.
-    ``since``: a daily run's slice (events and billing timed at or after it are judged row by
-    row; ids stay unique over the whole tables)."""
+    ``increment``: a daily run's gate (:func:`churn.store.raw_checks.increment`): the rows of
+    events and billing loaded since the last passing gate are judged row by row, their ids
+    against every row; users (replaced whole by every load) and the aggregates whole."""
     from churn.quality import gate
 
-    cut = None if since is None else f"TIMESTAMP '{pd.Timestamp(since).isoformat(sep=' ')}'"
-    where = None if cut is None else {"events": f"event_at >= {cut}", "billing": f"billed_at >= {cut}"}
     return gate.validate_warehouse(
         warehouse,
         raw_data_suites(max_timestamp=max_timestamp, churn_rate_bounds=churn_rate_bounds),
         keys=SAMPLE_KEYS,
         type_rules={name: type_rules({c.name: c.dtype for c in schema.columns}) for name, schema in RAW_TABLES.items()},
-        where=where,
+        increment=increment,
         report_dir=report_dir,
-        **({"sample_rows": sample_rows} if sample_rows is not None else {}),
+        sample_rows=gate.SAMPLE_ROWS if sample_rows is None else sample_rows,
     )
 
 

@@ -30,7 +30,10 @@ import pandas as pd
 import redis
 import redis.asyncio
 from redis.connection import HiredisRespSerializer
+from redis.crc import key_slot
 from redis.utils import HIREDIS_AVAILABLE
+
+from churn.store.pipelined import ClusterReads, PipelinedReads
 
 if HIREDIS_AVAILABLE:
     import hiredis
@@ -90,12 +93,63 @@ class _UnixConnection(_HiredisPacking, redis.asyncio.UnixDomainSocketConnection)
     pass
 
 
+class PipelinedRedis(redis.asyncio.Redis):
+    """``redis.asyncio.Redis`` whose request-path reads (:meth:`read_values`) go over one
+    pipelined connection (:mod:`churn.store.pipelined`) when the URL is a plain one; every other
+    command, and every read on a URL that path does not handle, through redis-py as usual."""
+
+    _reads: PipelinedReads | None | bool = False  # False: not looked at yet
+
+    async def read_values(self, keys: list[bytes]) -> list[Any]:
+        """``MGET keys`` (raw values, None for a missing key)."""
+        if self._reads is False:
+            self._reads = PipelinedReads.for_client(self)
+        if self._reads:
+            return await self._reads.mget(keys)  # type: ignore[union-attr]
+        return cast("list[Any]", await self.mget(keys))
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        if self._reads:
+            self._reads.close()  # type: ignore[union-attr]
+        await super().aclose(close_connection_pool)
+
+
+class PipelinedRedisCluster(redis.asyncio.RedisCluster):
+    """``redis.asyncio.RedisCluster`` whose request-path reads of hash-tagged keys go to each
+    node over a pipelined connection (:class:`churn.store.pipelined.ClusterReads`)."""
+
+    _reads: ClusterReads | None | bool = False
+
+    async def read_groups(self, groups: list[list[bytes]], slots: list[int]) -> list[list[Any]]:
+        """``MGET`` of each group (keys of one hash tag, in slot ``slots[i]``), one write per node, nodes at once;
+        after a redirection or without the fast path, redis-py's ``mget_nonatomic``."""
+        if self._reads is False:
+            self._reads = ClusterReads.for_client(self)
+        if self._reads:
+            try:
+                return await self._reads.mget(groups, slots)  # type: ignore[union-attr]
+            except redis.ResponseError:  # MOVED/ASK (a resharding): the cluster client follows it
+                pass
+        values = await self.mget_nonatomic([k for group in groups for k in group])
+        out, start = [], 0
+        for group in groups:
+            out.append(values[start:start + len(group)])
+            start += len(group)
+        return out
+
+    async def aclose(self) -> None:
+        if self._reads:
+            self._reads.close()  # type: ignore[union-attr]
+        await super().aclose()
+
+
 def async_client_from_url(url: str, **kwargs: Any) -> AsyncRedisClient:
-    """The asyncio counterpart of :func:`client_from_url`."""
+    """The asyncio counterpart of :func:`client_from_url` (reads pipelined: see
+    :class:`PipelinedRedis`, :class:`PipelinedRedisCluster`)."""
     if url.startswith(CLUSTER_SCHEME):
         kwargs.pop("retry", None)
-        return redis.asyncio.RedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **kwargs)
-    client = redis.asyncio.Redis.from_url(url, **kwargs)
+        return PipelinedRedisCluster.from_url("redis://" + url[len(CLUSTER_SCHEME):], **kwargs)
+    client = PipelinedRedis.from_url(url, **kwargs)
     pool = client.connection_pool  # connections are made on first use: swap the class before that
     packed = {redis.asyncio.Connection: _TcpConnection, redis.asyncio.UnixDomainSocketConnection: _UnixConnection}
     if HIREDIS_AVAILABLE and pool.connection_class in packed:
@@ -162,9 +216,12 @@ class OnlineStore:
         # On a cluster, users are spread over hash-tagged buckets: keys of one bucket share a slot
         self.cluster = isinstance(client, redis.RedisCluster)
         self.vector_pattern = f"{self.prefix}:{{b*}}:u:*" if self.cluster else f"{self.prefix}:u:*"
+        # each bucket's key head and slot, made once (a batch read builds 1,000 keys)
+        self._heads = [b"%s:{b%d}:u:" % (self.prefix.encode(), b) for b in range(CLUSTER_BUCKETS)]
+        self._slots = [key_slot(head) for head in self._heads]
         self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
         self._struct = struct.Struct(f"<q{len(self.features)}d")  # the same layout, for one value
-        self._coalescer = _Coalescer(self._amget)
+        self._coalescer = _Coalescer(self._aread)
 
     @classmethod
     def from_url(cls, url: str, namespace: str, features: list[str], ttl_seconds: int | None = None) -> OnlineStore:
@@ -179,7 +236,8 @@ class OnlineStore:
         """:meth:`key` of many users, as bytes: the client sends bytes as they are, where each
         ``str`` would be encoded again (a third of a 1,000-id read was building its command)."""
         if self.cluster:
-            return [self.key(u).encode() for u in user_ids.tolist()]
+            heads = self._heads
+            return [b"%s%d" % (heads[u % CLUSTER_BUCKETS], u) for u in user_ids.tolist()]
         head = self.key(0)[:-1].encode()
         return [b"%s%d" % (head, u) for u in user_ids.tolist()]
 
@@ -228,7 +286,7 @@ class OnlineStore:
             return self.decode(ids, [])
         if self.aclient is None:
             raise OnlineStoreError("this OnlineStore has no asyncio client")
-        return self.decode(ids, await self._amget(self.keys(ids)))
+        return self.decode(ids, await self._aread(ids.tolist()))
 
     async def aonline_get(self, user_id: int) -> bytes | None:
         """One user's raw value (on the asyncio client): :meth:`decode_one` reads it.
@@ -240,15 +298,36 @@ class OnlineStore:
         request waits only for the end of its own turn."""
         if self.aclient is None:
             raise OnlineStoreError("this OnlineStore has no asyncio client")
-        return cast("bytes | None", await self._coalescer.get(self.key(user_id).encode()))
+        return cast("bytes | None", await self._coalescer.get(int(user_id)))
 
-    async def _amget(self, keys: list[bytes]) -> list[Any]:
-        """Raw values of ``keys`` in one ``MGET`` (one per hash-tag bucket on a cluster)."""
-        assert self.aclient is not None
+    async def _aread(self, user_ids: list[int]) -> list[Any]:
+        """Raw values of these users' keys in one ``MGET`` (one per hash-tag bucket on a cluster,
+        each node's in one write), in order, on the asyncio client."""
+        client = self.aclient
+        assert client is not None
         with self._guard():
-            if isinstance(self.aclient, redis.asyncio.RedisCluster):
-                return cast("list[Any]", await self.aclient.mget_nonatomic(keys))
-            return cast("list[Any]", await self.aclient.mget(keys))
+            if isinstance(client, PipelinedRedis):
+                return await client.read_values(self.keys(np.asarray(user_ids, dtype=np.int64)))
+            if isinstance(client, PipelinedRedisCluster):
+                return await self._aread_cluster(client, user_ids)
+            if isinstance(client, redis.asyncio.RedisCluster):
+                return cast("list[Any]", await client.mget_nonatomic(self.keys(np.asarray(user_ids, dtype=np.int64))))
+            return cast("list[Any]", await client.mget(self.keys(np.asarray(user_ids, dtype=np.int64))))
+
+    async def _aread_cluster(self, client: PipelinedRedisCluster, user_ids: list[int]) -> list[Any]:
+        """Keys grouped by hash-tag bucket (one ``MGET`` each), values put back in request order."""
+        ids = np.asarray(user_ids, dtype=np.int64)
+        buckets = ids % CLUSTER_BUCKETS
+        order = np.argsort(buckets, kind="stable")
+        ordered_buckets = buckets[order]
+        heads, bucket_list = self._heads, ordered_buckets.tolist()
+        keys = [b"%s%d" % (heads[b], u) for b, u in zip(bucket_list, ids[order].tolist(), strict=True)]
+        starts = np.flatnonzero(np.diff(ordered_buckets, prepend=-1)).tolist()
+        groups = [keys[lo:hi] for lo, hi in zip(starts, [*starts[1:], len(keys)], strict=True)]
+        replies = await client.read_groups(groups, [self._slots[bucket_list[lo]] for lo in starts])
+        values = np.empty(len(ids), dtype=object)  # fromiter: bytes stay Python objects (no 'S' array)
+        values[order] = np.fromiter(itertools.chain.from_iterable(replies), dtype=object, count=len(ids))
+        return values.tolist()
 
     def decode_one(self, raw: bytes | None) -> tuple[int, tuple[float, ...]] | None:
         """One value -> (as_of in microseconds, features) when it is a valid vector, else None
@@ -373,14 +452,14 @@ class _Coalescer:
     every waiting request takes the fallback as it would alone); a cancelled caller is skipped.
     """
 
-    def __init__(self, read: Callable[[list[bytes]], Awaitable[list[Any]]]) -> None:
+    def __init__(self, read: Callable[[list[Any]], Awaitable[list[Any]]]) -> None:
         self._read = read
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._keys: list[bytes] = []
+        self._keys: list[Any] = []
         self._waiters: list[asyncio.Future[Any]] = []
         self._running: set[asyncio.Task[None]] = set()  # strong references until each read ends
 
-    async def get(self, key: bytes) -> Any:
+    async def get(self, key: Any) -> Any:
         loop = asyncio.get_running_loop()
         if not self._keys or self._loop is not loop:
             self._loop, self._keys, self._waiters = loop, [], []
@@ -390,14 +469,14 @@ class _Coalescer:
         self._waiters.append(waiter)
         return await waiter
 
-    def _flush(self, keys: list[bytes], waiters: list[asyncio.Future[Any]]) -> None:
+    def _flush(self, keys: list[Any], waiters: list[asyncio.Future[Any]]) -> None:
         if self._keys is keys:  # later keys start the next batch
             self._keys, self._waiters = [], []
         task = asyncio.get_running_loop().create_task(self._answer(keys, waiters))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
 
-    async def _answer(self, keys: list[bytes], waiters: list[asyncio.Future[Any]]) -> None:
+    async def _answer(self, keys: list[Any], waiters: list[asyncio.Future[Any]]) -> None:
         try:
             values = await self._read(keys)
         except BaseException as exc:  # every waiter gets it (cancellation too)

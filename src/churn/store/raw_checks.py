@@ -172,12 +172,43 @@ def _unique(con: duckdb.DuckDBPyConnection, source: str, table: str, column: str
     return CheckResult(int(total), int(total - values), int(unexpected), list(examples or []))
 
 
+def _unique_new(con: duckdb.DuckDBPyConnection, name: str, column: str, new: str) -> CheckResult:
+    """Uniqueness of ``column`` in ``name`` when only the rows matching ``new`` are new (the older
+    ones were unique at the last passing check): duplicates among the new rows, plus every row,
+    old or new, holding a new row's id that an older row holds too (a semi-join: the older rows'
+    ids are read once, the new ids are the hash table). ``element_count``: the new rows."""
+    col = _q(column)
+    inner = _unique(con, f"SELECT * FROM {name}", name, column, f"({new})")
+    across = (
+        f"SELECT {col} AS v FROM {name} WHERE NOT ({new}) AND {col} IN "
+        f"(SELECT DISTINCT {col} FROM {name} WHERE ({new}) AND {col} IS NOT NULL)"
+    )
+    old_rows, values = con.execute(
+        f"SELECT count(*), list(DISTINCT v ORDER BY v)[1:{EXAMPLES}] FROM ({across})"
+    ).fetchall()[0]
+    if not old_rows:
+        return inner
+    (new_rows,) = con.execute(
+        f"SELECT count(*) FROM {name} WHERE ({new}) AND {col} IN (SELECT DISTINCT v FROM ({across}))"
+    ).fetchall()[0]
+    examples = sorted({*(inner.examples or []), *(values or [])})[:EXAMPLES]
+    # rows counted by both (a new id repeated among the new rows and held by an old row) once
+    (both,) = con.execute(
+        f"SELECT count(*) FROM {name} WHERE ({new}) AND {col} IN (SELECT DISTINCT v FROM ({across})) AND {col} IN "
+        f"(SELECT {col} FROM {name} WHERE ({new}) GROUP BY {col} HAVING count(*) > 1)"
+    ).fetchall()[0]
+    unexpected = int(inner.unexpected_count or 0) + int(old_rows) + int(new_rows) - int(both)
+    return CheckResult(inner.element_count, inner.missing_count, unexpected, examples)
+
+
 def run_checks(
-    warehouse: Warehouse, table: str, checks: Sequence[Check], where: str | None = None
+    warehouse: Warehouse, table: str, checks: Sequence[Check], where: str | None = None, new: str | None = None
 ) -> list[CheckResult]:
     """Run ``checks`` on ``table`` (a key of :data:`SOURCES` or :data:`EVENT_TYPES`), every row of
     it, or only those matching ``where`` (a condition on its columns: a daily run's slice) for
-    the row-level checks; uniqueness and aggregates judge the whole table.
+    the row-level checks; aggregates judge the whole table, and so does uniqueness: over every
+    row, or, with ``new`` (the condition of the rows loaded since the last passing check, whose
+    ids were unique then), the new rows' ids among themselves and against the older rows'.
 
     The row-level checks share one scan; examples are fetched only for the checks that fail."""
     with warehouse.reader() as con:
@@ -202,6 +233,8 @@ def run_checks(
                     missing = 0
                 examples = _examples(con, source, check.column or "", f"{only} AND {row_level[i]}") if bad else []
                 out.append(CheckResult(judged, missing, bad, examples))
+            elif check.kind == "unique" and new is not None and table in SOURCES:
+                out.append(_unique_new(con, SOURCES[table], check.column or "", new))
             elif check.kind == "unique":
                 out.append(_unique(con, source, table, check.column or "", "TRUE"))
             else:  # on the stored table when the check needs no derived flag: no join to scan
@@ -226,26 +259,165 @@ def _aggregate(con: duckdb.DuckDBPyConnection, source: str, check: Check) -> Che
 
 
 def sample_rows(
-    warehouse: Warehouse, table: str, key: str, rows: int, seed: int, columns: Sequence[str] | None = None
+    warehouse: Warehouse,
+    table: str,
+    key: str,
+    rows: int,
+    seed: int,
+    columns: Sequence[str] | None = None,
+    where: str | None = None,
 ) -> tuple[pd.DataFrame, int]:
     """(sample, rows in the table): up to ``rows`` rows of ``table`` (a key of :data:`SOURCES`): the ones with the smallest
     ``hash(key, seed)`` (ties by key, then storage order), so the sample is fixed by the seed, spread over the whole
     table and the same on every run. One filtered scan: rows whose hash falls in the lowest
     ``1.5 * rows / count`` of its range are kept, then ordered (a full ordering only when the
-    filter kept too few)."""
+    filter kept too few). ``where``: sample only the rows matching it (a daily run's new rows);
+    the count is then theirs."""
     if rows < 1:
         raise ValueError(f"a sample needs at least one row, not {rows}")
     name = SOURCES[table]
     order = f"hash({_q(key)}, {int(seed)}), {_q(key)}, rowid"  # rowid: a key repeated (subscriptions)
+    only = f"({where})" if where else "TRUE"
     with warehouse.reader() as con:
         con.execute("SET enable_progress_bar = false")
-        (count,) = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0]
+        (count,) = con.execute(f"SELECT count(*) FROM {name} WHERE {only}").fetchall()[0]
         select = f"SELECT * FROM {name}" if columns is None else f"SELECT {', '.join(map(_q, columns))} FROM {name}"
+        select += f" WHERE {only}"
         if count > 2 * rows:
             cut = int(min(1.0, 1.5 * rows / count) * 2**64)
             kept = con.execute(
-                f"{select} WHERE hash({_q(key)}, {int(seed)}) < {cut}::UBIGINT ORDER BY {order} LIMIT {int(rows)}"
+                f"{select} AND hash({_q(key)}, {int(seed)}) < {cut}::UBIGINT ORDER BY {order} LIMIT {int(rows)}"
             ).df()
             if len(kept) == rows:
                 return kept.reset_index(drop=True), int(count)
         return con.execute(f"{select} ORDER BY {order} LIMIT {int(rows)}").df(), int(count)
+
+
+# -- a daily run's gate: what is new since the last passing check ---------------------------------
+_CHECKS, _CHECKED_USERS, _LOADS = tables.RAW_CHECKS.name, tables.CHECKED_USERS.name, tables.LOADS.name
+INCREMENTAL = ("events", "billing")
+"""The tables a daily run appends to (and judges by their new rows); users is replaced whole."""
+
+
+@dataclass(frozen=True)
+class Increment:
+    """What a daily run's gate judges row by row: the rows loaded since the last passing gate.
+
+    ``through``: that gate judged every row timed before it (the watermark of then); ``new``:
+    per table of :data:`INCREMENTAL`, the rows timed at or after it (it also verified that the
+    rows before it are still the ones it judged: their count); ``affected_users``: users whose
+    older rows are judged again because the users table changed under them (the user vanished,
+    or its churn date moved before ``through``); ``whole``: tables judged in full after all, and why.
+    """
+
+    through: pd.Timestamp
+    checked_at: pd.Timestamp
+    new_rows: dict[str, int]
+    total_rows: dict[str, int]
+    affected_users: tuple[int, ...] = ()
+    whole: dict[str, str] = field(default_factory=dict)
+
+    def new(self, table: str) -> str | None:
+        """SQL condition of ``table``'s new rows (None: the table is judged whole)."""
+        if table not in INCREMENTAL or table in self.whole:
+            return None
+        return f"{_q(_TIMESTAMP_OF[SOURCES[table]])} >= {_timestamp(self.through)}"
+
+    def where(self, table: str) -> str | None:
+        """The rows of ``table`` its row-level checks judge: the new ones and the older rows of
+        the affected users (None: every row)."""
+        new = self.new(table)
+        if new is None or not self.affected_users:
+            return new
+        return f"{new} OR user_id IN ({', '.join(map(str, self.affected_users))})"
+
+    def scope(self, table: str) -> str:
+        """Which rows of ``table`` the row-level checks saw, in words (the reports' "checked on")."""
+        if table not in INCREMENTAL:
+            return "whole table (DuckDB)"
+        if table in self.whole:
+            return f"whole table (DuckDB): {self.whole[table]}"
+        users = (
+            f" and the older rows of {len(self.affected_users):,} users whose record changed"
+            if self.affected_users
+            else ""
+        )
+        return (
+            f"the {_rows(self.new_rows[table])} loaded since the check of {self.through.date()}{users} "
+            f"(of {self.total_rows[table]:,}; DuckDB)"
+        )
+
+    def unique_scope(self, table: str) -> str:
+        if table not in INCREMENTAL or table in self.whole:
+            return self.scope(table)
+        return f"the ids of the {_rows(self.new_rows[table], 'new row')} against all {_rows(self.total_rows[table])} (DuckDB)"
+
+
+def _rows(n: int, what: str = "row") -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def _timestamp(value: pd.Timestamp) -> str:
+    return f"TIMESTAMP '{pd.Timestamp(value).isoformat(sep=' ')}'"
+
+
+def increment(warehouse: Warehouse) -> Increment | None:
+    """What is new since the last passing gate of these raw tables, or None (judge everything):
+    no gate passed yet, or the raw tables were loaded in full since (a new full load)."""
+    with warehouse.reader() as con:
+        if not all(Warehouse.table_exists(con, t) for t in (_CHECKS, _CHECKED_USERS, _LOADS)):
+            return None
+        rows = con.execute(f"SELECT through, full_loaded_at, events, billing, checked_at FROM {_CHECKS}").fetchall()
+        full = con.execute(f"SELECT max(loaded_at) FROM {_LOADS} WHERE mode = 'full'").fetchall()[0][0]
+        if len(rows) != 1 or full is None or rows[0][1] != full:
+            return None
+        through, _, *checked, checked_at = rows[0]
+        cut = _timestamp(through)
+        new_rows, total_rows, whole = {}, {}, {}
+        for table, seen in zip(INCREMENTAL, checked, strict=True):
+            name, ts = SOURCES[table], _q(_TIMESTAMP_OF[SOURCES[table]])
+            # older = all but the new rows (those with a NULL time too): the count of a table is
+            # free, and the filter on the new rows' times reads only their row groups
+            (total,) = con.execute(f"SELECT count(*) FROM {name}").fetchall()[0]
+            (newer,) = con.execute(f"SELECT count(*) FROM {name} WHERE {ts} >= {cut}").fetchall()[0]
+            older = total - newer
+            new_rows[table], total_rows[table] = int(newer), int(total)
+            if older != seen:  # rows before the watermark were added or removed since the check
+                whole[table] = (
+                    f"{older:,} rows are timed before {pd.Timestamp(through).date()}, the last check saw {seen:,}"
+                )
+        # users who vanished, or whose churn date moved before `through` (a newly churned user's
+        # date lies after it: its older rows cannot be after its churn)
+        affected = con.execute(
+            f"SELECT c.user_id FROM {_CHECKED_USERS} AS c LEFT JOIN (SELECT user_id, min(churned_at) AS churned_at, "
+            f"count(*) AS n FROM {_USERS} GROUP BY user_id) AS u USING (user_id) "
+            f"WHERE u.n IS NULL OR (u.churned_at IS DISTINCT FROM c.churned_at AND u.churned_at < {cut}) ORDER BY 1"
+        ).fetchall()
+    return Increment(
+        through=pd.Timestamp(through),
+        checked_at=pd.Timestamp(checked_at),
+        new_rows=new_rows,
+        total_rows=total_rows,
+        affected_users=tuple(int(r[0]) for r in affected),
+        whole=whole,
+    )
+
+
+def record_check(warehouse: Warehouse, through: pd.Timestamp) -> None:
+    """Remember a passing gate (one transaction): it judged every row timed before ``through``
+    (the raw tables' watermark) and the users as they are now. The next daily gate judges only
+    what came after (:func:`increment`)."""
+    with warehouse.writer() as con, warehouse.transaction(con):
+        full = (
+            con.execute(f"SELECT max(loaded_at) FROM {_LOADS} WHERE mode = 'full'").fetchall()[0][0]
+            if (Warehouse.table_exists(con, _LOADS))
+            else None
+        )
+        counts = [con.execute(f"SELECT count(*) FROM {SOURCES[t]}").fetchall()[0][0] for t in ("users", *INCREMENTAL)]
+        tables.recreate(con, tables.RAW_CHECKS)
+        con.execute(
+            f"INSERT INTO {_CHECKS} VALUES (?, ?, ?, ?, ?, now()::TIMESTAMP)",
+            [pd.Timestamp(through).to_pydatetime(), full, *(int(c) for c in counts)],
+        )
+        tables.recreate(con, tables.CHECKED_USERS)
+        con.execute(f"INSERT INTO {_CHECKED_USERS} SELECT user_id, churned_at FROM {_USERS}")

@@ -160,6 +160,23 @@ LOADS = declare(
         doc="The watermark: one row per load (its cut as_of, full or append, rows per table).",
     )
 )  # fmt: skip
+RAW_CHECKS = declare(
+    Table(
+        f"{RAW_SCHEMA_NAME}.checks",
+        (nn("through", "TIMESTAMP"), Col("full_loaded_at", "TIMESTAMP"), nn("users", "BIGINT"),
+         nn("events", "BIGINT"), nn("billing", "BIGINT"), nn("checked_at", "TIMESTAMP")),
+        doc="The last raw-data gate that passed: the watermark it judged up to, the full load it judged "
+            "(loads.loaded_at), the rows per table it saw; a daily gate judges row by row what came after.",
+    )
+)  # fmt: skip
+CHECKED_USERS = declare(
+    Table(
+        f"{RAW_SCHEMA_NAME}.checked_users",
+        (nn("user_id", "BIGINT"), Col("churned_at", "TIMESTAMP")),
+        doc="The users (id, churn date) as the last passing raw-data gate saw them: a daily gate re-judges "
+            "the older rows of users who vanished or whose churn date moved.",
+    )
+)  # fmt: skip
 LOADED_FILES = declare(
     Table(
         f"{RAW_SCHEMA_NAME}.loaded_files",
