@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -16,10 +15,12 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import pytest
 import redis
 
+from churn.cli.runner import ploomber_command
 from churn.store.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
-PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
+# `ploomber` as `churn build` and `make build` run it (without the optional imports that cost seconds)
+PLOOMBER = ploomber_command()
 SMALL = ["--env--n_users", "300"]
 BUILT = ".built"  # in the small build's folder once it is complete: the URL of its Redis
 BUILD_REDIS = "small-build-redis"  # the small build's Redis, next to it in the shared folder
@@ -35,7 +36,7 @@ def ploomber_build(tmp: Path, redis_url: str, *extra: str) -> subprocess.Complet
         "--env--redis_url", redis_url,
     ]  # fmt: skip
     return subprocess.run(
-        [PLOOMBER, "build", "--force", *paths, *extra],
+        [*PLOOMBER, "build", "--force", *paths, *extra],
         cwd=ROOT, capture_output=True, text=True, timeout=900,
         env={**os.environ, "GX_ANALYTICS_ENABLED": "False"},
     )  # fmt: skip

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from churn.store import offline
 from churn.store.raw import raw_table_summary
 from churn.store.runs import RunLedger
 from churn.store.warehouse import Warehouse
-from tests.pipeline.conftest import copy_build
+from tests.pipeline.conftest import PLOOMBER, copy_build
 
 ROOT = Path(__file__).resolve().parents[2]
-PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
 SMALL = ["--env--n_users", "300"]
 # The killed and the repairing build stop at build-features (phases 01-03): the kill comes right
 # after generate-data's commit, and what the repair must redo is those three phases; a whole
@@ -38,7 +36,7 @@ def _args(tmp: Path, redis_url: str) -> list[str]:
 
 
 def _ploomber(tmp: Path, redis_url: str, *extra: str, command: str = "build", wait: bool = True):
-    argv = [PLOOMBER, command, *_args(tmp, redis_url), *extra]
+    argv = [*PLOOMBER, command, *_args(tmp, redis_url), *extra]
     env = {**os.environ, "GX_ANALYTICS_ENABLED": "False"}
     if wait:
         return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
