@@ -156,7 +156,7 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
         raise
     _CURRENT.update(lock=lock, ledger=ledger, run_id=run_id, warehouse=Warehouse(warehouse))
     os.environ[DEFER_ENV] = str(Path(warehouse).resolve())  # the phase kernels inherit it
-    enable_warm_kernels()  # each phase's kernel starts while the one before it runs
+    enable_warm_kernels(len(planned_tasks(dag)))  # each phase's kernel starts while the one before it runs
     if died:
         print(
             f"churn: run {died} died before it finished; forced again: "

@@ -42,7 +42,7 @@ def _run(notebook: Path, out: Path) -> tuple[dict, list[str]]:
 
 @pytest.mark.slow  # starts real kernels importing the scientific stack (make test runs it)
 def test_each_notebook_of_a_run_adopts_the_kernel_started_while_the_one_before_ran(notebook, tmp_path) -> None:
-    kernel.enable_warm_kernels()
+    kernel.enable_warm_kernels(3)
     try:
         first, _ = _run(notebook, tmp_path / "1.ipynb")
         warm = kernel._STATE["warm"]
@@ -58,6 +58,18 @@ def test_each_notebook_of_a_run_adopts_the_kernel_started_while_the_one_before_r
     assert not psutil.pid_exists(first["pid"]) and not psutil.pid_exists(second["pid"])
     assert left is not None and left.provisioner.process.poll() is not None  # killed at the run's end
     assert kernel._STATE["warm"] is None
+
+
+@pytest.mark.slow  # starts real kernels (make test runs it)
+def test_the_last_phase_of_a_run_starts_no_kernel_for_nothing(notebook, tmp_path) -> None:
+    kernel.enable_warm_kernels(2)
+    try:
+        _run(notebook, tmp_path / "1.ipynb")
+        assert kernel._STATE["warm"] is not None  # a second phase is coming
+        _run(notebook, tmp_path / "2.ipynb")
+        assert kernel._STATE["warm"] is None  # none after the last one (an Airflow task: one phase)
+    finally:
+        kernel.discard_warm_kernels()
 
 
 def test_outside_a_run_no_kernel_is_started_ahead(notebook, tmp_path) -> None:

@@ -39,9 +39,10 @@ PRELOAD = ("numpy", "pandas", "duckdb", "matplotlib.pyplot", "scipy.stats", "skl
 then find them loaded). Great Expectations is left out: two phases of ten use it."""
 _PRELOAD_LINE = "import importlib as _imp; [_imp.import_module(_m) for _m in {modules!r}]; del _imp, _m"
 
-_STATE: dict[str, Any] = {"enabled": False, "start": None, "warm": None, "ready": False}
+_STATE: dict[str, Any] = {"enabled": False, "start": None, "warm": None, "ready": False, "left": 0}
 # start: (class, kernel name, config, start arguments) of the last kernel a phase started itself;
-# warm: the manager of the kernel started for the next phase; ready: its start has completed.
+# warm: the manager of the kernel started for the next phase; ready: its start has completed;
+# left: phases of the run still to come after the ones that got a kernel (none: no warm kernel).
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -75,8 +76,12 @@ class IPCKernelManager(AsyncKernelManager):
             _STATE["start"] = (type(self), self.kernel_name, self.config, dict(kw))
 
     def client(self, **kwargs: Any) -> Any:
-        """The phase's client; also starts the next phase's kernel in the background."""
-        if _STATE["enabled"] and _STATE["start"] is not None and _STATE["warm"] is None:
+        """The phase's client; also starts the next phase's kernel in the background, if the run
+        has a next phase (a one-phase run, e.g. an Airflow task, or the last phase starts none)."""
+        if _STATE["enabled"] and not getattr(self, "_counted", False):
+            self._counted = True
+            _STATE["left"] -= 1
+        if _STATE["enabled"] and _STATE["left"] > 0 and _STATE["start"] is not None and _STATE["warm"] is None:
             asyncio.ensure_future(_start_warm(*_STATE["start"]))
         return super().client(**kwargs)
 
@@ -113,15 +118,16 @@ def _take_warm(cls: type[IPCKernelManager], kernel_name: str | None) -> IPCKerne
     return km
 
 
-def enable_warm_kernels() -> None:
-    """From now on (a pipeline run in this process), phases get kernels started ahead of time."""
-    _STATE["enabled"] = True
+def enable_warm_kernels(phases: int) -> None:
+    """From now on (a pipeline run of ``phases`` notebooks in this process), each phase but the
+    first gets a kernel started ahead of time."""
+    _STATE.update(enabled=True, left=phases)
 
 
 def discard_warm_kernels() -> None:
     """Stop starting kernels ahead of time and kill the one waiting, if any (the run's end)."""
     km = _STATE["warm"]
-    _STATE.update(enabled=False, start=None, warm=None, ready=False)
+    _STATE.update(enabled=False, start=None, warm=None, ready=False, left=0)
     if km is not None:
         _kill(km)
 
