@@ -190,8 +190,7 @@ def test_monitoring_controls_redraw_the_feature_and_name_each_statistic(voila, t
     (no mixed "max_effect"); alerts read as sentences with the statistic and its minimum."""
     browser = Browser(tmp_path)
     try:
-        browser.call("Page.navigate", url=f"{voila}/voila/render/monitoring.ipynb")
-        browser.wait_for(_charts_ready(3, ["Alerts and retraining", " drifted: "]))
+        browser.render(f"{voila}/voila/render/monitoring.ipynb", _charts_ready(3, ["Alerts and retraining", " drifted: "]))
         text = browser.text()
         images = ("[...document.querySelectorAll('img[src^=\"data:image/png\"]')]"
                   ".map(i => i.src.length + ':' + i.src.slice(-40)).join()")
