@@ -286,7 +286,7 @@ class OnlineStore:
             return self.decode(ids, [])
         if self.aclient is None:
             raise OnlineStoreError("this OnlineStore has no asyncio client")
-        return self.decode(ids, await self._aread(ids.tolist()))
+        return self.decode(ids, await self._aread(ids))
 
     async def aonline_get(self, user_id: int) -> bytes | None:
         """One user's raw value (on the asyncio client): :meth:`decode_one` reads it.
@@ -300,23 +300,24 @@ class OnlineStore:
             raise OnlineStoreError("this OnlineStore has no asyncio client")
         return cast("bytes | None", await self._coalescer.get(int(user_id)))
 
-    async def _aread(self, user_ids: list[int]) -> list[Any]:
+    async def _aread(self, user_ids: list[int] | np.ndarray) -> list[Any]:
         """Raw values of these users' keys in one ``MGET`` (one per hash-tag bucket on a cluster,
         each node's in one write), in order, on the asyncio client."""
         client = self.aclient
         assert client is not None
+        ids = np.asarray(user_ids, dtype=np.int64)  # no copy for a batch's int64 array
         with self._guard():
-            if isinstance(client, PipelinedRedis):
-                return await client.read_values(self.keys(np.asarray(user_ids, dtype=np.int64)))
             if isinstance(client, PipelinedRedisCluster):
-                return await self._aread_cluster(client, user_ids)
+                return await self._aread_cluster(client, ids)
+            keys = self.keys(ids)
+            if isinstance(client, PipelinedRedis):
+                return await client.read_values(keys)
             if isinstance(client, redis.asyncio.RedisCluster):
-                return cast("list[Any]", await client.mget_nonatomic(self.keys(np.asarray(user_ids, dtype=np.int64))))
-            return cast("list[Any]", await client.mget(self.keys(np.asarray(user_ids, dtype=np.int64))))
+                return cast("list[Any]", await client.mget_nonatomic(keys))
+            return cast("list[Any]", await client.mget(keys))
 
-    async def _aread_cluster(self, client: PipelinedRedisCluster, user_ids: list[int]) -> list[Any]:
+    async def _aread_cluster(self, client: PipelinedRedisCluster, ids: np.ndarray) -> list[Any]:
         """Keys grouped by hash-tag bucket (one ``MGET`` each), values put back in request order."""
-        ids = np.asarray(user_ids, dtype=np.int64)
         buckets = ids % CLUSTER_BUCKETS
         order = np.argsort(buckets, kind="stable")
         ordered_buckets = buckets[order]
