@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -10,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import redis
+from xdist.scheduler import LoadGroupScheduling
 
 from churn.data.synthetic import SimulationParams
 from churn.store.redis_server import EmbeddedRedis
@@ -22,23 +26,31 @@ PIPELINE_TIMEOUT = 1800  # seconds: the first pipeline test waits for a whole `p
 
 
 # The order in which `make test` hands tests to its xdist workers (node-id prefixes; the rest
-# follows in collection order). The first test needs the session's small build, so one worker
-# builds it at once while the other runs the default-size simulations; then the longest
-# modules (Airflow first), so that they do not start last; then the many short tests, which
-# fill both workers' tails. Whole modules move, so module fixtures are set up once.
+# follows in collection order): the longest chains first, longest first, so that none starts last
+# (figures: seconds on the idle machine, CHURN_TEST_TIMELINE below records them). The first test
+# builds the session's small build on one worker while the other starts the own-data cycles,
+# which need no small build; then the tests that wait for the build, longest first; then the
+# data and model tests (default-size simulations, seconds each), which fill both workers' tails
+# with the many short unit and serving tests. A worker busy with a long test takes its next
+# tests from the END of the queue (``FillerScheduling``), so no long test queues behind another.
 SCHEDULE = (
-    "tests/pipeline/test_build.py::test_build_writes_raw_tables_and_reports",  # only one waits for it
+    "tests/pipeline/test_build.py::test_build_writes_raw_tables_and_reports",  # builds; the others wait for it
+    "tests/pipeline/test_own_data_cycle.py",  # its own build + 2 cycles: no small build needed
+    "tests/pipeline/test_airflow.py",
+    "tests/pipeline/test_dashboards.py",
+    "tests/pipeline/test_cycle.py::test_backfill",
+    "tests/pipeline/test_build.py::test_executed_notebooks_rerun_identically_under_nbval",
+    "tests/pipeline/test_own_data_build.py",
+    "tests/pipeline/test_runs.py",
+    "tests/pipeline/test_offline_pages.py",
+    "tests/pipeline/test_build.py",
+    "tests/pipeline/",
     "tests/data/",
     "tests/model/",
-    "tests/pipeline/test_build.py",
-    "tests/pipeline/test_airflow.py",
-    "tests/pipeline/test_runs.py",
-    "tests/pipeline/test_cycle.py",
-    "tests/pipeline/test_dashboards.py",
-    "tests/pipeline/test_own_data_build.py",
-    "tests/pipeline/test_own_data_cycle.py",
-    "tests/pipeline/",
 )
+# Tests long enough that a worker running one should not queue another long one behind it:
+# every pipeline test (a build, a cycle, a browser, a CLI process) and every xdist group.
+LONG = ("tests/pipeline/",)
 
 
 def schedule_rank(nodeid: str) -> int:
@@ -87,6 +99,53 @@ class XdistGroupIds:
             suffix = "@" + "_".join(sorted(names))
             if names and not item.nodeid.endswith(suffix):
                 item._id = NodeId.parse(item.nodeid + suffix)  # type: ignore[attr-defined]
+
+
+def is_long(scope: str) -> bool:
+    """Whether an xdist work unit (a node id, or a group's name) is one of the ``LONG`` tests."""
+    return "::" not in scope or scope.startswith(LONG)
+
+
+class FillerScheduling(LoadGroupScheduling):
+    """pytest-xdist's ``loadgroup``, except where a worker's next tests come from.
+
+    A worker runs a test only once it holds the next one (the next item decides the teardown),
+    and xdist tops a worker up to three pending tests: the two taken after a long test wait for
+    it, however long they are themselves (the Airflow test held the backfill and kill-and-repair
+    tests for minutes while the other worker ran out of work). Here a worker whose pending tests
+    include a long one (``is_long``) takes the LAST unit of the queue (short unit tests, by
+    ``SCHEDULE``); otherwise the first, as xdist does."""
+
+    def _assign_work_unit(self, node) -> None:
+        pending = self.assigned_work.get(node, {})
+        busy = any(is_long(scope) and not all(done.values()) for scope, done in pending.items())
+        if busy and len(self.workqueue) > 1:
+            self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
+        super()._assign_work_unit(node)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log) -> FillerScheduling | None:
+    """``--dist loadgroup`` scheduled by :class:`FillerScheduling` (other modes: xdist's own)."""
+    return FillerScheduling(config, log) if config.getvalue("dist") == "loadgroup" else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """With CHURN_TEST_TIMELINE=FILE, each test appends one JSON line to FILE: its worker, start
+    and end (epoch seconds) and the CPU seconds it took, child processes included (those it waited
+    for: builds, cycles, browsers): how the suite's time is spread over the workers."""
+    path = os.environ.get("CHURN_TEST_TIMELINE")
+    if not path:
+        return (yield)
+    start, cpu = time.time(), sum(os.times()[:4])
+    try:
+        return (yield)
+    finally:
+        row = {"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), "start": start,
+               "end": time.time(), "cpu": round(sum(os.times()[:4]) - cpu, 2)}  # fmt: skip
+        with open(path, "a") as out:
+            out.write(json.dumps(row) + "\n")
 
 
 def pytest_configure(config: pytest.Config) -> None:

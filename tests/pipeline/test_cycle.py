@@ -17,7 +17,12 @@ from tests.pipeline.conftest import ROOT, copy_build, with_database, workspace_p
 
 pytestmark = pytest.mark.slow
 
-PHASES = ["--partially", "score-batch"]  # phases 01-07: the cycle's data side (monitoring has its own tests)
+# Phases 01-03: the cycle's load, raw gate and incremental snapshot. What a day's cycle makes of
+# phases 04-07 (the incremental feature check, no retraining, the day scored by the production
+# model) is the same notebooks' work for any data set: test_own_data_cycle.py runs them in two
+# cycles and checks each; here the question is whether backfill's days equal cycle by cycle,
+# which four more phases on each of four day-runs (16 phase runs, ~40 s) would not change.
+PHASES = ["--partially", "build-features"]
 COMPARED = {
     "raw_data.users": "user_id",
     "raw_data.events": "event_id",
@@ -61,8 +66,8 @@ def two_copies(small_build: Path, tmp_path: Path, embedded_redis):
 
 def test_backfill_equals_the_same_cycles_one_by_one(two_copies, small_build: Path) -> None:
     """Two `churn cycle` runs (dates from the ledger) and one `churn backfill` of the same days
-    leave the same warehouse; the cycles add one snapshot per day, leave the build's snapshots
-    byte-identical and score each day with the production model."""
+    leave the same warehouse; the cycles load each day's rows, add one snapshot per day and leave
+    the build's snapshots (and its predictions: phases 01-03 only) byte-identical."""
     (one_by_one, url_a), (backfilled, url_b) = two_copies
     original = contents(small_build)
     for _ in range(2):
@@ -80,10 +85,8 @@ def test_backfill_equals_the_same_cycles_one_by_one(two_copies, small_build: Pat
     older = features[features.snapshot_at < days[0]].reset_index(drop=True)
     pd.testing.assert_frame_equal(older, original["ml_pipeline.features"])  # no label matures within 2 days
     assert not features[features.snapshot_at.isin(days)].label_mature.any()
-    predictions = a["ml_pipeline.predictions"]
-    latest = predictions[predictions.features_as_of == days[1]]
-    production = original["ml_pipeline.predictions"].model_version.max()
-    assert len(latest) == (features.snapshot_at == days[1]).sum() and set(latest.model_version) == {production}
+    assert not features[features.snapshot_at == days[1]].empty
+    pd.testing.assert_frame_equal(a["ml_pipeline.predictions"], original["ml_pipeline.predictions"])
     assert list(a["raw_data.loads"]["mode"]) == ["full", "append", "append"]
     # each cycle's raw gate judged the rows loaded since the last pass (its page says which)
     page = (one_by_one / "reports" / "data_quality" / "index.html").read_text()

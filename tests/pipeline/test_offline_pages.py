@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +13,12 @@ import pytest
 import yaml
 from PIL import Image
 
+from tests.pipeline.browser import DevToolsBrowser
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # No route out: every name resolves to nothing and every http(s) request goes to a dead proxy.
 OFFLINE = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
     "--proxy-server=http://127.0.0.1:9",
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--allow-file-access-from-files",
@@ -34,47 +28,40 @@ PHASES = [
     Path(task["product"]["nb_ipynb"]).stem for task in yaml.safe_load((ROOT / "pipeline.yaml").read_text())["tasks"]
 ]
 
-pytestmark = pytest.mark.slow
+# one worker, one browser for the module
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("offline_pages")]
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevToolsBrowser]:
+    """One offline Chromium for every page of the module (a page is a navigation, not a start)."""
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
             pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
         pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
-    return CHROMIUM
+    browser = DevToolsBrowser(CHROMIUM, OFFLINE, tmp_path_factory.mktemp("chromium-profile"))
+    try:
+        yield browser
+    finally:
+        browser.close()
 
 
-def _dom(chromium: str, page: Path, profile: Path) -> str:
-    result = subprocess.run(
-        [chromium, *OFFLINE, f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    return result.stdout
+def _dom(browser: DevToolsBrowser, page: Path) -> str:
+    browser.open(page.as_uri())
+    return browser.dom()
 
 
-def _screenshot(chromium: str, page: Path, profile: Path, out: Path) -> np.ndarray:
-    subprocess.run(
-        [chromium, *OFFLINE, f"--user-data-dir={profile}", f"--screenshot={out}", page.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return np.asarray(Image.open(out).convert("L"))
-
-
-def test_the_network_is_really_blocked(chromium, tmp_path):
-    """Control: a page whose text comes from a CDN script stays without it."""
+def test_the_network_is_really_blocked(browser, tmp_path):
+    """Control: a page whose text comes from a CDN script stays without it, while its own inline
+    script runs (the DOM read is the one after the scripts)."""
     page = tmp_path / "cdn.html"
     page.write_text(
-        '<html><body><p id="x">offline</p><script src="https://cdn.jsdelivr.net/npm/jquery@3.7.1/dist/'
-        'jquery.min.js"></script><script>if (window.jQuery) document.getElementById("x").textContent = '
-        '"online";</script></body></html>'
+        '<html><body><p id="x">offline</p><p id="y">not run</p><script src="https://cdn.jsdelivr.net/npm/jquery@3.7.1/dist/'
+        'jquery.min.js"></script><script>document.getElementById("y").textContent = "ran"; if (window.jQuery) '
+        'document.getElementById("x").textContent = "online";</script></body></html>'
     )
-    assert ">offline<" in _dom(chromium, page, tmp_path / "profile")
+    dom = _dom(browser, page)
+    assert ">offline<" in dom and ">ran<" in dom, dom
 
 
 def _pages(build: Path) -> list[tuple[Path, str]]:
@@ -89,28 +76,29 @@ def _pages(build: Path) -> list[tuple[Path, str]]:
     return pages
 
 
-def test_every_page_renders_offline_with_its_content_and_styles(chromium, small_build: Path, tmp_path):
+def test_every_page_renders_offline_with_its_content_and_styles(browser, small_build: Path, tmp_path):
     """Each page: the expected text is in the rendered DOM, no error, and its screenshot is a
-    styled page (dark text on a light background, not blank). Screenshots land in tmp_path."""
+    styled page (dark text on a light background, not blank). Screenshots land in tmp_path.
+    Every page is opened in the same browser (the module's), each by a fresh navigation."""
     pages = _pages(small_build)
     assert len([p for p, _ in pages if ".card." in p.name]) >= 1
     for page, expected in pages:
-        dom = _dom(chromium, page, tmp_path / "profile")
+        dom = _dom(browser, page)
         assert "<body" in dom, page
         assert expected in dom, (page, dom[:500])
         for error in ("Traceback", "Error:"):
             assert error not in dom, (page, error)
         name = "_".join(page.relative_to(small_build).with_suffix(".png").parts)
-        pixels = _screenshot(chromium, page, tmp_path / "profile", tmp_path / name)
+        pixels = np.asarray(Image.open(browser.screenshot(tmp_path / name)).convert("L"))
         assert (pixels < 100).mean() > 0.003, f"{page} rendered (almost) blank"
         assert (pixels > 200).mean() > 0.5, f"{page} has no light background"
     if os.environ.get("CHURN_KEEP_SCREENSHOTS"):
         shutil.copytree(tmp_path, os.environ["CHURN_KEEP_SCREENSHOTS"], dirs_exist_ok=True)
 
 
-def test_phase_reports_show_their_figures_offline(chromium, small_build: Path, tmp_path):
+def test_phase_reports_show_their_figures_offline(browser, small_build: Path):
     """Charts are inline PNGs: the training report shows ROC/PR/calibration, lift/gains and
     coefficients without any network."""
-    dom = _dom(chromium, small_build / "reports" / "05_train_model.html", tmp_path / "profile")
+    dom = _dom(browser, small_build / "reports" / "05_train_model.html")
     assert dom.count("data:image/png") >= 3
     assert "Lift and gains" in dom

@@ -19,6 +19,7 @@ import yaml
 from churn.data.examples import PurchaseLogParams, purchase_log
 from churn.dataset import load_dataset, ploomber_args, workspace
 from churn.features.planning import label_rule
+from churn.registry import ModelRegistry
 from churn.store import offline
 from churn.store.runs import RunLedger
 from churn.store.warehouse import Warehouse
@@ -115,6 +116,9 @@ def test_own_data_cycles_append_new_files_and_compute_only_their_snapshot(
     scratch = scratch.sort_values(["snapshot_at", "user_id"]).reset_index(drop=True)[features.columns]
     pd.testing.assert_frame_equal(scratch, features.reset_index(drop=True), check_dtype=False)
 
+    # the day scored by the production model (the same notebooks score a synthetic cycle's day)
     predictions = offline.read_predictions(wh)
     assert set(predictions.features_as_of) == {day2}
     assert len(predictions) == (features.snapshot_at == day2).sum()
+    production = ModelRegistry(wh, data_dir / "models").get_production("churn_model")
+    assert production is not None and set(predictions.model_version) == {production.version}

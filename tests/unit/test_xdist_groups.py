@@ -1,4 +1,5 @@
-"""`make test`'s scheduling: tests of one ``xdist_group`` run on one pytest-xdist worker.
+"""`make test`'s scheduling: tests of one ``xdist_group`` run on one pytest-xdist worker, and a
+worker busy with a long test takes short ones after it (``FillerScheduling``).
 
 pytest 9.2 stopped reading the node-id suffix pytest-xdist 3.8 uses to pass a test's group to
 the scheduler (pytest-xdist issue 1386): every group was silently split across workers. This
@@ -11,14 +12,17 @@ import json
 import os
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import FillerScheduling
+
 ROOT = Path(__file__).resolve().parents[2]
 
 CONFTEST = """
-from tests.conftest import XdistGroupIds, pytest_configure  # the suite's own hooks
+from tests.conftest import XdistGroupIds, pytest_configure, pytest_xdist_make_scheduler  # the suite's own hooks
 """
 
 TESTS = """
@@ -57,3 +61,47 @@ def test_a_group_runs_on_one_worker(tmp_path: Path) -> None:
     assert len(grouped) == 6 and len(rows) == 12
     assert all(nodeid.endswith("@together") for nodeid, _ in grouped), grouped
     assert len({worker for _, worker in grouped}) == 1, grouped
+
+
+class _Node:
+    """The part of an xdist worker controller the scheduler talks to."""
+
+    shutting_down = False
+
+    def __init__(self) -> None:
+        self.sent: list[list[int]] = []
+
+    def send_runtest_some(self, indexes: list[int]) -> None:
+        self.sent.append(indexes)
+
+
+def test_a_worker_busy_with_a_long_test_takes_short_ones_from_the_end_of_the_queue() -> None:
+    """The two long tests go to different workers although they are next to each other at the
+    front of the queue: the worker that took the first one is topped up from the end (short unit
+    tests), where xdist's own ``loadgroup`` would queue the second long test behind the first."""
+    collection = [
+        "tests/pipeline/test_a.py::test_long_one",
+        "tests/pipeline/test_a.py::test_long_two",
+        *(f"tests/unit/test_b.py::test_short[{i}]" for i in range(4)),
+    ]
+    scheduler = FillerScheduling.__new__(FillerScheduling)  # no xdist config: only the queue matters
+    scheduler.workqueue = OrderedDict((nodeid, {nodeid: False}) for nodeid in collection)
+    scheduler.assigned_work, a, b = {}, _Node(), _Node()
+    scheduler.registered_collections = {a: collection, b: collection}
+
+    scheduler._assign_work_unit(a)  # idle: the front
+    scheduler._assign_work_unit(a)  # busy with a long test: the end
+    scheduler._assign_work_unit(a)
+    scheduler._assign_work_unit(b)  # idle: the front, i.e. the second long test
+    assert [collection[i] for [i] in a.sent] == [collection[0], collection[5], collection[4]]
+    assert [collection[i] for [i] in b.sent] == [collection[1]]
+
+    scheduler.assigned_work[a][collection[0]][collection[0]] = True  # the long test finished
+    scheduler._assign_work_unit(a)  # no long test pending: the front again
+    assert collection[a.sent[-1][0]] == collection[2]
+    grouped = FillerScheduling.__new__(FillerScheduling)  # a group's name is a long unit too
+    grouped.workqueue = OrderedDict([("x", {}), ("y", {})])
+    grouped.assigned_work = {a: {"dashboards": {"tests/pipeline/test_d.py::test_page@dashboards": False}}}
+    grouped.registered_collections = {a: collection}
+    grouped._assign_work_unit(a)
+    assert list(grouped.workqueue) == ["x"] and "y" in grouped.assigned_work[a]
