@@ -16,8 +16,12 @@ import redis
 from xdist.scheduler import LoadGroupScheduling
 
 from churn.data.synthetic import SimulationParams
+from churn.lean import skip_unused_optional
 from churn.store.redis_server import EmbeddedRedis
 from churn.store.warehouse import Warehouse
+
+# before a test's import of Ploomber or GX pulls in jsonschema (none of the imports above does)
+skip_unused_optional()
 
 ROOT = Path(__file__).resolve().parents[1]
 # Suites that run default-size (1,000-user) simulations, pipeline builds or a browser.
