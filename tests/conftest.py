@@ -274,9 +274,13 @@ def cycle_world(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def cycle_platform_at(cycle_world):
+def cycle_platform_at(cycle_world, tmp_path_factory):
     """``make(folder)``: a private copy of the cycle world in ``folder`` with a production model
-    trained on the build's snapshots; returns (warehouse, registry, simulation parameters)."""
+    trained on the build's snapshots; returns (warehouse, registry, simulation parameters).
+
+    The model is trained and registered once per session (in a template folder, ~4 s) and each
+    ``make`` copies the template's files: the same warehouse, registry and artifacts a fresh
+    training gives (training is deterministic; artifact paths are relative to the folder)."""
     from churn.modeling.lifecycle import register_result
     from churn.modeling.train import train_model
     from churn.monitoring.phase import visible_at
@@ -284,8 +288,9 @@ def cycle_platform_at(cycle_world):
     from churn.store import offline
 
     source, params = cycle_world
+    template: list[Path] = []
 
-    def make(folder: Path):
+    def trained(folder: Path) -> None:
         wh = Warehouse(folder / "churn.duckdb")
         shutil.copyfile(source.path, wh.path)
         registry = ModelRegistry(wh, folder / "models")
@@ -296,7 +301,14 @@ def cycle_platform_at(cycle_world):
         register_result(registry, result, frame, model_name="churn_model", feature_set=feature_set,
                         horizon_days=30, fingerprint=offline.features_fingerprint(wh), code_version="abc1234",
                         reason="first", stage="production")  # fmt: skip
-        return wh, registry, params
+
+    def make(folder: Path):
+        if not template:
+            template.append(tmp_path_factory.mktemp("cycle-platform"))
+            trained(template[0])
+        shutil.copytree(template[0], folder, dirs_exist_ok=True)
+        wh = Warehouse(folder / "churn.duckdb")
+        return wh, ModelRegistry(wh, folder / "models"), params
 
     return make
 
