@@ -6,9 +6,14 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
+import pytest
 
 from churn.monitoring.phase import decide_retraining, detection_sentence, drift_detection, run_monitor
 from churn.store import monitoring
+
+# the cycle world and its trained platform are session fixtures: one worker makes them for both
+# modules (test_ab_cycles.py, test_monitoring_over_time.py)
+pytestmark = pytest.mark.xdist_group("cycle_world")
 
 MONITOR = {"alpha": 0.05, "expected_drift": ["tenure_days"], "alert_auc_min": 0.65, "alert_churn_rate_max": 0.03}
 RETRAIN = {"horizon_days": 30, "n_valid_snapshots": 2, "min_drifted": 2, "max_auc_drop": 0.05,
