@@ -3,7 +3,8 @@ worker busy with a long test takes short ones after it (``FillerScheduling``).
 
 pytest 9.2 stopped reading the node-id suffix pytest-xdist 3.8 uses to pass a test's group to
 the scheduler (pytest-xdist issue 1386): every group was silently split across workers. This
-runs a real two-worker session with the hooks of tests/conftest.py and checks the groups hold.
+runs a real two-worker session with the hooks of tests/xdist_scheduling.py (which tests/conftest.py
+uses) and checks the groups hold.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FillerScheduling
+from tests.xdist_scheduling import FillerScheduling
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CONFTEST = """
-from tests.conftest import XdistGroupIds, pytest_configure, pytest_xdist_make_scheduler  # the suite's own hooks
+from tests.xdist_scheduling import XdistGroupIds, pytest_configure, pytest_xdist_make_scheduler  # the suite's own hooks
 """
 
 TESTS = """
