@@ -23,6 +23,10 @@ from churn.quality import (
     validate_frames,
 )
 
+# one worker: its first validation imports Great Expectations and the module fixture validates
+# every corruption case (~2 CPU-s each), once instead of on both xdist workers
+pytestmark = pytest.mark.xdist_group("gx_raw_suite")
+
 MIN_TS = datetime(2024, 1, 1)
 MAX_TS = datetime(2024, 12, 31, 23, 59)
 N_USERS = 12
