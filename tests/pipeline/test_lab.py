@@ -19,7 +19,8 @@ from churn.serving.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow
+# one worker, one JupyterLab for both tests (the module fixture; split, each worker started one)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("lab")]
 
 
 @pytest.fixture(scope="module")
