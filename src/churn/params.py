@@ -262,7 +262,7 @@ def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str
         snapshots = snapshot_dates(str(start), str(end), n_snapshots=n, horizon_days=horizon)
     except SnapshotError as exc:
         return [f"n_snapshots={n} with horizon_days={horizon} between {start} and {end}: {exc}"]
-    from churn.modeling.train import split_snapshots
+    from churn.modeling.split import split_snapshots  # not .train: no scikit-learn import here
 
     n_train = len(split_snapshots(snapshots, n_valid, horizon)[0])
     if n_valid >= n or n_train < MIN_TRAIN_SNAPSHOTS:
