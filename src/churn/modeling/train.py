@@ -17,9 +17,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churn.features.historical import split_snapshots
 from churn.modeling.evaluate import EvaluationReport, evaluate, max_f1_threshold
 from churn.modeling.predict import log1p_columns
-from churn.modeling.split import split_snapshots
 
 DEFAULT_CS: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 MODEL_KINDS = ("logistic", "hist_gradient_boosting")

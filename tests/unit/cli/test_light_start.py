@@ -24,9 +24,9 @@ print(json.dumps({"code": code, "heavy": sorted(m for m in json.loads(sys.argv[3
 
 
 def test_the_parameter_checks_of_a_build_import_no_model_library(tmp_path):
-    """The split rule the checks apply lives outside the training module, and the registry's
-    errors are caught only once the registry is loaded: a command that never loads it cannot
-    raise them."""
+    """The split rule the checks apply lives with the snapshots (churn.features), not in the
+    training module, and the registry's errors are caught only once the registry is loaded: a
+    command that never loads it cannot raise them."""
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     result = subprocess.run(
         [sys.executable, "-c", CHECK, str(ROOT), str(tmp_path), json.dumps(HEAVY)],
@@ -38,7 +38,7 @@ def test_the_parameter_checks_of_a_build_import_no_model_library(tmp_path):
 
 
 def test_a_too_short_training_period_is_still_refused_by_the_light_check(tmp_path):
-    """The moved split rule still judges the plan: 4 snapshots, 2 for validation, leave too few
+    """The split rule still judges the plan: 4 snapshots, 2 for validation, leave too few
     for training (the message names the minimum)."""
     from click.testing import CliRunner
 
