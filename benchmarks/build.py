@@ -60,7 +60,7 @@ class TreeSampler(threading.Thread):
                 try:
                     rss = proc.memory_info().rss / 2**20
                     times = proc.cpu_times()
-                    kind = self.cpu[proc.pid][0] if proc.pid in self.cpu else process_kind(proc.cmdline())
+                    kind = process_kind(proc.cmdline())  # each time: a child is seen before its exec too
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 self.cpu[proc.pid] = (kind, times.user + times.system)
