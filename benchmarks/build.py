@@ -60,7 +60,10 @@ class TreeSampler(threading.Thread):
                 try:
                     rss = proc.memory_info().rss / 2**20
                     times = proc.cpu_times()
-                    kind = process_kind(proc.cmdline())  # each time: a child is seen before its exec too
+                    # each time: a child is seen before its exec too; an exited one has no command line
+                    kind = process_kind(proc.cmdline())
+                    if kind == "other" and proc.pid in self.cpu:
+                        kind = self.cpu[proc.pid][0]
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
                 self.cpu[proc.pid] = (kind, times.user + times.system)
