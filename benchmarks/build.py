@@ -46,7 +46,7 @@ class TreeSampler(threading.Thread):
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, float]] = []  # (time, MB)
         self.largest = 0.0  # the largest single process seen (MB)
-        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (process_kind, CPU-s last seen)
+        self.cpu: dict[int, tuple[str, float, float]] = {}  # pid -> (process_kind, CPU-s last seen, start time)
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -59,14 +59,14 @@ class TreeSampler(threading.Thread):
             for proc in procs:
                 try:
                     rss = proc.memory_info().rss / 2**20
-                    times = proc.cpu_times()
+                    times, started = proc.cpu_times(), proc.create_time()
                     # each time: a child is seen before its exec too; an exited one has no command line
                     kind = process_kind(proc.cmdline())
                     if kind == "other" and proc.pid in self.cpu:
                         kind = self.cpu[proc.pid][0]
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
-                self.cpu[proc.pid] = (kind, times.user + times.system)
+                self.cpu[proc.pid] = (kind, times.user + times.system, started)
                 total += rss
                 self.largest = max(self.largest, rss)
             self.samples.append((time.time(), total))
@@ -80,15 +80,19 @@ class TreeSampler(threading.Thread):
         return max((mb for t, mb in self.samples if start <= t <= end), default=0.0)
 
     def cpu_by_kind(self) -> dict[str, Any]:
-        """CPU seconds per kind of process, and per phase kernel (the median kernel)."""
+        """CPU seconds per kind of process; the phase kernels' count, median and each one's CPU
+        seconds in the order they started (a run's phases, in order)."""
         out: dict[str, Any] = {}
-        for kind, seconds in self.cpu.values():
+        for kind, seconds, _ in self.cpu.values():
             out[f"{kind}_cpu_s"] = round(out.get(f"{kind}_cpu_s", 0.0) + seconds, 1)
         # (a child seen between its fork and its exec still shows the kernel's command line)
-        kernels = sorted(seconds for kind, seconds in self.cpu.values() if kind == "kernel" and seconds > 0.05)
+        kernels = sorted(
+            (started, seconds) for kind, seconds, started in self.cpu.values() if kind == "kernel" and seconds > 0.05
+        )
         if kernels:
             out["kernels"] = len(kernels)
-            out["cpu_s_per_kernel"] = round(kernels[len(kernels) // 2], 2)
+            out["cpu_s_per_kernel"] = round(sorted(s for _, s in kernels)[len(kernels) // 2], 2)
+            out["kernel_cpu_s_in_order"] = [round(s, 2) for _, s in kernels]
         return out
 
 
