@@ -47,6 +47,15 @@ def test_preload_is_the_top_level_imports_plus_the_lazy_imports_of_what_they_nam
     )
 
 
+def test_a_phase_that_draws_with_pandas_gets_pyplot_preloaded(tmp_path) -> None:
+    """pandas imports Matplotlib when a cell calls ``.plot``: such a phase's kernel has it ready."""
+    drawing, plain = tmp_path / "drawing.py", tmp_path / "plain.py"
+    drawing.write_text("import pandas as pd\nax = pd.Series([1, 2]).plot.bar(title='t')\n")
+    plain.write_text("import pandas as pd\nplotted = pd.Series([1, 2]).sum()\n")
+    assert phase_imports(drawing) == (("pandas", ()), ("matplotlib.pyplot", ()))
+    assert phase_imports(plain) == (("pandas", ()),)
+
+
 def test_preload_of_an_ipynb_skips_cells_it_cannot_parse(tmp_path) -> None:
     cells = [
         {"cell_type": "markdown", "source": ["import nothing_here\n"]},

@@ -1,10 +1,11 @@
 """What a phase's warm kernel imports ahead of time: the modules the phase notebook imports.
 
-Derived from the notebook's source each run, so it cannot drift from what the notebook does: the
-import statements at the top level of its cells, plus the imports that the ``churn`` modules it
-names do inside their functions (Great Expectations in the quality checks, SciPy in a confidence
-interval): those run in the phase as surely as the import cell. Nothing else is imported: a phase
-that draws no chart never loads Matplotlib, one that fits no model never loads scikit-learn.
+Derived from the notebook's source at each run, so it cannot drift from what the notebook does:
+the import statements at the top level of its cells, plus the third-party imports done inside
+the ``churn`` functions it imports by name (every function of a ``churn`` module it imports
+whole): Great Expectations in the quality checks; and Matplotlib's pyplot when a cell calls
+pandas' ``.plot``. Nothing else: a phase that fits or loads no model never loads scikit-learn,
+one without Great Expectations checks never loads it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import ast
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from churn.lean import skip_unused_optional
@@ -24,35 +25,46 @@ names`` loads (submodules among ``names`` included) without binding any name."""
 OWN_PACKAGE = "churn"
 
 
+PLOTTING = ("matplotlib.pyplot", ())
+"""What pandas imports when a cell calls ``.plot`` on a frame or series."""
+
+
 def phase_imports(notebook: str | Path) -> tuple[Import, ...]:
     """The imports a phase notebook (percent-format ``.py`` or ``.ipynb``) will do, in order,
     without duplicates; () if its source cannot be read or parsed."""
     found: dict[Import, None] = {}
-    for node in _top_level_imports(Path(notebook)):
-        for module, names in _as_imports(node):
-            found[(module, names)] = None
-            found.update(dict.fromkeys(_lazy_imports(module, names)))
+    cells = _cells(Path(notebook))
+    for node in (node for tree in cells for node in tree.body):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for module, names in _as_imports(node):
+                found[(module, names)] = None
+                found.update(dict.fromkeys(_lazy_imports(module, names)))
+    if any(isinstance(node, ast.Attribute) and node.attr == "plot" for tree in cells for node in ast.walk(tree)):
+        found[PLOTTING] = None
     return tuple(found)
 
 
-def _top_level_imports(notebook: Path) -> Iterator[ast.Import | ast.ImportFrom]:
+def _cells(notebook: Path) -> list[ast.Module]:
+    """The syntax trees of the notebook's code cells (a cell with IPython magics is left out:
+    its imports are done by the phase itself)."""
     try:
         text = notebook.read_text(encoding="utf-8")
     except OSError:
-        return
+        return []
     if notebook.suffix == ".ipynb":
         try:
-            cells = ["".join(c["source"]) for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
+            sources = ["".join(c["source"]) for c in json.loads(text)["cells"] if c["cell_type"] == "code"]
         except (ValueError, KeyError, TypeError):
-            return
+            return []
     else:
-        cells = [text]
-    for source in cells:
+        sources = [text]
+    trees = []
+    for source in sources:
         try:
-            tree = ast.parse(source)
-        except SyntaxError:  # a cell with IPython magics: its imports are done by the phase itself
+            trees.append(ast.parse(source))
+        except SyntaxError:
             continue
-        yield from (node for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom))
+    return trees
 
 
 def _as_imports(node: ast.Import | ast.ImportFrom) -> list[Import]:
