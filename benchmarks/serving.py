@@ -132,7 +132,7 @@ def _ping_ms(env: dict[str, str], calls: int) -> dict[str, float]:
     import uvloop
 
     from churn.store.online import async_client_from_url
-    from churn.store.pipelined import PipelinedReads, _pack
+    from churn.store.pipelined import PipelinedReads
 
     async def run() -> np.ndarray:
         client = async_client_from_url(env["REDIS_URL"])
@@ -140,11 +140,11 @@ def _ping_ms(env: dict[str, str], calls: int) -> dict[str, float]:
         reads = PipelinedReads.for_client(client)
         assert reads is not None, "the serving URL does not take the pipelined path"
         try:
-            await reads.connection.execute(_pack("PING"))
+            await reads.ping()
             timings = np.empty(calls)
             for i in range(calls):
                 started = time.perf_counter()
-                await reads.connection.execute(_pack("PING"))
+                await reads.ping()
                 timings[i] = time.perf_counter() - started
             return timings
         finally:

@@ -15,6 +15,7 @@ from pathlib import Path
 import duckdb
 
 from churn.dataset import Dataset, DatasetError, EventsConfig, SubscriptionsConfig, UsersConfig
+from churn.store.warehouse import sql_timestamp as ts_literal
 
 SOURCE_FILE = "_source_file"
 """Column DuckDB adds to the rows it reads: the file each row came from."""
@@ -104,10 +105,6 @@ def _check_time_zone(con: duckdb.DuckDBPyConnection, key: str, tz: str) -> None:
         raise DatasetError(
             f"{key}.timezone: unknown time zone {tz!r} (use an IANA name such as Europe/Berlin or UTC)"
         ) from None
-
-
-def ts_literal(moment: datetime) -> str:
-    return f"TIMESTAMP '{moment:%Y-%m-%d %H:%M:%S.%f}'"
 
 
 @dataclass(frozen=True)

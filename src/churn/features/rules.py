@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
-
 from churn.features.compile import literal, quote_table
+from churn.store.warehouse import sql_timestamp
 
 RULES = ("cancellation", "inactivity", "subscription")
 
@@ -52,15 +51,8 @@ class LabelRule:
         return horizon_days + (self.grace_days if self.rule == "subscription" else 0)
 
 
-def _ts(value: datetime | pd.Timestamp) -> str:
-    stamp = pd.Timestamp(value)
-    if pd.isna(stamp) or stamp.tzinfo is not None:
-        raise ValueError(f"timestamp {value!r} must be naive (UTC)")
-    return f"TIMESTAMP '{stamp.isoformat(sep=' ')}'"
-
-
 def _values(snapshots: Sequence[datetime]) -> str:
-    return ", ".join(f"({_ts(s)})" for s in snapshots)
+    return ", ".join(f"({sql_timestamp(s)})" for s in snapshots)
 
 
 def population_label_sql(
@@ -75,7 +67,7 @@ def population_label_sql(
     member of the population at each snapshot (``users_table``: the cancellation rule's users,
     validated by the caller)."""
     h = int(horizon_days)
-    mature = f"s.snapshot_at + INTERVAL {rule.maturity_days(h)} DAY <= {_ts(data_end)}"
+    mature = f"s.snapshot_at + INTERVAL {rule.maturity_days(h)} DAY <= {sql_timestamp(data_end)}"
 
     def label_of(churned: str) -> str:
         return f"CASE WHEN {mature} THEN CAST({churned} AS TINYINT) END AS label"

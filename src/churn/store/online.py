@@ -15,6 +15,7 @@ it, and every other key of the same read is served as usual.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import json
 import math
@@ -98,19 +99,20 @@ class PipelinedRedis(redis.asyncio.Redis):
     pipelined connection (:mod:`churn.store.pipelined`) when the URL is a plain one; every other
     command, and every read on a URL that path does not handle, through redis-py as usual."""
 
-    _reads: PipelinedReads | None | bool = False  # False: not looked at yet
+    @functools.cached_property
+    def _reads(self) -> PipelinedReads | None:
+        """The pipelined path for this client's URL (None: redis-py's), looked at on first use."""
+        return PipelinedReads.for_client(self)
 
     async def read_values(self, keys: list[bytes]) -> list[Any]:
         """``MGET keys`` (raw values, None for a missing key)."""
-        if self._reads is False:
-            self._reads = PipelinedReads.for_client(self)
-        if self._reads:
-            return await self._reads.mget(keys)  # type: ignore[union-attr]
+        if self._reads is not None:
+            return await self._reads.mget(keys)
         return cast("list[Any]", await self.mget(keys))
 
     async def aclose(self, close_connection_pool: bool | None = None) -> None:
-        if self._reads:
-            self._reads.close()  # type: ignore[union-attr]
+        if (reads := self.__dict__.get("_reads")) is not None:  # only if it was ever opened
+            reads.close()
         await super().aclose(close_connection_pool)
 
 
@@ -118,16 +120,17 @@ class PipelinedRedisCluster(redis.asyncio.RedisCluster):
     """``redis.asyncio.RedisCluster`` whose request-path reads of hash-tagged keys go to each
     node over a pipelined connection (:class:`churn.store.pipelined.ClusterReads`)."""
 
-    _reads: ClusterReads | None | bool = False
+    @functools.cached_property
+    def _reads(self) -> ClusterReads | None:
+        """The pipelined per-node path for this cluster (None: redis-py's), looked at on first use."""
+        return ClusterReads.for_client(self)
 
     async def read_groups(self, groups: list[list[bytes]], slots: list[int]) -> list[list[Any]]:
         """``MGET`` of each group (keys of one hash tag, in slot ``slots[i]``), one write per node, nodes at once;
         after a redirection or without the fast path, redis-py's ``mget_nonatomic``."""
-        if self._reads is False:
-            self._reads = ClusterReads.for_client(self)
-        if self._reads:
+        if self._reads is not None:
             try:
-                return await self._reads.mget(groups, slots)  # type: ignore[union-attr]
+                return await self._reads.mget(groups, slots)
             except redis.ResponseError:  # MOVED/ASK (a resharding): the cluster client follows it
                 pass
         values = await self.mget_nonatomic([k for group in groups for k in group])
@@ -138,8 +141,8 @@ class PipelinedRedisCluster(redis.asyncio.RedisCluster):
         return out
 
     async def aclose(self) -> None:
-        if self._reads:
-            self._reads.close()  # type: ignore[union-attr]
+        if (reads := self.__dict__.get("_reads")) is not None:
+            reads.close()
         await super().aclose()
 
 

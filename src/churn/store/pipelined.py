@@ -277,6 +277,10 @@ class PipelinedReads:
         reply: list[Any] = await self.connection.execute(_pack("MGET", *keys))
         return reply
 
+    async def ping(self) -> Any:
+        """``PING`` on the same connection: a round trip with no work (the benchmarks' floor)."""
+        return await self.connection.execute(_pack("PING"))
+
     def close(self) -> None:
         self.connection.close()
 

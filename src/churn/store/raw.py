@@ -11,7 +11,7 @@ import pandas as pd
 
 from churn.data.schema import RAW_SCHEMA_NAME, RAW_TABLES, TRUTH_SCHEMA_NAME, USER_TRUTH
 from churn.store import tables
-from churn.store.warehouse import Warehouse, WarehouseError
+from churn.store.warehouse import Warehouse, WarehouseError, sql_timestamp
 
 TRUTH_TABLE = f"{TRUTH_SCHEMA_NAME}.{USER_TRUTH.name}"
 DATASET_TABLE = tables.DATASET.name
@@ -240,7 +240,7 @@ def describe_raw(warehouse: Warehouse, since: pd.Timestamp | None = None) -> dic
     every day reads every event: 4-8 s at 100,000 users)."""
     events, billing = "raw_data.events", "raw_data.billing"
     if since is not None:
-        cut = f"TIMESTAMP '{pd.Timestamp(since).isoformat(sep=' ')}'"
+        cut = sql_timestamp(since)
         events = f"(SELECT * FROM raw_data.events WHERE event_at >= {cut})"
         billing = f"(SELECT * FROM raw_data.billing WHERE billed_at >= {cut})"
     activity = {

@@ -24,7 +24,7 @@ import duckdb
 import pandas as pd
 
 from churn.store import tables
-from churn.store.warehouse import Warehouse
+from churn.store.warehouse import Warehouse, sql_timestamp
 
 USER_KNOWN = "user_known"
 AFTER_CHURN = "after_churn"
@@ -120,7 +120,7 @@ def _literal(con: duckdb.DuckDBPyConnection, value: Any) -> str:
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, (datetime, pd.Timestamp)):
-        return f"TIMESTAMP '{pd.Timestamp(value).isoformat(sep=' ')}'"
+        return sql_timestamp(value)
     if isinstance(value, str):
         return "'" + value.replace("'", "''") + "'"
     raise ValueError(f"cannot compare with {value!r} in SQL")
@@ -321,7 +321,7 @@ class Increment:
         """SQL condition of ``table``'s new rows (None: the table is judged whole)."""
         if table not in INCREMENTAL or table in self.whole:
             return None
-        return f"{_q(_TIMESTAMP_OF[SOURCES[table]])} >= {_timestamp(self.through)}"
+        return f"{_q(_TIMESTAMP_OF[SOURCES[table]])} >= {sql_timestamp(self.through)}"
 
     def where(self, table: str) -> str | None:
         """The rows of ``table`` its row-level checks judge: the new ones and the older rows of
@@ -357,10 +357,6 @@ def _rows(n: int, what: str = "row") -> str:
     return f"{n:,} {what}{'' if n == 1 else 's'}"
 
 
-def _timestamp(value: pd.Timestamp) -> str:
-    return f"TIMESTAMP '{pd.Timestamp(value).isoformat(sep=' ')}'"
-
-
 def increment(warehouse: Warehouse) -> Increment | None:
     """What is new since the last passing gate of these raw tables, or None (judge everything):
     no gate passed yet, or the raw tables were loaded in full since (a new full load)."""
@@ -372,7 +368,7 @@ def increment(warehouse: Warehouse) -> Increment | None:
         if len(rows) != 1 or full is None or rows[0][1] != full:
             return None
         through, _, *checked, checked_at = rows[0]
-        cut = _timestamp(through)
+        cut = sql_timestamp(through)
         new_rows, total_rows, whole = {}, {}, {}
         for table, seen in zip(INCREMENTAL, checked, strict=True):
             name, ts = SOURCES[table], _q(_TIMESTAMP_OF[SOURCES[table]])

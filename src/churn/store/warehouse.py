@@ -72,6 +72,15 @@ def qualified(name: str) -> str:
     return name
 
 
+def sql_timestamp(value: datetime | pd.Timestamp) -> str:
+    """A DuckDB ``TIMESTAMP '...'`` literal of a naive (UTC) moment; refuses a missing or
+    time-zone-aware one (a TIMESTAMP column holds naive UTC, so either would compare wrongly)."""
+    stamp = pd.Timestamp(value)
+    if pd.isna(stamp) or stamp.tzinfo is not None:
+        raise ValueError(f"timestamp {value!r} must be naive (UTC)")
+    return f"TIMESTAMP '{stamp.isoformat(sep=' ')}'"
+
+
 class Warehouse:
     """The DuckDB warehouse file plus its read-only snapshot for concurrent readers.
 
