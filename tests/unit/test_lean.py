@@ -25,6 +25,7 @@ def test_absent_fails_an_import_inside_the_block_only() -> None:
     assert "churn_lean_probe" not in sys.modules  # no None left behind: importable again
 
 
+@pytest.mark.slow  # imports Ploomber, Matplotlib and SQLAlchemy in a fresh process (make test runs it)
 def test_ploomber_loads_without_its_unused_optional_packages_and_they_still_import_later() -> None:
     """In a fresh process (a `churn build`'s Ploomber process), Ploomber's CLI and task classes
     load without Matplotlib, SQLAlchemy or tornado.web; a later import of each works."""
