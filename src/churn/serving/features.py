@@ -44,7 +44,7 @@ class Vectors:
     user_ids: np.ndarray
     found: np.ndarray  # in either store
     cached: np.ndarray  # served from Redis
-    as_of: np.ndarray  # datetime64[us], NaT where not found
+    snapshot_at: np.ndarray  # datetime64[us] (the time each vector describes), NaT where not found
     values: np.ndarray  # (n, n_features) float64
     bad: np.ndarray | None = None  # Redis held a value that is not a vector (rewritten on fill)
 
@@ -60,7 +60,7 @@ class Vectors:
         rows = pd.Index(frame["user_id"].to_numpy(np.int64)).get_indexer(self.user_ids[todo])
         hit, rows = todo[rows >= 0], rows[rows >= 0]
         self.values[hit] = frame[features].to_numpy(np.float64)[rows]
-        self.as_of[hit] = frame["snapshot_at"].to_numpy("datetime64[us]")[rows]
+        self.snapshot_at[hit] = frame["snapshot_at"].to_numpy("datetime64[us]")[rows]
         self.found[hit] = True
 
 
@@ -69,12 +69,12 @@ class Hit:
     """One user's vector straight from Redis (the single-prediction fast path: no arrays)."""
 
     user_id: int
-    as_of_us: int  # microseconds since the epoch, UTC
+    snapshot_at_us: int  # the time the vector describes, microseconds since the epoch, UTC
     values: tuple[float, ...]
 
 
 def check_offline(frame: pd.DataFrame, features: list[str]) -> None:
-    """Refuse offline vectors that cannot be scored (NaN/inf features, no as-of time)."""
+    """Refuse offline vectors that cannot be scored (NaN/inf features, no snapshot time)."""
     bad = ~np.isfinite(frame[features].to_numpy(np.float64)).all(axis=1) | frame["snapshot_at"].isna().to_numpy()
     if bad.any():
         users = frame["user_id"].to_numpy()[bad][:5].tolist()
@@ -183,7 +183,7 @@ class FeatureSource:
         if bad:
             log.warning("online store %s: %d bad value(s) (users %s) treated as misses and rewritten",
                         store.prefix, len(bad), bad[:5])
-        return Vectors(ids, read.found.copy(), read.found, read.as_of, read.values, bad=read.bad)
+        return Vectors(ids, read.found.copy(), read.found, read.snapshot_at, read.values, bad=read.bad)
 
     def read_offline(self, model: LoadedModel, vectors: Vectors, refill: bool = True) -> None:
         """Fill the missing vectors from the warehouse snapshot and (``refill``) write them to Redis."""

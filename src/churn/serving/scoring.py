@@ -19,13 +19,13 @@ def score(model: LoadedModel, vectors: Vectors) -> tuple[list[dict[str, Any]], l
     rows = np.flatnonzero(vectors.found)
     p = model.proba(vectors.values[rows]) if len(rows) else np.empty(0)
     bands = risk_bands(p, model.predictor.bands)
-    as_of = utc_strings(vectors.as_of[rows])
+    snapshot_at = utc_strings(vectors.snapshot_at[rows])
     ids, cached = vectors.user_ids[rows].tolist(), vectors.cached[rows].tolist()
     version = model.version  # once, not a property call per row
     predictions = [
         {"user_id": uid, "probability": prob, "risk_band": band, "model_version": version,
          "features_as_of": when, "cached": hit}
-        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), as_of, cached, strict=True)
+        for uid, prob, band, when, hit in zip(ids, p.tolist(), bands.tolist(), snapshot_at, cached, strict=True)
     ]
     return predictions, vectors.user_ids[~vectors.found].tolist()
 
@@ -35,7 +35,7 @@ def score_one(model: LoadedModel, hit: Hit) -> dict[str, Any]:
     probability = model.proba_one(hit.values)
     return {"user_id": hit.user_id, "probability": probability,
             "risk_band": risk_band(probability, model.predictor.bands), "model_version": model.version,
-            "features_as_of": utc_string(hit.as_of_us), "cached": True}
+            "features_as_of": utc_string(hit.snapshot_at_us), "cached": True}
 
 
 @lru_cache(maxsize=1024)  # a few distinct snapshot times in practice
@@ -63,7 +63,7 @@ def explain(model: LoadedModel, vectors: Vectors) -> dict[str, Any]:
     probability = float(predictor.predict_proba(vector)[0])
     return {
         "user_id": int(vectors.user_ids[0]), "model_version": model.version,
-        "features_as_of": vectors.as_of[0].tolist().replace(tzinfo=UTC), "cached": bool(vectors.cached[0]),
+        "features_as_of": vectors.snapshot_at[0].tolist().replace(tzinfo=UTC), "cached": bool(vectors.cached[0]),
         "probability": probability, "risk_band": str(risk_bands(np.array([probability]), predictor.bands)[0]),
         "logit": logit, "intercept": predictor.intercept, "band_cutoffs": band_cutoffs(model),
         "contributions": [{**row, **model.docs.get(row["feature"], {})} for row in table.to_dict(orient="records")],

@@ -1,6 +1,6 @@
 """The online store: the latest feature vector per user in Redis.
 
-Each user's vector is one binary value (``as_of`` in microseconds as int64, then the features as
+Each user's vector is one binary value (``snapshot_at`` in microseconds as int64, then the features as
 float64 in the feature set's order), so a read is exact to the last bit and a batch of users is a
 single ``MGET``. Keys are namespaced by the feature spec's key (``FeatureSpec.key``,
 ``name:version``): ``churn:fs:<name>:<version>:u:<user_id>``; ``churn:fs:<namespace>:meta``
@@ -161,7 +161,7 @@ def async_client_from_url(url: str, **kwargs: Any) -> AsyncRedisClient:
 
 
 # a vector's as-of time must lie in [1900, 2200): anything else is a corrupted value
-AS_OF_RANGE_US = (int(np.datetime64("1900-01-01", "us").astype(np.int64)),
+SNAPSHOT_RANGE_US = (int(np.datetime64("1900-01-01", "us").astype(np.int64)),
                   int(np.datetime64("2200-01-01", "us").astype(np.int64)))
 
 
@@ -181,7 +181,7 @@ class OnlineRead:
 
     user_ids: np.ndarray
     found: np.ndarray
-    as_of: np.ndarray  # datetime64[us], NaT where missing
+    snapshot_at: np.ndarray  # datetime64[us] (the time each vector describes), NaT where missing
     values: np.ndarray  # (n, n_features) float64, NaN rows where missing
     bad: np.ndarray | None = None
 
@@ -191,7 +191,7 @@ class OnlineRead:
 
     def to_frame(self, features: list[str]) -> pd.DataFrame:
         frame = pd.DataFrame(self.values, columns=features)
-        frame.insert(0, "snapshot_at", self.as_of)
+        frame.insert(0, "snapshot_at", self.snapshot_at)
         frame.insert(0, "user_id", self.user_ids)
         return frame[self.found].reset_index(drop=True)
 
@@ -222,7 +222,7 @@ class OnlineStore:
         # each bucket's key head and slot, made once (a batch read builds 1,000 keys)
         self._heads = [b"%s:{b%d}:u:" % (self.prefix.encode(), b) for b in range(CLUSTER_BUCKETS)]
         self._slots = [key_slot(head) for head in self._heads]
-        self._dtype = np.dtype([("as_of", "<i8"), ("values", "<f8", (len(self.features),))])
+        self._dtype = np.dtype([("snapshot_at", "<i8"), ("values", "<f8", (len(self.features),))])
         self._struct = struct.Struct(f"<q{len(self.features)}d")  # the same layout, for one value
         self._coalescer = _Coalescer(self._aread)
 
@@ -254,7 +254,7 @@ class OnlineStore:
         batches; the feature order is recorded first so readers can check it."""
         started = time.perf_counter()
         records = np.zeros(len(frame), dtype=self._dtype)
-        records["as_of"] = frame["snapshot_at"].to_numpy("datetime64[us]").astype("int64")
+        records["snapshot_at"] = frame["snapshot_at"].to_numpy("datetime64[us]").astype("int64")
         records["values"] = frame[self.features].to_numpy(np.float64)
         user_ids = frame["user_id"].to_numpy(np.int64)
         batches = 0
@@ -334,15 +334,15 @@ class OnlineStore:
         return values.tolist()
 
     def decode_one(self, raw: bytes | None) -> tuple[int, tuple[float, ...]] | None:
-        """One value -> (as_of in microseconds, features) when it is a valid vector, else None
+        """One value -> (snapshot_at in microseconds, features) when it is a valid vector, else None
         (absent or bad: :meth:`decode` tells which). Same checks as :meth:`decode`, in plain
         Python: for a single vector numpy's per-call overhead would be most of the cost."""
         if raw is None or len(raw) != self._struct.size:
             return None
-        as_of, *values = self._struct.unpack(raw)
-        if not AS_OF_RANGE_US[0] <= as_of < AS_OF_RANGE_US[1] or not all(map(math.isfinite, values)):
+        snapshot_at, *values = self._struct.unpack(raw)
+        if not SNAPSHOT_RANGE_US[0] <= snapshot_at < SNAPSHOT_RANGE_US[1] or not all(map(math.isfinite, values)):
             return None
-        return as_of, tuple(values)
+        return snapshot_at, tuple(values)
 
     def decode(self, ids: np.ndarray, raw: list[Any]) -> OnlineRead:
         """Vectors from the raw ``MGET`` answer; a value that is not a valid vector is ``bad``."""
@@ -354,14 +354,14 @@ class OnlineStore:
             records[sized] = np.frombuffer(b"".join(itertools.compress(raw, sized.tolist())), dtype=self._dtype)
         valid = sized.copy()
         if sized.any():
-            stamps = records["as_of"]
+            stamps = records["snapshot_at"]
             valid &= np.isfinite(records["values"]).all(axis=1)
-            valid &= (stamps >= AS_OF_RANGE_US[0]) & (stamps < AS_OF_RANGE_US[1])
+            valid &= (stamps >= SNAPSHOT_RANGE_US[0]) & (stamps < SNAPSHOT_RANGE_US[1])
         values = records["values"].astype(np.float64)
         values[~valid] = np.nan
-        as_of = records["as_of"].astype("datetime64[us]")
-        as_of[~valid] = np.datetime64("NaT")
-        return OnlineRead(user_ids=ids, found=valid, as_of=as_of, values=values, bad=present & ~valid)
+        snapshot_at = records["snapshot_at"].astype("datetime64[us]")
+        snapshot_at[~valid] = np.datetime64("NaT")
+        return OnlineRead(user_ids=ids, found=valid, snapshot_at=snapshot_at, values=values, bad=present & ~valid)
 
     def add_counts(self, hits: int, misses: int, bad: int = 0) -> None:
         """Add to the shared counters (``bad`` values are also counted as misses)."""
@@ -386,7 +386,7 @@ class OnlineStore:
     def online_sync(self, frame: pd.DataFrame, batch_size: int = 5000) -> tuple[WriteStats, int, int]:
         """Make the store hold exactly ``frame``'s users, writing only what changed: users whose
         feature values differ from the stored ones (or who have none) are written, users no
-        longer in ``frame`` deleted. An unchanged vector keeps its stored ``as_of`` (the day its
+        longer in ``frame`` deleted. An unchanged vector keeps its stored ``snapshot_at`` (the day its
         values were computed first). Returns (what was written, users unchanged, users removed)."""
         ids = frame["user_id"].to_numpy(np.int64)
         current = self.online_read(ids, count=False)

@@ -60,7 +60,7 @@ def test_materialize_replaces_what_the_store_held(tmp_path: Path, redis_client: 
     done = materialize.materialize(warehouse, store)
     assert done.removed == 1 and done.written.users == 3
     assert not store.online_read([99], count=False).found.any()
-    assert (store.online_read([1, 2, 3], count=False).as_of == np.datetime64("2025-12-01", "us")).all()
+    assert (store.online_read([1, 2, 3], count=False).snapshot_at == np.datetime64("2025-12-01", "us")).all()
 
 
 def test_a_failed_read_leaves_the_online_store_as_it_was(tmp_path: Path, redis_client: redis.Redis) -> None:
@@ -100,7 +100,7 @@ def test_a_daily_cycle_writes_only_the_vectors_that_changed(tmp_path: Path, redi
     assert (done.written.users, done.unchanged, done.removed) == (2, 1, 1)
     read = store.online_read([1, 2, 3, 4], count=False)
     assert list(read.found) == [True, True, False, True]
-    assert read.as_of[0] == np.datetime64("2025-12-01", "us") and read.as_of[1] == np.datetime64(day, "us")
+    assert read.snapshot_at[0] == np.datetime64("2025-12-01", "us") and read.snapshot_at[1] == np.datetime64(day, "us")
     assert read.values[[0, 1, 3]].tobytes() == done.latest[FEATURES].to_numpy(np.float64).tobytes()
 
 

@@ -31,7 +31,7 @@ def test_round_trip_is_exact_to_the_last_bit(redis_client):
     read = store.online_read(frame["user_id"])
     assert read.found.all()
     assert read.values.tobytes() == frame[FEATURES].to_numpy(np.float64).tobytes()
-    assert (read.as_of == frame["snapshot_at"].to_numpy("datetime64[us]")).all()
+    assert (read.snapshot_at == frame["snapshot_at"].to_numpy("datetime64[us]")).all()
 
 
 def test_missing_users_are_misses_and_counted(redis_client):
@@ -63,13 +63,13 @@ def test_one_value_decodes_as_the_batch_decoder_does(redis_client):
     store.online_write_batch(_vectors(3))
     good = redis_client.get(store.key(1))
     nan = np.zeros(1, dtype=store._dtype)
-    nan["as_of"], nan["values"] = 1_700_000_000_000_000, [np.nan, 1.0, 2.0]
+    nan["snapshot_at"], nan["values"] = 1_700_000_000_000_000, [np.nan, 1.0, 2.0]
     for value in (good, None, b"short", good + b"x", nan.tobytes()):
         batch = store.decode(np.array([1]), [value])
         one = store.decode_one(value)
         assert (one is not None) == bool(batch.found[0])
         if one is not None:
-            assert one[0] == batch.as_of[0].astype(np.int64) and np.array(one[1]).tobytes() == batch.values[0].tobytes()
+            assert one[0] == batch.snapshot_at[0].astype(np.int64) and np.array(one[1]).tobytes() == batch.values[0].tobytes()
 
 
 def test_reader_with_another_feature_order_is_refused(redis_client):
@@ -112,7 +112,7 @@ def test_a_bad_value_is_a_bad_miss_for_its_key_only(redis_client, value):
     read = store.online_read([1, 2, 3, 4])
     assert read.found.tolist() == [True, False, True, False]
     assert read.bad.tolist() == [False, True, False, False] and read.bad_ids == [2]
-    assert np.isnan(read.values[1]).all() and np.isnat(read.as_of[1])
+    assert np.isnan(read.values[1]).all() and np.isnat(read.snapshot_at[1])
     assert store.stats()["bad_values"] == 1 and store.stats()["misses"] == 2
 
 
