@@ -27,14 +27,26 @@ PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
 SAMPLE_S = 0.2
 
 
+def process_kind(cmdline: list[str]) -> str:
+    """What a process of a run is: a phase ``kernel``, the ``ploomber`` build, the ``churn`` CLI."""
+    line = " ".join(cmdline)
+    if "ipykernel_launcher" in line:
+        return "kernel"
+    if "ploomber" in line:
+        return "ploomber"
+    return "churn" if "churn.cli" in line else "other"
+
+
 class TreeSampler(threading.Thread):
-    """Samples the summed RSS (MB) of a process and all its descendants until stopped."""
+    """Samples the summed RSS (MB) of a process and all its descendants until stopped, and each
+    process's CPU seconds as last seen (a process's last ``SAMPLE_S`` before it exits is missed)."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, float]] = []  # (time, MB)
         self.largest = 0.0  # the largest single process seen (MB)
+        self.cpu: dict[int, tuple[str, float, float]] = {}  # pid -> (process_kind, CPU-s last seen, start time)
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -47,8 +59,14 @@ class TreeSampler(threading.Thread):
             for proc in procs:
                 try:
                     rss = proc.memory_info().rss / 2**20
+                    times, started = proc.cpu_times(), proc.create_time()
+                    # each time: a child is seen before its exec too; an exited one has no command line
+                    kind = process_kind(proc.cmdline())
+                    if kind == "other" and proc.pid in self.cpu:
+                        kind = self.cpu[proc.pid][0]
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     continue
+                self.cpu[proc.pid] = (kind, times.user + times.system, started)
                 total += rss
                 self.largest = max(self.largest, rss)
             self.samples.append((time.time(), total))
@@ -60,6 +78,22 @@ class TreeSampler(threading.Thread):
 
     def peak(self, start: float = 0.0, end: float = float("inf")) -> float:
         return max((mb for t, mb in self.samples if start <= t <= end), default=0.0)
+
+    def cpu_by_kind(self) -> dict[str, Any]:
+        """CPU seconds per kind of process; the phase kernels' count, median and each one's CPU
+        seconds in the order they started (a run's phases, in order)."""
+        out: dict[str, Any] = {}
+        for kind, seconds, _ in self.cpu.values():
+            out[f"{kind}_cpu_s"] = round(out.get(f"{kind}_cpu_s", 0.0) + seconds, 1)
+        # (a child seen between its fork and its exec still shows the kernel's command line)
+        kernels = sorted(
+            (started, seconds) for kind, seconds, started in self.cpu.values() if kind == "kernel" and seconds > 0.05
+        )
+        if kernels:
+            out["kernels"] = len(kernels)
+            out["cpu_s_per_kernel"] = round(sorted(s for _, s in kernels)[len(kernels) // 2], 2)
+            out["kernel_cpu_s_in_order"] = [round(s, 2) for _, s in kernels]
+        return out
 
 
 def run_sampled(command: list[str]) -> tuple[int, str, float, TreeSampler]:

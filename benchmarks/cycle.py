@@ -4,9 +4,11 @@ Real pipeline runs through the ``churn`` command (what ``make build`` and ``make
 a workspace of its own (data, reports, models and an embedded Redis under a temporary folder):
 a forced full rebuild, then ``cycles`` consecutive daily cycles. Each run's wall time, the CPU
 seconds of its whole process tree (Ploomber and every phase kernel: ``RUSAGE_CHILDREN``), the
-peak of the tree's summed RSS (:class:`benchmarks.build.TreeSampler`) and, from the run ledger,
-each phase's seconds. The cycle rows give the median over the cycles and its share of the
-rebuild; on a shared machine the CPU share is the steadier figure.
+peak of the tree's summed RSS (:class:`benchmarks.build.TreeSampler`), the CPU seconds by kind of
+process (the ``churn`` CLI, Ploomber, the phase kernels, and the median kernel: a phase's fixed
+cost plus its cells' work) and, from the run ledger, each phase's seconds. The cycle rows give the
+median over the cycles and its share of the rebuild; on a shared machine the CPU share is the
+steadier figure.
 
 ``python -m benchmarks.cycle --n-users 1000 --cycles 3`` runs it on its own;
 ``--workspace DIR`` measures cycles on a workspace built before (e.g. 100,000 users), taking the
@@ -56,6 +58,7 @@ def run_churn(data_dir: Path, n_users: int, *args: str) -> dict[str, Any]:
         "seconds": seconds,
         "cpu_s": round(_cpu_seconds() - cpu, 1),
         "tree_peak_mb": round(sampler.peak()),
+        **sampler.cpu_by_kind(),
     }
 
 
@@ -102,6 +105,9 @@ def compare(rebuild: dict[str, Any], cycles: list[dict[str, Any]], label: str) -
         day["cpu_share_of_rebuild"] = f"{day['cpu_s'] / rebuild['cpu_s']:.1%}"
     if all("tree_peak_mb" in c for c in cycles):
         day["tree_peak_mb"] = max(c["tree_peak_mb"] for c in cycles)
+    for key in ("churn_cpu_s", "ploomber_cpu_s", "kernel_cpu_s", "kernels", "cpu_s_per_kernel"):
+        if all(key in c for c in cycles):
+            day[key] = _median([c[key] for c in cycles])
     built = {k: v for k, v in rebuild.items() if k != "phases"}
     rows = [(f"full rebuild, {label}", built), (f"one daily cycle (median of {len(cycles)}), {label}", day)]
     for phase, seconds in rebuild["phases"].items():

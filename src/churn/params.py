@@ -252,7 +252,7 @@ def _synthetic_dataset(p: Mapping[str, Any]) -> bool:
 
 def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str]:
     """Snapshots that fit the data, enough of them for the temporal split, enough churners."""
-    from churn.features import SnapshotError, snapshot_dates
+    from churn.features import SnapshotError, snapshot_dates, split_snapshots
 
     keys = {"n_snapshots", "horizon_days", "n_valid_snapshots"}
     if not keys <= p.keys():
@@ -262,8 +262,6 @@ def _snapshot_problems(p: Mapping[str, Any], start: date, end: date) -> list[str
         snapshots = snapshot_dates(str(start), str(end), n_snapshots=n, horizon_days=horizon)
     except SnapshotError as exc:
         return [f"n_snapshots={n} with horizon_days={horizon} between {start} and {end}: {exc}"]
-    from churn.modeling.train import split_snapshots
-
     n_train = len(split_snapshots(snapshots, n_valid, horizon)[0])
     if n_valid >= n or n_train < MIN_TRAIN_SNAPSHOTS:
         return [

@@ -40,6 +40,7 @@ import pandas as pd
 
 from churn.pipeline import RECEIPT_KEY, code_version
 from churn.reports.kernel import discard_warm_kernels, enable_warm_kernels
+from churn.reports.preload import Import, phase_imports
 from churn.store.runs import RunLedger
 from churn.store.warehouse import DEFER_ENV, Warehouse
 
@@ -156,7 +157,8 @@ def on_render(dag, data_dir: str, warehouse: str, root: str = ".") -> None:
         raise
     _CURRENT.update(lock=lock, ledger=ledger, run_id=run_id, warehouse=Warehouse(warehouse))
     os.environ[DEFER_ENV] = str(Path(warehouse).resolve())  # the phase kernels inherit it
-    enable_warm_kernels(len(planned_tasks(dag)))  # each phase's kernel starts while the one before it runs
+    # each phase's kernel starts (and does the phase's imports) while the one before it runs
+    enable_warm_kernels([_phase_imports(dag[name]) for name in planned_tasks(dag)])
     if died:
         print(
             f"churn: run {died} died before it finished; forced again: "
@@ -237,6 +239,12 @@ def as_of_date(value: Any, what: str = "as_of") -> date | None:
         return datetime.fromisoformat(str(value).strip()).date()
     except ValueError:
         raise ValueError(f"{what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _phase_imports(task) -> tuple[Import, ...]:
+    """What a notebook task's phase imports (nothing for another kind of task)."""
+    source = getattr(getattr(task, "source", None), "loc", None)
+    return phase_imports(source) if isinstance(source, str | Path) and Path(source).suffix in (".py", ".ipynb") else ()
 
 
 def planned_tasks(dag) -> list[str]:

@@ -4,7 +4,10 @@ consecutive dates against a copy of the session's small build in a temp dir.
 
 The virtualenv is cached in ~/.cache/churn-airflow-<version> (CHURN_AIRFLOW_CACHE overrides) and
 reused while requirements-airflow.lock is unchanged, so only the first run on a machine installs
-(under a minute here). The test skips only when the package registry cannot be reached.
+(under a minute here), as is the metadata DB `airflow db migrate` writes (each test starts from a
+copy of it). The Airflow side runs as one Airflow process (Airflow's loader, then its CLI's main()
+for each command), not one per command: each start costs seconds. The test skips only when the
+package registry cannot be reached.
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import redis
+from click.testing import CliRunner
 
+from churn.cli import main
 from churn.cli.dagstate import phase_graph
 from churn.cli.project import Project
 from churn.store.runs import RunLedger
@@ -35,19 +41,30 @@ DAG_ID = "churn_daily"
 REDIS_DB = 2  # a database of its own on the session's Redis: the small build's stays untouched
 pytestmark = pytest.mark.slow
 
-# What Airflow itself makes of the DAG file (run with Airflow's python).
-DESCRIBE = """
-import json, runpy, sys
-dag = runpy.run_path(sys.argv[1])["dag"]
-print(json.dumps({
-    "dag_id": dag.dag_id,
-    "tasks": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
-    "retries": sorted({t.retries for t in dag.tasks}),
-    "operators": sorted({type(t).__name__ for t in dag.tasks}),
-    "max_active_runs": dag.max_active_runs,
-    "max_active_tasks": dag.max_active_tasks,
-    "catchup": dag.catchup,
-}))
+# Airflow's side of the test, run with Airflow's python as ONE process (each Airflow start costs
+# seconds): the DAG as Airflow's own loader reads it from the dags folder (the loader `airflow dags
+# test` uses), written to the file argv[1]; then Airflow's command line itself (its `main()`) for
+# each command of argv[3:] (a JSON argv), in order, as `airflow <command>` would run it.
+AIRFLOW_DRIVER = """
+import json, sys
+from airflow.__main__ import main  # first: it loads Airflow's configuration as the CLI does
+from airflow.utils.cli import get_bagged_dag
+
+out, dag_id, *commands = sys.argv[1:]
+dag = get_bagged_dag(None, dag_id)
+with open(out, "w") as sink:
+    json.dump({
+        "dag_id": dag.dag_id,
+        "tasks": {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},
+        "retries": sorted({t.retries for t in dag.tasks}),
+        "operators": sorted({type(t).__name__ for t in dag.tasks}),
+        "max_active_runs": dag.max_active_runs,
+        "max_active_tasks": dag.max_active_tasks,
+        "catchup": dag.catchup,
+    }, sink)
+for command in commands:
+    sys.argv = ["airflow", *json.loads(command)]
+    main()
 """
 
 
@@ -95,6 +112,37 @@ def run(argv: list[str], env: dict[str, str], timeout: int = 1800) -> subprocess
     return result
 
 
+def airflow_env(home: Path, dags: Path) -> dict[str, str]:
+    """Airflow's settings for a test: its home (config, SQLite metadata DB, logs) and the DAG folder."""
+    return {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PYTHONPATH": str(ROOT / "src"),  # the tasks' churn is this checkout's
+        "GX_ANALYTICS_ENABLED": "False",
+    }
+
+
+@pytest.fixture(scope="module")
+def migrated_db(airflow_venv: Path) -> Path:
+    """An empty metadata DB as `airflow db migrate` leaves it (schema, default pool, log
+    templates: no paths, no DAGs), made once per Airflow install and copied into each test's
+    AIRFLOW_HOME: a copy is what a fresh `airflow db migrate` would write there, without the
+    seconds it takes. It lives in the install's folder, so a new lock file makes a new one."""
+    template = airflow_venv / "churn-migrated-airflow.db"
+    with open(airflow_venv.parent / f".{airflow_venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.is_file():
+            home = Path(tempfile.mkdtemp(prefix="airflow-migrate-", dir=airflow_venv))
+            try:
+                run([str(airflow_venv / "bin" / "airflow"), "db", "migrate"], airflow_env(home, home / "dags"), 600)
+                os.replace(home / "airflow.db", template)
+            finally:
+                shutil.rmtree(home, ignore_errors=True)
+    return template
+
+
 def json_rows(text: str) -> list[dict]:
     """The JSON list an `airflow ... -o json` command printed last (Airflow logs warnings first)."""
     return json.loads(text.strip().splitlines()[-1])
@@ -102,7 +150,7 @@ def json_rows(text: str) -> list[dict]:
 
 @pytest.mark.timeout(3600)
 def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(
-    airflow_venv: Path, tmp_path: Path, embedded_redis, small_build: Path
+    airflow_venv: Path, migrated_db: Path, tmp_path: Path, embedded_redis, small_build: Path
 ):
     """Airflow sees one BashOperator per phase with Ploomber's dependencies, one run and one task
     at a time, retries; after a full build, `airflow dags test` for the next two days (two daily
@@ -114,38 +162,32 @@ def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(
     sets = workspace_params(workspace, redis_url)
     dags = tmp_path / "dags"
     set_args = [a for key, value in sets.items() for a in ("--set", f"{key}={value}")]
-    generated = subprocess.run(
-        [sys.executable, "-m", "churn.cli", "--project", str(ROOT), *set_args, "airflow-dag",
-         "--out", str(dags / f"{DAG_ID}.py")],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert generated.returncode == 0, generated.stdout + generated.stderr
+    # `churn airflow-dag` in this process (click's runner): it writes the file as the command does
+    generated = CliRunner().invoke(
+        main, ["--project", str(ROOT), *set_args, "airflow-dag", "--out", str(dags / f"{DAG_ID}.py")]
+    )
+    assert generated.exit_code == 0, generated.output
     # the cycles follow a full build (the year up to `end`), as `make cycle` does: a copy of the
     # session's small build, made with the same parameters (workspace_params) as this workspace
     copy_build(small_build, workspace, redis_url)
-    (tmp_path / "airflow").mkdir()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "PYTHONPATH": str(ROOT / "src"),  # the tasks' churn is this checkout's
-        "GX_ANALYTICS_ENABLED": "False",
-    }
-    airflow = str(airflow_venv / "bin" / "airflow")
-    run([airflow, "db", "migrate"], env, timeout=600)
+    home = tmp_path / "airflow"
+    home.mkdir()
+    shutil.copyfile(migrated_db, home / "airflow.db")
+    env = airflow_env(home, dags)
+    # one Airflow process: the DAG as Airflow loads it, then `airflow dags test` for each date
+    # (one run after the other, as in Airflow's CLI) and `airflow dags list-runs`
+    described_file = tmp_path / "described.json"
+    commands = [*(["dags", "test", DAG_ID, day] for day in DATES), ["dags", "list-runs", DAG_ID, "-o", "json"]]
+    driver = [str(airflow_venv / "bin" / "python"), "-c", AIRFLOW_DRIVER, str(described_file), DAG_ID]
+    result = run([*driver, *map(json.dumps, commands)], env, timeout=3000)
 
-    described = run([str(airflow_venv / "bin" / "python"), "-c", DESCRIBE, str(dags / f"{DAG_ID}.py")], env)
-    dag = json.loads(described.stdout.strip().splitlines()[-1])
+    dag = json.loads(described_file.read_text())
     graph = phase_graph(Project(ROOT))
     assert dag["tasks"] == {phase: sorted(upstream) for phase, upstream in graph.items()}
     assert dag["operators"] == ["BashOperator"] and dag["retries"] == [2]
     assert (dag["max_active_runs"], dag["max_active_tasks"], dag["catchup"]) == (1, 1, False)
 
-    for day in DATES:
-        run([airflow, "dags", "test", DAG_ID, day], env, timeout=1500)
-
-    runs = json_rows(run([airflow, "dags", "list-runs", DAG_ID, "-o", "json"], env).stdout)
+    runs = json_rows(result.stdout)
     assert sorted((r["logical_date"][:10], r["state"]) for r in runs) == [(d, "success") for d in DATES]
 
     ledger = RunLedger(sets["data_dir"])

@@ -102,6 +102,25 @@ def test_html_report_can_keep_the_code_when_asked(tmp_path):
     assert "injected-value" not in page
 
 
+def test_html_reports_rendered_in_a_row_equal_each_rendered_alone(tmp_path):
+    """The exporter is shared by the reports of a build (its templates compile once): a report
+    rendered after another is byte for byte the one a fresh exporter renders."""
+    import nbformat
+
+    from churn.reports.html import exporter, render_report
+
+    first = _executed_notebook(tmp_path / "05_train_model.ipynb")
+    second = _executed_notebook(tmp_path / "07_score_batch.ipynb")
+    nb = nbformat.read(second, as_version=4)
+    nb.cells[0].source = "# Score batch\nAnother phase."
+    nbformat.write(nb, second)
+    render_report(first, tmp_path / "first.html")
+    in_a_row = render_report(second, tmp_path / "in_a_row.html").read_bytes()
+    exporter.cache_clear()
+    alone = render_report(second, tmp_path / "alone.html").read_bytes()
+    assert in_a_row == alone and b"<title>Score batch</title>" in in_a_row and b"Train model" not in in_a_row
+
+
 def test_index_lists_every_phase_with_status_time_and_headline_figures(tmp_path):
     """ok / failed / not run are told apart; time comes from Papermill's metadata; headline
     figures from the receipt (fingerprints and timestamps left out)."""

@@ -1,6 +1,6 @@
-"""Warm kernels: inside a run, each notebook gets a fresh kernel that was started (and had its
-common imports done) while the notebook before it ran; nothing crosses from one notebook to the
-next, and the kernel left over at the run's end is killed."""
+"""Warm kernels: inside a run, each notebook gets a fresh kernel that was started (and had that
+notebook's imports done, nothing else) while the notebook before it ran; nothing crosses from one
+notebook to the next, and the kernel left over at the run's end is killed."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import psutil
 import pytest
 
 from churn.reports import kernel
+from churn.reports.preload import phase_imports
 
 CELL = """import os, sys
-print(json.dumps({"pid": os.getpid(), "preloaded": "sklearn.linear_model" in sys.modules,
+print(json.dumps({"pid": os.getpid(), "preloaded": "matplotlib.pyplot" in sys.modules,
+                  "unused": sorted(m for m in ("sklearn", "scipy.stats", "great_expectations") if m in sys.modules),
                   "leaked": "left_behind" in globals(), "cwd": os.getcwd()}))
 left_behind = 1
 import matplotlib.pyplot as plt
@@ -42,7 +44,7 @@ def _run(notebook: Path, out: Path) -> tuple[dict, list[str]]:
 
 @pytest.mark.slow  # starts real kernels importing the scientific stack (make test runs it)
 def test_each_notebook_of_a_run_adopts_the_kernel_started_while_the_one_before_ran(notebook, tmp_path) -> None:
-    kernel.enable_warm_kernels(3)
+    kernel.enable_warm_kernels([phase_imports(notebook)] * 3)
     try:
         first, _ = _run(notebook, tmp_path / "1.ipynb")
         warm = kernel._STATE["warm"]
@@ -53,6 +55,7 @@ def test_each_notebook_of_a_run_adopts_the_kernel_started_while_the_one_before_r
     finally:
         kernel.discard_warm_kernels()
     assert not first["preloaded"] and second["preloaded"] and second["pid"] == warm_pid != first["pid"]
+    assert second["unused"] == []  # only what the notebook imports
     assert not second["leaked"] and second["cwd"] == first["cwd"]  # a fresh process, same place
     assert sorted(images) == ["image/png", "text/plain"]  # the inline backend still draws
     assert not psutil.pid_exists(first["pid"]) and not psutil.pid_exists(second["pid"])
@@ -62,7 +65,7 @@ def test_each_notebook_of_a_run_adopts_the_kernel_started_while_the_one_before_r
 
 @pytest.mark.slow  # starts real kernels (make test runs it)
 def test_the_last_phase_of_a_run_starts_no_kernel_for_nothing(notebook, tmp_path) -> None:
-    kernel.enable_warm_kernels(2)
+    kernel.enable_warm_kernels([(), ()])
     try:
         _run(notebook, tmp_path / "1.ipynb")
         assert kernel._STATE["warm"] is not None  # a second phase is coming

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -15,13 +16,26 @@ class ChurnGroup(click.Group):
     ``Error: <cause>``, not a traceback."""
 
     def invoke(self, ctx: click.Context):
-        from churn.registry import RegistryError
-        from churn.store.warehouse import WarehouseError
-
         try:
             return super().invoke(ctx)
-        except (ParameterError, ProjectError, RegistryError, WarehouseError, FileNotFoundError) as exc:
-            raise click.ClickException(str(exc)) from None
+        except Exception as exc:
+            if isinstance(exc, expected_errors()):
+                raise click.ClickException(str(exc)) from None
+            raise
+
+
+# The expected failures of modules the CLI imports only when a command needs them (the registry
+# imports pandas and DuckDB): (module, class name).
+LAZY_ERRORS = (("churn.registry", "RegistryError"), ("churn.store.warehouse", "WarehouseError"))
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The exception classes that end a command in one line. Those of :data:`LAZY_ERRORS` count
+    once their module is imported: an error whose module never ran cannot have been raised, so
+    ``churn build`` (which hands over to Ploomber) does not import the registry to catch its
+    errors."""
+    lazy = [getattr(sys.modules[module], name) for module, name in LAZY_ERRORS if module in sys.modules]
+    return (ParameterError, ProjectError, FileNotFoundError, *lazy)
 
 
 def parse_sets(values: tuple[str, ...]) -> dict[str, str]:

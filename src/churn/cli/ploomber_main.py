@@ -3,14 +3,11 @@
 
 from __future__ import annotations
 
-from churn.lean import skip_unused_optional
+from churn.lean import ploomber_cli
 
 
 def main() -> None:
-    skip_unused_optional()
-    from ploomber_cli.cli import cmd_router
-
-    cmd_router()
+    ploomber_cli()()
 
 
 if __name__ == "__main__":

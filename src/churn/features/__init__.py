@@ -11,6 +11,7 @@ from churn.features.historical import (
     snapshot_plan,
     snapshot_schedule,
     snapshots_needed,
+    split_snapshots,
 )
 from churn.features.rules import RULES, LabelRule, population_label_sql
 from churn.features.spec import AGGREGATIONS, FeatureDef, FeatureSpec, FeatureSpecError, SourceSpec, load_spec
@@ -34,6 +35,7 @@ __all__ = [
     "snapshot_plan",
     "snapshot_schedule",
     "snapshots_needed",
+    "split_snapshots",
     "RULES",
     "LabelRule",
     "population_label_sql",

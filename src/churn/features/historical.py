@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -80,6 +81,23 @@ def snapshots_needed(cadence_days: int, horizon_days: int, n_valid: int) -> int:
     time-ordered CV fold (two before the test snapshot, purged by the horizon)."""
     steps = -(-int(horizon_days) // int(cadence_days))  # snapshots a label window spans
     return int(n_valid) + (steps - 1) + max(2, steps) + 1
+
+
+def split_snapshots(snapshots: Sequence[Any], n_valid: int, horizon_days: int) -> tuple[list[Any], list[Any]]:
+    """The temporal split on snapshot dates alone: ``(training, validation)`` snapshots.
+
+    Validation is the last ``n_valid``; a training snapshot's label window (``horizon_days``) must
+    end by the first validation snapshot (purge). Parameter checks (:mod:`churn.params`) judge a
+    planned schedule with this same rule before anything runs; it lives here, not in
+    :mod:`churn.modeling.train`, so that checking parameters loads no scikit-learn (0.9 CPU-s
+    in every ``churn`` command).
+    """
+    ordered = sorted(snapshots)
+    if n_valid < 1 or n_valid >= len(ordered):
+        return [], ordered[-n_valid:] if n_valid >= 1 else []
+    first_valid = pd.Timestamp(ordered[-n_valid])
+    cutoff = first_valid - pd.Timedelta(days=horizon_days)  # label window must end by first_valid
+    return [s for s in ordered if pd.Timestamp(s) <= cutoff], ordered[-n_valid:]
 
 
 def snapshot_schedule(data_start: datetime | str, data_end: datetime | str, *, cadence_days: int,

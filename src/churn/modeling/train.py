@@ -7,9 +7,7 @@ the validation period are purged, so no label information crosses the split.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from churn.features.historical import split_snapshots
 from churn.modeling.evaluate import EvaluationReport, evaluate, max_f1_threshold
 from churn.modeling.predict import log1p_columns
 
@@ -95,21 +94,6 @@ def labelled(frame: pd.DataFrame) -> pd.DataFrame:
     rows = frame[frame["label_mature"].astype(bool)].copy()
     rows["label"] = rows["label"].astype(int)
     return rows
-
-
-def split_snapshots(snapshots: Sequence[Any], n_valid: int, horizon_days: int) -> tuple[list[Any], list[Any]]:
-    """The temporal split on snapshot dates alone: ``(training, validation)`` snapshots.
-
-    Validation is the last ``n_valid``; a training snapshot's label window (``horizon_days``) must
-    end by the first validation snapshot (purge). Parameter checks (:mod:`churn.params`) judge a
-    planned schedule with this same rule before anything runs.
-    """
-    ordered = sorted(snapshots)
-    if n_valid < 1 or n_valid >= len(ordered):
-        return [], ordered[-n_valid:] if n_valid >= 1 else []
-    first_valid = pd.Timestamp(ordered[-n_valid])
-    cutoff = first_valid - pd.Timedelta(days=horizon_days)  # label window must end by first_valid
-    return [s for s in ordered if pd.Timestamp(s) <= cutoff], ordered[-n_valid:]
 
 
 def temporal_split(frame: pd.DataFrame, n_valid: int, horizon_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -244,11 +244,12 @@ def _definition(gx: Any, context: AbstractDataContext, source: Any, table: str, 
 def import_gx() -> Any:
     """Import Great Expectations quietly (analytics off before the import reads it) and without
     the optional modules it would load for nothing (:mod:`churn.lean`)."""
-    from churn.lean import skip_unused_optional
+    from churn.lean import GX_OPTIONAL, absent, skip_unused_optional
 
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
     skip_unused_optional()
-    import great_expectations as gx
+    with absent(GX_OPTIONAL):
+        import great_expectations as gx
 
     return gx
 

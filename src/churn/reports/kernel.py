@@ -10,15 +10,18 @@ the checkout whenever a kernel was killed). ``pipeline.yaml`` sets it per task t
 ``executor_params: {kernel_manager_class: churn.reports.kernel.IPCKernelManager}``.
 
 **Warm kernels.** Every phase gets a fresh kernel process (no state crosses phases), but starting
-one and importing pandas, NumPy, DuckDB, Matplotlib, SciPy and scikit-learn costs seconds per
-phase, a fixed cost that dominates a small daily cycle. While a run is open
-(:func:`enable_warm_kernels`, called by the run hooks in :mod:`churn.runs`), each phase's kernel
-manager starts one more kernel in the background that boots and imports those modules
-(:data:`PRELOAD`, outside the notebook's namespace) on the other core while the phase runs; the
-next phase's manager adopts it instead of starting its own. It was started with the same
-arguments, environment and working directory as the phase kernels before it. A kernel left
-unused at the run's end is killed (:func:`discard_warm_kernels`); a warm kernel also exits by
-itself when the process that started it dies (ipykernel's parent poller).
+one and importing what the phase needs (pandas, DuckDB, Great Expectations, scikit-learn,
+Matplotlib) costs seconds, a fixed cost that dominates a small daily cycle. While a run is open
+(:func:`enable_warm_kernels`, called by the run hooks in :mod:`churn.runs` with the notebooks the
+run will execute, in order), each phase's kernel manager starts one more kernel in the background
+for the next phase: it boots and imports the modules that phase's notebook imports
+(:func:`churn.reports.preload.phase_imports`, outside the notebook's namespace) on the other
+core while the phase runs; the next phase's manager adopts it instead of starting its own. A
+phase imports nothing it does not use (loading scikit-learn and Matplotlib into every kernel
+cost about 1 CPU-s per phase that needed neither). It was started with the same arguments,
+environment and working directory as the phase kernels before it. A kernel left unused at the
+run's end is killed (:func:`discard_warm_kernels`); a warm kernel also exits by itself when the
+process that started it dies (ipykernel's parent poller).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import asyncio
 import atexit
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +38,15 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
-PRELOAD = ("numpy", "pandas", "duckdb", "matplotlib.pyplot", "scipy.stats", "sklearn.linear_model", "sklearn.pipeline")
-"""Modules a warm kernel imports while it waits (most phases use them; the notebooks' own imports
-then find them loaded). Great Expectations is left out: two phases of ten use it."""
-_PRELOAD_LINE = "import importlib as _imp; [_imp.import_module(_m) for _m in {modules!r}]; del _imp, _m"
+from churn.reports.preload import Import
 
-_STATE: dict[str, Any] = {"enabled": False, "start": None, "warm": None, "ready": False, "left": 0}
+# a warm kernel's start-up line: the next phase's imports (churn.reports.preload.warm_up)
+_PRELOAD_LINE = "from churn.reports.preload import warm_up as _warm_up; _warm_up({imports!r}); del _warm_up"
+
+_STATE: dict[str, Any] = {"enabled": False, "start": None, "warm": None, "ready": False, "phases": [], "next": 0}
 # start: (class, kernel name, config, start arguments) of the last kernel a phase started itself;
 # warm: the manager of the kernel started for the next phase; ready: its start has completed;
-# left: phases of the run still to come after the ones that got a kernel (none: no warm kernel).
+# phases: each planned phase's imports, in run order; next: index of the next phase to start.
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -80,17 +84,21 @@ class IPCKernelManager(AsyncKernelManager):
         has a next phase (a one-phase run, e.g. an Airflow task, or the last phase starts none)."""
         if _STATE["enabled"] and not getattr(self, "_counted", False):
             self._counted = True
-            _STATE["left"] -= 1
-        if _STATE["enabled"] and _STATE["left"] > 0 and _STATE["start"] is not None and _STATE["warm"] is None:
-            asyncio.ensure_future(_start_warm(*_STATE["start"]))
+            _STATE["next"] += 1
+        phases, following = _STATE["phases"], _STATE["next"]  # the next phase: phases[following]
+        if _STATE["enabled"] and following < len(phases) and _STATE["start"] is not None and _STATE["warm"] is None:
+            cls, kernel_name, config, kw = _STATE["start"]
+            asyncio.ensure_future(_start_warm(cls, kernel_name, config, kw, phases[following]))
         return super().client(**kwargs)
 
 
-async def _start_warm(cls: type[IPCKernelManager], kernel_name: str, config: Any, kw: dict[str, Any]) -> None:
+async def _start_warm(
+    cls: type[IPCKernelManager], kernel_name: str, config: Any, kw: dict[str, Any], imports: Sequence[Import]
+) -> None:
     km = cls(kernel_name=kernel_name, config=config)
     km._warming = True
     _STATE.update(warm=km, ready=False)
-    preload = _PRELOAD_LINE.format(modules=PRELOAD)
+    preload = _PRELOAD_LINE.format(imports=tuple(imports))
     extra = [*kw.get("extra_arguments", []), f"--IPKernelApp.exec_lines={preload}"]
     try:
         await km.start_kernel(**{**kw, "extra_arguments": extra})
@@ -118,16 +126,17 @@ def _take_warm(cls: type[IPCKernelManager], kernel_name: str | None) -> IPCKerne
     return km
 
 
-def enable_warm_kernels(phases: int) -> None:
-    """From now on (a pipeline run of ``phases`` notebooks in this process), each phase but the
-    first gets a kernel started ahead of time."""
-    _STATE.update(enabled=True, left=phases)
+def enable_warm_kernels(phases: Sequence[Sequence[Import]]) -> None:
+    """From now on (a pipeline run in this process of one notebook per item of ``phases``, in
+    that order), each phase but the first gets a kernel started ahead of time that has done the
+    phase's imports (``phases[i]``, see :func:`churn.reports.preload.phase_imports`)."""
+    _STATE.update(enabled=True, phases=[tuple(imports) for imports in phases], next=0)
 
 
 def discard_warm_kernels() -> None:
     """Stop starting kernels ahead of time and kill the one waiting, if any (the run's end)."""
     km = _STATE["warm"]
-    _STATE.update(enabled=False, start=None, warm=None, ready=False, left=0)
+    _STATE.update(enabled=False, start=None, warm=None, ready=False, phases=[], next=0)
     if km is not None:
         _kill(km)
 

@@ -1,4 +1,5 @@
-"""Great Expectations is imported without the optional modules it would load for nothing."""
+"""Great Expectations is imported without the optional modules it would load for nothing
+(rfc3987_syntax's grammars, SQLAlchemy for SQL data sources nothing here uses)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ SRC = Path(__file__).resolve().parents[3] / "src"
 
 def test_import_gx_skips_the_iri_grammars_and_gx_still_validates() -> None:
     """In a fresh process (a phase kernel), ``import_gx`` leaves ``rfc3987_syntax`` unloaded (its
-    39 Lark grammars compile at import), jsonschema still validates, and so does Great Expectations."""
+    39 Lark grammars compile at import) and SQLAlchemy too, even after a validation; jsonschema
+    still validates, and so does Great Expectations."""
     code = (
         "import sys, pandas as pd\n"
         "from churn.quality.runner import import_gx, validate_frames\n"
@@ -24,6 +26,7 @@ def test_import_gx_skips_the_iri_grammars_and_gx_still_validates() -> None:
         "frame = pd.DataFrame({'x': [1, 2, None]})\n"
         "report = validate_frames({'t': frame}, {'t': [gxe.ExpectColumnValuesToNotBeNull(column='x')]})\n"
         "assert not report.success and report.results[0].unexpected_count == 1\n"
+        "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy was imported'\n"
         "print('ok')\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
