@@ -75,15 +75,32 @@ class FillerScheduling(LoadGroupScheduling):
     and xdist tops a worker up to three pending tests: the two taken after a long test wait for
     it, however long they are themselves (the Airflow test held the backfill and kill-and-repair
     tests for minutes while the other worker ran out of work). Here a worker whose pending tests
-    include a long one (``is_long``) takes the LAST unit of the queue (short unit tests, by
-    ``SCHEDULE``); otherwise the first, as xdist does."""
+    include a long one (``is_long``) takes from the END of the queue (short unit tests, by
+    ``SCHEDULE``); otherwise the first unit, as xdist does. From the end it takes the last
+    module's tests at once (up to ``FILLER_TESTS``): one at a time, a module's tests ran between
+    other modules' and its module fixtures were set up again for each (the truth guard's source
+    scan: 1.7 CPU-s in one go, 12.7 interleaved)."""
+
+    FILLER_TESTS = 30
 
     def _assign_work_unit(self, node) -> None:
         pending = self.assigned_work.get(node, {})
         busy = any(is_long(scope) and not all(done.values()) for scope, done in pending.items())
-        if busy and len(self.workqueue) > 1:
-            self.workqueue.move_to_end(next(reversed(self.workqueue)), last=False)
-        super()._assign_work_unit(node)
+        if not busy or len(self.workqueue) < 2:
+            super()._assign_work_unit(node)
+            return
+        module = _module(next(reversed(self.workqueue)))
+        for _ in range(self.FILLER_TESTS):
+            last = next(reversed(self.workqueue))
+            if _module(last) != module or len(self.workqueue) < 2:
+                break
+            self.workqueue.move_to_end(last, last=False)
+            super()._assign_work_unit(node)
+
+
+def _module(scope: str) -> str:
+    """The test file of an xdist work unit (a group's name stands for itself)."""
+    return scope.split("::", 1)[0]
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -79,11 +79,14 @@ class _Node:
 def test_a_worker_busy_with_a_long_test_takes_short_ones_from_the_end_of_the_queue() -> None:
     """The two long tests go to different workers although they are next to each other at the
     front of the queue: the worker that took the first one is topped up from the end (short unit
-    tests), where xdist's own ``loadgroup`` would queue the second long test behind the first."""
+    tests), where xdist's own ``loadgroup`` would queue the second long test behind the first.
+    From the end it takes the last module's tests together (their module fixtures are set up
+    once)."""
     collection = [
         "tests/pipeline/test_a.py::test_long_one",
         "tests/pipeline/test_a.py::test_long_two",
-        *(f"tests/unit/test_b.py::test_short[{i}]" for i in range(4)),
+        "tests/unit/test_b.py::test_short",
+        *(f"tests/unit/test_c.py::test_short[{i}]" for i in range(3)),
     ]
     scheduler = FillerScheduling.__new__(FillerScheduling)  # no xdist config: only the queue matters
     scheduler.workqueue = OrderedDict((nodeid, {nodeid: False}) for nodeid in collection)
@@ -91,15 +94,14 @@ def test_a_worker_busy_with_a_long_test_takes_short_ones_from_the_end_of_the_que
     scheduler.registered_collections = {a: collection, b: collection}
 
     scheduler._assign_work_unit(a)  # idle: the front
-    scheduler._assign_work_unit(a)  # busy with a long test: the end
-    scheduler._assign_work_unit(a)
+    scheduler._assign_work_unit(a)  # busy with a long test: the last module's tests, from the end
     scheduler._assign_work_unit(b)  # idle: the front, i.e. the second long test
-    assert [collection[i] for [i] in a.sent] == [collection[0], collection[5], collection[4]]
+    assert [collection[i] for [i] in a.sent] == [collection[0], collection[5], collection[4], collection[3]]
     assert [collection[i] for [i] in b.sent] == [collection[1]]
 
     scheduler.assigned_work[a][collection[0]][collection[0]] = True  # the long test finished
     scheduler._assign_work_unit(a)  # no long test pending: the front again
-    assert collection[a.sent[-1][0]] == collection[2]
+    assert collection[a.sent[-1][0]] == collection[2] and not scheduler.workqueue
     grouped = FillerScheduling.__new__(FillerScheduling)  # a group's name is a long unit too
     grouped.workqueue = OrderedDict([("x", {}), ("y", {})])
     grouped.assigned_work = {a: {"dashboards": {"tests/pipeline/test_d.py::test_page@dashboards": False}}}
