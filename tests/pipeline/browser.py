@@ -45,9 +45,11 @@ class DevToolsBrowser:
             self.close()
             raise
         self.ids = itertools.count(1)
+        self.console_errors: list[str] = []  # console.error calls, once Runtime.enable was called
 
     def call(self, method: str, **params) -> dict:
-        """Send one DevTools command and return its result (events in between are dropped)."""
+        """Send one DevTools command and return its result (of the events in between, only
+        console errors are kept: :attr:`console_errors`)."""
         message_id = next(self.ids)
         self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
         while True:
@@ -56,6 +58,9 @@ class DevToolsBrowser:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 return message.get("result", {})
+            if message.get("method") == "Runtime.consoleAPICalled" and message["params"]["type"] == "error":
+                args = message["params"]["args"]
+                self.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
 
     def evaluate(self, expression: str):
         return self.call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")

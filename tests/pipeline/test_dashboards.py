@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import itertools
 import json
 import os
 import re
@@ -17,14 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from websockets.sync.client import connect
 
 from churn.serving.process import free_port
+from tests.pipeline.browser import DevToolsBrowser
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # No route out: names resolve to nothing except 127.0.0.1 (Voila), http(s) goes to a dead proxy.
 OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
            "--window-size=1300,2400"]
@@ -71,39 +68,13 @@ def voila(small_build: Path):
         yield base
 
 
-class Browser:
+class Browser(DevToolsBrowser):
     """Headless Chromium driven over the DevTools protocol, with the network blocked (only
     127.0.0.1 answers): real-time waits, so widgets finish rendering (``--dump-dom`` with virtual
     time can leave them at "Loading widget...")."""
 
     def __init__(self, profile: Path) -> None:
-        self.proc = subprocess.Popen([CHROMIUM, *FLAGS, *OFFLINE, f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        port_file = profile / "DevToolsActivePort"
-        for _ in range(200):
-            if port_file.exists() and port_file.read_text().strip():
-                break
-            time.sleep(0.1)
-        port = int(port_file.read_text().split()[0])
-        page = next(t for t in httpx.get(f"http://127.0.0.1:{port}/json/list").json() if t["type"] == "page")
-        self.stack = contextlib.ExitStack()
-        self.ws = self.stack.enter_context(connect(page["webSocketDebuggerUrl"], max_size=None))
-        self.ids = itertools.count(1)
-        self.console_errors: list[str] = []  # console.error calls, once Runtime.enable was called
-
-    def call(self, method: str, **params) -> dict:
-        message_id = next(self.ids)
-        self.ws.send(json.dumps({"id": message_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=120))
-            if message.get("id") == message_id:
-                return message.get("result", {})
-            if message.get("method") == "Runtime.consoleAPICalled" and message["params"]["type"] == "error":
-                args = message["params"]["args"]
-                self.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in args))
-
-    def evaluate(self, expression: str):
-        return self.call("Runtime.evaluate", expression=expression, returnByValue=True).get("result", {}).get("value")
+        super().__init__(CHROMIUM, OFFLINE, profile)
 
     def wait_for(self, expression: str, timeout: float = 240) -> float:
         """Seconds until ``expression`` is truthy in the page (fails after ``timeout``)."""
@@ -126,11 +97,6 @@ class Browser:
 
     def text(self) -> str:
         return self.evaluate("document.body ? document.body.innerText : ''") or ""
-
-    def close(self) -> None:
-        self.stack.close()
-        self.proc.terminate()
-        self.proc.wait(20)
 
 
 # the page is rendered: its charts and texts are in the DOM and no widget is still loading
