@@ -8,16 +8,31 @@ import base64
 import contextlib
 import itertools
 import json
+import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
 # What every headless start here needs (STACK-NOTES: Voila section).
 HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def require_chromium() -> str:
+    """The Chromium binary; fails in CI without it (`make test` installs it), skips elsewhere."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
+        pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
+    return CHROMIUM
 
 
 class DevToolsBrowser:

@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,10 +17,9 @@ import httpx
 import pytest
 
 from churn.serving.process import free_port
-from tests.pipeline.browser import DevToolsBrowser
+from tests.pipeline.browser import CHROMIUM, DevToolsBrowser, require_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # No route out: names resolve to nothing except 127.0.0.1 (Voila), http(s) goes to a dead proxy.
 OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
            "--window-size=1300,2400"]
@@ -36,10 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("dashboards")]
 def serve_dashboards(data_dir: Path):
     """`make dashboards`' Voila server (and its .jupyter config) on a free port, reading the
     warehouse and models under ``data_dir``; yields its base URL."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
+    require_chromium()
     port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("CHURN_")},  # as `make dashboards` sets it
            "CHURN_DATA_DIR": str(data_dir), "JUPYTER_CONFIG_PATH": str(ROOT / ".jupyter")}

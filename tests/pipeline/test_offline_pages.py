@@ -13,10 +13,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.pipeline.browser import DevToolsBrowser
+from tests.pipeline.browser import CHROMIUM, DevToolsBrowser, require_chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # No route out: every name resolves to nothing and every http(s) request goes to a dead proxy.
 OFFLINE = [
     "--proxy-server=http://127.0.0.1:9",
@@ -35,10 +34,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("offline_pages")]
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevToolsBrowser]:
     """One offline Chromium for every page of the module (a page is a navigation, not a start)."""
-    if not Path(CHROMIUM).exists():
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing: `make browser` (run by `make test`) installs it")
-        pytest.skip("chromium is not installed (apt-get install chromium, or `make browser`)")
+    require_chromium()
     browser = DevToolsBrowser(CHROMIUM, OFFLINE, tmp_path_factory.mktemp("chromium-profile"))
     try:
         yield browser

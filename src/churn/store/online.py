@@ -160,9 +160,9 @@ def async_client_from_url(url: str, **kwargs: Any) -> AsyncRedisClient:
     return client
 
 
-# a vector's as-of time must lie in [1900, 2200): anything else is a corrupted value
+# a vector's snapshot time must lie in [1900, 2200): anything else is a corrupted value
 SNAPSHOT_RANGE_US = (int(np.datetime64("1900-01-01", "us").astype(np.int64)),
-                  int(np.datetime64("2200-01-01", "us").astype(np.int64)))
+                     int(np.datetime64("2200-01-01", "us").astype(np.int64)))
 
 
 @dataclass(frozen=True)
