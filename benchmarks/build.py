@@ -2,7 +2,7 @@
 
 The build runs in a workspace of its own (data, reports, models and an embedded Redis in a
 temporary folder), forced, as ``make build`` would. A sampler polls the build's process tree
-(Ploomber and every kernel it starts) with psutil: the peak of the summed RSS is the build's
+(Ploomber and every kernel it starts) with psutil: the peak of the summed PSS (proportional set size) is the build's
 memory, the peak within a task's interval (its end from Ploomber's product metadata, its
 length from the run ledger) that task's. ``python -m benchmarks.build --n-users 300`` checks
 it at a small size; ``make bench`` runs it at 100,000 users (the goal: under 8 GB, 10 min).
@@ -27,18 +27,33 @@ PLOOMBER = str(Path(sys.executable).with_name("ploomber"))
 SAMPLE_S = 0.2
 
 
-def process_kind(cmdline: list[str]) -> str:
-    """What a process of a run is: a phase ``kernel``, the ``ploomber`` build, the ``churn`` CLI."""
+ZYGOTE = "churn.reports.zygote"
+
+
+def process_kind(cmdline: list[str], parent_cmdline: list[str] = ()) -> str:  # type: ignore[assignment]
+    """What a process of a run is: a phase ``kernel`` (started by jupyter_client, or forked by the
+    run's kernel ``zygote``, whose command line it keeps), the ``ploomber`` build, the ``churn`` CLI."""
     line = " ".join(cmdline)
     if "ipykernel_launcher" in line:
         return "kernel"
+    if ZYGOTE in line:
+        return "kernel" if ZYGOTE in " ".join(parent_cmdline) else "zygote"
     if "ploomber" in line:
         return "ploomber"
     return "churn" if "churn.cli" in line else "other"
 
 
+def _proportional_mb(proc: psutil.Process) -> float:
+    """The process's proportional set size (its share of the pages it shares with others: kernels
+    forked from one zygote share the imported modules' pages), its RSS where PSS is not readable."""
+    try:
+        return float(proc.memory_full_info().pss) / 2**20
+    except (AttributeError, psutil.AccessDenied):
+        return float(proc.memory_info().rss) / 2**20
+
+
 class TreeSampler(threading.Thread):
-    """Samples the summed RSS (MB) of a process and all its descendants until stopped, and each
+    """Samples the summed PSS (MB) of a process and all its descendants until stopped, and each
     process's CPU seconds as last seen (a process's last ``SAMPLE_S`` before it exits is missed)."""
 
     def __init__(self, pid: int) -> None:
@@ -58,10 +73,11 @@ class TreeSampler(threading.Thread):
                 break
             for proc in procs:
                 try:
-                    rss = proc.memory_info().rss / 2**20
+                    rss = _proportional_mb(proc)
                     times, started = proc.cpu_times(), proc.create_time()
                     # each time: a child is seen before its exec too; an exited one has no command line
-                    kind = process_kind(proc.cmdline())
+                    parent = proc.parent()
+                    kind = process_kind(proc.cmdline(), parent.cmdline() if parent is not None else [])
                     if kind == "other" and proc.pid in self.cpu:
                         kind = self.cpu[proc.pid][0]
                 except (psutil.NoSuchProcess, psutil.AccessDenied):

@@ -4,7 +4,7 @@ Real pipeline runs through the ``churn`` command (what ``make build`` and ``make
 a workspace of its own (data, reports, models and an embedded Redis under a temporary folder):
 a forced full rebuild, then ``cycles`` consecutive daily cycles. Each run's wall time, the CPU
 seconds of its whole process tree (Ploomber and every phase kernel: ``RUSAGE_CHILDREN``), the
-peak of the tree's summed RSS (:class:`benchmarks.build.TreeSampler`), the CPU seconds by kind of
+peak of the tree's summed PSS (:class:`benchmarks.build.TreeSampler`), the CPU seconds by kind of
 process (the ``churn`` CLI, Ploomber, the phase kernels, and the median kernel: a phase's fixed
 cost plus its cells' work) and, from the run ledger, each phase's seconds. The cycle rows give the
 median over the cycles and its share of the rebuild; on a shared machine the CPU share is the
@@ -45,7 +45,7 @@ def _cpu_seconds() -> float:
 
 
 def run_churn(data_dir: Path, n_users: int, *args: str) -> dict[str, Any]:
-    """One ``churn`` run on the workspace: wall and CPU seconds, the process tree's peak RSS."""
+    """One ``churn`` run on the workspace: wall and CPU seconds, the process tree's peak PSS."""
     from benchmarks.build import run_sampled
 
     cpu = _cpu_seconds()

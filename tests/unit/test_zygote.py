@@ -1,0 +1,171 @@
+"""The kernel zygote: a phase kernel forked from the run's fork server is the kernel a fresh
+process would have been (same display defaults, paths, environment, working directory; its own
+random state; our package imported afresh), and the kernel manager controls it as it controls a
+started one (interrupt, exit code, kill); whatever cannot be forked faithfully starts the usual way.
+
+The reference each time is a kernel started the usual way, by the same manager, in the same test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from churn.reports import kernel
+from churn.reports.zygote import ForkedKernel, Zygote
+
+pytestmark = pytest.mark.slow  # real kernels and a real zygote importing the scientific stack
+
+IMPORTS = [("pandas", ()), ("numpy", ()), ("matplotlib", ())]
+
+FACTS = """
+import json, os, sys
+import numpy as np, pandas as pd, matplotlib
+print(json.dumps({
+    "pid": os.getpid(), "cwd": os.getcwd(), "path": sys.path, "argv0": os.path.basename(sys.argv[0]),
+    "env": {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"},
+    "pandas": {k: str(pd.get_option(k)) for k in ("display.max_columns", "display.width", "display.max_rows")},
+    "backend": matplotlib.get_backend(), "random": np.random.random(), "main": type(sys.modules["__main__"]).__name__,
+    "churn": __import__("churn").__file__, "preloaded": "sklearn" in sys.modules,
+}))
+"""
+
+
+@pytest.fixture()
+def zygote() -> Iterator[Zygote]:
+    started = Zygote([*IMPORTS, ("sklearn.linear_model", ())])
+    deadline = time.monotonic() + 60
+    while started.ready() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.ready() is True
+    kernel._STATE["zygote"] = started
+    try:
+        yield started
+    finally:
+        kernel._STATE["zygote"] = None
+        started.close()
+
+
+async def _execute(km: kernel.IPCKernelManager, code: str, timeout: float = 60) -> tuple[list[str], dict[str, Any]]:
+    client = km.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=timeout)
+        texts: list[str] = []
+
+        def keep(message: dict[str, Any]) -> None:
+            if message["msg_type"] == "stream":
+                texts.append(message["content"]["text"])
+
+        reply = await client.execute_interactive(code, output_hook=keep, timeout=timeout)
+        return texts, reply["content"]
+    finally:
+        client.stop_channels()
+
+
+def _facts(**start: Any) -> tuple[dict[str, Any], Any]:
+    async def run() -> tuple[dict[str, Any], Any]:
+        km = kernel.IPCKernelManager(kernel_name="python3")
+        await km.start_kernel(**start)
+        try:
+            texts, _ = await _execute(km, FACTS)
+            return json.loads("".join(texts)), km.provisioner.process  # type: ignore[union-attr]
+        finally:
+            await km.shutdown_kernel(now=True)
+
+    return asyncio.run(run())
+
+
+def test_a_forked_kernel_is_the_kernel_a_fresh_process_would_be(zygote: Zygote, tmp_path: Path) -> None:
+    kernel._STATE["zygote"] = None
+    started, started_process = _facts(cwd=str(tmp_path))
+    kernel._STATE["zygote"] = zygote
+    forked, forked_process = _facts(cwd=str(tmp_path))
+    again, _ = _facts(cwd=str(tmp_path))
+
+    assert not isinstance(started_process, ForkedKernel) and isinstance(forked_process, ForkedKernel)
+    for key in ("cwd", "path", "argv0", "env", "pandas", "backend", "main", "churn"):
+        assert forked[key] == started[key], key
+    assert forked["preloaded"] and not started["preloaded"]  # what the zygote imported is there, shared
+    assert len({started["random"], forked["random"], again["random"]}) == 3  # each its own seed
+    assert forked["pid"] != again["pid"]
+
+
+def test_the_manager_interrupts_and_kills_a_forked_kernel_and_reads_its_exit(zygote: Zygote) -> None:
+    async def run() -> None:
+        km = kernel.IPCKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        process = km.provisioner.process  # type: ignore[union-attr]
+        assert isinstance(process, ForkedKernel) and process.poll() is None
+        assert os.getpgid(process.pid) == process.pid  # its own process group, signals go there
+        client = km.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        pending = asyncio.ensure_future(client.execute_interactive("import time; time.sleep(60)", timeout=90))
+        await asyncio.sleep(1.0)
+        await km.interrupt_kernel()
+        reply = await asyncio.wait_for(pending, 30)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        client.stop_channels()
+        await km.shutdown_kernel(now=True)  # kills it: the exit code comes from the zygote
+        assert process.wait(timeout=5) == -signal.SIGKILL
+
+    asyncio.run(run())
+
+
+def test_a_clean_exit_reports_its_code(zygote: Zygote) -> None:
+    async def run() -> int:
+        km = kernel.IPCKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        process = km.provisioner.process  # type: ignore[union-attr]
+        await _execute(km, "pass")
+        await km.shutdown_kernel()  # polite: the kernel exits by itself
+        return process.wait(timeout=10)
+
+    assert asyncio.run(run()) == 0
+
+
+def test_a_kernel_whose_imports_would_differ_starts_the_usual_way(zygote: Zygote, tmp_path: Path) -> None:
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1" if os.environ.get("OPENBLAS_NUM_THREADS") != "1" else "2"}
+    facts, process = _facts(env=env)
+    assert not isinstance(process, ForkedKernel) and not facts["preloaded"]
+
+
+def test_the_zygote_going_away_takes_its_kernels_and_answers_their_managers(tmp_path: Path) -> None:
+    zygote = Zygote(IMPORTS)
+    deadline = time.monotonic() + 60
+    while zygote.ready() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process = zygote.spawn(
+        [sys.executable, "-m", "ipykernel_launcher", "-f", str(tmp_path / "k.json")], dict(os.environ), None
+    )
+    assert process.poll() is None
+    zygote.close()
+    assert process.wait(timeout=10) is not None
+    assert not psutil.pid_exists(process.pid) or psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_run_forks_its_phase_kernels_from_one_zygote_and_stops_it_at_its_end() -> None:
+    kernel.enable_warm_kernels([[("pandas", ())], [("pandas", ())]])
+    zygote = kernel._STATE["zygote"]
+    try:
+        assert isinstance(zygote, Zygote)
+        deadline = time.monotonic() + 60
+        while zygote.ready() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        facts, process = _facts()
+        assert isinstance(process, ForkedKernel) and facts["cwd"] == os.getcwd()
+    finally:
+        kernel.discard_warm_kernels()
+    assert kernel._STATE["zygote"] is None
+    assert zygote._process.poll() is not None  # the zygote exited with the run
