@@ -8,7 +8,9 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -16,6 +18,7 @@ import pytest
 import redis
 
 from churn.cli.runner import ploomber_command
+from churn.reports.zygote import serve_shared
 from churn.store.redis_server import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,8 +52,32 @@ def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+
+
+@contextmanager
+def zygote_serving(env: dict[str, str] | None = None) -> Iterator[str]:
+    """A kernel zygote with every phase's imports done, serving the runs started from this
+    process (or with ``env``: runs whose kernels get that environment); yields its socket."""
+    folder = tempfile.mkdtemp(prefix="churn-zygote-")  # short: a unix socket path has 108 bytes
+    try:
+        with serve_shared(Path(folder) / "zygote.sock", NOTEBOOKS, env) as path:
+            yield path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def kernel_zygote() -> Iterator[str]:
+    """One kernel zygote per worker: the phase kernels of every run this worker starts (builds,
+    cycles, single phases) fork from it, as on a scheduler's worker, instead of each run
+    importing the scientific stack again."""
+    with zygote_serving() as path:
+        yield path
+
+
 @pytest.fixture(scope="session")
-def small_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def small_build(tmp_path_factory: pytest.TempPathFactory, kernel_zygote: str) -> Path:
     """One `ploomber build` of 300 users per test session, shared by every xdist worker: the
     first worker to ask builds it (under a file lock), the others wait and read the same folder.
 

@@ -30,8 +30,9 @@ from click.testing import CliRunner
 from churn.cli import main
 from churn.cli.dagstate import phase_graph
 from churn.cli.project import Project
+from churn.reports.zygote import SHARED_ENV
 from churn.store.runs import RunLedger
-from tests.pipeline.conftest import copy_build, with_database, workspace_params
+from tests.pipeline.conftest import copy_build, with_database, workspace_params, zygote_serving
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_VERSION = "3.3.2"
@@ -179,7 +180,9 @@ def test_airflow_runs_the_generated_dag_for_two_consecutive_dates(
     described_file = tmp_path / "described.json"
     commands = [*(["dags", "test", DAG_ID, day] for day in DATES), ["dags", "list-runs", DAG_ID, "-o", "json"]]
     driver = [str(airflow_venv / "bin" / "python"), "-c", AIRFLOW_DRIVER, str(described_file), DAG_ID]
-    result = run([*driver, *map(json.dumps, commands)], env, timeout=3000)
+    with zygote_serving(env) as zygote:  # one for the tasks' environment, as a worker would keep
+        env[SHARED_ENV] = zygote
+        result = run([*driver, *map(json.dumps, commands)], env, timeout=3000)
 
     dag = json.loads(described_file.read_text())
     graph = phase_graph(Project(ROOT))

@@ -24,6 +24,12 @@ import matplotlib.pyplot as plt
 plt.plot([1, 2])"""
 
 
+@pytest.fixture(autouse=True)
+def _no_shared_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests choose the zygote themselves, whatever this process was given."""
+    monkeypatch.delenv("CHURN_KERNEL_ZYGOTE", raising=False)
+
+
 @pytest.fixture()
 def notebook(tmp_path: Path) -> Path:
     nb = nbformat.v4.new_notebook()

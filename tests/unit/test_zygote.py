@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from churn.reports import kernel
-from churn.reports.zygote import ForkedKernel, Zygote
+from churn.reports.zygote import SHARED_ENV, ForkedKernel, Zygote, serve_shared
 
 pytestmark = pytest.mark.slow  # real kernels and a real zygote importing the scientific stack
 
@@ -39,6 +39,12 @@ print(json.dumps({
     "churn": __import__("churn").__file__, "preloaded": "sklearn" in sys.modules,
 }))
 """
+
+
+@pytest.fixture(autouse=True)
+def _no_shared_zygote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests choose the zygote themselves, whatever this process was given."""
+    monkeypatch.delenv("CHURN_KERNEL_ZYGOTE", raising=False)
 
 
 @pytest.fixture()
@@ -169,3 +175,32 @@ def test_a_run_forks_its_phase_kernels_from_one_zygote_and_stops_it_at_its_end()
         kernel.discard_warm_kernels()
     assert kernel._STATE["zygote"] is None
     assert zygote._process.poll() is not None  # the zygote exited with the run
+
+
+def test_a_shared_zygote_forks_every_kernel_of_one_phase_runs_and_outlives_them(tmp_path: Path) -> None:
+    """A worker that runs one phase per task (Airflow) keeps one zygote: each run connects to it,
+    its first (and only) kernel is forked too, and the zygote serves the next run."""
+    notebook = tmp_path / "phase.py"
+    notebook.write_text("# %%\nimport pandas\nimport sklearn.linear_model\n")
+    socket_path = tmp_path / "zygote.sock"
+    with serve_shared(socket_path, [notebook]) as path:
+        assert os.environ[SHARED_ENV] == path
+        pids = []
+        for _ in range(2):  # two runs, one after the other
+            kernel.enable_warm_kernels([[("pandas", ())]])
+            try:
+                facts, process = _facts()
+            finally:
+                kernel.discard_warm_kernels()
+            assert isinstance(process, ForkedKernel) and facts["preloaded"]
+            pids.append(facts["pid"])
+        assert pids[0] != pids[1]
+        # a run process that goes away without shutting its kernel down takes it along
+        connection = Zygote.connect(path)
+        assert connection is not None
+        orphan = connection.spawn(
+            [sys.executable, "-m", "ipykernel_launcher", "-f", str(tmp_path / "k.json")], dict(os.environ), None
+        )
+        connection.close()
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+    assert SHARED_ENV not in os.environ and not socket_path.exists()

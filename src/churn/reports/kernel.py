@@ -46,7 +46,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
 from churn.reports.preload import Import
-from churn.reports.zygote import Zygote
+from churn.reports.zygote import Zygote, shared_zygote
 
 # a warm kernel's start-up line: the next phase's imports (churn.reports.preload.warm_up)
 _PRELOAD_LINE = "from churn.reports.preload import warm_up as _warm_up; _warm_up({imports!r}); del _warm_up"
@@ -173,7 +173,9 @@ def enable_warm_kernels(phases: Sequence[Sequence[Import]]) -> None:
     that order), each phase but the first gets a kernel started ahead of time that has done the
     phase's imports (``phases[i]``, see :func:`churn.reports.preload.phase_imports`)."""
     _STATE.update(enabled=True, phases=[tuple(imports) for imports in phases], next=0)
-    if len(phases) > 1 and _STATE["zygote"] is None:
+    if _STATE["zygote"] is None:  # the zygote this process was given, else one of the run's own
+        _STATE["zygote"] = shared_zygote()
+    if _STATE["zygote"] is None and len(phases) > 1:
         _STATE["zygote"] = Zygote(list(dict.fromkeys(item for imports in phases[1:] for item in imports)))
 
 

@@ -47,10 +47,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from churn.reports.preload import PLOTTING, Import
+from churn.reports.preload import PLOTTING, Import, phase_imports
 
 _KERNEL_MODULE = "ipykernel_launcher"
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
@@ -69,6 +70,10 @@ IMPORT_ENV = (
     "GX_HOME",
     "TZ",
 )
+# modules that decide at import what they are by looking at the process around them (tqdm.auto:
+# a notebook's progress widget inside a kernel, a text bar elsewhere): cheap, left to the kernel
+_PROBING = ("tqdm.auto", "tqdm.autonotebook")
+SHARED_ENV = "CHURN_KERNEL_ZYGOTE"  # the socket of a zygote serving this process's runs
 _MESSAGE = 1 << 20  # largest request: a kernel's argv and environment
 
 
@@ -128,54 +133,78 @@ class ForkedKernel:
 
 
 class Zygote:
-    """The run process's end of a zygote: started with the imports to do, then asked for kernels."""
+    """A run process's connection to a zygote: its own (started with the imports to do, stopped
+    with the run) or a shared one (:func:`connect`), then asked for kernels."""
 
     def __init__(self, imports: Sequence[Import]) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = {**os.environ, "MPLBACKEND": os.environ.get("MPLBACKEND") or INLINE_BACKEND}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(theirs.fileno())],
+        self._process: subprocess.Popen[bytes] | None = subprocess.Popen(
+            [sys.executable, "-m", __name__, "--fd", str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
-            env=env,
+            env=_zygote_env(),
         )
         theirs.close()
         self._control = ours
         self._ready: bool | None = None
-        self._env = _import_env(env)
+        self._hello: dict[str, Any] = {}
         ours.send(json.dumps([list(item) for item in imports if item != PLOTTING]).encode())
+
+    @classmethod
+    def connect(cls, path: str, timeout: float = 10.0) -> Zygote | None:
+        """A connection to the zygote serving at ``path`` (:func:`serve_shared`), None if none
+        answers there."""
+        control = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        control.settimeout(timeout)
+        try:
+            control.connect(path)
+            hello = control.recv(_MESSAGE)
+        except OSError:
+            control.close()
+            return None
+        control.settimeout(None)
+        zygote = cls.__new__(cls)
+        zygote._process, zygote._control, zygote._ready, zygote._hello = None, control, None, {}
+        zygote._greeted(hello)
+        return zygote if zygote._ready else None
 
     def ready(self) -> bool | None:
         """True once the zygote has done its imports, None while it imports, False if it failed."""
         if self._ready is None:
             self._control.settimeout(0.0)
             try:
-                answer = self._control.recv(256)
+                answer = self._control.recv(_MESSAGE)
             except (BlockingIOError, TimeoutError):
                 return None
             except OSError:
                 answer = b""
             finally:
                 self._control.settimeout(None)
-            self._ready = bool(answer) and bool(json.loads(answer).get("ready", False))
+            self._greeted(answer)
         return self._ready
 
+    def _greeted(self, answer: bytes) -> None:
+        self._hello = json.loads(answer) if answer else {}
+        self._ready = bool(self._hello.get("ready", False))
+
     def accepts(self, cmd: Sequence[str], env: dict[str, str]) -> bool:
-        """Whether a kernel started as ``cmd`` with ``env`` can be forked from this zygote."""
+        """Whether a kernel started as ``cmd`` with ``env`` can be forked from this zygote: the
+        zygote's interpreter, ipykernel's launcher, the same import-time settings."""
         return (
-            len(cmd) >= 3
-            and cmd[0] == sys.executable
+            self.ready() is True
+            and len(cmd) >= 3
+            and cmd[0] == self._hello.get("executable")
             and list(cmd[1:3]) == ["-m", _KERNEL_MODULE]
-            and _import_env(env) == self._env
-            and self.ready() is True
+            and _import_env(env) == self._hello.get("env")
         )
 
     def spawn(self, cmd: Sequence[str], env: dict[str, str], cwd: str | None) -> ForkedKernel:
-        """A kernel forked from the zygote (raises ``OSError`` if the zygote cannot give one)."""
+        """A kernel forked from the zygote, writing to this process's stdout and stderr (raises
+        ``OSError`` if the zygote cannot give one)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             request = {"argv": list(cmd), "env": env, "cwd": cwd or os.getcwd()}
-            socket.send_fds(self._control, [json.dumps(request).encode()], [theirs.fileno()])
+            socket.send_fds(self._control, [json.dumps(request).encode()], [theirs.fileno(), 1, 2])
         finally:
             theirs.close()
         ours.settimeout(30)
@@ -189,20 +218,79 @@ class Zygote:
         return ForkedKernel(list(cmd), int(json.loads(answer)["pid"]), ours)
 
     def close(self) -> None:
-        """Stop the zygote (it kills the kernels it forked that are still running)."""
+        """Close the connection (the zygote kills the kernels forked through it that still run);
+        a zygote of the run's own stops."""
         self._control.close()
+        if self._process is not None:
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+
+
+def _zygote_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The zygote's environment: ``env`` (this process's by default), with Matplotlib's backend
+    as a kernel sets it."""
+    env = os.environ if env is None else env
+    return {**env, "MPLBACKEND": env.get("MPLBACKEND") or INLINE_BACKEND}
+
+
+@contextlib.contextmanager
+def serve_shared(path: Path, notebooks: Sequence[Path], env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A zygote with every import of ``notebooks`` done, serving every pipeline run started from
+    this process or its children (``CHURN_KERNEL_ZYGOTE``) while the block runs; yields its socket.
+
+    For a machine that runs one run after another, each with few phases (a scheduler's worker
+    running one phase per task): each phase kernel, the first included, is then forked. ``env``:
+    the environment the runs' kernels will have (this process's by default), if other: a kernel
+    whose import-time settings (``PYTHONPATH``...) differ from the zygote's starts the usual way."""
+    imports = list(dict.fromkeys(item for notebook in notebooks for item in phase_imports(notebook)))
+    until_r, until_w = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__, "--listen", str(path), "--until-closed", str(until_r)],
+        pass_fds=[until_r],
+        stdin=subprocess.PIPE,
+        env=_zygote_env(env),
+    )
+    os.close(until_r)
+    previous = os.environ.get(SHARED_ENV)
+    try:
+        assert process.stdin is not None
+        process.stdin.write(json.dumps([list(item) for item in imports if item != PLOTTING]).encode())
+        process.stdin.close()
+        deadline = time.monotonic() + 120
+        while Zygote.connect(str(path), timeout=1.0) is None:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the kernel zygote did not start serving at {path}")
+            time.sleep(0.1)
+        os.environ[SHARED_ENV] = str(path)
+        yield str(path)
+    finally:
+        if previous is None:
+            os.environ.pop(SHARED_ENV, None)
+        else:
+            os.environ[SHARED_ENV] = previous
+        os.close(until_w)
         try:
-            self._process.wait(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+            process.kill()
+            process.wait()
+
+
+def shared_zygote() -> Zygote | None:
+    """A connection to the zygote this process was given (``CHURN_KERNEL_ZYGOTE``), if it answers."""
+    path = os.environ.get(SHARED_ENV)  # process plumbing, as JPY_PARENT_PID: not a setting
+    return Zygote.connect(path) if path else None
 
 
 # ---------------------------------------------------------------------------- the zygote process
 
 
-def _serve(control: socket.socket) -> None:
-    """Do the imports the first message names, say ready, then fork a kernel per request."""
+def _preload(imports: list[list[Any]]) -> dict[str, Any]:
+    """Do ``imports`` (as a kernel would), freeze them for the forks; what a kernel is checked
+    against: the interpreter, the import-time environment, the folder and ipykernel's launcher."""
     from churn.reports.preload import warm_up
 
     gc.disable()  # Python's advice for a process that forks without exec: no holes in the pages
@@ -211,60 +299,128 @@ def _serve(control: socket.socket) -> None:
     # (``get_ipython().kernel``): the zygote answers as the kernels it forks will
     builtins.get_ipython = _InKernel  # type: ignore[attr-defined]
     try:
-        warm_up([(module, tuple(names)) for module, names in json.loads(control.recv(_MESSAGE))])
+        warm_up([(module, tuple(names)) for module, names in imports])
     finally:
         del builtins.get_ipython  # type: ignore[attr-defined]
     import ipykernel.kernelapp  # noqa: F401  (what every kernel imports first)
 
     launcher = importlib.util.find_spec(_KERNEL_MODULE)
-    own = {"env": own_env, "cwd": os.getcwd(), "launcher": launcher.origin if launcher else _KERNEL_MODULE}
     for name in [name for name in sys.modules if name == "churn" or name.startswith("churn.")]:
-        del sys.modules[name]  # kernels import our package afresh, from their own sys.path
+        if name != __name__:
+            del sys.modules[name]  # kernels import our package afresh, from their own sys.path
+    for name in _PROBING:  # imported again by the kernel that uses them: they look around there
+        sys.modules.pop(name, None)
     gc.freeze()  # the kernels' collections leave the preloaded objects (and their pages) alone
-    control.send(json.dumps({"ready": True}).encode())
+    return {
+        "ready": True,
+        "executable": sys.executable,
+        "env": own_env,
+        "cwd": os.getcwd(),
+        "launcher": launcher.origin if launcher else _KERNEL_MODULE,
+    }
 
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    kernels: dict[int, socket.socket] = {}
-    selector = selectors.DefaultSelector()
-    selector.register(control, selectors.EVENT_READ)
-    selector.register(wake_r, selectors.EVENT_READ)
-    try:
-        while True:
-            for key, _ in selector.select():
-                if key.fileobj is wake_r:
-                    os.read(wake_r, 4096)
-                    _reap(kernels)
-                    continue
-                try:
-                    message, fds, _, _ = socket.recv_fds(control, _MESSAGE, 1)
-                except OSError:
-                    message, fds = b"", []
-                if not message:  # the run process closed its end: the run is over
-                    return
-                lifeline = socket.socket(fileno=fds[0])
-                request = json.loads(message)
-                refusal = _refusal(request, own)
-                if refusal:
-                    lifeline.send(json.dumps({"refused": refusal}).encode())
-                    lifeline.close()
-                    continue
-                pid = os.fork()
-                if pid == 0:
-                    selector.close()
-                    os.close(wake_r)
-                    os.close(wake_w)
-                    control.close()
-                    for other in kernels.values():
-                        other.close()
-                    _become_kernel(request, lifeline, own)  # never returns
-                kernels[pid] = lifeline
-    finally:
-        for pid in kernels:
+
+class _Server:
+    """The zygote's loop: connections (one per run process) ask for kernels; each kernel's exit
+    code goes back on its own socket; a connection that closes takes its running kernels."""
+
+    def __init__(self, hello: dict[str, Any]) -> None:
+        self.hello = hello
+        self.selector = selectors.DefaultSelector()
+        self.kernels: dict[int, tuple[socket.socket, socket.socket]] = {}  # pid -> (lifeline, connection)
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "reap")
+        self.fds = [self.wake_r, wake_w]  # closed in every kernel
+
+    def add(self, connection: socket.socket) -> None:
+        self.selector.register(connection, selectors.EVENT_READ, "connection")
+        connection.send(json.dumps(self.hello).encode())
+
+    def run(self, listener: socket.socket | None, until_closed: int | None) -> None:
+        if listener is not None:
+            self.selector.register(listener, selectors.EVENT_READ, "listener")
+        if until_closed is not None:
+            self.selector.register(until_closed, selectors.EVENT_READ, "until")
+        try:
+            while True:
+                for key, _ in self.selector.select():
+                    if key.data == "reap":
+                        os.read(self.wake_r, 4096)
+                        self.reap()
+                    elif key.data == "until":
+                        return  # the process that started a shared zygote closed its pipe
+                    elif key.data == "listener":
+                        self.add(listener.accept()[0])  # type: ignore[union-attr]
+                    elif not self.request(key.fileobj) and listener is None and not self.connections():
+                        return  # a run's own zygote: the run is over
+        finally:
+            for pid in list(self.kernels):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+
+    def connections(self) -> list[Any]:
+        return [key.fileobj for key in self.selector.get_map().values() if key.data == "connection"]
+
+    def request(self, connection: Any) -> bool:
+        """Fork the kernel one message asks for; False when the connection has closed."""
+        try:
+            message, fds, _, _ = socket.recv_fds(connection, _MESSAGE, 3)
+        except OSError:
+            message, fds = b"", []
+        if not message:
+            self.selector.unregister(connection)
+            connection.close()
+            for pid, (_, owner) in list(self.kernels.items()):
+                if owner is connection:  # its run process went away: so do its kernels
+                    with contextlib.suppress(OSError):
+                        os.killpg(pid, signal.SIGKILL)
+            return False
+        lifeline = socket.socket(fileno=fds[0])
+        request = json.loads(message)
+        refusal = _refusal(request, self.hello)
+        if refusal or len(fds) != 3:
+            lifeline.send(json.dumps({"refused": refusal or "no output streams"}).encode())
+            for fd in fds:
+                os.close(fd)
+            return True
+        pid = os.fork()
+        if pid == 0:
+            self.close_in_kernel()
+            _become_kernel(request, lifeline, fds[1], fds[2], self.hello)  # never returns
+        os.close(fds[1])
+        os.close(fds[2])
+        self.kernels[pid] = (lifeline, connection)
+        return True
+
+    def close_in_kernel(self) -> None:
+        """In a forked kernel: close the zygote's sockets and pipes (the kernel's own lifeline and
+        streams stay open)."""
+        for key in list(self.selector.get_map().values()):
             with contextlib.suppress(OSError):
-                os.killpg(pid, signal.SIGKILL)
+                key.fileobj.close() if isinstance(key.fileobj, socket.socket) else os.close(key.fd)
+        self.selector.close()
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        for lifeline, _ in self.kernels.values():
+            lifeline.close()
+
+    def reap(self) -> None:
+        while self.kernels:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            lifeline, _ = self.kernels.pop(pid, (None, None))
+            if lifeline is not None:
+                with contextlib.suppress(OSError):
+                    lifeline.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
+                lifeline.close()
 
 
 class _InKernel:
@@ -279,6 +435,8 @@ def _import_env(env: Any) -> dict[str, str | None]:
     ``MPLBACKEND`` to the inline backend when it is unset, before any import of Matplotlib)."""
     values = {name: env.get(name) for name in IMPORT_ENV}
     values["MPLBACKEND"] = values["MPLBACKEND"] or INLINE_BACKEND
+    # Great Expectations is imported with analytics off unless set (churn.quality.runner.import_gx)
+    values["GX_ANALYTICS_ENABLED"] = values["GX_ANALYTICS_ENABLED"] or "False"
     return values
 
 
@@ -296,22 +454,9 @@ def _refusal(request: dict[str, Any], own: dict[str, Any]) -> str:
     return ""
 
 
-def _reap(kernels: dict[int, socket.socket]) -> None:
-    while kernels:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        lifeline = kernels.pop(pid, None)
-        if lifeline is not None:
-            with contextlib.suppress(OSError):
-                lifeline.send(json.dumps({"exit": os.waitstatus_to_exitcode(status)}).encode())
-            lifeline.close()
-
-
-def _become_kernel(request: dict[str, Any], lifeline: socket.socket, own: dict[str, Any]) -> None:
+def _become_kernel(
+    request: dict[str, Any], lifeline: socket.socket, stdout: int, stderr: int, own: dict[str, Any]
+) -> None:
     """In the forked child: turn into the requested ``python -m ipykernel_launcher ...`` process."""
     code = 1
     try:
@@ -321,8 +466,10 @@ def _become_kernel(request: dict[str, Any], lifeline: socket.socket, own: dict[s
         signal.signal(signal.SIGINT, signal.default_int_handler)  # a fresh process's
         gc.enable()
         devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
+        for source, target in ((devnull, 0), (stdout, 1), (stderr, 2)):  # the run's streams
+            os.dup2(source, target)
+        for fd in {devnull, stdout, stderr} - {0, 1, 2}:
+            os.close(fd)
         lifeline.send(json.dumps({"pid": os.getpid()}).encode())
         lifeline.close()
         cwd = request["cwd"]
@@ -357,16 +504,36 @@ def _become_kernel(request: dict[str, Any], lifeline: socket.socket, own: dict[s
             os._exit(code)
 
 
-def main(fd: int) -> None:
-    """The zygote process: serve until the run process closes its end (or goes away).
+def main(argv: Sequence[str]) -> None:
+    """The zygote process: ``--fd N`` for a run's own (the imports come first on that socket; it
+    serves until the run closes it), ``--listen PATH [--until-closed FD]`` for a shared one (the
+    imports come on stdin; it serves until that pipe closes, or SIGTERM).
 
     Ctrl-C in a terminal reaches the whole foreground process group: the run process handles it
-    and its end of the socket closes, so the zygote ignores it; a run that ends (fails) while the
-    zygote still imports finds it gone quietly too."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(OSError, ValueError):
-        _serve(socket.socket(fileno=fd))
+    and its end of the socket closes, so a run's zygote ignores it; a run that ends (fails) while
+    its zygote still imports finds it gone quietly too."""
+    options = dict(zip(argv[::2], argv[1::2], strict=False))
+    if "--fd" in options:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        control = socket.socket(fileno=int(options["--fd"]))
+        with contextlib.suppress(OSError, ValueError):
+            server = _Server(_preload(json.loads(control.recv(_MESSAGE))))
+            server.add(control)
+            server.run(None, None)
+        return
+    hello = _preload(json.loads(sys.stdin.buffer.read() or b"[]"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    path = Path(options["--listen"])
+    path.unlink(missing_ok=True)
+    listener.bind(str(path))
+    listener.listen(16)
+    until = int(options["--until-closed"]) if "--until-closed" in options else None
+    try:
+        _Server(hello).run(listener, until)
+    finally:
+        listener.close()
+        path.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]))
+    main(sys.argv[1:])
