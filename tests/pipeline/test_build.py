@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,7 @@ def test_executed_notebooks_rerun_identically_under_nbval(small_build: Path, bui
         [sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
          "-o", "addopts=", *notebooks],
         cwd=copy, capture_output=True, text=True, timeout=900,
+        env={**os.environ, "JUPYTER_DEFAULT_PROVISIONER_NAME": "churn-zygote"},  # kernels forked from the worker's zygote
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:]
     assert "failed" not in result.stdout.splitlines()[-1]

@@ -204,3 +204,31 @@ def test_a_shared_zygote_forks_every_kernel_of_one_phase_runs_and_outlives_them(
         connection.close()
         assert orphan.wait(timeout=10) == -signal.SIGKILL
     assert SHARED_ENV not in os.environ and not socket_path.exists()
+
+
+def test_kernels_of_other_tools_fork_through_the_provisioner_entry_point(tmp_path: Path, monkeypatch) -> None:
+    """nbval and Voila start kernels with jupyter_client's own KernelManager: with
+    JUPYTER_DEFAULT_PROVISIONER_NAME=churn-zygote and a shared zygote they fork too; a kernel
+    the zygote cannot give (another PYTHONPATH) still starts, the usual way."""
+    from jupyter_client.manager import KernelManager
+    from jupyter_client.provisioning.factory import KernelProvisionerFactory
+
+    notebook = tmp_path / "phase.py"
+    notebook.write_text("# %%\nimport pandas\n")
+    # what the variable sets when a process's first kernel starts (the factory is a singleton)
+    monkeypatch.setattr(KernelProvisionerFactory.instance(), "default_provisioner_name", "churn-zygote")
+    with serve_shared(tmp_path / "zygote.sock", [notebook]):
+        for env, forked in ((None, True), ({**os.environ, "PYTHONPATH": str(tmp_path)}, False)):
+            km = KernelManager(kernel_name="python3")
+            km.start_kernel(**({"env": env} if env else {}))
+            try:
+                assert type(km.provisioner).__name__ == "ZygoteProvisioner"
+                assert isinstance(km.provisioner.process, ForkedKernel) is forked  # type: ignore[union-attr]
+                client = km.client()
+                client.start_channels()
+                client.wait_for_ready(timeout=60)
+                reply = client.execute_interactive("import pandas; print(pandas.__name__)", timeout=60)
+                assert reply["content"]["status"] == "ok"
+                client.stop_channels()
+            finally:
+                km.shutdown_kernel(now=True)

@@ -42,11 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
 from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
 from churn.reports.preload import Import
-from churn.reports.zygote import Zygote, shared_zygote
+from churn.reports.zygote import SHARED_ENV, Zygote, shared_zygote
 
 # a warm kernel's start-up line: the next phase's imports (churn.reports.preload.warm_up)
 _PRELOAD_LINE = "from churn.reports.preload import warm_up as _warm_up; _warm_up({imports!r}); del _warm_up"
@@ -95,7 +96,6 @@ class IPCKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
         """Fork the kernel from the run's zygote when it can give one, else start it as usual."""
         zygote: Zygote | None = _STATE["zygote"]
-        env = dict(kw.get("env") or os.environ)
         if zygote is not None and (getattr(self, "_warming", False) or _STATE["start"] is not None):
             # every phase's kernel but the first (which starts while the zygote imports) waits
             # for the zygote: its imports take no longer than a kernel of its own would
@@ -103,17 +103,9 @@ class IPCKernelManager(AsyncKernelManager):
             while zygote.ready() is None and waited < _ZYGOTE_WAIT_S:
                 await asyncio.sleep(0.05)
                 waited += 0.05
-        if zygote is not None and self.provisioner is not None and zygote.accepts(kernel_cmd, env):
-            try:
-                process = zygote.spawn(kernel_cmd, env, kw.get("cwd"))
-            except OSError as exc:
-                self.log.debug("phase kernel started without the zygote: %s", exc)
-            else:
-                provisioner: Any = self.provisioner
-                provisioner.process, provisioner.pid, provisioner.pgid = process, process.pid, process.pid
-                provisioner.cwd = kw.get("cwd") or os.getcwd()
-                self._reconcile_connection_info(provisioner.connection_info)
-                return
+        if zygote is not None and self.provisioner is not None and fork_into(self.provisioner, zygote, kernel_cmd, kw):
+            self._reconcile_connection_info(self.provisioner.connection_info)
+            return
         await super()._async_launch_kernel(kernel_cmd, **kw)
 
     async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
@@ -132,6 +124,51 @@ class IPCKernelManager(AsyncKernelManager):
             cls, kernel_name, config, kw = _STATE["start"]
             asyncio.ensure_future(_start_warm(cls, kernel_name, config, kw, phases[following]))
         return super().client(**kwargs)
+
+
+def fork_into(provisioner: Any, zygote: Zygote, cmd: list[str], kw: dict[str, Any]) -> bool:
+    """Fork the kernel ``cmd`` (started with ``kw``: env, cwd) from ``zygote`` as the process of
+    ``provisioner`` (a :class:`LocalProvisioner`); False (nothing done) if the zygote cannot."""
+    env = dict(kw.get("env") or os.environ)
+    if not zygote.accepts(cmd, env):
+        return False
+    try:
+        process = zygote.spawn(cmd, env, kw.get("cwd"))
+    except OSError as exc:
+        provisioner.log.debug("kernel started without the zygote: %s", exc)
+        return False
+    provisioner.process, provisioner.pid, provisioner.pgid = process, process.pid, process.pid
+    provisioner.cwd = kw.get("cwd") or os.getcwd()
+    return True
+
+
+class ZygoteProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner, forking each kernel from the zygote this process was
+    given (``CHURN_KERNEL_ZYGOTE``, :func:`churn.reports.zygote.serve_shared`) when it can, for
+    kernels that tools other than the pipeline start (nbval, Voila): chosen with
+    ``JUPYTER_DEFAULT_PROVISIONER_NAME=churn-zygote`` (an entry point of this package)."""
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        zygote = _process_zygote()
+        if zygote is not None and fork_into(self, zygote, cmd, kwargs):
+            return self.connection_info
+        _SHARED.clear()  # reconnect next time: the zygote may have gone
+        return await super().launch_kernel(cmd, **kwargs)
+
+
+_SHARED: dict[str, Zygote] = {}  # this process's connection to its shared zygote
+
+
+def _process_zygote() -> Zygote | None:
+    path = os.environ.get(SHARED_ENV)  # process plumbing (as JPY_PARENT_PID), not a setting
+    if not path:
+        return None
+    if path not in _SHARED:
+        zygote = Zygote.connect(path)
+        if zygote is None:
+            return None
+        _SHARED[path] = zygote
+    return _SHARED[path]
 
 
 async def _start_warm(
