@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from churn.reports import kernel
-from churn.reports.zygote import SHARED_ENV, ForkedKernel, Zygote, serve_shared
+from churn.reports.zygote import SHARED_ENV, ForkedProcess, Zygote, serve_shared
 
 pytestmark = pytest.mark.slow  # real kernels and a real zygote importing the scientific stack
 
@@ -99,7 +99,7 @@ def test_a_forked_kernel_is_the_kernel_a_fresh_process_would_be(zygote: Zygote, 
     forked, forked_process = _facts(cwd=str(tmp_path))
     again, _ = _facts(cwd=str(tmp_path))
 
-    assert not isinstance(started_process, ForkedKernel) and isinstance(forked_process, ForkedKernel)
+    assert not isinstance(started_process, ForkedProcess) and isinstance(forked_process, ForkedProcess)
     for key in ("cwd", "path", "argv0", "env", "pandas", "backend", "main", "churn"):
         assert forked[key] == started[key], key
     assert forked["preloaded"] and not started["preloaded"]  # what the zygote imported is there, shared
@@ -112,7 +112,7 @@ def test_the_manager_interrupts_and_kills_a_forked_kernel_and_reads_its_exit(zyg
         km = kernel.IPCKernelManager(kernel_name="python3")
         await km.start_kernel()
         process = km.provisioner.process  # type: ignore[union-attr]
-        assert isinstance(process, ForkedKernel) and process.poll() is None
+        assert isinstance(process, ForkedProcess) and process.poll() is None
         assert os.getpgid(process.pid) == process.pid  # its own process group, signals go there
         client = km.client()
         client.start_channels()
@@ -144,7 +144,7 @@ def test_a_clean_exit_reports_its_code(zygote: Zygote) -> None:
 def test_a_kernel_whose_imports_would_differ_starts_the_usual_way(zygote: Zygote, tmp_path: Path) -> None:
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1" if os.environ.get("OPENBLAS_NUM_THREADS") != "1" else "2"}
     facts, process = _facts(env=env)
-    assert not isinstance(process, ForkedKernel) and not facts["preloaded"]
+    assert not isinstance(process, ForkedProcess) and not facts["preloaded"]
 
 
 def test_the_zygote_going_away_takes_its_kernels_and_answers_their_managers(tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_a_run_forks_its_phase_kernels_from_one_zygote_and_stops_it_at_its_end()
         while zygote.ready() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         facts, process = _facts()
-        assert isinstance(process, ForkedKernel) and facts["cwd"] == os.getcwd()
+        assert isinstance(process, ForkedProcess) and facts["cwd"] == os.getcwd()
     finally:
         kernel.discard_warm_kernels()
     assert kernel._STATE["zygote"] is None
@@ -192,7 +192,7 @@ def test_a_shared_zygote_forks_every_kernel_of_one_phase_runs_and_outlives_them(
                 facts, process = _facts()
             finally:
                 kernel.discard_warm_kernels()
-            assert isinstance(process, ForkedKernel) and facts["preloaded"]
+            assert isinstance(process, ForkedProcess) and facts["preloaded"]
             pids.append(facts["pid"])
         assert pids[0] != pids[1]
         # a run process that goes away without shutting its kernel down takes it along
@@ -223,7 +223,7 @@ def test_kernels_of_other_tools_fork_through_the_provisioner_entry_point(tmp_pat
             km.start_kernel(**({"env": env} if env else {}))
             try:
                 assert type(km.provisioner).__name__ == "ZygoteProvisioner"
-                assert isinstance(km.provisioner.process, ForkedKernel) is forked  # type: ignore[union-attr]
+                assert isinstance(km.provisioner.process, ForkedProcess) is forked  # type: ignore[union-attr]
                 client = km.client()
                 client.start_channels()
                 client.wait_for_ready(timeout=60)

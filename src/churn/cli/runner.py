@@ -7,7 +7,9 @@ log's path, the failed notebook's path and, last of all, the one-line cause.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from churn.cli import failures
 
@@ -55,19 +57,52 @@ def _banner_at(chunk: bytes) -> int:
     return -1 if not hits else chunk.rfind(b"\n", 0, min(hits)) + 1
 
 
-def _pump(proc: subprocess.Popen, echo: BinaryIO, log: BinaryIO) -> bytes:
+def _start(cmd: list[str], root: Path, env: dict[str, str]) -> tuple[Any, Any]:
+    """Ploomber's process, its output on ``.stdout``: forked from the kernel zygote this process
+    was given (a scheduler's worker: :func:`churn.reports.zygote.serve_shared`), which has
+    Ploomber imported already, when it can; else started. Also the zygote connection to keep
+    open while it runs (closing it ends the process)."""
+    from churn.reports.zygote import shared_zygote
+
+    zygote = shared_zygote()
+    if zygote is not None and zygote.accepts(cmd, env):
+        read, write = os.pipe()
+        try:
+            proc = zygote.spawn(cmd, env, str(root), stdout=write, stderr=write)
+        except OSError:
+            os.close(read)
+        else:
+            proc.stdout = os.fdopen(read, "rb")
+            return proc, zygote
+        finally:
+            os.close(write)
+    if zygote is not None:
+        zygote.close()
+    return subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env), None
+
+
+def _pump(proc: Any, echo: BinaryIO, log: BinaryIO) -> bytes:
     """Copy the output to the log, and to ``echo`` up to Ploomber's failure report."""
     assert proc.stdout is not None
     chunks, echoing = [], True
-    while chunk := os.read(proc.stdout.fileno(), 65536):
-        chunks.append(chunk)
-        log.write(chunk)
-        if echoing:
-            cut = _banner_at(chunk)
-            echo.write(chunk if cut < 0 else chunk[:cut])
-            echo.flush()
-            echoing = cut < 0
-    log.flush()
+    try:
+        while chunk := os.read(proc.stdout.fileno(), 65536):
+            chunks.append(chunk)
+            log.write(chunk)
+            if echoing:
+                cut = _banner_at(chunk)
+                echo.write(chunk if cut < 0 else chunk[:cut])
+                echo.flush()
+                echoing = cut < 0
+    except KeyboardInterrupt:  # a forked Ploomber leads its own session: Ctrl-C is passed on
+        if not isinstance(proc, subprocess.Popen) and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=60)  # its failure hooks record the run before it ends
+        raise
+    finally:
+        log.flush()
+        proc.stdout.close()
     proc.wait()
     return b"".join(chunks)
 
@@ -88,14 +123,12 @@ def run_ploomber(
     started = time.time()
     with open(log, "wb") as sink:
         sink.write(("$ " + " ".join(cmd) + "\n").encode())
-        proc = subprocess.Popen(
-            cmd,
-            cwd=root,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})},
-        )
-        output = _pump(proc, echo, sink)
+        proc, zygote = _start(cmd, root, {**os.environ, "GX_ANALYTICS_ENABLED": "False", **(env or {})})
+        try:
+            output = _pump(proc, echo, sink)
+        finally:
+            if zygote is not None:
+                zygote.close()
     if proc.returncode == 0:
         return RunResult(0, log, None)
     cause = failures.find_cause(reports_dir, started, output.decode(errors="replace"), phase)

@@ -25,7 +25,7 @@ What a forked kernel could inherit from the zygote, and how each is handled:
   binds to the running IPython shell) is not imported in the zygote.
 
 The kernel manager sees a process like the one :class:`subprocess.Popen` gives (``pid``, ``poll``,
-``wait``, ``send_signal``, ``kill``): :class:`ForkedKernel`. Each kernel has a socket pair of its
+``wait``, ``send_signal``, ``kill``): :class:`ForkedProcess`. Each kernel has a socket pair of its
 own with the zygote, which reports the kernel's pid (sent by the kernel itself once it leads its
 own session: signals go to its process group, as for a kernel started by ``jupyter_client``) and,
 when the zygote reaps it, its exit code. The zygote exits when the process that started it
@@ -54,6 +54,7 @@ from typing import Any
 from churn.reports.preload import PLOTTING, Import, phase_imports
 
 _KERNEL_MODULE = "ipykernel_launcher"
+PLOOMBER_MODULE = "churn.cli.ploomber_main"  # a run's Ploomber process (churn.cli.runner)
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 # variables read at import time by what the zygote preloads: a kernel asking for other values
 # than the zygote started with is started the usual way
@@ -77,11 +78,12 @@ SHARED_ENV = "CHURN_KERNEL_ZYGOTE"  # the socket of a zygote serving this proces
 _MESSAGE = 1 << 20  # largest request: a kernel's argv and environment
 
 
-class ForkedKernel:
+class ForkedProcess:
     """The kernel manager's handle on a kernel forked by the zygote (``subprocess.Popen``'s
     process interface: ``pid``, ``returncode``, ``poll``, ``wait``, signals)."""
 
-    stdin = stdout = stderr = None
+    stdin = stderr = None
+    stdout: Any = None  # the read end of its output, when the caller gave it a pipe
     args: list[str]
 
     def __init__(self, args: list[str], pid: int, lifeline: socket.socket) -> None:
@@ -194,17 +196,20 @@ class Zygote:
             self.ready() is True
             and len(cmd) >= 3
             and cmd[0] == self._hello.get("executable")
-            and list(cmd[1:3]) == ["-m", _KERNEL_MODULE]
+            and cmd[1] == "-m"
+            and cmd[2] in self._hello.get("modules", ())
             and _import_env(env) == self._hello.get("env")
         )
 
-    def spawn(self, cmd: Sequence[str], env: dict[str, str], cwd: str | None) -> ForkedKernel:
-        """A kernel forked from the zygote, writing to this process's stdout and stderr (raises
-        ``OSError`` if the zygote cannot give one)."""
+    def spawn(
+        self, cmd: Sequence[str], env: dict[str, str], cwd: str | None, stdout: int = 1, stderr: int = 2
+    ) -> ForkedProcess:
+        """A process (``python -m MODULE ...``) forked from the zygote, writing to ``stdout`` and
+        ``stderr`` (this process's by default; raises ``OSError`` if the zygote cannot give one)."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             request = {"argv": list(cmd), "env": env, "cwd": cwd or os.getcwd()}
-            socket.send_fds(self._control, [json.dumps(request).encode()], [theirs.fileno(), 1, 2])
+            socket.send_fds(self._control, [json.dumps(request).encode()], [theirs.fileno(), stdout, stderr])
         finally:
             theirs.close()
         ours.settimeout(30)
@@ -215,7 +220,7 @@ class Zygote:
         if not answer or "pid" not in json.loads(answer):
             ours.close()
             raise OSError(f"the kernel zygote refused to fork: {answer.decode() or 'no answer'}")
-        return ForkedKernel(list(cmd), int(json.loads(answer)["pid"]), ours)
+        return ForkedProcess(list(cmd), int(json.loads(answer)["pid"]), ours)
 
     def close(self) -> None:
         """Close the connection (the zygote kills the kernels forked through it that still run);
@@ -248,7 +253,7 @@ def serve_shared(path: Path, notebooks: Sequence[Path], env: Mapping[str, str] |
     imports = list(dict.fromkeys(item for notebook in notebooks for item in phase_imports(notebook)))
     until_r, until_w = os.pipe()
     process = subprocess.Popen(
-        [sys.executable, "-m", __name__, "--listen", str(path), "--until-closed", str(until_r)],
+        [sys.executable, "-m", __name__, "--listen", str(path), "--until-closed", str(until_r), "--ploomber", "yes"],
         pass_fds=[until_r],
         stdin=subprocess.PIPE,
         env=_zygote_env(env),
@@ -288,9 +293,10 @@ def shared_zygote() -> Zygote | None:
 # ---------------------------------------------------------------------------- the zygote process
 
 
-def _preload(imports: list[list[Any]]) -> dict[str, Any]:
-    """Do ``imports`` (as a kernel would), freeze them for the forks; what a kernel is checked
-    against: the interpreter, the import-time environment, the folder and ipykernel's launcher."""
+def _preload(imports: list[list[Any]], ploomber: bool = False) -> dict[str, Any]:
+    """Do ``imports`` (as a kernel would) and, with ``ploomber``, Ploomber's (as a run's Ploomber
+    process does them), freeze them for the forks; what a request is checked against: the
+    interpreter, the import-time environment, the folder, the modules it may run."""
     from churn.reports.preload import warm_up
 
     gc.disable()  # Python's advice for a process that forks without exec: no holes in the pages
@@ -303,6 +309,13 @@ def _preload(imports: list[list[Any]]) -> dict[str, Any]:
     finally:
         del builtins.get_ipython  # type: ignore[attr-defined]
     import ipykernel.kernelapp  # noqa: F401  (what every kernel imports first)
+
+    modules = [_KERNEL_MODULE]
+    if ploomber:
+        from churn.lean import ploomber_cli
+
+        ploomber_cli()
+        modules.append(PLOOMBER_MODULE)
 
     launcher = importlib.util.find_spec(_KERNEL_MODULE)
     for name in [name for name in sys.modules if name == "churn" or name.startswith("churn.")]:
@@ -317,6 +330,7 @@ def _preload(imports: list[list[Any]]) -> dict[str, Any]:
         "env": own_env,
         "cwd": os.getcwd(),
         "launcher": launcher.origin if launcher else _KERNEL_MODULE,
+        "modules": modules,
     }
 
 
@@ -389,7 +403,7 @@ class _Server:
         pid = os.fork()
         if pid == 0:
             self.close_in_kernel()
-            _become_kernel(request, lifeline, fds[1], fds[2], self.hello)  # never returns
+            _become(request, lifeline, fds[1], fds[2], self.hello)  # never returns
         os.close(fds[1])
         os.close(fds[2])
         self.kernels[pid] = (lifeline, connection)
@@ -444,6 +458,9 @@ def _refusal(request: dict[str, Any], own: dict[str, Any]) -> str:
     """Why a kernel cannot be forked from this zygote ("" if it can)."""
     if threading.active_count() > 1:
         return "the zygote runs threads"
+    argv = request["argv"]
+    if len(argv) < 3 or argv[1] != "-m" or argv[2] not in own["modules"]:
+        return f"the zygote does not run {' '.join(argv[1:3])}"
     env = _import_env(request["env"])
     differing = [name for name in IMPORT_ENV if env[name] != own["env"][name]]
     if differing:
@@ -454,10 +471,9 @@ def _refusal(request: dict[str, Any], own: dict[str, Any]) -> str:
     return ""
 
 
-def _become_kernel(
-    request: dict[str, Any], lifeline: socket.socket, stdout: int, stderr: int, own: dict[str, Any]
-) -> None:
-    """In the forked child: turn into the requested ``python -m ipykernel_launcher ...`` process."""
+def _become(request: dict[str, Any], lifeline: socket.socket, stdout: int, stderr: int, own: dict[str, Any]) -> None:
+    """In the forked child: turn into the requested ``python -m MODULE ...`` process (a kernel,
+    or a run's Ploomber process)."""
     code = 1
     try:
         os.setsid()  # its own session and process group, as jupyter_client starts kernels
@@ -474,18 +490,26 @@ def _become_kernel(
         lifeline.close()
         cwd = request["cwd"]
         os.chdir(cwd)
-        zygote = os.getppid()
+        zygote, module = os.getppid(), request["argv"][2]
         os.environ.clear()
-        os.environ.update({**request["env"], "JPY_PARENT_PID": str(zygote)})
+        os.environ.update(request["env"])
         if sys.path and os.path.realpath(sys.path[0]) == os.path.realpath(own["cwd"]):
             del sys.path[0]  # the folder ``python -m`` put first, as ipykernel's launcher does
-        # ipykernel read JPY_PARENT_PID when the zygote imported it: the kernel exits with the zygote
-        sys.argv = [own["launcher"], *request["argv"][3:], f"--IPKernelApp.parent_handle={zygote}"]
         if "numpy" in sys.modules:
             sys.modules["numpy"].random.seed()  # a fresh process would not share the zygote's seed
-        from ipykernel.kernelapp import launch_new_instance
+        if module == _KERNEL_MODULE:
+            os.environ["JPY_PARENT_PID"] = str(zygote)
+            # ipykernel read JPY_PARENT_PID when the zygote imported it: the kernel exits with the zygote
+            sys.argv = [own["launcher"], *request["argv"][3:], f"--IPKernelApp.parent_handle={zygote}"]
+            from ipykernel.kernelapp import launch_new_instance
 
-        launch_new_instance()
+            launch_new_instance()
+        else:
+            import runpy
+
+            sys.path.insert(0, cwd)  # what ``python -m`` puts first
+            sys.argv = [module, *request["argv"][3:]]
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
@@ -521,7 +545,7 @@ def main(argv: Sequence[str]) -> None:
             server.add(control)
             server.run(None, None)
         return
-    hello = _preload(json.loads(sys.stdin.buffer.read() or b"[]"))
+    hello = _preload(json.loads(sys.stdin.buffer.read() or b"[]"), ploomber=options.get("--ploomber") == "yes")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     path = Path(options["--listen"])
     path.unlink(missing_ok=True)
