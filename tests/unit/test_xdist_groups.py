@@ -53,7 +53,8 @@ def test_a_group_runs_on_one_worker(tmp_path: Path) -> None:
     env = {**os.environ, "RECORD": str(record), "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", "-q",
-         "-o", "addopts=", "--rootdir", str(tmp_path), str(tmp_path / "test_groups.py")],
+         "-o", "addopts=", "-p", "no:nbval", "-p", "no:schemathesis",
+         "--rootdir", str(tmp_path), str(tmp_path / "test_groups.py")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

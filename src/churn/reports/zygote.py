@@ -24,6 +24,15 @@ What a forked kernel could inherit from the zygote, and how each is handled:
   sets it at a kernel's start, so Matplotlib reads the same backend; ``pyplot`` itself (which
   binds to the running IPython shell) is not imported in the zygote.
 
+**Shared.** A machine that runs one run after another (a scheduler's worker: each Airflow task
+is a one-phase run) keeps one zygote for all of them (:func:`serve_shared`): it listens on a unix
+socket named by ``CHURN_KERNEL_ZYGOTE`` in the runs' environment, each run process connects, and
+every phase kernel, the first included, and the run's Ploomber process itself
+(``python -m churn.cli.ploomber_main``, Ploomber imported in the zygote) are forked from it.
+Kernels other tools start (nbval, Voila) use it through the ``churn-zygote`` provisioner
+(:class:`churn.reports.kernel.ZygoteProvisioner`). A connection that closes (its run process
+ended or died) takes the processes forked for it.
+
 The kernel manager sees a process like the one :class:`subprocess.Popen` gives (``pid``, ``poll``,
 ``wait``, ``send_signal``, ``kill``): :class:`ForkedProcess`. Each kernel has a socket pair of its
 own with the zygote, which reports the kernel's pid (sent by the kernel itself once it leads its
