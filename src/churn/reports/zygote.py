@@ -22,7 +22,13 @@ What a forked kernel could inherit from the zygote, and how each is handled:
   (BLAS pools stop themselves at fork); the zygote refuses requests otherwise;
 - Matplotlib: ``MPLBACKEND`` is set to the inline backend before the imports, exactly as ipykernel
   sets it at a kernel's start, so Matplotlib reads the same backend; ``pyplot`` itself (which
-  binds to the running IPython shell) is not imported in the zygote.
+  binds to the running IPython shell) is not imported in the zygote;
+- what modules decide at import by looking at the process: pandas picks its display defaults by
+  asking ``get_ipython()`` whether it runs in a kernel (the zygote answers as its kernels will);
+  ``tqdm.auto`` (a widget in a kernel, a text bar elsewhere) is dropped after the preloading and
+  imported by the kernel that uses it;
+- the garbage collector: off while importing and the imported objects frozen before any fork
+  (Python's advice for fork without exec), on again in each kernel.
 
 **Shared.** A machine that runs one run after another (a scheduler's worker: each Airflow task
 is a one-phase run) keeps one zygote for all of them (:func:`serve_shared`): it listens on a unix
@@ -88,8 +94,9 @@ _MESSAGE = 1 << 20  # largest request: a kernel's argv and environment
 
 
 class ForkedProcess:
-    """The kernel manager's handle on a kernel forked by the zygote (``subprocess.Popen``'s
-    process interface: ``pid``, ``returncode``, ``poll``, ``wait``, signals)."""
+    """The handle on a process forked by the zygote (a phase kernel, a run's Ploomber process):
+    ``subprocess.Popen``'s process interface (``pid``, ``returncode``, ``poll``, ``wait``,
+    signals), which is what jupyter_client's provisioner and :mod:`churn.cli.runner` use."""
 
     stdin = stderr = None
     stdout: Any = None  # the read end of its output, when the caller gave it a pipe
