@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -232,3 +233,37 @@ def test_kernels_of_other_tools_fork_through_the_provisioner_entry_point(tmp_pat
                 client.stop_channels()
             finally:
                 km.shutdown_kernel(now=True)
+
+
+def test_a_worker_runs_a_shared_zygote_from_the_command_line_and_stops_it_with_sigterm(tmp_path: Path) -> None:
+    """`python -m churn.reports.zygote --listen SOCKET --notebooks FOLDER`, what a scheduler's
+    worker runs: it serves once the socket answers; SIGTERM stops it, its kernels and the socket."""
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "01_phase.py").write_text("# %%\nimport pandas\n")
+    socket_path = tmp_path / "z.sock"
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "churn.reports.zygote",
+            "--listen",
+            str(socket_path),
+            "--notebooks",
+            str(tmp_path / "nb"),
+        ]
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (zygote := Zygote.connect(str(socket_path), timeout=1.0)) is None:
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        kernel_process = zygote.spawn(
+            [sys.executable, "-m", "ipykernel_launcher", "-f", str(tmp_path / "k.json")], dict(os.environ), None
+        )
+        assert kernel_process.poll() is None
+        server.terminate()
+        assert server.wait(timeout=20) == 0
+        assert kernel_process.wait(timeout=10) == -signal.SIGKILL and not socket_path.exists()
+    finally:
+        if server.poll() is None:
+            server.kill()

@@ -545,13 +545,18 @@ def _become(request: dict[str, Any], lifeline: socket.socket, stdout: int, stder
 
 
 def main(argv: Sequence[str]) -> None:
-    """The zygote process: ``--fd N`` for a run's own (the imports come first on that socket; it
-    serves until the run closes it), ``--listen PATH [--until-closed FD]`` for a shared one (the
-    imports come on stdin; it serves until that pipe closes, or SIGTERM).
+    """The zygote process.
 
-    Ctrl-C in a terminal reaches the whole foreground process group: the run process handles it
-    and its end of the socket closes, so a run's zygote ignores it; a run that ends (fails) while
-    its zygote still imports finds it gone quietly too."""
+    - ``--fd N``: a run's own; the imports come first on that socket, it serves until the run
+      closes it. Ctrl-C in a terminal reaches the whole foreground process group: the run process
+      handles it and its end closes, so this zygote ignores it (and a run that ends while its
+      zygote still imports finds it gone quietly).
+    - ``--listen SOCKET [--notebooks FOLDER] [--ploomber yes] [--until-closed FD]``: a shared one
+      (a scheduler's worker: export ``CHURN_KERNEL_ZYGOTE=SOCKET`` to the runs); the imports of the
+      phase notebooks in FOLDER (``[0-9]*.py``), else a JSON list on stdin (:func:`serve_shared`);
+      with ``--ploomber yes`` Ploomber's too. It serves until the ``--until-closed`` pipe closes,
+      or SIGTERM / Ctrl-C, and then kills what it forked and removes the socket.
+    """
     options = dict(zip(argv[::2], argv[1::2], strict=False))
     if "--fd" in options:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -561,15 +566,23 @@ def main(argv: Sequence[str]) -> None:
             server.add(control)
             server.run(None, None)
         return
-    hello = _preload(json.loads(sys.stdin.buffer.read() or b"[]"), ploomber=options.get("--ploomber") == "yes")
+    if "--notebooks" in options:
+        notebooks = sorted(Path(options["--notebooks"]).glob("[0-9]*.py"))
+        imports = [list(i) for nb in notebooks for i in phase_imports(nb) if i != PLOTTING]
+    else:
+        imports = json.loads(sys.stdin.buffer.read() or b"[]")
+    hello = _preload(imports, ploomber=options.get("--ploomber") == "yes")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     path = Path(options["--listen"])
     path.unlink(missing_ok=True)
     listener.bind(str(path))
     listener.listen(16)
     until = int(options["--until-closed"]) if "--until-closed" in options else None
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # the finally blocks clean up
     try:
         _Server(hello).run(listener, until)
+    except KeyboardInterrupt:
+        pass
     finally:
         listener.close()
         path.unlink(missing_ok=True)
