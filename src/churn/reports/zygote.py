@@ -281,10 +281,11 @@ def serve_shared(path: Path, notebooks: Sequence[Path], env: Mapping[str, str] |
         process.stdin.write(json.dumps([list(item) for item in imports if item != PLOTTING]).encode())
         process.stdin.close()
         deadline = time.monotonic() + 120
-        while Zygote.connect(str(path), timeout=1.0) is None:
+        while (probe := Zygote.connect(str(path), timeout=1.0)) is None:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the kernel zygote did not start serving at {path}")
             time.sleep(0.1)
+        probe.close()
         os.environ[SHARED_ENV] = str(path)
         yield str(path)
     finally:
