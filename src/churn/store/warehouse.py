@@ -247,20 +247,19 @@ class Warehouse:
         published and no reader uses it any more."""
         key = str(self.snapshot_path.resolve())
         with _SNAPSHOTS_GUARD:
-            held = _SNAPSHOTS.get(key)
-            stamp = _stamp(self.snapshot_path)
+            held, stamp = _SNAPSHOTS.get(key), _stamp(self.snapshot_path)
             if held is not None and held.stamp != stamp:
-                held.retire()
-                if held.users:  # DuckDB hands out the open (older) database for this path until
-                    held = None  # its last reader is done: a connection of the block's own, uncached
-                else:
-                    held = _SNAPSHOTS[key] = _Snapshot(stamp, self._connect(self.snapshot_path, read_only=True))
-            elif held is None:
+                held.retire()  # closed now if no reader uses it
+                held = None if held.closed else held
+            if held is None:
                 held = _SNAPSHOTS[key] = _Snapshot(stamp, self._connect(self.snapshot_path, read_only=True))
-            if held is not None:
+            # a newer file is published while readers still use the older one: DuckDB hands out
+            # that open database for this path until they are done, so this reader gets its own
+            shared = not held.retired
+            if shared:
                 held.users += 1
                 cursor = held.con.cursor()
-        if held is None:
+        if not shared:
             with self._opened(self.snapshot_path, read_only=True) as con:
                 yield con
             return
@@ -293,13 +292,7 @@ class Warehouse:
     def file_stamp(self) -> tuple[int, int, int] | None:
         """Identity (inode, mtime, size) of the file ``reader()`` opens (the published snapshot,
         else the warehouse); None if there is none. Changes whenever a new snapshot is published."""
-        for path in (self.snapshot_path, self.path):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            return (st.st_ino, st.st_mtime_ns, st.st_size)
-        return None
+        return _stamp(self.snapshot_path) or _stamp(self.path)
 
     @staticmethod
     @contextmanager
