@@ -23,7 +23,7 @@ import psutil
 import pytest
 
 from churn.reports import kernel
-from churn.reports.zygote import SHARED_ENV, ForkedProcess, Zygote, serve_shared
+from churn.reports.zygote import SHARED_ENV, ForkedProcess, Zygote, serve_shared, shared_zygote
 
 pytestmark = pytest.mark.slow  # real kernels and a real zygote importing the scientific stack
 
@@ -158,7 +158,7 @@ def test_the_zygote_going_away_takes_its_kernels_and_answers_their_managers(tmp_
     )
     assert process.poll() is None
     zygote.close()
-    assert process.wait(timeout=10) is not None
+    assert process.wait(timeout=10) == -signal.SIGKILL
     assert not psutil.pid_exists(process.pid) or psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
 
 
@@ -181,10 +181,10 @@ def test_a_run_forks_its_phase_kernels_from_one_zygote_and_stops_it_at_its_end()
 def test_a_shared_zygote_forks_every_kernel_of_one_phase_runs_and_outlives_them(tmp_path: Path) -> None:
     """A worker that runs one phase per task (Airflow) keeps one zygote: each run connects to it,
     its first (and only) kernel is forked too, and the zygote serves the next run."""
-    notebook = tmp_path / "phase.py"
-    notebook.write_text("# %%\nimport pandas\nimport sklearn.linear_model\n")
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "01_phase.py").write_text("# %%\nimport pandas\nimport sklearn.linear_model\n")
     socket_path = tmp_path / "zygote.sock"
-    with serve_shared(socket_path, [notebook]) as path:
+    with serve_shared(socket_path, tmp_path / "nb") as path:
         assert os.environ[SHARED_ENV] == path
         pids = []
         for _ in range(2):  # two runs, one after the other
@@ -214,11 +214,11 @@ def test_kernels_of_other_tools_fork_through_the_provisioner_entry_point(tmp_pat
     from jupyter_client.manager import KernelManager
     from jupyter_client.provisioning.factory import KernelProvisionerFactory
 
-    notebook = tmp_path / "phase.py"
-    notebook.write_text("# %%\nimport pandas\n")
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "01_phase.py").write_text("# %%\nimport pandas\n")
     # what the variable sets when a process's first kernel starts (the factory is a singleton)
     monkeypatch.setattr(KernelProvisionerFactory.instance(), "default_provisioner_name", "churn-zygote")
-    with serve_shared(tmp_path / "zygote.sock", [notebook]):
+    with serve_shared(tmp_path / "zygote.sock", tmp_path / "nb"):
         for env, forked in ((None, True), ({**os.environ, "PYTHONPATH": str(tmp_path)}, False)):
             km = KernelManager(kernel_name="python3")
             km.start_kernel(**({"env": env} if env else {}))
@@ -267,3 +267,16 @@ def test_a_worker_runs_a_shared_zygote_from_the_command_line_and_stops_it_with_s
     finally:
         if server.poll() is None:
             server.kill()
+
+
+def test_the_connection_kept_for_other_tools_is_renewed_when_its_zygote_has_gone(tmp_path: Path) -> None:
+    (tmp_path / "nb").mkdir()
+    (tmp_path / "nb" / "01_phase.py").write_text("# %%\nimport json\n")
+    socket_path = tmp_path / "zygote.sock"
+    with serve_shared(socket_path, tmp_path / "nb"):
+        first = shared_zygote(reuse=True)
+        assert first is not None and first is shared_zygote(reuse=True) and first.alive()
+    assert not first.alive() and shared_zygote(reuse=True) is None  # gone (and no longer given)
+    with serve_shared(socket_path, tmp_path / "nb"):
+        second = shared_zygote(reuse=True)
+        assert second is not None and second is not first and second.alive()

@@ -65,18 +65,14 @@ def _start(cmd: list[str], root: Path, env: dict[str, str]) -> tuple[Any, Any]:
     from churn.reports.zygote import shared_zygote
 
     zygote = shared_zygote()
-    if zygote is not None and zygote.accepts(cmd, env):
+    if zygote is not None:
         read, write = os.pipe()
-        try:
-            proc = zygote.spawn(cmd, env, str(root), stdout=write, stderr=write)
-        except OSError:
-            os.close(read)
-        else:
+        proc = zygote.fork(cmd, env, str(root), stdout=write, stderr=write)
+        os.close(write)
+        if proc is not None:
             proc.stdout = os.fdopen(read, "rb")
             return proc, zygote
-        finally:
-            os.close(write)
-    if zygote is not None:
+        os.close(read)
         zygote.close()
     return subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env), None
 

@@ -47,7 +47,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 from traitlets import default
 
 from churn.reports.preload import Import
-from churn.reports.zygote import SHARED_ENV, Zygote, shared_zygote
+from churn.reports.zygote import Zygote, shared_zygote
 
 # a warm kernel's start-up line: the next phase's imports (churn.reports.preload.warm_up)
 _PRELOAD_LINE = "from churn.reports.preload import warm_up as _warm_up; _warm_up({imports!r}); del _warm_up"
@@ -65,7 +65,7 @@ _STATE: dict[str, Any] = {
 # warm: the manager of the kernel started for the next phase; ready: its start has completed;
 # phases: each planned phase's imports, in run order; next: index of the next phase to start;
 # zygote: the run's kernel fork server (churn.reports.zygote), None if the run has one phase.
-_ZYGOTE_WAIT_S = 60.0  # a warm kernel waits this long for the zygote's imports before starting cold
+_ZYGOTE_WAIT_S = 60.0  # a phase kernel waits this long for the zygote's imports before starting cold
 
 
 class IPCKernelManager(AsyncKernelManager):
@@ -129,13 +129,9 @@ class IPCKernelManager(AsyncKernelManager):
 def fork_into(provisioner: Any, zygote: Zygote, cmd: list[str], kw: dict[str, Any]) -> bool:
     """Fork the kernel ``cmd`` (started with ``kw``: env, cwd) from ``zygote`` as the process of
     ``provisioner`` (a :class:`LocalProvisioner`); False (nothing done) if the zygote cannot."""
-    env = dict(kw.get("env") or os.environ)
-    if not zygote.accepts(cmd, env):
-        return False
-    try:
-        process = zygote.spawn(cmd, env, kw.get("cwd"))
-    except OSError as exc:
-        provisioner.log.debug("kernel started without the zygote: %s", exc)
+    process = zygote.fork(cmd, dict(kw.get("env") or os.environ), kw.get("cwd"))
+    if process is None:
+        provisioner.log.debug("kernel started without the zygote")
         return False
     provisioner.process, provisioner.pid, provisioner.pgid = process, process.pid, process.pid
     provisioner.cwd = kw.get("cwd") or os.getcwd()
@@ -149,26 +145,10 @@ class ZygoteProvisioner(LocalProvisioner):
     ``JUPYTER_DEFAULT_PROVISIONER_NAME=churn-zygote`` (an entry point of this package)."""
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
-        zygote = _process_zygote()
+        zygote = shared_zygote(reuse=True)
         if zygote is not None and fork_into(self, zygote, cmd, kwargs):
             return self.connection_info
-        _SHARED.clear()  # reconnect next time: the zygote may have gone
         return await super().launch_kernel(cmd, **kwargs)
-
-
-_SHARED: dict[str, Zygote] = {}  # this process's connection to its shared zygote
-
-
-def _process_zygote() -> Zygote | None:
-    path = os.environ.get(SHARED_ENV)  # process plumbing (as JPY_PARENT_PID), not a setting
-    if not path:
-        return None
-    if path not in _SHARED:
-        zygote = Zygote.connect(path)
-        if zygote is None:
-            return None
-        _SHARED[path] = zygote
-    return _SHARED[path]
 
 
 async def _start_warm(

@@ -201,6 +201,22 @@ class Zygote:
             self._greeted(answer)
         return self._ready
 
+    def alive(self) -> bool:
+        """Whether the zygote is still at the other end of this connection (it sends nothing after
+        its greeting: a readable socket means it closed)."""
+        if self._control.fileno() < 0:
+            return False
+        self._control.settimeout(0.0)
+        try:
+            return self._control.recv(1, socket.MSG_PEEK) != b""
+        except (BlockingIOError, TimeoutError):
+            return True
+        except OSError:
+            return False
+        finally:
+            if self._control.fileno() >= 0:
+                self._control.settimeout(None)
+
     def _greeted(self, answer: bytes) -> None:
         self._hello = json.loads(answer) if answer else {}
         self._ready = bool(self._hello.get("ready", False))
@@ -238,6 +254,18 @@ class Zygote:
             raise OSError(f"the kernel zygote refused to fork: {answer.decode() or 'no answer'}")
         return ForkedProcess(list(cmd), int(json.loads(answer)["pid"]), ours)
 
+    def fork(
+        self, cmd: Sequence[str], env: dict[str, str], cwd: str | None, stdout: int = 1, stderr: int = 2
+    ) -> ForkedProcess | None:
+        """:meth:`spawn` if the zygote :meth:`accepts` the command, None if it does not or cannot
+        give one (the caller starts the process the usual way)."""
+        if not self.accepts(cmd, env):
+            return None
+        try:
+            return self.spawn(cmd, env, cwd, stdout, stderr)
+        except OSError:
+            return None
+
     def close(self) -> None:
         """Close the connection (the zygote kills the kernels forked through it that still run);
         a zygote of the run's own stops."""
@@ -258,28 +286,25 @@ def _zygote_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serve_shared(path: Path, notebooks: Sequence[Path], env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """A zygote with every import of ``notebooks`` done, serving every pipeline run started from
+def serve_shared(path: Path, notebooks: Path, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """A zygote with every import of the phase notebooks in the folder ``notebooks`` done, serving every pipeline run started from
     this process or its children (``CHURN_KERNEL_ZYGOTE``) while the block runs; yields its socket.
 
     For a machine that runs one run after another, each with few phases (a scheduler's worker
     running one phase per task): each phase kernel, the first included, is then forked. ``env``:
     the environment the runs' kernels will have (this process's by default), if other: a kernel
     whose import-time settings (``PYTHONPATH``...) differ from the zygote's starts the usual way."""
-    imports = list(dict.fromkeys(item for notebook in notebooks for item in phase_imports(notebook)))
     until_r, until_w = os.pipe()
     process = subprocess.Popen(
-        [sys.executable, "-m", __name__, "--listen", str(path), "--until-closed", str(until_r), "--ploomber", "yes"],
+        [sys.executable, "-m", __name__, "--listen", str(path), "--notebooks", str(notebooks),
+         "--until-closed", str(until_r), "--ploomber", "yes"],
         pass_fds=[until_r],
-        stdin=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
         env=_zygote_env(env),
-    )
+    )  # fmt: skip
     os.close(until_r)
     previous = os.environ.get(SHARED_ENV)
     try:
-        assert process.stdin is not None
-        process.stdin.write(json.dumps([list(item) for item in imports if item != PLOTTING]).encode())
-        process.stdin.close()
         deadline = time.monotonic() + 120
         while (probe := Zygote.connect(str(path), timeout=1.0)) is None:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -301,10 +326,27 @@ def serve_shared(path: Path, notebooks: Sequence[Path], env: Mapping[str, str] |
             process.wait()
 
 
-def shared_zygote() -> Zygote | None:
-    """A connection to the zygote this process was given (``CHURN_KERNEL_ZYGOTE``), if it answers."""
+_KEPT: dict[str, Zygote] = {}  # this process's lasting connection per shared zygote (reuse=True)
+
+
+def shared_zygote(reuse: bool = False) -> Zygote | None:
+    """A connection to the zygote this process was given (``CHURN_KERNEL_ZYGOTE``), if it answers:
+    a new one (a run's: closing it ends what was forked through it), or with ``reuse`` the one this
+    process keeps for kernels started outside runs (:class:`churn.reports.kernel.ZygoteProvisioner`),
+    renewed if that zygote has gone."""
     path = os.environ.get(SHARED_ENV)  # process plumbing, as JPY_PARENT_PID: not a setting
-    return Zygote.connect(path) if path else None
+    if not path:
+        return None
+    if not reuse:
+        return Zygote.connect(path)
+    kept = _KEPT.get(path)
+    if kept is None or not kept.alive():
+        kept = Zygote.connect(path)
+        if kept is None:
+            _KEPT.pop(path, None)
+            return None
+        _KEPT[path] = kept
+    return kept
 
 
 # ---------------------------------------------------------------------------- the zygote process
@@ -552,10 +594,10 @@ def main(argv: Sequence[str]) -> None:
       closes it. Ctrl-C in a terminal reaches the whole foreground process group: the run process
       handles it and its end closes, so this zygote ignores it (and a run that ends while its
       zygote still imports finds it gone quietly).
-    - ``--listen SOCKET [--notebooks FOLDER] [--ploomber yes] [--until-closed FD]``: a shared one
-      (a scheduler's worker: export ``CHURN_KERNEL_ZYGOTE=SOCKET`` to the runs); the imports of the
-      phase notebooks in FOLDER (``[0-9]*.py``), else a JSON list on stdin (:func:`serve_shared`);
-      with ``--ploomber yes`` Ploomber's too. It serves until the ``--until-closed`` pipe closes,
+    - ``--listen SOCKET --notebooks FOLDER [--ploomber yes] [--until-closed FD]``: a shared one
+      (a scheduler's worker: export ``CHURN_KERNEL_ZYGOTE=SOCKET`` to the runs; :func:`serve_shared`)
+      with the imports of the phase notebooks in FOLDER (``[0-9]*.py``), and with ``--ploomber yes``
+      Ploomber's too. It serves until the ``--until-closed`` pipe closes,
       or SIGTERM / Ctrl-C, and then kills what it forked and removes the socket.
     """
     options = dict(zip(argv[::2], argv[1::2], strict=False))
@@ -567,11 +609,12 @@ def main(argv: Sequence[str]) -> None:
             server.add(control)
             server.run(None, None)
         return
-    if "--notebooks" in options:
-        notebooks = sorted(Path(options["--notebooks"]).glob("[0-9]*.py"))
-        imports = [list(i) for nb in notebooks for i in phase_imports(nb) if i != PLOTTING]
-    else:
-        imports = json.loads(sys.stdin.buffer.read() or b"[]")
+    if "--listen" not in options or "--notebooks" not in options:
+        sys.exit("usage: python -m churn.reports.zygote --listen SOCKET --notebooks FOLDER [--ploomber yes]")
+    notebooks = sorted(Path(options["--notebooks"]).glob("[0-9]*.py"))
+    imports = [
+        list(item) for item in dict.fromkeys(i for nb in notebooks for i in phase_imports(nb)) if item != PLOTTING
+    ]
     hello = _preload(imports, ploomber=options.get("--ploomber") == "yes")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     path = Path(options["--listen"])
